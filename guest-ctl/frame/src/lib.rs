@@ -1,0 +1,2 @@
+//! Placeholder until this crate is written.
+#![no_std]

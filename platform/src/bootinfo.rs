@@ -1,0 +1,97 @@
+//! The boot-info block: what the hypervisor tells a guest about its partition.
+//!
+//! Written by the hypervisor at [`crate::layout::ipa::BOOT_INFO`] before a guest's first
+//! instruction; the guest gets its address in `x0`. A guest started without the hypervisor finds
+//! no valid magic there (QEMU leaves a DTB) and falls back to [`BootInfo::native`].
+
+use crate::layout::ipa;
+
+/// Magic value identifying a valid boot-info block ("SISBOOT1").
+pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"SISBOOT1");
+
+/// Per-guest boot information. `repr(C)`, only `u64` fields: the layout is the ABI.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootInfo {
+    /// [`BOOT_INFO_MAGIC`].
+    pub magic: u64,
+    /// Index of this VM in the partition table.
+    pub vm_id: u64,
+    /// VM name, NUL padded.
+    pub name: [u8; 16],
+    /// Guest-physical RAM base.
+    pub ram_base: u64,
+    /// RAM size in bytes.
+    pub ram_size: u64,
+    /// Bit `n` set: physical core `n` (MPIDR Aff0 = n) belongs to this VM.
+    pub cpu_mask: u64,
+    /// MPIDR Aff0 of the core the VM boots on.
+    pub boot_cpu: u64,
+    /// Guest-physical base of the shared ring region (0 if none).
+    pub shared_base: u64,
+    /// Size of the shared ring region.
+    pub shared_size: u64,
+    /// Guest-physical base of the read-only audit log (0 if none).
+    pub audit_base: u64,
+    /// Size of the audit log.
+    pub audit_size: u64,
+    /// Guest-physical base of the read-only model region (0 if none).
+    pub model_base: u64,
+    /// Size of the model region.
+    pub model_size: u64,
+    /// CNTFRQ_EL0 as the hypervisor read it.
+    pub timer_freq: u64,
+}
+
+impl BootInfo {
+    /// Whether the block was written by the hypervisor.
+    pub fn is_valid(&self) -> bool {
+        self.magic == BOOT_INFO_MAGIC
+    }
+
+    /// The VM's name as text.
+    pub fn name(&self) -> &str {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        core::str::from_utf8(&self.name[..end]).unwrap_or("?")
+    }
+
+    /// What a guest assumes when it runs directly on QEMU without the hypervisor.
+    pub fn native(ram_size: u64) -> Self {
+        let mut name = [0u8; 16];
+        name[..6].copy_from_slice(b"native");
+        BootInfo {
+            magic: BOOT_INFO_MAGIC,
+            vm_id: 0,
+            name,
+            ram_base: ipa::RAM_BASE,
+            ram_size,
+            cpu_mask: 1,
+            boot_cpu: 0,
+            shared_base: 0,
+            shared_size: 0,
+            audit_base: 0,
+            audit_size: 0,
+            model_base: 0,
+            model_size: 0,
+            timer_freq: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_stable() {
+        assert_eq!(core::mem::size_of::<BootInfo>(), 14 * 8 + 8);
+        assert_eq!(core::mem::offset_of!(BootInfo, ram_base), 32);
+    }
+
+    #[test]
+    fn name_stops_at_nul() {
+        let b = BootInfo::native(1 << 20);
+        assert_eq!(b.name(), "native");
+        assert!(b.is_valid());
+    }
+}

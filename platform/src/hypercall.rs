@@ -1,0 +1,31 @@
+//! The SIS hypercall ABI (SMCCC, HVC conduit, vendor-specific hypervisor service range).
+//!
+//! A guest puts the function ID in `x0` and arguments in `x1..x6`, issues `hvc #0`, and gets the
+//! result in `x0` (negative values are the SMCCC error codes below) and extra results in `x1..x3`.
+//! PSCI calls (`0x8400_xxxx` / `0xC400_xxxx`) go through the same conduit and follow PSCI.
+
+/// SMCCC owner number of the vendor-specific hypervisor service range.
+pub const OWNER_VENDOR_HYP: u32 = 6;
+/// Fast call, SMC64 calling convention, vendor hypervisor owner.
+pub const VENDOR_HYP_BASE: u32 = 0xC600_0000;
+
+/// Returns the ABI version: `x0 = (major << 16) | minor`.
+pub const HV_VERSION: u32 = VENDOR_HYP_BASE;
+/// Raises the doorbell virtual IRQ in the peer VM. `x1` = target VM id.
+pub const HV_DOORBELL: u32 = VENDOR_HYP_BASE + 1;
+/// Appends a record to the audit log. `x1..x5` = record words (see the audit docs).
+pub const HV_AUDIT_APPEND: u32 = VENDOR_HYP_BASE + 2;
+/// Returns `x0 = vm id`, `x1 = cpu mask`, `x2 = RAM size`.
+pub const HV_VM_INFO: u32 = VENDOR_HYP_BASE + 3;
+
+/// ABI version reported by [`HV_VERSION`].
+pub const ABI_VERSION: u64 = 1 << 16;
+
+/// SMCCC: success.
+pub const SUCCESS: i64 = 0;
+/// SMCCC: function not supported.
+pub const NOT_SUPPORTED: i64 = -1;
+/// SMCCC: call not required.
+pub const NOT_REQUIRED: i64 = -2;
+/// SMCCC: invalid parameter.
+pub const INVALID_PARAMETER: i64 = -3;

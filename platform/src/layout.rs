@@ -1,0 +1,101 @@
+//! Addresses and interrupt numbers.
+//!
+//! `phys` is the machine (QEMU 7.2 `virt`, GICv3, `-m 2G`); `ipa` is what every guest sees
+//! through its stage-2 translation. Guest RAM is offset-mapped: both guests see their own RAM at
+//! [`ipa::RAM_BASE`], whatever physical range the partition table gives them.
+
+/// One 4 KiB page.
+pub const PAGE_SIZE: u64 = 0x1000;
+/// One 2 MiB block (stage-1/stage-2 level-2 block).
+pub const BLOCK_2M: u64 = 0x20_0000;
+
+/// Physical addresses and INTIDs of the QEMU `virt` machine.
+pub mod phys {
+    /// GICv3 distributor.
+    pub const GICD_BASE: u64 = 0x0800_0000;
+    /// Size of the distributor frame.
+    pub const GICD_SIZE: u64 = 0x1_0000;
+    /// First GICv3 redistributor (one 128 KiB frame pair per CPU).
+    pub const GICR_BASE: u64 = 0x080A_0000;
+    /// Stride between two CPUs' redistributors (RD_base + SGI_base).
+    pub const GICR_STRIDE: u64 = 0x2_0000;
+    /// The one physical PL011 UART.
+    pub const UART_BASE: u64 = 0x0900_0000;
+    /// First virtio-mmio transport; QEMU fills them from the top slot down.
+    pub const VIRTIO_MMIO_BASE: u64 = 0x0a00_0000;
+    /// Size of one virtio-mmio transport.
+    pub const VIRTIO_MMIO_STRIDE: u64 = 0x200;
+    /// Number of virtio-mmio transports on `virt`.
+    pub const VIRTIO_MMIO_COUNT: u64 = 32;
+    /// Start of RAM.
+    pub const RAM_BASE: u64 = 0x4000_0000;
+    /// RAM size the run script gives QEMU (`-m 2G`); the DTB is authoritative at run time.
+    pub const RAM_SIZE: u64 = 0x8000_0000;
+    /// Where QEMU leaves the device tree for an image linked above RAM base.
+    pub const DTB_ADDR: u64 = 0x4000_0000;
+    /// Number of physical cores (`-smp 4`).
+    pub const NUM_CORES: usize = 4;
+
+    /// Physical range the hypervisor image, its stacks, heap and page tables live in.
+    pub const HV_BASE: u64 = 0x4000_0000;
+    /// Size of the hypervisor's own RAM.
+    pub const HV_SIZE: u64 = 0x0400_0000;
+    /// Link address of the hypervisor (above the DTB).
+    pub const HV_LOAD: u64 = 0x4020_0000;
+
+    /// Where the run script places the model file with QEMU's loader device.
+    pub const MODEL_BASE: u64 = 0x7000_0000;
+    /// Largest model the partition table reserves room for.
+    pub const MODEL_SIZE: u64 = 0x1000_0000;
+
+    /// Shared inter-guest ring region.
+    pub const SHARED_BASE: u64 = 0x4800_0000;
+    /// Size of the shared ring region.
+    pub const SHARED_SIZE: u64 = 0x10_0000;
+    /// Hypervisor-kept audit log (read-only to guests).
+    pub const AUDIT_BASE: u64 = 0x4810_0000;
+    /// Size of the audit log region.
+    pub const AUDIT_SIZE: u64 = 0x10_0000;
+}
+
+/// INTIDs (GICv3 numbering).
+pub mod irq {
+    /// SGI the hypervisor uses to kick another core (pending virtual IRQs or messages).
+    pub const SGI_KICK: u32 = 1;
+    /// GIC maintenance interrupt (list-register underflow).
+    pub const MAINTENANCE: u32 = 25;
+    /// EL2 physical timer.
+    pub const HYP_TIMER: u32 = 26;
+    /// EL1 virtual timer, owned by whichever guest runs on the core.
+    pub const VTIMER: u32 = 27;
+    /// PL011 UART (physical, and the same number for each guest's emulated one).
+    pub const UART: u32 = 33;
+    /// First virtio-mmio transport's SPI; transport `n` uses `VIRTIO_MMIO_BASE_IRQ + n`.
+    pub const VIRTIO_MMIO_BASE_IRQ: u32 = 48;
+    /// Purely virtual SPI raised in the peer by the doorbell hypercall.
+    pub const DOORBELL: u32 = 40;
+    /// Highest INTID the emulated distributor implements (GICD_TYPER.ITLinesNumber = 2 → 96).
+    pub const MAX_SPI: u32 = 95;
+}
+
+/// Guest-physical layout shared by all guests.
+pub mod ipa {
+    /// Emulated GICv3 distributor.
+    pub const GICD_BASE: u64 = super::phys::GICD_BASE;
+    /// Emulated redistributors: a VM sees one frame per vCPU, packed from here.
+    pub const GICR_BASE: u64 = super::phys::GICR_BASE;
+    /// Emulated PL011 of each guest.
+    pub const UART_BASE: u64 = super::phys::UART_BASE;
+    /// Model file, read-only (guest-llm only).
+    pub const MODEL_BASE: u64 = 0x2000_0000;
+    /// Shared ring region (read/write in both guests).
+    pub const SHARED_BASE: u64 = 0x3000_0000;
+    /// Audit log (read-only in both guests).
+    pub const AUDIT_BASE: u64 = 0x3010_0000;
+    /// Guest RAM base: every guest's RAM starts here in its own address space.
+    pub const RAM_BASE: u64 = 0x4000_0000;
+    /// Where the hypervisor writes the [`crate::BootInfo`] block (first page of guest RAM).
+    pub const BOOT_INFO: u64 = RAM_BASE;
+    /// Link address of every guest kernel.
+    pub const KERNEL_BASE: u64 = RAM_BASE + 0x8_0000;
+}
