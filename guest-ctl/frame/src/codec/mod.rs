@@ -1,0 +1,289 @@
+//! The frame wire format: constants, typed requests, the encoder and the streaming decoder.
+//!
+//! Every frame is an 8-byte header followed by `len` payload bytes:
+//!
+//! | offset | size | field                                   |
+//! |--------|------|-----------------------------------------|
+//! | 0      | 1    | magic `0x43` (`'C'`)                    |
+//! | 1      | 1    | version (`0` or `1`)                    |
+//! | 2      | 1    | command                                 |
+//! | 3      | 1    | flags                                   |
+//! | 4      | 4    | `len`, u32 little-endian                |
+//! | 8      | len  | payload; first 8 bytes are the token    |
+//!
+//! `docs/frames.md` has the byte-exact layout of every payload.
+
+mod decoder;
+mod encode;
+mod parse;
+
+pub use decoder::{Decoder, DecoderStats, Event, Rejected};
+pub use encode::{encode, EncodeError};
+pub use parse::parse_payload;
+
+/// First header byte of every frame: ASCII `'C'`.
+pub const MAGIC: u8 = 0x43;
+/// Length of the fixed frame header in bytes.
+pub const HEADER_LEN: usize = 8;
+/// Length of the token that starts every payload.
+pub const TOKEN_LEN: usize = 8;
+/// Largest payload a version-0 frame may carry (the seed's limit).
+pub const MAX_PAYLOAD_V0: usize = 64;
+/// Longest prompt a version-1 frame may carry, in bytes of UTF-8.
+pub const MAX_PROMPT_V1: usize = 2048;
+/// Fixed part of a version-1 `LlmInferStart` payload (token, seq, max_tokens, temperature,
+/// top-p, seed) in front of the prompt.
+pub const V1_INFER_FIXED: usize = 8 + 4 + 2 + 2 + 2 + 8;
+/// Largest payload a version-1 frame may carry: a maximal `LlmInferStart`.
+pub const MAX_PAYLOAD_V1: usize = V1_INFER_FIXED + MAX_PROMPT_V1;
+/// Fixed part of a version-0 `LlmInferStart` payload (token, max_tokens).
+pub const V0_INFER_FIXED: usize = 8 + 2;
+/// Longest prompt a version-0 frame may carry.
+pub const MAX_PROMPT_V0: usize = MAX_PAYLOAD_V0 - V0_INFER_FIXED;
+/// Largest whole frame (header plus payload) of any version; an encode buffer of this size
+/// always suffices.
+pub const MAX_FRAME_LEN: usize = HEADER_LEN + MAX_PAYLOAD_V1;
+/// Oversize frames whose `len` is at most this are skipped exactly (the stream stays in
+/// sync); a larger `len` is taken as a corrupt header and the decoder resyncs right after it.
+pub const MAX_SKIP_LEN: u32 = 64 * 1024;
+
+/// Version-1 flag on `LlmInferStart`: stream tokens back as they are produced.
+pub const FLAG_STREAM: u8 = 0x01;
+/// Version-1 flag on `LlmInferStart`: wrap the prompt in the model's chat template.
+pub const FLAG_CHAT: u8 = 0x02;
+
+/// Temperature is carried in thousandths; this is the largest accepted (5.0).
+pub const MAX_TEMPERATURE_MILLI: u16 = 5000;
+/// Top-p is carried in thousandths; 1000 (1.0) disables nucleus filtering.
+pub const TOP_P_OFF_MILLI: u16 = 1000;
+
+/// Wire format version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// The seed's format: payload at most 64 bytes, no extra fields.
+    V0 = 0,
+    /// Extension: payload up to [`MAX_PAYLOAD_V1`], a sequence number, sampling fields and
+    /// the stream/chat flags.
+    V1 = 1,
+}
+
+impl Version {
+    /// Parse a version byte; `None` for versions this build does not know.
+    pub const fn from_u8(b: u8) -> Option<Version> {
+        match b {
+            0 => Some(Version::V0),
+            1 => Some(Version::V1),
+            _ => None,
+        }
+    }
+
+    /// Largest payload this version may carry.
+    pub const fn max_payload(self) -> usize {
+        match self {
+            Version::V0 => MAX_PAYLOAD_V0,
+            Version::V1 => MAX_PAYLOAD_V1,
+        }
+    }
+
+    /// Length of the common payload prefix (token, plus the sequence number in v1).
+    pub const fn prefix_len(self) -> usize {
+        match self {
+            Version::V0 => TOKEN_LEN,
+            Version::V1 => TOKEN_LEN + 4,
+        }
+    }
+}
+
+/// Command byte values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CommandCode {
+    /// `0x10`: load the model (needs ADMIN).
+    LlmLoad = 0x10,
+    /// `0x11`: start an inference (needs SUBMIT or ADMIN).
+    LlmInferStart = 0x11,
+    /// `0x12`: poll an inference for produced tokens (needs SUBMIT or ADMIN).
+    LlmInferPoll = 0x12,
+    /// `0x13`: cancel an inference (needs SUBMIT or ADMIN).
+    LlmCancel = 0x13,
+}
+
+impl CommandCode {
+    /// Parse a command byte; `None` for unknown commands.
+    pub const fn from_u8(b: u8) -> Option<CommandCode> {
+        match b {
+            0x10 => Some(CommandCode::LlmLoad),
+            0x11 => Some(CommandCode::LlmInferStart),
+            0x12 => Some(CommandCode::LlmInferPoll),
+            0x13 => Some(CommandCode::LlmCancel),
+            _ => None,
+        }
+    }
+}
+
+/// Sampling settings of an inference. Integers in thousandths keep the wire format exact and
+/// free of NaN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sampling {
+    /// Temperature × 1000; `0` means greedy (argmax). At most [`MAX_TEMPERATURE_MILLI`].
+    pub temperature_milli: u16,
+    /// Top-p × 1000, in `1..=1000`; `1000` disables nucleus filtering.
+    pub top_p_milli: u16,
+    /// Seed of the sampler's random generator (ignored when greedy).
+    pub seed: u64,
+}
+
+impl Sampling {
+    /// Greedy decoding: the only sampling a v0 frame can express.
+    pub const GREEDY: Sampling = Sampling {
+        temperature_milli: 0,
+        top_p_milli: TOP_P_OFF_MILLI,
+        seed: 0,
+    };
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling::GREEDY
+    }
+}
+
+/// Parameters of an `LlmInferStart` request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InferParams<'a> {
+    /// The prompt text; never empty.
+    pub prompt: &'a str,
+    /// Upper bound on generated tokens; at least 1.
+    pub max_tokens: u16,
+    /// Sampling settings (v0: always [`Sampling::GREEDY`]).
+    pub sampling: Sampling,
+    /// Apply the model's chat template (v1 flag [`FLAG_CHAT`]).
+    pub chat: bool,
+    /// Stream tokens back as they are produced (v1 flag [`FLAG_STREAM`]).
+    pub stream: bool,
+}
+
+/// A decoded command with its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// `0x10`: load the model, optionally declaring the per-step WCET in cycles.
+    LlmLoad {
+        /// Declared worst-case execution time per step, in CPU cycles.
+        wcet_cycles: Option<u64>,
+    },
+    /// `0x11`: start an inference.
+    LlmInferStart(InferParams<'a>),
+    /// `0x12`: fetch tokens produced by an inference.
+    LlmInferPoll {
+        /// Inference id returned by `LlmInferStart`.
+        infer_id: u32,
+        /// At most this many tokens in the reply.
+        max: Option<u16>,
+    },
+    /// `0x13`: cancel an inference.
+    LlmCancel {
+        /// Inference id returned by `LlmInferStart`.
+        infer_id: u32,
+    },
+}
+
+/// Rights a command needs, checked by [`crate::auth::Authenticator`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// Only an ADMIN token is accepted.
+    Admin,
+    /// A SUBMIT or an ADMIN token is accepted.
+    SubmitOrAdmin,
+}
+
+impl Command<'_> {
+    /// The command byte of this command.
+    pub const fn code(&self) -> CommandCode {
+        match self {
+            Command::LlmLoad { .. } => CommandCode::LlmLoad,
+            Command::LlmInferStart(_) => CommandCode::LlmInferStart,
+            Command::LlmInferPoll { .. } => CommandCode::LlmInferPoll,
+            Command::LlmCancel { .. } => CommandCode::LlmCancel,
+        }
+    }
+
+    /// Rights needed to run this command: `0x10` needs ADMIN, the others SUBMIT or ADMIN.
+    pub const fn requirement(&self) -> Requirement {
+        match self {
+            Command::LlmLoad { .. } => Requirement::Admin,
+            _ => Requirement::SubmitOrAdmin,
+        }
+    }
+}
+
+/// A well-formed request: version, token, optional sequence number and command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// Version the request was (or is to be) encoded with.
+    pub version: Version,
+    /// The token (first 8 payload bytes, u64 little-endian).
+    pub token: u64,
+    /// v1 only: request sequence number chosen by the host, the same on every retry of one
+    /// request so the guest may answer a duplicate from a cache. `0` = no deduplication.
+    /// Always `0` in v0.
+    pub seq: u32,
+    /// The command and its arguments.
+    pub command: Command<'a>,
+}
+
+impl Request<'_> {
+    /// The oldest version able to carry this request (v0 whenever possible, for seed
+    /// compatibility), or `None` if no version can (e.g. an oversize prompt).
+    pub fn min_version(&self) -> Option<Version> {
+        [Version::V0, Version::V1]
+            .into_iter()
+            .find(|&v| encode::check_representable(self, v).is_ok())
+    }
+}
+
+/// Why a delimited frame was not a well-formed request. Each maps to one reply code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The payload does not match the command's layout (reply `ERR 0x01`).
+    BadFrame(BadFrameReason),
+    /// Unknown command byte (reply `ERR 0x02`).
+    Unsupported,
+    /// `len` exceeds the version's limit (reply `ERR 0x04`).
+    Oversize {
+        /// The declared payload length.
+        len: u32,
+    },
+}
+
+/// Detail of a [`FrameError::BadFrame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadFrameReason {
+    /// Payload shorter than the token (and sequence number in v1).
+    MissingToken,
+    /// Payload length is not one the command allows.
+    BadLength,
+    /// Flags set that this version/command does not define.
+    BadFlags,
+    /// `max_tokens` is zero.
+    ZeroMaxTokens,
+    /// Prompt is empty.
+    EmptyPrompt,
+    /// Prompt is not valid UTF-8.
+    BadUtf8,
+    /// Temperature above [`MAX_TEMPERATURE_MILLI`].
+    BadTemperature,
+    /// Top-p outside `1..=1000`.
+    BadTopP,
+}
+
+impl FrameError {
+    /// The reply error code for this frame error.
+    pub const fn code(&self) -> crate::reply::ErrorCode {
+        use crate::reply::ErrorCode;
+        match self {
+            FrameError::BadFrame(_) => ErrorCode::BadFrame,
+            FrameError::Unsupported => ErrorCode::Unsupported,
+            FrameError::Oversize { .. } => ErrorCode::Oversize,
+        }
+    }
+}
