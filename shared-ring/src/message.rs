@@ -1,0 +1,248 @@
+//! Messages carried by the rings (postcard-encoded, every field bounded).
+//!
+//! The ring slot carries the sequence number; [`Received::seq`](crate::Received) hands it to the
+//! receiver, and responses name the request they answer by that number (`req_seq`).
+
+use core::fmt;
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+/// Largest prompt in an [`InferRequest`], in bytes.
+pub const MAX_PROMPT: usize = 1024;
+/// Largest token-text chunk in one [`Response::Tokens`], in bytes.
+pub const MAX_CHUNK: usize = 256;
+
+/// At most `N` raw bytes, encoded as one postcard byte string (length + bytes).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Bytes<const N: usize>(pub heapless::Vec<u8, N>);
+
+impl<const N: usize> Bytes<N> {
+    /// Copies `b`; `None` if it is longer than `N`.
+    pub fn from_slice(b: &[u8]) -> Option<Self> {
+        heapless::Vec::from_slice(b).ok().map(Self)
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<const N: usize> fmt::Debug for Bytes<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0.escape_ascii())
+    }
+}
+
+impl<const N: usize> Serialize for Bytes<N> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const N: usize>;
+        impl<'de, const N: usize> de::Visitor<'de> for V<N> {
+            type Value = Bytes<N>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "at most {N} bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Bytes::from_slice(v).ok_or_else(|| E::invalid_length(v.len(), &self))
+            }
+        }
+        d.deserialize_bytes(V::<N>)
+    }
+}
+
+/// Temperature in thousandths (fixed point: 700 = 0.7); 0 means greedy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Milli(pub u16);
+
+/// Flags of an inference request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InferFlags(pub u8);
+
+impl InferFlags {
+    /// Wrap the prompt in the model's chat template.
+    pub const CHAT: u8 = 0b01;
+    /// Stream tokens back as they are produced (`Tokens` responses before `Done`).
+    pub const STREAM: u8 = 0b10;
+
+    /// True if the chat flag is set.
+    pub fn chat(self) -> bool {
+        self.0 & Self::CHAT != 0
+    }
+    /// True if the stream flag is set.
+    pub fn stream(self) -> bool {
+        self.0 & Self::STREAM != 0
+    }
+}
+
+/// An inference job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InferRequest {
+    /// Job id chosen by the control guest (used by `Poll`, `Cancel`, `Tokens`, `Done`).
+    pub id: u32,
+    /// Most tokens to generate.
+    pub max_tokens: u16,
+    /// Sampling temperature.
+    pub temp: Milli,
+    /// Sampling seed (same seed, same output).
+    pub seed: u64,
+    /// Chat/stream flags.
+    pub flags: InferFlags,
+    /// Prompt text (UTF-8, at most [`MAX_PROMPT`] bytes).
+    pub prompt: heapless::String<MAX_PROMPT>,
+}
+
+/// Control guest → LLM guest.
+// No heap in the guests: a message lives on the stack and is encoded in place, so the
+// large variant is not boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Load (or reload) the model with a WCET estimate per token.
+    Load {
+        /// Worst-case cycles per token step.
+        wcet_cycles: u64,
+    },
+    /// Set the inference server's budget.
+    Budget {
+        /// Worst-case cycles per token step.
+        wcet_cycles: u64,
+        /// Server period.
+        period_ns: u64,
+        /// Token budget per period.
+        max_tokens_per_period: u32,
+    },
+    /// Start an inference job.
+    Infer(InferRequest),
+    /// Cancel a job.
+    Cancel {
+        /// Job id.
+        id: u32,
+    },
+    /// Ask for up to `max` buffered tokens of a job.
+    Poll {
+        /// Job id.
+        id: u32,
+        /// Most tokens to return.
+        max: u16,
+    },
+    /// Ask for a status snapshot.
+    Status,
+    /// Liveness/latency probe; answered by `Pong` with the same `t0`.
+    Ping {
+        /// Sender's timestamp.
+        t0: u64,
+    },
+}
+
+/// Why a request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The request's arguments are invalid.
+    BadRequest,
+    /// No model is loaded.
+    NoModel,
+    /// No job with that id.
+    UnknownId,
+    /// Admission control refused the job or budget.
+    Rejected,
+    /// Too many jobs in flight.
+    Busy,
+    /// The job was cancelled.
+    Cancelled,
+    /// Something failed inside the LLM guest.
+    Internal,
+}
+
+/// Status bits of a finished job (same values as the audit status bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneStatus(pub u8);
+
+impl DoneStatus {
+    /// Completed.
+    pub const OK: u8 = 0b001;
+    /// Refused or aborted.
+    pub const REJECT: u8 = 0b010;
+    /// Missed at least one deadline.
+    pub const DEADLINE_MISS: u8 = 0b100;
+}
+
+/// Final report of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    /// Job id.
+    pub id: u32,
+    /// Tokens generated.
+    pub tokens: u32,
+    /// Prompt length in tokens.
+    pub prompt_len: u32,
+    /// Wall time from start to finish.
+    pub elapsed_ns: u64,
+    /// Cycles spent on the job.
+    pub cycles: u64,
+    /// Status bits ([`DoneStatus`]).
+    pub status: DoneStatus,
+}
+
+/// Snapshot of the LLM guest's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    /// A model is loaded.
+    pub model_loaded: bool,
+    /// Current WCET per token step.
+    pub wcet_cycles: u64,
+    /// Current server period.
+    pub period_ns: u64,
+    /// Current token budget per period.
+    pub max_tokens_per_period: u32,
+    /// Jobs running or queued.
+    pub jobs: u16,
+    /// Tokens generated since boot.
+    pub tokens_total: u64,
+    /// Deadline misses since boot.
+    pub deadline_misses: u64,
+    /// Requests rejected since boot.
+    pub rejected: u64,
+}
+
+/// LLM guest → control guest.
+// No heap in the guests: a message lives on the stack and is encoded in place, so the
+// large variant is not boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// The request with sequence number `req_seq` was accepted.
+    Ack {
+        /// Sequence number of the request.
+        req_seq: u64,
+    },
+    /// The request with sequence number `req_seq` failed.
+    Error {
+        /// Sequence number of the request.
+        req_seq: u64,
+        /// Why.
+        code: ErrorCode,
+    },
+    /// A chunk of generated text (raw bytes: a chunk may end inside a UTF-8 sequence).
+    Tokens {
+        /// Job id.
+        id: u32,
+        /// Number of tokens in the chunk.
+        n: u16,
+        /// Their text.
+        text: Bytes<MAX_CHUNK>,
+    },
+    /// A job finished.
+    Done(Done),
+    /// Answer to `Status`.
+    Status(StatusSnapshot),
+    /// Answer to `Ping`.
+    Pong {
+        /// The `t0` of the ping.
+        t0: u64,
+    },
+}
