@@ -292,6 +292,9 @@ impl<T, M: Mem> Producer<T, M> {
 struct Cursor {
     tail: u64,
     cached_head: u64,
+    /// Lowest sequence number still acceptable: one past the last slot accepted. A resync to
+    /// an earlier head never replays a message.
+    floor: u64,
 }
 
 impl Cursor {
@@ -322,7 +325,7 @@ impl Cursor {
         let s = ring.slot(pos);
         let seq = mem.load(s, Ordering::Relaxed);
         let len = mem.load(s + 1, Ordering::Relaxed);
-        let verdict = if seq != pos {
+        let verdict = if seq != pos || pos < self.floor {
             Err((pos, RejectReason::BadSequence))
         } else if len > ring.payload_max() as u64 {
             Err((pos, RejectReason::BadLength))
@@ -340,6 +343,7 @@ impl Cursor {
                 let n = rest.len();
                 rest.copy_from_slice(&w[..n]);
             }
+            self.floor = pos.saturating_add(1);
             Ok(Some((pos, len)))
         };
         // The copy is done: release the slot to the producer.
@@ -368,6 +372,7 @@ impl<T, M: Mem> Consumer<T, M> {
             cur: Cursor {
                 tail,
                 cached_head: tail,
+                floor: tail,
             },
             stats: ConsumerStats::default(),
             buf: [0; MAX_PAYLOAD],

@@ -445,3 +445,33 @@ fn threads_transfer_every_message_in_order() {
         });
     });
 }
+
+#[test]
+fn head_moved_backwards_never_replays_a_message() {
+    let heap = HeapRegion::new(LEN);
+    let mem = heap.region();
+    let w = req_words();
+    let mut ctl = init(mem, &Geometry::DEFAULT).unwrap();
+    let mut llm = attach(mem).unwrap();
+    for t0 in 0..5 {
+        ctl.requests.send(&Request::Ping { t0 }).unwrap();
+    }
+    for _ in 0..5 {
+        llm.requests.recv().unwrap();
+    }
+    // The peer rewinds the head to 2: the consumer resyncs its tail to 2...
+    mem.store(w.head, 2, Ordering::Release);
+    assert_eq!(
+        llm.requests.try_recv().unwrap_err().reason,
+        RejectReason::BadIndex
+    );
+    // ...and when the real head (6) shows up again, slots 2..4 still hold valid-looking
+    // messages 2..4, which must not be delivered twice.
+    ctl.requests.send(&Request::Ping { t0: 5 }).unwrap();
+    for pos in 2..5 {
+        let e = llm.requests.try_recv().unwrap_err();
+        assert_eq!((e.pos, e.reason), (pos, RejectReason::BadSequence));
+    }
+    let r = llm.requests.try_recv().unwrap().unwrap();
+    assert_eq!((r.seq, r.msg), (5, Request::Ping { t0: 5 }));
+}
