@@ -275,6 +275,34 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
+    fn random_admitted_sets_with_short_steps_never_miss(
+        loads in admissible_loads(),
+        seed in any::<u64>(),
+    ) {
+        // Steps of 100 us against periods >= 1 ms: blocking <= 10%, and 0.85 + 0.10 <= 1.
+        let step = 100 * US;
+        let loads: Vec<Load> = loads
+            .into_iter()
+            .map(|l| {
+                let q = (l.config.budget_ns / step).max(1) * step;
+                Load {
+                    config: ServerConfig::new(q, l.config.period_ns, 0),
+                    exec_min: step,
+                    exec_max: q,
+                    extra_max: l.extra_max / step * step,
+                    grain: step,
+                }
+            })
+            .collect();
+        let admitted: u64 = loads.iter().map(|l| l.config.utilisation_ppb()).sum();
+        prop_assume!(admitted <= 850_000_000);
+        let horizon = 60 * 20 * 1_000 * US;
+        let out = simulate(&loads, horizon, Preemption::BetweenSteps(step), seed);
+        prop_assert_eq!(out.sched.totals().counters.deadline_misses, 0);
+        prop_assert!(out.clients.iter().all(|c| !c.completions.is_empty()));
+    }
+
+    #[test]
     fn random_admitted_sets_never_miss(loads in admissible_loads(), seed in any::<u64>()) {
         let horizon = 60 * 20 * 1_000 * US;
         let out = simulate(&loads, horizon, Preemption::Anywhere, seed);
