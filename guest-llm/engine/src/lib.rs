@@ -1,2 +1,66 @@
-//! Placeholder until this crate is written.
+//! SIS inference engine: a Llama-architecture transformer for `no_std` + `alloc`.
+//!
+//! - Loaders: GGUF v2/v3 ([`gguf`], [`Model::from_gguf`]) with F32, F16, Q8_0 and Q4_1
+//!   tensors, and llama2.c checkpoints ([`llama2c`]); both borrow the weights from the
+//!   file slice (zero copy) and treat the file as hostile.
+//! - Forward pass ([`forward`]): RMSNorm, RoPE, grouped-query attention, SwiGLU, binary16
+//!   KV cache; quantized weights are multiplied with 8-bit quantized activations.
+//! - Tokenizers ([`tokenizer`]): GPT-2 byte-level BPE from GGUF and llama2.c's
+//!   `tokenizer.bin`.
+//! - Generation ([`Session`]): bounded prefill chunks, one token per call, greedy or
+//!   seeded temperature/top-p sampling ([`sampler`]).
+//! - Determinism: the arithmetic has a fixed order and uses `libm`, so every target
+//!   produces the same tokens; matrix rows are spread through [`Parallel`].
 #![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod chat;
+pub mod error;
+pub mod forward;
+pub mod gguf;
+pub mod half;
+pub mod le;
+pub mod llama2c;
+pub mod matrix;
+pub mod model;
+pub mod parallel;
+pub mod quant;
+pub mod sampler;
+pub mod session;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use model::{Config, Model};
+pub use parallel::{Parallel, Serial};
+pub use sampler::SamplerConfig;
+pub use session::{Session, SessionConfig, StopReason};
+pub use tokenizer::{Tokenizer, Utf8Stream};
+
+/// Token id.
+pub type TokenId = u32;
+
+/// Loads a model and its tokenizer from a GGUF file held in memory (borrowed, not copied).
+pub fn load_gguf(file: &[u8]) -> Result<(Model<'_>, Tokenizer<'_>)> {
+    let g = gguf::Gguf::parse(file)?;
+    let model = Model::from_gguf(&g)?;
+    let tok = Tokenizer::from_gguf(&g)?;
+    if tok.vocab_size() != model.config.vocab_size {
+        return Err(Error::Format(alloc::format!(
+            "tokenizer has {} tokens, model {}",
+            tok.vocab_size(),
+            model.config.vocab_size
+        )));
+    }
+    Ok((model, tok))
+}
+
+/// Loads a llama2.c checkpoint and its `tokenizer.bin` (both borrowed).
+pub fn load_llama2c<'a>(checkpoint: &'a [u8], tokenizer: &'a [u8]) -> Result<(Model<'a>, Tokenizer<'a>)> {
+    let model = llama2c::load(checkpoint)?;
+    let tok = Tokenizer::from_llama2c(tokenizer, model.config.vocab_size)?;
+    Ok((model, tok))
+}

@@ -1,0 +1,176 @@
+//! Host runner: load a model, generate from a prompt, print text and speeds.
+//!
+//! `llm-run --model PATH --prompt TEXT [--max-tokens N] [--temp T] [--top-p P]
+//!  [--seed S] [--chat] [--system TEXT] [--tokenizer PATH] [--context N] [--threads N]
+//!  [--show-tokens]`
+
+use sis_engine::chat;
+use sis_engine::parallel::StdThreads;
+use sis_engine::{load_gguf, load_llama2c, SamplerConfig, Session, SessionConfig, Utf8Stream};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+struct Args {
+    model: String,
+    tokenizer: Option<String>,
+    prompt: String,
+    max_tokens: usize,
+    temp: f32,
+    top_p: f32,
+    seed: u64,
+    chat: bool,
+    system: Option<String>,
+    context: Option<usize>,
+    threads: usize,
+    show_tokens: bool,
+}
+
+const USAGE: &str = "usage: llm-run --model PATH --prompt TEXT [--max-tokens N] [--temp T] \
+[--top-p P] [--seed S] [--chat] [--system TEXT] [--tokenizer PATH] [--context N] \
+[--threads N] [--show-tokens]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        model: String::new(),
+        tokenizer: None,
+        prompt: String::new(),
+        max_tokens: 128,
+        temp: 0.0,
+        top_p: 1.0,
+        seed: 0,
+        chat: false,
+        system: None,
+        context: None,
+        threads: 1,
+        show_tokens: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        fn num<T: std::str::FromStr>(s: String, name: &str) -> Result<T, String> {
+            s.parse().map_err(|_| format!("{name}: cannot parse {s:?}"))
+        }
+        match flag.as_str() {
+            "--model" => a.model = val("--model")?,
+            "--tokenizer" => a.tokenizer = Some(val("--tokenizer")?),
+            "--prompt" => a.prompt = val("--prompt")?,
+            "--max-tokens" => a.max_tokens = num(val("--max-tokens")?, "--max-tokens")?,
+            "--temp" => a.temp = num(val("--temp")?, "--temp")?,
+            "--top-p" => a.top_p = num(val("--top-p")?, "--top-p")?,
+            "--seed" => a.seed = num(val("--seed")?, "--seed")?,
+            "--context" => a.context = Some(num(val("--context")?, "--context")?),
+            "--threads" => a.threads = num(val("--threads")?, "--threads")?,
+            "--system" => a.system = Some(val("--system")?),
+            "--chat" => a.chat = true,
+            "--show-tokens" => a.show_tokens = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if a.model.is_empty() {
+        return Err(format!("--model is required\n{USAGE}"));
+    }
+    Ok(a)
+}
+
+fn run() -> Result<(), String> {
+    let a = parse_args()?;
+    let file = std::fs::read(&a.model).map_err(|e| format!("{}: {e}", a.model))?;
+    let tok_file = match &a.tokenizer {
+        Some(p) => std::fs::read(p).map_err(|e| format!("{p}: {e}"))?,
+        None => Vec::new(),
+    };
+    let t_load = Instant::now();
+    let (model, tok) = if file.starts_with(b"GGUF") {
+        load_gguf(&file)
+    } else {
+        if a.tokenizer.is_none() {
+            return Err("llama2.c checkpoints need --tokenizer PATH (tokenizer.bin)".into());
+        }
+        load_llama2c(&file, &tok_file)
+    }
+    .map_err(|e| format!("{}: {e}", a.model))?;
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+
+    let text = if a.chat {
+        let sys = a.system.as_deref().filter(|s| !s.is_empty());
+        chat::chatml(sys, &a.prompt)
+    } else {
+        a.prompt.clone()
+    };
+    let prompt = tok.encode_prompt(&text);
+    if prompt.is_empty() {
+        return Err("the prompt encodes to no tokens".into());
+    }
+    if a.show_tokens {
+        eprintln!("prompt tokens: {prompt:?}");
+    }
+    let context = a
+        .context
+        .unwrap_or_else(|| (prompt.len() + a.max_tokens).min(model.config.max_seq_len));
+    let par = StdThreads { threads: a.threads };
+    let mut s = Session::new(
+        &model,
+        &par,
+        SessionConfig {
+            context,
+            max_new_tokens: a.max_tokens,
+            sampler: SamplerConfig {
+                temperature: a.temp,
+                top_p: a.top_p,
+                seed: a.seed,
+            },
+            stop_tokens: tok.stop.clone(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    s.feed(&prompt).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    while s.pending() > 0 {
+        s.prefill(64).map_err(|e| e.to_string())?;
+    }
+    let pp = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let mut stream = Utf8Stream::new();
+    let mut out = std::io::stdout().lock();
+    let mut prev = prompt.last().copied();
+    let mut ids = Vec::new();
+    let mut bytes = Vec::new();
+    while let Some(t) = s.next_token().map_err(|e| e.to_string())? {
+        bytes.clear();
+        tok.decode(prev, t, &mut bytes);
+        prev = Some(t);
+        ids.push(t);
+        let _ = out.write_all(stream.push(&bytes).as_bytes());
+        let _ = out.flush();
+    }
+    let _ = writeln!(out, "{}", stream.finish());
+    let gen = t1.elapsed().as_secs_f64();
+    if a.show_tokens {
+        eprintln!("generated tokens: {ids:?}");
+    }
+    let n = ids.len();
+    eprintln!(
+        "[load {load_ms:.1} ms | prompt {} tok in {:.1} ms = {:.1} tok/s | generated {n} tok in {:.1} ms = {:.1} tok/s | stop: {:?} | weights {:.1} MB, KV cache {:.1} MB]",
+        prompt.len(),
+        pp * 1e3,
+        prompt.len() as f64 / pp,
+        gen * 1e3,
+        n as f64 / gen.max(1e-9),
+        s.stop_reason(),
+        model.weight_bytes() as f64 / 1e6,
+        s.kv_bytes() as f64 / 1e6,
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("llm-run: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

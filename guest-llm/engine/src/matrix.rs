@@ -1,0 +1,279 @@
+//! Borrowed weight matrices and the (parallel) matrix product.
+
+use crate::error::{format_err, Error, Result};
+use crate::half::{f16_to_f32, round_f16};
+use crate::le::{f32_at, u16_at};
+use crate::parallel::Parallel;
+use crate::quant::{self, GroupActs, Q8Acts, Q4_1_BLOCK, Q8_0_BLOCK, QK};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Storage format of a weight tensor, borrowed from the model file.
+#[derive(Debug, Clone, Copy)]
+pub enum Storage<'a> {
+    /// Little-endian f32 values.
+    F32(&'a [u8]),
+    /// Little-endian binary16 values.
+    F16(&'a [u8]),
+    /// ggml Q8_0 blocks.
+    Q8_0(&'a [u8]),
+    /// ggml Q4_1 blocks.
+    Q4_1(&'a [u8]),
+    /// llama2.c int8 values with one f32 scale per `group` values.
+    GroupQ8 {
+        /// int8 values, row-major.
+        q: &'a [u8],
+        /// f32 scales, one per group.
+        s: &'a [u8],
+        /// Values per group.
+        group: usize,
+    },
+}
+
+/// A `rows x cols` row-major matrix in its file format.
+#[derive(Debug, Clone, Copy)]
+pub struct Matrix<'a> {
+    /// Output dimension.
+    pub rows: usize,
+    /// Input dimension (values per row).
+    pub cols: usize,
+    /// The borrowed data.
+    pub storage: Storage<'a>,
+}
+
+/// Rows handed to one work item of a parallel product.
+pub const ROWS_PER_CHUNK: usize = 16;
+
+enum Acts {
+    F32(Vec<f32>),
+    Q8(Vec<Q8Acts>),
+    Group(Vec<GroupActs>),
+}
+
+impl<'a> Matrix<'a> {
+    /// Checks that the data has exactly the size the shape needs and returns the matrix.
+    pub fn new(rows: usize, cols: usize, storage: Storage<'a>, name: &str) -> Result<Self> {
+        let n = rows
+            .checked_mul(cols)
+            .ok_or_else(|| format_err!("{name}: shape {rows}x{cols} overflows"))?;
+        let (have, need) = match storage {
+            Storage::F32(b) => (b.len(), n.checked_mul(4)),
+            Storage::F16(b) => (b.len(), n.checked_mul(2)),
+            Storage::Q8_0(b) | Storage::Q4_1(b) => {
+                if cols % QK != 0 {
+                    return Err(format_err!(
+                        "{name}: row length {cols} is not a multiple of the block size {QK}"
+                    ));
+                }
+                let bs = if matches!(storage, Storage::Q8_0(_)) {
+                    Q8_0_BLOCK
+                } else {
+                    Q4_1_BLOCK
+                };
+                (b.len(), (n / QK).checked_mul(bs))
+            }
+            Storage::GroupQ8 { q, s, group } => {
+                if group == 0 || cols % group != 0 {
+                    return Err(format_err!(
+                        "{name}: row length {cols} is not a multiple of the group size {group}"
+                    ));
+                }
+                if s.len() != (n / group) * 4 {
+                    return Err(format_err!("{name}: scale table has the wrong size"));
+                }
+                (q.len(), Some(n))
+            }
+        };
+        if need != Some(have) {
+            return Err(format_err!(
+                "{name}: data is {have} bytes, shape {rows}x{cols} needs {need:?}"
+            ));
+        }
+        Ok(Matrix {
+            rows,
+            cols,
+            storage,
+        })
+    }
+
+    /// Bytes of weight data (as held in the file).
+    pub fn byte_len(&self) -> usize {
+        match self.storage {
+            Storage::F32(b) | Storage::F16(b) | Storage::Q8_0(b) | Storage::Q4_1(b) => b.len(),
+            Storage::GroupQ8 { q, s, .. } => q.len() + s.len(),
+        }
+    }
+
+    /// Writes row `r` as f32 into `out` (used for the token embedding).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<()> {
+        if r >= self.rows || out.len() != self.cols {
+            return Err(Error::InvalidArgument(alloc::format!(
+                "row {r} of a {}-row matrix",
+                self.rows
+            )));
+        }
+        let c = self.cols;
+        match self.storage {
+            Storage::F32(b) => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = f32_at(b, r * c + i);
+                }
+            }
+            Storage::F16(b) => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = f16_to_f32(u16_at(b, r * c + i));
+                }
+            }
+            Storage::Q8_0(b) => {
+                let row = &b[r * (c / QK) * Q8_0_BLOCK..(r + 1) * (c / QK) * Q8_0_BLOCK];
+                for (blk, o) in row.chunks_exact(Q8_0_BLOCK).zip(out.chunks_exact_mut(QK)) {
+                    let d = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+                    for j in 0..QK {
+                        o[j] = (blk[2 + j] as i8) as f32 * d;
+                    }
+                }
+            }
+            Storage::Q4_1(b) => {
+                let row = &b[r * (c / QK) * Q4_1_BLOCK..(r + 1) * (c / QK) * Q4_1_BLOCK];
+                for (blk, o) in row.chunks_exact(Q4_1_BLOCK).zip(out.chunks_exact_mut(QK)) {
+                    let d = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+                    let m = f16_to_f32(u16::from_le_bytes([blk[2], blk[3]]));
+                    for j in 0..16 {
+                        o[j] = (blk[4 + j] & 0x0f) as f32 * d + m;
+                        o[j + 16] = (blk[4 + j] >> 4) as f32 * d + m;
+                    }
+                }
+            }
+            Storage::GroupQ8 { q, s, group } => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    let k = r * c + i;
+                    *o = (q[k] as i8) as f32 * f32_at(s, k / group);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn quantize_inputs(&self, xs: &[f32], n: usize) -> Acts {
+        let c = self.cols;
+        match self.storage {
+            Storage::F32(_) => Acts::F32(xs.to_vec()),
+            Storage::F16(_) => Acts::F32(xs.iter().map(|&v| round_f16(v)).collect()),
+            Storage::Q8_0(_) | Storage::Q4_1(_) => Acts::Q8(
+                (0..n)
+                    .map(|t| Q8Acts::quantize(&xs[t * c..(t + 1) * c]))
+                    .collect(),
+            ),
+            Storage::GroupQ8 { group, .. } => Acts::Group(
+                (0..n)
+                    .map(|t| GroupActs::quantize(&xs[t * c..(t + 1) * c], group))
+                    .collect(),
+            ),
+        }
+    }
+
+    #[inline]
+    fn dot_row(&self, r: usize, acts: &Acts, t: usize) -> f32 {
+        let c = self.cols;
+        match (&self.storage, acts) {
+            (Storage::F32(b), Acts::F32(x)) => {
+                quant::dot_f32(&b[r * c * 4..(r + 1) * c * 4], &x[t * c..(t + 1) * c])
+            }
+            (Storage::F16(b), Acts::F32(x)) => {
+                quant::dot_f16(&b[r * c * 2..(r + 1) * c * 2], &x[t * c..(t + 1) * c])
+            }
+            (Storage::Q8_0(b), Acts::Q8(a)) => {
+                let rb = (c / QK) * Q8_0_BLOCK;
+                quant::dot_q8_0(&b[r * rb..(r + 1) * rb], &a[t])
+            }
+            (Storage::Q4_1(b), Acts::Q8(a)) => {
+                let rb = (c / QK) * Q4_1_BLOCK;
+                quant::dot_q4_1(&b[r * rb..(r + 1) * rb], &a[t])
+            }
+            (Storage::GroupQ8 { q, s, group }, Acts::Group(a)) => {
+                let gpr = c / group;
+                quant::dot_group_q8(
+                    &q[r * c..(r + 1) * c],
+                    &s[r * gpr * 4..(r + 1) * gpr * 4],
+                    *group,
+                    &a[t],
+                )
+            }
+            // quantize_inputs always builds the variant that matches the storage.
+            _ => f32::NAN,
+        }
+    }
+
+    /// Computes `out[t * rows + r] = dot(row r, xs[t * cols ..])` for `n` input vectors.
+    ///
+    /// Rows are split into chunks of [`ROWS_PER_CHUNK`] handed to `par`; every output is
+    /// computed by the same code whatever the split, so results are identical for any
+    /// number of workers and for any batch size.
+    pub fn matmul(&self, par: &dyn Parallel, xs: &[f32], n: usize, out: &mut [f32]) {
+        assert_eq!(xs.len(), n * self.cols, "matmul input shape");
+        assert_eq!(out.len(), n * self.rows, "matmul output shape");
+        let acts = self.quantize_inputs(xs, n);
+        let cells: Vec<AtomicU32> = (0..n * self.rows).map(|_| AtomicU32::new(0)).collect();
+        let rows = self.rows;
+        let chunks = rows.div_ceil(ROWS_PER_CHUNK);
+        par.for_each(chunks, &|ci| {
+            let r0 = ci * ROWS_PER_CHUNK;
+            let r1 = (r0 + ROWS_PER_CHUNK).min(rows);
+            for r in r0..r1 {
+                for t in 0..n {
+                    let v = self.dot_row(r, &acts, t);
+                    cells[t * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                }
+            }
+        });
+        for (o, c) in out.iter_mut().zip(&cells) {
+            *o = f32::from_bits(c.load(Ordering::Relaxed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parallel::Serial;
+
+    struct Reversed;
+    impl Parallel for Reversed {
+        fn for_each(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+            for i in (0..n).rev() {
+                f(i);
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_same_for_any_split_and_batch() {
+        let rows = 40;
+        let cols = 64;
+        let w: Vec<u8> = (0..rows * cols)
+            .flat_map(|i| (((i * 37) % 101) as f32 / 50.0 - 1.0).to_le_bytes())
+            .collect();
+        let m = Matrix::new(rows, cols, Storage::F32(&w), "w").unwrap();
+        let xs: Vec<f32> = (0..3 * cols).map(|i| (i % 13) as f32 - 6.0).collect();
+        let mut a = alloc::vec![0.0; 3 * rows];
+        let mut b = alloc::vec![0.0; 3 * rows];
+        m.matmul(&Serial, &xs, 3, &mut a);
+        m.matmul(&Reversed, &xs, 3, &mut b);
+        assert_eq!(a, b);
+        let mut one = alloc::vec![0.0; rows];
+        m.matmul(&Serial, &xs[cols..2 * cols], 1, &mut one);
+        assert_eq!(&a[rows..2 * rows], &one[..]);
+        // Row 5 of input 0 by hand.
+        let exact: f32 = (0..cols).map(|i| f32_at(&w, 5 * cols + i) * xs[i]).sum();
+        assert!((a[5] - exact).abs() < 1e-3);
+    }
+
+    #[test]
+    fn wrong_sizes_are_rejected() {
+        let b = [0u8; 100];
+        assert!(Matrix::new(2, 32, Storage::Q8_0(&b), "x").is_err());
+        assert!(Matrix::new(2, 33, Storage::Q4_1(&b[..40]), "x").is_err());
+        assert!(Matrix::new(usize::MAX, 3, Storage::F32(&b), "x").is_err());
+        assert!(Matrix::new(2, 32, Storage::Q4_1(&b[..40]), "x").is_ok());
+    }
+}

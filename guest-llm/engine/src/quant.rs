@@ -1,0 +1,283 @@
+//! Block formats and the dot-product kernels.
+//!
+//! Weights stay in their file format; activations are quantized to 8 bits per 32-value
+//! block the way llama.cpp does (Q8_0 scale rounded to f16, Q8_1 also carries
+//! `s = d * sum(q)`), or per group with an f32 scale for llama2.c's Q8 checkpoints.
+//!
+//! Determinism: integer block sums are exact; the float combination across blocks uses
+//! four accumulators in a fixed interleave and a fixed final order, plain `*` and `+`
+//! (Rust never fuses them), so every target computes identical bits.
+
+use crate::half::{f16_to_f32, round_f16};
+use crate::le::{f32_at, u16_at};
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Values per block in Q8_0 and Q4_1.
+pub const QK: usize = 32;
+/// Bytes per Q8_0 block: f16 scale + 32 signed bytes.
+pub const Q8_0_BLOCK: usize = 34;
+/// Bytes per Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
+pub const Q4_1_BLOCK: usize = 20;
+
+/// Activations quantized to 8 bits per 32-value block (shared by Q8_0 and Q8_1 use).
+#[derive(Debug, Clone, Default)]
+pub struct Q8Acts {
+    /// Per-block scale, rounded through f16 as ggml stores it.
+    pub d: Vec<f32>,
+    /// Per-block `d * sum(q)`, rounded through f16 (the Q8_1 `s` field).
+    pub s: Vec<f32>,
+    /// Quantized values.
+    pub q: Vec<i8>,
+}
+
+impl Q8Acts {
+    /// Quantizes `x` (length a multiple of [`QK`]).
+    pub fn quantize(x: &[f32]) -> Self {
+        let nb = x.len() / QK;
+        let mut out = Q8Acts {
+            d: vec![0.0; nb],
+            s: vec![0.0; nb],
+            q: vec![0; nb * QK],
+        };
+        for (b, xb) in x.chunks_exact(QK).enumerate() {
+            let mut amax = 0.0f32;
+            for &v in xb {
+                amax = amax.max(libm::fabsf(v));
+            }
+            let d = amax / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let mut sum = 0i32;
+            for (j, &v) in xb.iter().enumerate() {
+                let q = libm::roundf(v * id) as i8;
+                out.q[b * QK + j] = q;
+                sum += q as i32;
+            }
+            out.d[b] = round_f16(d);
+            out.s[b] = round_f16(sum as f32 * d);
+        }
+        out
+    }
+}
+
+/// Activations quantized per `group` values with an f32 scale (llama2.c `runq.c`).
+#[derive(Debug, Clone, Default)]
+pub struct GroupActs {
+    /// Per-group scale.
+    pub s: Vec<f32>,
+    /// Quantized values.
+    pub q: Vec<i8>,
+}
+
+impl GroupActs {
+    /// Quantizes `x` (length a multiple of `group`).
+    pub fn quantize(x: &[f32], group: usize) -> Self {
+        let ng = x.len() / group;
+        let mut out = GroupActs {
+            s: vec![0.0; ng],
+            q: vec![0; ng * group],
+        };
+        for (g, xg) in x.chunks_exact(group).enumerate() {
+            let mut wmax = 0.0f32;
+            for &v in xg {
+                wmax = wmax.max(libm::fabsf(v));
+            }
+            let scale = wmax / 127.0;
+            out.s[g] = scale;
+            for (j, &v) in xg.iter().enumerate() {
+                let qv = if scale != 0.0 { v / scale } else { 0.0 };
+                out.q[g * group + j] = libm::roundf(qv) as i8;
+            }
+        }
+        out
+    }
+}
+
+#[inline(always)]
+fn sum4(acc: [f32; 4]) -> f32 {
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
+}
+
+/// Sums eight lanes in a fixed tree order.
+#[inline(always)]
+pub fn sum8(a: [f32; 8]) -> f32 {
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}
+
+/// Dot product of a Q4_1 row with Q8_1 activations.
+#[inline]
+pub fn dot_q4_1(row: &[u8], a: &Q8Acts) -> f32 {
+    let mut acc = [0.0f32; 4];
+    for (b, (blk, y)) in row
+        .chunks_exact(Q4_1_BLOCK)
+        .zip(a.q.chunks_exact(QK))
+        .enumerate()
+    {
+        let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+        let mw = f16_to_f32(u16::from_le_bytes([blk[2], blk[3]]));
+        let qs = &blk[4..20];
+        let (ylo, yhi) = y.split_at(16);
+        let mut sumi = 0i32;
+        for j in 0..16 {
+            sumi += (qs[j] & 0x0f) as i32 * ylo[j] as i32 + (qs[j] >> 4) as i32 * yhi[j] as i32;
+        }
+        acc[b & 3] += (dw * a.d[b]) * sumi as f32 + mw * a.s[b];
+    }
+    sum4(acc)
+}
+
+/// Dot product of a Q8_0 row with Q8_0 activations.
+#[inline]
+pub fn dot_q8_0(row: &[u8], a: &Q8Acts) -> f32 {
+    let mut acc = [0.0f32; 4];
+    for (b, (blk, y)) in row
+        .chunks_exact(Q8_0_BLOCK)
+        .zip(a.q.chunks_exact(QK))
+        .enumerate()
+    {
+        let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+        let qs = &blk[2..34];
+        let mut sumi = 0i32;
+        for j in 0..QK {
+            sumi += (qs[j] as i8) as i32 * y[j] as i32;
+        }
+        acc[b & 3] += sumi as f32 * (dw * a.d[b]);
+    }
+    sum4(acc)
+}
+
+/// Dot product of a group-quantized int8 row (values `q`, f32 scales `s`) with group
+/// activations.
+#[inline]
+pub fn dot_group_q8(q: &[u8], s: &[u8], group: usize, a: &GroupActs) -> f32 {
+    let mut acc = [0.0f32; 4];
+    for (g, (wq, xq)) in q.chunks_exact(group).zip(a.q.chunks_exact(group)).enumerate() {
+        let mut ival = 0i32;
+        for (&w, &x) in wq.iter().zip(xq) {
+            ival += (w as i8) as i32 * x as i32;
+        }
+        acc[g & 3] += (ival as f32 * f32_at(s, g)) * a.s[g];
+    }
+    sum4(acc)
+}
+
+/// Dot product of a little-endian f32 row with `x`.
+#[inline]
+pub fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut wc = row.chunks_exact(32);
+    let mut xc = x.chunks_exact(8);
+    for (w8, x8) in (&mut wc).zip(&mut xc) {
+        for j in 0..8 {
+            acc[j] += f32_at(w8, j) * x8[j];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (i, &xv) in xc.remainder().iter().enumerate() {
+        tail += f32_at(wc.remainder(), i) * xv;
+    }
+    sum8(acc) + tail
+}
+
+/// Dot product of a little-endian f16 row with `x` (already rounded through f16, as
+/// ggml converts activations for f16 weights).
+#[inline]
+pub fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut wc = row.chunks_exact(16);
+    let mut xc = x.chunks_exact(8);
+    for (w8, x8) in (&mut wc).zip(&mut xc) {
+        for j in 0..8 {
+            acc[j] += f16_to_f32(u16_at(w8, j)) * x8[j];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (i, &xv) in xc.remainder().iter().enumerate() {
+        tail += f16_to_f32(u16_at(wc.remainder(), i)) * xv;
+    }
+    sum8(acc) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::half::f32_to_f16;
+
+    fn lcg(seed: &mut u32) -> f32 {
+        *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (*seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+    }
+
+    #[test]
+    fn q4_1_dot_matches_dequantized_math() {
+        let mut seed = 7;
+        let n = 64;
+        let mut row = Vec::new();
+        let mut deq = Vec::new();
+        for _ in 0..n / QK {
+            let d = 0.05f32;
+            let m = -0.4f32;
+            row.extend_from_slice(&f32_to_f16(d).to_le_bytes());
+            row.extend_from_slice(&f32_to_f16(m).to_le_bytes());
+            let mut nib = [0u8; 32];
+            for v in nib.iter_mut() {
+                *v = ((lcg(&mut seed) + 1.0) * 7.99) as u8;
+            }
+            for j in 0..16 {
+                row.push(nib[j] | (nib[j + 16] << 4));
+            }
+            let (dd, mm) = (round_f16(d), round_f16(m));
+            deq.extend(nib.iter().map(|&q| dd * q as f32 + mm));
+        }
+        let x: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
+        let exact: f32 = deq.iter().zip(&x).map(|(a, b)| a * b).sum();
+        let got = dot_q4_1(&row, &Q8Acts::quantize(&x));
+        assert!((got - exact).abs() < 0.05, "{got} vs {exact}");
+    }
+
+    #[test]
+    fn q8_0_dot_matches_dequantized_math() {
+        let mut seed = 3;
+        let n = 96;
+        let mut row = Vec::new();
+        let mut deq = Vec::new();
+        for _ in 0..n / QK {
+            let d = 0.01f32;
+            row.extend_from_slice(&f32_to_f16(d).to_le_bytes());
+            for _ in 0..QK {
+                let q = (lcg(&mut seed) * 127.0) as i8;
+                row.push(q as u8);
+                deq.push(round_f16(d) * q as f32);
+            }
+        }
+        let x: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
+        let exact: f32 = deq.iter().zip(&x).map(|(a, b)| a * b).sum();
+        let got = dot_q8_0(&row, &Q8Acts::quantize(&x));
+        assert!((got - exact).abs() < 0.02, "{got} vs {exact}");
+    }
+
+    #[test]
+    fn activation_quantization_bounds_error() {
+        let x: Vec<f32> = (0..64).map(|i| (i as f32 - 31.5) / 10.0).collect();
+        let a = Q8Acts::quantize(&x);
+        for (i, &v) in x.iter().enumerate() {
+            let back = a.q[i] as f32 * a.d[i / QK];
+            assert!((back - v).abs() <= a.d[i / QK] * 0.51 + 1e-3);
+        }
+        let g = GroupActs::quantize(&x, 16);
+        for (i, &v) in x.iter().enumerate() {
+            assert!((g.q[i] as f32 * g.s[i / 16] - v).abs() <= g.s[i / 16] * 0.51);
+        }
+    }
+
+    #[test]
+    fn f32_and_f16_dots() {
+        let w: Vec<f32> = (0..19).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let x: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let halves: Vec<u8> = w.iter().flat_map(|v| f32_to_f16(*v).to_le_bytes()).collect();
+        let exact: f32 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
+        assert!((dot_f32(&bytes, &x) - exact).abs() < 1e-4);
+        assert!((dot_f16(&halves, &x) - exact).abs() < 1e-4);
+    }
+}

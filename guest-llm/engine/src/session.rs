@@ -1,0 +1,173 @@
+//! Streaming generation: prompt prefill in bounded chunks, then one token per call.
+
+use crate::error::{Error, Result};
+use crate::forward::{forward, KvCache, Logits};
+use crate::model::Model;
+use crate::parallel::Parallel;
+use crate::sampler::{Sampler, SamplerConfig};
+use alloc::format;
+use alloc::vec::Vec;
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model produced a stop token.
+    StopToken,
+    /// `max_new_tokens` were generated.
+    MaxTokens,
+    /// The KV cache is full.
+    ContextFull,
+}
+
+/// Settings for a [`Session`].
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// KV cache capacity in tokens (at most the model's context length).
+    pub context: usize,
+    /// Tokens to generate at most.
+    pub max_new_tokens: usize,
+    /// Sampling parameters.
+    pub sampler: SamplerConfig,
+    /// Tokens that end generation (not returned).
+    pub stop_tokens: Vec<u32>,
+}
+
+/// One generation: a KV cache, a sampler and the queue of prompt tokens.
+pub struct Session<'s, 'a> {
+    model: &'s Model<'a>,
+    par: &'s dyn Parallel,
+    cache: KvCache,
+    sampler: Sampler,
+    cfg: SessionConfig,
+    pending: Vec<u32>,
+    consumed: usize,
+    logits: Option<Vec<f32>>,
+    to_feed: Option<u32>,
+    generated: usize,
+    stopped: Option<StopReason>,
+}
+
+impl<'s, 'a> Session<'s, 'a> {
+    /// Creates a session; allocates the KV cache.
+    pub fn new(model: &'s Model<'a>, par: &'s dyn Parallel, cfg: SessionConfig) -> Result<Self> {
+        Ok(Session {
+            cache: KvCache::new(model, cfg.context)?,
+            sampler: Sampler::new(cfg.sampler)?,
+            model,
+            par,
+            cfg,
+            pending: Vec::new(),
+            consumed: 0,
+            logits: None,
+            to_feed: None,
+            generated: 0,
+            stopped: None,
+        })
+    }
+
+    /// Queues prompt tokens (checked against the vocabulary and the context).
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        let v = self.model.config.vocab_size;
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= v) {
+            return Err(Error::InvalidArgument(format!(
+                "token {t} is outside the vocabulary ({v})"
+            )));
+        }
+        let queued = self.cache.len() + self.pending.len() - self.consumed + tokens.len();
+        if queued > self.cache.capacity() {
+            return Err(Error::ContextFull {
+                capacity: self.cache.capacity(),
+            });
+        }
+        if let Some(t) = self.to_feed.take() {
+            self.pending.push(t);
+        }
+        self.pending.extend_from_slice(tokens);
+        self.stopped = None;
+        Ok(())
+    }
+
+    /// Prompt tokens queued but not yet run.
+    pub fn pending(&self) -> usize {
+        self.pending.len() - self.consumed
+    }
+
+    /// Runs at most `max` queued prompt tokens as one batch; returns how many remain.
+    pub fn prefill(&mut self, max: usize) -> Result<usize> {
+        let n = self.pending().min(max.max(1));
+        if n == 0 {
+            return Ok(0);
+        }
+        let chunk = &self.pending[self.consumed..self.consumed + n];
+        let last = self.consumed + n == self.pending.len();
+        let want = if last { Logits::Last } else { Logits::None };
+        let out = forward(self.model, &mut self.cache, self.par, chunk, want)?;
+        self.consumed += n;
+        if last {
+            self.logits = Some(out);
+            self.pending.clear();
+            self.consumed = 0;
+        }
+        Ok(self.pending())
+    }
+
+    /// Produces the next token, or `None` when generation has stopped (see
+    /// [`Session::stop_reason`]). Any queued prompt is prefilled first.
+    pub fn next_token(&mut self) -> Result<Option<u32>> {
+        if self.stopped.is_some() {
+            return Ok(None);
+        }
+        while self.pending() > 0 {
+            self.prefill(64)?;
+        }
+        if self.generated >= self.cfg.max_new_tokens {
+            self.stopped = Some(StopReason::MaxTokens);
+            return Ok(None);
+        }
+        if let Some(t) = self.to_feed.take() {
+            if self.cache.len() >= self.cache.capacity() {
+                self.to_feed = Some(t);
+                self.stopped = Some(StopReason::ContextFull);
+                return Ok(None);
+            }
+            self.logits = Some(forward(
+                self.model,
+                &mut self.cache,
+                self.par,
+                &[t],
+                Logits::Last,
+            )?);
+        }
+        let Some(logits) = self.logits.take() else {
+            return Err(Error::InvalidArgument("no prompt was fed".into()));
+        };
+        let tok = self.sampler.sample(&logits);
+        if self.cfg.stop_tokens.contains(&tok) {
+            self.stopped = Some(StopReason::StopToken);
+            return Ok(None);
+        }
+        self.generated += 1;
+        self.to_feed = Some(tok);
+        Ok(Some(tok))
+    }
+
+    /// Why generation stopped, once it has.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stopped
+    }
+
+    /// Positions in the KV cache.
+    pub fn position(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Bytes held by the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.cache.byte_len()
+    }
+
+    /// Tokens generated so far.
+    pub fn generated(&self) -> usize {
+        self.generated
+    }
+}
