@@ -1,0 +1,299 @@
+//! Reply line tests: exact formats, escaping, truncation, parsing and its errors.
+
+use proptest::prelude::*;
+use sis_frame::reply::*;
+
+fn line(f: impl FnOnce(&mut [u8]) -> Result<usize, FormatError>) -> String {
+    let mut buf = [0u8; 512];
+    let n = f(&mut buf).unwrap();
+    String::from_utf8(buf[..n].to_vec()).unwrap()
+}
+
+fn unescape(e: Escaped<'_>) -> Vec<u8> {
+    e.unescape().collect::<Result<_, _>>().unwrap()
+}
+
+#[test]
+fn ok_and_err_lines_are_exact() {
+    assert_eq!(line(|b| write_ok(b, &[])), "OK\n");
+    assert_eq!(line(|b| write_ok(b, &[Field::num("id", 3)])), "OK id=3\n");
+    assert_eq!(
+        line(|b| write_ok(b, &[Field::text("model", b"smol lm|2")])),
+        "OK model=smol\\x20lm\\|2\n"
+    );
+    assert_eq!(
+        line(|b| write_err(b, ErrorCode::AuthFailed, &[])),
+        "ERR 0x05\n"
+    );
+    assert_eq!(
+        line(|b| write_err(b, ErrorCode::RateLimited, &[Field::num("retry_ms", 1500)])),
+        "ERR 0x07 retry_ms=1500\n"
+    );
+    for (code, n) in ErrorCode::ALL.iter().zip(1u8..) {
+        assert_eq!(*code as u8, n);
+        assert_eq!(ErrorCode::from_u8(n), Some(*code));
+        assert_eq!(
+            line(|b| write_err(b, *code, &[])),
+            format!("ERR 0x{n:02x}\n")
+        );
+    }
+    assert_eq!(ErrorCode::from_u8(0), None);
+    assert_eq!(ErrorCode::from_u8(0x0b), None);
+}
+
+#[test]
+fn bad_keys_and_overflow_are_errors() {
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        write_ok(&mut buf, &[Field::num("Id", 1)]),
+        Err(FormatError::BadKey)
+    );
+    assert_eq!(
+        write_ok(&mut buf, &[Field::num("", 1)]),
+        Err(FormatError::BadKey)
+    );
+    assert_eq!(
+        write_ok(&mut buf, &[Field::num("a b", 1)]),
+        Err(FormatError::BadKey)
+    );
+    let mut tiny = [0u8; 2];
+    assert_eq!(write_ok(&mut tiny, &[]), Err(FormatError::Overflow));
+    let mut three = [0u8; 3];
+    assert_eq!(write_ok(&mut three, &[]), Ok(3));
+}
+
+#[test]
+fn poll_line_is_exact_and_escapes_items() {
+    let info = PollInfo {
+        id: 3,
+        done: true,
+        plen: 14,
+        model: b"SmolLM2-135M",
+    };
+    let items: [&[u8]; 4] = [b" why", b"a|b", b"x\ny\\", &[0xe6, 0x97]];
+    let mut buf = [0u8; 256];
+    let w = write_poll(&mut buf, &info, items).unwrap();
+    let s = std::str::from_utf8(&buf[..w.len]).unwrap();
+    assert_eq!(
+        s,
+        "OK TOK id=3 n=4 done=1 plen=14 model=SmolLM2-135M items= why|a\\|b|x\\ny\\\\|\\xe6\\x97\n"
+    );
+    assert_eq!(w.items, 4);
+    match parse_reply(&buf[..w.len]).unwrap() {
+        Reply::Poll(p) => {
+            assert_eq!((p.id, p.n, p.done, p.plen), (3, 4, true, 14));
+            assert_eq!(unescape(p.model), b"SmolLM2-135M");
+            let got: Vec<Vec<u8>> = p.items.map(unescape).collect();
+            let want: Vec<Vec<u8>> = items.iter().map(|i| i.to_vec()).collect();
+            assert_eq!(got, want);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn poll_fits_what_it_can_and_never_claims_done_early() {
+    let info = PollInfo {
+        id: 1,
+        done: true,
+        plen: 2,
+        model: b"m",
+    };
+    let items: Vec<&[u8]> = vec![b"aaaa"; 20];
+    // "OK TOK id=1 n=N done=D plen=2 model=m items=" is 44 bytes with one digit of n.
+    let mut buf = [0u8; 60];
+    let w = write_poll(&mut buf, &info, items.iter().copied()).unwrap();
+    assert!(w.len <= buf.len());
+    // One more item would not have fitted.
+    assert!(w.len + "|aaaa".len() > buf.len());
+    assert!(w.items > 0 && w.items < 20);
+    let s = std::str::from_utf8(&buf[..w.len]).unwrap();
+    assert!(s.contains(" done=0 "), "{s}");
+    assert!(s.contains(&format!(" n={} ", w.items)), "{s}");
+    assert!(parse_reply(&buf[..w.len]).is_ok());
+    // Zero items, done.
+    let w = write_poll(&mut buf, &info, std::iter::empty()).unwrap();
+    assert_eq!(
+        &buf[..w.len],
+        b"OK TOK id=1 n=0 done=1 plen=2 model=m items=\n"
+    );
+    // Not even the header fits.
+    let mut small = [0u8; 20];
+    assert_eq!(
+        write_poll(&mut small, &info, items.iter().copied()),
+        Err(FormatError::Overflow)
+    );
+}
+
+#[test]
+fn stream_and_end_lines() {
+    assert_eq!(
+        line(|b| write_stream_token(b, 9, 0, b" Hello|\n")),
+        "STREAM id=9 i=0 tok= Hello\\|\\n\n"
+    );
+    assert_eq!(
+        line(|b| write_end(b, 9, 8, EndReason::Max, None)),
+        "END id=9 n=8 reason=max\n"
+    );
+    assert_eq!(
+        line(|b| write_end(b, 9, 2, EndReason::Fail, Some(ErrorCode::Unavailable))),
+        "END id=9 n=2 reason=fail code=0x06\n"
+    );
+    match parse_reply(b"STREAM id=9 i=0 tok= Hello\\|\\n\n").unwrap() {
+        Reply::Stream { id, i, tok } => {
+            assert_eq!((id, i), (9, 0));
+            assert_eq!(unescape(tok), b" Hello|\n");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parse_reply(b"END id=9 n=2 reason=fail code=0x06").unwrap(),
+        Reply::End {
+            id: 9,
+            n: 2,
+            reason: EndReason::Fail,
+            code: Some(6)
+        }
+    );
+}
+
+#[test]
+fn parse_ok_err_fields() {
+    match parse_reply(b"OK id=3 model=a\\x20b\n").unwrap() {
+        Reply::Ok(f) => {
+            assert_eq!(f.get_u64("id"), Some(3));
+            assert_eq!(unescape(f.get("model").unwrap()), b"a b");
+            assert_eq!(f.get("nope"), None);
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse_reply(b"OK").unwrap() {
+        Reply::Ok(f) => assert!(f.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    match parse_reply(b"ERR 0x7f retry_ms=10\n").unwrap() {
+        Reply::Err { code, fields } => {
+            assert_eq!(code, 0x7f);
+            assert_eq!(fields.get_u64("retry_ms"), Some(10));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn malformed_lines_are_rejected() {
+    let bad: [&[u8]; 22] = [
+        b"",
+        b"\n",
+        b"HELLO",
+        b"OKAY",
+        b"OK id",
+        b"OK Id=3",
+        b"OK id=a\\q",
+        b"OK  id=3",
+        b"ERR 5",
+        b"ERR 0x5",
+        b"ERR 0xzz",
+        b"ERR 0x05x",
+        b"OK TOK id=1 n=2 done=1 plen=0 model=m items=a",
+        b"OK TOK id=1 n=0 done=1 plen=0 model=m items=a",
+        b"OK TOK id=1 n=1 done=2 plen=0 model=m items=a",
+        b"OK TOK id=01 n=1 done=1 plen=0 model=m items=a",
+        b"OK TOK id=1 n=1 done=1 plen=0 model=m items=a\\",
+        b"OK TOK id=99999999999 n=1 done=1 plen=0 model=m items=a",
+        b"STREAM id=1 tok=x",
+        b"END id=1 n=1 reason=later",
+        b"END id=1 n=1 reason=max code=0x06 more=1",
+        b"OK id=1\r",
+    ];
+    for l in bad {
+        assert!(
+            parse_reply(l).is_err(),
+            "accepted {:?}",
+            String::from_utf8_lossy(l)
+        );
+    }
+    assert_eq!(parse_reply(b"OK\nOK"), Err(ParseError::EmbeddedNewline));
+    assert_eq!(parse_reply(b"NOPE"), Err(ParseError::UnknownKind));
+}
+
+#[test]
+fn unescape_errors() {
+    let check = |s: &[u8], e| assert_eq!(Escaped::new(s).validate(), Err(e), "{s:?}");
+    check(b"a\\", UnescapeError::Truncated);
+    check(b"\\x4", UnescapeError::Truncated);
+    check(b"\\xg0", UnescapeError::BadEscape);
+    check(b"\\q", UnescapeError::BadEscape);
+    check(b"a|b", UnescapeError::RawByte(b'|'));
+    check(&[0x80], UnescapeError::RawByte(0x80));
+    let mut out = [0u8; 2];
+    assert_eq!(
+        Escaped::new(b"abc").unescape_into(&mut out),
+        Err(UnescapeError::BufferTooSmall)
+    );
+    assert_eq!(
+        Escaped::new(b"\\X41b").validate(),
+        Err(UnescapeError::BadEscape)
+    );
+    assert_eq!(Escaped::new(b"\\x4Fb").unescape_into(&mut out), Ok(2));
+    assert_eq!(&out, b"Ob");
+}
+
+proptest! {
+    #[test]
+    fn items_round_trip(items in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..12), 0..12),
+                        model in prop::collection::vec(any::<u8>(), 0..12),
+                        id in any::<u32>(), plen in any::<u32>(), done in any::<bool>()) {
+        let info = PollInfo { id, done, plen, model: &model };
+        let mut buf = vec![0u8; 4096];
+        let w = write_poll(&mut buf, &info, items.iter().map(|v| v.as_slice())).unwrap();
+        prop_assert_eq!(w.items, items.len());
+        prop_assert!(buf[..w.len].iter().all(|b| b.is_ascii() && (*b >= 0x20 || *b == b'\n')));
+        prop_assert_eq!(buf[..w.len].iter().filter(|&&b| b == b'\n').count(), 1);
+        match parse_reply(&buf[..w.len]).unwrap() {
+            Reply::Poll(p) => {
+                prop_assert_eq!((p.id, p.plen, p.done, p.n as usize), (id, plen, done, items.len()));
+                prop_assert_eq!(unescape(p.model), model);
+                let got: Vec<Vec<u8>> = p.items.map(unescape).collect();
+                prop_assert_eq!(got, items);
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+
+    #[test]
+    fn truncated_polls_stay_parseable(items in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 1..30),
+                                      cap in 40usize..200) {
+        let info = PollInfo { id: 1, done: true, plen: 1, model: b"m" };
+        let mut buf = vec![0u8; cap];
+        if let Ok(w) = write_poll(&mut buf, &info, items.iter().map(|v| v.as_slice())) {
+            match parse_reply(&buf[..w.len]).unwrap() {
+                Reply::Poll(p) => {
+                    prop_assert_eq!(p.n as usize, w.items);
+                    prop_assert_eq!(p.done, w.items == items.len());
+                    let got: Vec<Vec<u8>> = p.items.map(unescape).collect();
+                    prop_assert_eq!(&got[..], &items[..w.items]);
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+
+    #[test]
+    fn stream_tokens_round_trip(tok in prop::collection::vec(any::<u8>(), 0..40), id in any::<u32>(), i in any::<u32>()) {
+        let mut buf = [0u8; 256];
+        let n = write_stream_token(&mut buf, id, i, &tok).unwrap();
+        match parse_reply(&buf[..n]).unwrap() {
+            Reply::Stream { id: a, i: b, tok: t } => {
+                prop_assert_eq!((a, b), (id, i));
+                prop_assert_eq!(unescape(t), tok);
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+
+    #[test]
+    fn parser_never_panics(line in prop::collection::vec(any::<u8>(), 0..80)) {
+        let _ = parse_reply(&line);
+    }
+}
