@@ -1,0 +1,192 @@
+//! Console traffic on the hypervisor side: physical UART input routed to the focused console
+//! (a guest's emulated PL011 or the monitor), guest output onto the multiplexed UART, and the
+//! monitor's commands.
+
+use core::sync::atomic::Ordering;
+
+use sis_platform::layout::irq;
+use sis_platform::partition::VmId;
+
+use super::print::CONSOLE;
+use super::uart;
+use super::vcpu::Vcpu;
+use super::vm::{self, CAUSES, VMS};
+use crate::console::{Input, Target};
+use crate::hvprintln;
+use crate::monitor::{self, Command, Edit, LineEditor, LINE_MAX};
+
+static MONITOR_LINE: spin::Mutex<LineEditor> = spin::Mutex::new(LineEditor::new());
+
+/// One byte a guest wrote to its PL011 data register.
+pub fn guest_output(vm: VmId, b: u8) {
+    CONSOLE.lock().output(Target::Vm(vm), b, &mut uart::put);
+}
+
+/// Drains the physical UART (its interrupt is routed to core 0).
+pub fn receive(v: &mut Vcpu) {
+    while let Some(b) = uart::get() {
+        let action = CONSOLE.lock().input(b);
+        match action {
+            Input::Deliver(Target::Monitor, b) => monitor_input(v, b),
+            Input::Deliver(Target::Vm(id), b) => deliver(id, b),
+            Input::Switched(t) => switched(t),
+            Input::BadEscape(k) => hvprintln!(
+                "unknown console key Ctrl-A {:?}: 0 monitor, 1 ctl, 2 llm, Ctrl-A Ctrl-A sends Ctrl-A",
+                k as char
+            ),
+            Input::Nothing => {}
+        }
+    }
+}
+
+fn deliver(id: VmId, b: u8) {
+    let vm = &VMS[id];
+    if !vm.running() {
+        if vm.stats.input_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            hvprintln!(
+                "vm {} is stopped: input dropped (Ctrl-A 0, then 'start {}')",
+                vm.cfg.name,
+                vm.cfg.name
+            );
+        }
+        return;
+    }
+    let target = {
+        let mut d = vm.inner.lock();
+        // A full FIFO drops the byte and counts it in the UART's own counter.
+        d.vuart.receive(b);
+        d.vgic.target(irq::UART)
+    };
+    vm.kick(target);
+}
+
+fn switched(t: Target) {
+    let mut c = CONSOLE.lock();
+    c.end_line(&mut uart::put);
+    for b in "--- console: ".bytes().chain(t.name().bytes()) {
+        c.output(Target::Monitor, b, &mut uart::put);
+    }
+    for b in " (Ctrl-A 0 monitor, 1 ctl, 2 llm) ---\n".bytes() {
+        c.output(Target::Monitor, b, &mut uart::put);
+    }
+    if t == Target::Monitor {
+        drop(c);
+        prompt();
+    } else {
+        c.replay(t, &mut uart::put);
+    }
+}
+
+fn prompt() {
+    let mut c = CONSOLE.lock();
+    c.end_line(&mut uart::put);
+    for b in monitor::PROMPT.bytes() {
+        c.output(Target::Monitor, b, &mut uart::put);
+    }
+}
+
+/// Prints the monitor prompt (at boot).
+pub fn monitor_prompt() {
+    prompt();
+}
+
+fn monitor_input(v: &mut Vcpu, b: u8) {
+    let edit = MONITOR_LINE.lock().feed(b);
+    match edit {
+        Edit::Echo(c) => CONSOLE.lock().output(Target::Monitor, c, &mut uart::put),
+        Edit::Erase => {
+            let mut c = CONSOLE.lock();
+            for x in [0x08, b' ', 0x08] {
+                c.output(Target::Monitor, x, &mut uart::put);
+            }
+        }
+        Edit::Overflow => {
+            hvprintln!("");
+            hvprintln!("line too long (max {LINE_MAX} characters)");
+            prompt();
+        }
+        Edit::Submit => {
+            let mut buf = [0u8; LINE_MAX];
+            let n = MONITOR_LINE.lock().take(&mut buf);
+            hvprintln!("");
+            let line = core::str::from_utf8(&buf[..n]).unwrap_or("");
+            match monitor::parse(line) {
+                Ok(Some(cmd)) => execute(v, cmd),
+                Ok(None) => {}
+                Err(e) => hvprintln!("{e}"),
+            }
+            prompt();
+        }
+        Edit::None => {}
+    }
+}
+
+fn execute(v: &mut Vcpu, cmd: Command) {
+    match cmd {
+        Command::Help => {
+            for (name, arg, what) in monitor::COMMANDS {
+                hvprintln!("  {name} {arg:<8} - {what}");
+            }
+            hvprintln!(
+                "  keys: Ctrl-A 0 monitor, Ctrl-A 1 ctl, Ctrl-A 2 llm, Ctrl-A Ctrl-A literal"
+            );
+        }
+        Command::Vms => vms(),
+        Command::Stop(id) => report(id, "stopped", vm::stop(&VMS[id])),
+        Command::Start(id) => report(id, "started", vm::start(&VMS[id])),
+        Command::Restart(id) => report(id, "restarted", vm::restart(&VMS[id])),
+        Command::Switch(t) => {
+            CONSOLE.lock().set_focus(t);
+            hvprintln!("console input now goes to {}", t.name());
+        }
+    }
+    // A stop/restart of this core's own VM takes effect at the loop's next turn.
+    let _ = v;
+}
+
+fn report(id: VmId, what: &str, r: Result<(), vm::LifecycleError>) {
+    let name = VMS[id].cfg.name;
+    match r {
+        Ok(()) => hvprintln!("vm {name} {what}"),
+        Err(e) => hvprintln!("vm {name} {e}"),
+    }
+}
+
+fn vms() {
+    for vm in VMS.iter() {
+        let cfg = vm.cfg;
+        let s = &vm.stats;
+        let exits: [u64; 6] = core::array::from_fn(|i| s.exits[i].load(Ordering::Relaxed));
+        let total: u64 = exits.iter().sum();
+        let mut cores = [0u8; 16];
+        let mut n = 0;
+        for (i, c) in cfg.cores.iter().enumerate() {
+            if i > 0 {
+                cores[n] = b',';
+                n += 1;
+            }
+            cores[n] = b'0' + *c as u8;
+            n += 1;
+        }
+        let cores = core::str::from_utf8(&cores[..n]).unwrap_or("?");
+        let (rx, dropped) = {
+            let d = vm.inner.lock();
+            (d.vuart.rx_bytes, d.vuart.rx_dropped)
+        };
+        hvprintln!(
+            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} restarts={} uart_rx={} input_dropped={}",
+            cfg.name,
+            if vm.running() { "running" } else { "stopped" },
+            cores,
+            cfg.ram.size >> 20,
+            cfg.ram.pa,
+            total,
+            CAUSES[0], exits[0], CAUSES[1], exits[1], CAUSES[2], exits[2],
+            CAUSES[3], exits[3], CAUSES[4], exits[4], CAUSES[5], exits[5],
+            s.irqs.load(Ordering::Relaxed),
+            s.restarts.load(Ordering::Relaxed),
+            rx,
+            dropped + s.input_dropped.load(Ordering::Relaxed),
+        );
+    }
+}

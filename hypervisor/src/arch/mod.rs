@@ -1,0 +1,138 @@
+//! The hardware edge of the hypervisor (aarch64, EL2). Everything here runs only on the target.
+
+pub mod boot;
+pub mod console_in;
+pub mod dtb;
+pub mod gic;
+pub mod hypercall;
+pub mod lr;
+pub mod mmio;
+pub mod mmu;
+pub mod print;
+pub mod uart;
+pub mod vcpu;
+pub mod vm;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use aarch64_cpu::registers::MPIDR_EL1;
+use sis_platform::layout::{irq, phys};
+use sis_platform::partition::PARTITIONS;
+use tock_registers::interfaces::Readable;
+
+use crate::hvprintln;
+use crate::stage2::{MemKind, Stage2, Table};
+
+/// Stage-2 tables per VM.
+const S2_TABLES: usize = 16;
+static S2_POOLS: [spin::Mutex<[Table; S2_TABLES]>; PARTITIONS.len()] =
+    [const { spin::Mutex::new([Table::EMPTY; S2_TABLES]) }; PARTITIONS.len()];
+static S2_ROOTS: [AtomicU64; PARTITIONS.len()] = [const { AtomicU64::new(0) }; PARTITIONS.len()];
+
+/// The physical core this code runs on.
+pub fn this_core() -> usize {
+    (MPIDR_EL1.get() & 0xFF) as usize
+}
+
+/// Root of a VM's stage-2 tables.
+pub fn stage2_root(vm: usize) -> u64 {
+    S2_ROOTS[vm].load(Ordering::Acquire)
+}
+
+/// Builds every VM's stage-2 tables from the partition table.
+fn build_stage2() {
+    for (id, vm) in PARTITIONS.iter().enumerate() {
+        let mut pool = S2_POOLS[id].lock();
+        let mut s2 = Stage2::new(&mut pool[..]);
+        let mut map = |m: &sis_platform::partition::Mapping, kind| {
+            if let Err(e) = s2.map(m.ipa, m.pa, m.size, kind, m.access) {
+                panic!("stage-2 for vm {}: cannot map {:#x}: {e:?}", vm.name, m.ipa);
+            }
+        };
+        map(&vm.ram, MemKind::Normal);
+        for m in vm.regions {
+            map(m, MemKind::Normal);
+        }
+        for m in vm.devices {
+            map(m, MemKind::Device);
+        }
+        S2_ROOTS[id].store(s2.root_addr(), Ordering::Release);
+    }
+}
+
+/// Rust entry of every core (from `boot.rs`).
+#[unsafe(no_mangle)]
+extern "C" fn hv_entry(core: usize) -> ! {
+    if core == 0 {
+        mmu::build();
+        mmu::enable();
+        boot_primary();
+    } else {
+        mmu::enable();
+        gic::init_cpu(core);
+    }
+    vcpu::run(core)
+}
+
+fn boot_primary() {
+    hvprintln!(
+        "SIS hypervisor: EL2, {} VMs, {} cores",
+        PARTITIONS.len(),
+        phys::NUM_CORES
+    );
+    dtb::check(phys::DTB_ADDR);
+    gic::init_distributor();
+    gic::init_cpu(0);
+    gic::enable_spi(irq::UART, 0);
+    uart::set_rx_irq(true);
+    build_stage2();
+    for vm in PARTITIONS.iter() {
+        for &spi in vm.irqs {
+            gic::enable_spi(spi, vm.cores[0]);
+        }
+    }
+    for core in 1..phys::NUM_CORES {
+        let entry = boot::_secondary_entry as *const () as u64;
+        if let Err(e) = smccc::psci::cpu_on::<smccc::Smc>(core as u64, entry, core as u64) {
+            hvprintln!("core {core}: PSCI CPU_ON failed: {e:?}");
+        }
+    }
+    for vm in vm::VMS.iter() {
+        match vm::start(vm) {
+            Ok(()) => hvprintln!(
+                "vm {}: cores {:?}, {} MiB RAM at {:#x}, started",
+                vm.cfg.name,
+                vm.cfg.cores,
+                vm.cfg.ram.size >> 20,
+                vm.cfg.ram.pa
+            ),
+            Err(e) => hvprintln!("vm {}: {e}", vm.cfg.name),
+        }
+    }
+    hvprintln!("console: Ctrl-A 0 monitor, Ctrl-A 1 ctl, Ctrl-A 2 llm");
+    console_in::monitor_prompt();
+}
+
+/// A synchronous exception or interrupt taken at EL2 itself: a hypervisor bug.
+#[unsafe(no_mangle)]
+extern "C" fn hv_fault(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+    print::emergency(format_args!(
+        "\n[hv] HYPERVISOR FAULT on core {}: vector {kind}, {}, elr {elr:#x}, far {far:#x}\n",
+        this_core(),
+        crate::esr::Esr(esr)
+    ));
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    print::emergency(format_args!(
+        "\n[hv] HYPERVISOR PANIC on core {}: {info}\n",
+        this_core()
+    ));
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}

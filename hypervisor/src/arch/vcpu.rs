@@ -1,0 +1,316 @@
+//! The per-core loop: one vCPU pinned to each physical core. Enter the guest, handle the exit,
+//! move pending virtual interrupts into list registers, repeat; idle in WFI while stopped.
+
+use core::sync::atomic::Ordering;
+
+use aarch64_cpu::asm::{barrier, wfi};
+use aarch64_cpu::registers::*;
+use sis_platform::layout::irq;
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
+
+use super::boot::{exit, run_guest, GuestRegs};
+use super::vm::{Cause, Vm, MAILBOX, VMS};
+use super::{console_in, gic, hypercall, lr, mmio, stage2_root};
+use crate::esr::{ec, Esr};
+use crate::hvprintln;
+use crate::vgic::NUM_IRQS;
+
+/// SPSR for a fresh vCPU: EL1h, all exceptions masked.
+const SPSR_EL1H_MASKED: u64 = 0x3C5;
+/// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.
+const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+/// The vCPU on this core.
+pub struct Vcpu {
+    /// Physical core.
+    pub core: usize,
+    /// Its VM.
+    pub vm: &'static Vm,
+    /// Index within the VM.
+    pub idx: usize,
+    /// Saved general-purpose state.
+    pub regs: GuestRegs,
+    /// Running guest code.
+    pub running: bool,
+    nlr: usize,
+}
+
+impl Vcpu {
+    fn new(core: usize) -> Self {
+        let vm = VMS
+            .iter()
+            .find(|vm| vm.cfg.cores.contains(&core))
+            .expect("every core belongs to a VM");
+        let idx = vm.cfg.cores.iter().position(|&c| c == core).unwrap_or(0);
+        Vcpu {
+            core,
+            vm,
+            idx,
+            regs: GuestRegs::default(),
+            running: false,
+            nlr: lr::count(),
+        }
+    }
+
+    /// EL2 controls for this VM on this core (set once; they never change).
+    fn configure(&self) {
+        HCR_EL2.write(
+            HCR_EL2::VM::Enable
+                + HCR_EL2::SWIO::SET
+                + HCR_EL2::FMO::EnableVirtualFIQ
+                + HCR_EL2::IMO::EnableVirtualIRQ
+                + HCR_EL2::AMO::SET
+                + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+                + HCR_EL2::RW::EL1IsAarch64,
+        );
+        VTCR_EL2.write(
+            VTCR_EL2::RES1::SET
+                + VTCR_EL2::T0SZ.val(64 - crate::stage2::IPA_BITS)
+                + VTCR_EL2::SL0.val(1)
+                + VTCR_EL2::IRGN0.val(1)
+                + VTCR_EL2::ORGN0.val(1)
+                + VTCR_EL2::SH0.val(3)
+                + VTCR_EL2::TG0.val(0)
+                + VTCR_EL2::PS.val(1),
+        );
+        VTTBR_EL2.set(stage2_root(self.vm.id) | ((self.vm.id as u64 + 1) << 48));
+        VMPIDR_EL2.set(MPIDR_EL1.get());
+        VPIDR_EL2_set(MIDR_EL1.get());
+        CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::CLEAR);
+        CNTVOFF_EL2.set(0);
+        // No FP/SIMD trap (CPTR_EL2 RES1 bits only): the guest owns FP state; the hypervisor is
+        // built without FP.
+        CPTR_EL2.set(0x33FF);
+        barrier::isb(barrier::SY);
+    }
+
+    fn process_mailbox(&mut self) {
+        let m = &MAILBOX[self.core];
+        if m.stop.load(Ordering::Acquire) {
+            self.go_offline();
+            m.stop.store(false, Ordering::Release);
+        }
+        if m.start.swap(false, Ordering::AcqRel) && self.vm.running() {
+            self.regs = GuestRegs::default();
+            self.regs.x[0] = m.arg.load(Ordering::Relaxed);
+            self.regs.elr = m.entry.load(Ordering::Relaxed);
+            self.regs.spsr = SPSR_EL1H_MASKED;
+            SCTLR_EL1.set(SCTLR_EL1_RESET);
+            CNTV_CTL_EL0.set(0);
+            CNTKCTL_EL1.set(0);
+            ICH_VMCR_EL2.set(0);
+            for n in 0..self.nlr {
+                lr::write(n, lr::Lr::new(0));
+            }
+            // Forget the previous instance's stage-1 TLB entries for this VMID.
+            // SAFETY: TLB maintenance has no effect on memory contents.
+            unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+            self.running = true;
+            m.online.store(true, Ordering::Release);
+        }
+    }
+
+    /// Leaves guest mode: the guest's timer and interrupts are quiesced so nothing fires for a
+    /// stopped VM, and forwarded hardware interrupts are deactivated.
+    pub fn go_offline(&mut self) {
+        if self.running {
+            CNTV_CTL_EL0.set(0);
+            for n in 0..self.nlr {
+                let l = lr::read(n);
+                if l.read(ICH_LR0_EL2::HW) == 1 && l.read(ICH_LR0_EL2::State) != 0 {
+                    gic::deactivate(l.read(ICH_LR0_EL2::pINTID) as u32);
+                }
+                lr::write(n, lr::Lr::new(0));
+            }
+            if self.vm.pending[self.idx].word(0) & (1 << irq::VTIMER) != 0 {
+                gic::deactivate(irq::VTIMER);
+            }
+            self.vm.pending[self.idx].clear_all();
+            ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE::CLEAR);
+        }
+        self.running = false;
+        MAILBOX[self.core].online.store(false, Ordering::Release);
+    }
+
+    /// Whether a list register holds `intid` (in any state); returns its index.
+    fn find_lr(&self, intid: u32) -> Option<usize> {
+        let free = lr::free_mask();
+        (0..self.nlr).find(|&n| {
+            free & (1 << n) == 0 && lr::read(n).read(ICH_LR0_EL2::vINTID) == u64::from(intid)
+        })
+    }
+
+    /// Moves deliverable pending interrupts into free list registers; on overflow, asks for a
+    /// maintenance interrupt when the list registers drain.
+    fn flush(&mut self) {
+        let vm = self.vm;
+        let pending = &vm.pending[self.idx];
+        let d = vm.inner.lock();
+        // The emulated UART's line is level-sensitive: re-raise it while it stays asserted.
+        if d.vgic.target(irq::UART) == self.idx
+            && d.vuart.irq_level()
+            && self.find_lr(irq::UART).is_none()
+        {
+            pending.raise(irq::UART);
+        }
+        let mut free = lr::free_mask() & ((1 << self.nlr) - 1);
+        let mut overflow = false;
+        'words: for w in 0..NUM_IRQS / 32 {
+            let mut bits = pending.word(w) & d.vgic.deliverable_mask(self.idx, w);
+            while bits != 0 {
+                let intid = (w * 32) as u32 + bits.trailing_zeros();
+                bits &= bits - 1;
+                let hw = intid == irq::VTIMER || vm.cfg.irqs.contains(&intid);
+                if let Some(n) = self.find_lr(intid) {
+                    let mut l = lr::read(n);
+                    if !hw && l.read(ICH_LR0_EL2::State) == 0b10 {
+                        l.modify(ICH_LR0_EL2::State::PendingAndActive);
+                        lr::write(n, l);
+                    }
+                    pending.clear(intid);
+                    continue;
+                }
+                if free == 0 {
+                    overflow = true;
+                    break 'words;
+                }
+                let n = free.trailing_zeros() as usize;
+                free &= !(1 << n);
+                let mut l = lr::Lr::new(0);
+                l.modify(
+                    ICH_LR0_EL2::vINTID.val(u64::from(intid))
+                        + ICH_LR0_EL2::Group::SET
+                        + ICH_LR0_EL2::Priority.val(u64::from(d.vgic.priority(self.idx, intid)))
+                        + ICH_LR0_EL2::State::Pending,
+                );
+                if hw {
+                    l.modify(ICH_LR0_EL2::HW::SET + ICH_LR0_EL2::pINTID.val(u64::from(intid)));
+                }
+                lr::write(n, l);
+                pending.clear(intid);
+                vm.stats.irqs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if overflow {
+            ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE::SET);
+        } else {
+            ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE::CLEAR);
+        }
+    }
+
+    /// Acknowledges and handles every pending physical interrupt.
+    pub fn handle_irqs(&mut self) {
+        loop {
+            let intid = gic::ack();
+            if intid >= gic::SPURIOUS {
+                break;
+            }
+            gic::eoi(intid);
+            match intid {
+                irq::VTIMER if self.running => {
+                    // Forwarded with the HW bit: the guest's EOI deactivates it.
+                    self.vm.pending[self.idx].raise(irq::VTIMER);
+                }
+                irq::UART => {
+                    console_in::receive(self);
+                    gic::deactivate(intid);
+                }
+                spi if self.running && self.vm.cfg.irqs.contains(&spi) => {
+                    let v = self.vm.inner.lock().vgic.target(spi);
+                    self.vm.pending[v].raise(spi);
+                    self.vm.kick(v);
+                }
+                // Kicks only wake the loop; maintenance means the list registers drained.
+                _ => gic::deactivate(intid),
+            }
+        }
+    }
+
+    /// Stops this VM after a fault and reports it on the monitor.
+    pub fn fault(&mut self, what: &str, addr: Option<u64>, esr: Esr) {
+        self.vm.count(Cause::Other);
+        let _ = super::vm::stop(self.vm);
+        match addr {
+            Some(a) => hvprintln!(
+                "vm {} stopped: {what} at IPA {a:#x}, {esr}, pc {:#x} (core {})",
+                self.vm.cfg.name,
+                self.regs.elr,
+                self.core
+            ),
+            None => hvprintln!(
+                "vm {} stopped: {what}, {esr}, pc {:#x} (core {})",
+                self.vm.cfg.name,
+                self.regs.elr,
+                self.core
+            ),
+        }
+        self.go_offline();
+    }
+
+    fn handle_sync(&mut self) {
+        let esr = Esr(ESR_EL2.get());
+        match esr.ec() {
+            ec::HVC64 => {
+                self.vm.count(Cause::Hvc);
+                hypercall::handle(self);
+            }
+            ec::SMC64 => {
+                self.vm.count(Cause::Smc);
+                self.regs.elr += 4;
+                hypercall::handle(self);
+            }
+            ec::DABT_LOW => {
+                self.vm.count(Cause::Mmio);
+                mmio::handle(self, esr);
+            }
+            ec::SYSREG => {
+                self.vm.count(Cause::Sysreg);
+                mmio::sysreg(self, esr);
+            }
+            ec::IABT_LOW => {
+                let ipa = ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xFFF);
+                self.fault("stage-2 instruction fault", Some(ipa), esr);
+            }
+            _ => self.fault("unhandled trap", None, esr),
+        }
+    }
+
+    fn idle(&mut self) {
+        wfi();
+        self.handle_irqs();
+    }
+}
+
+#[allow(non_snake_case)]
+fn VPIDR_EL2_set(v: u64) {
+    // SAFETY: VPIDR_EL2 only changes what the guest reads as MIDR_EL1.
+    unsafe { core::arch::asm!("msr vpidr_el2, {}", in(reg) v, options(nomem, nostack)) };
+}
+
+/// This core's loop; never returns.
+pub fn run(core: usize) -> ! {
+    let mut v = Vcpu::new(core);
+    v.configure();
+    loop {
+        v.process_mailbox();
+        if !v.running {
+            v.idle();
+            continue;
+        }
+        v.flush();
+        // SAFETY: `regs` is this core's vCPU state; stage-2, HCR_EL2 and the vGIC are set up
+        // for the VM, so the guest runs confined to its partition and every exit returns here.
+        let kind = unsafe { run_guest(&mut v.regs) };
+        match kind {
+            exit::SYNC => v.handle_sync(),
+            exit::IRQ => {
+                v.vm.count(Cause::Irq);
+                v.handle_irqs();
+            }
+            _ => {
+                let esr = Esr(ESR_EL2.get());
+                v.fault("unexpected exception (SError/FIQ/AArch32)", None, esr);
+            }
+        }
+    }
+}

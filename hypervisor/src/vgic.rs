@@ -1,0 +1,605 @@
+//! The emulated GICv3 distributor and redistributors of one VM, and its virtual-interrupt
+//! pending state.
+//!
+//! Guests use the ICV system registers directly (list registers are managed in `lr.rs`); their
+//! GICD/GICR accesses trap and are emulated here. A VM sees one redistributor frame per vCPU,
+//! packed from `GICR_BASE`, whose `GICR_TYPER.Affinity` is the physical core's MPIDR (the guest
+//! sees its real core numbers). Pending virtual interrupts are per-vCPU atomic bitmaps, so any
+//! core may raise an interrupt for any vCPU; the owning core moves them into list registers.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+use sis_platform::layout::irq;
+
+/// INTIDs the emulated GIC implements (SGIs, PPIs, SPIs up to `irq::MAX_SPI`).
+pub const NUM_IRQS: usize = irq::MAX_SPI as usize + 1;
+const WORDS: usize = NUM_IRQS / 32;
+/// Most vCPUs a VM can have.
+pub const MAX_VCPUS: usize = 4;
+/// Priority given to interrupts the guest never configured.
+pub const DEFAULT_PRIORITY: u8 = 0xA0;
+
+/// Distributor register offsets.
+mod gicd {
+    pub const CTLR: u64 = 0x0000;
+    pub const TYPER: u64 = 0x0004;
+    pub const IIDR: u64 = 0x0008;
+    pub const IGROUPR: u64 = 0x0080;
+    pub const ISENABLER: u64 = 0x0100;
+    pub const ICENABLER: u64 = 0x0180;
+    pub const ISPENDR: u64 = 0x0200;
+    pub const ICPENDR: u64 = 0x0280;
+    pub const ISACTIVER: u64 = 0x0300;
+    pub const ICACTIVER_END: u64 = 0x0400;
+    pub const IPRIORITYR: u64 = 0x0400;
+    pub const ICFGR: u64 = 0x0C00;
+    pub const IROUTER: u64 = 0x6000;
+    pub const PIDR2: u64 = 0xFFE8;
+    /// Size of the distributor frame.
+    pub const SIZE: u64 = 0x1_0000;
+    pub const CTLR_ARE: u32 = 1 << 4;
+    pub const CTLR_DS: u32 = 1 << 6;
+    pub const CTLR_ENABLE_MASK: u32 = 0b11;
+}
+
+/// Redistributor register offsets (RD_base, then SGI_base at +64 KiB).
+mod gicr {
+    pub const CTLR: u64 = 0x0000;
+    pub const IIDR: u64 = 0x0004;
+    pub const TYPER: u64 = 0x0008;
+    pub const TYPER_HI: u64 = 0x000C;
+    pub const WAKER: u64 = 0x0014;
+    pub const PIDR2: u64 = 0xFFE8;
+    pub const SGI: u64 = 0x1_0000;
+    pub const IGROUPR0: u64 = SGI + 0x0080;
+    pub const ISENABLER0: u64 = SGI + 0x0100;
+    pub const ICENABLER0: u64 = SGI + 0x0180;
+    pub const ISPENDR0: u64 = SGI + 0x0200;
+    pub const ICPENDR0: u64 = SGI + 0x0280;
+    pub const ISACTIVER0: u64 = SGI + 0x0300;
+    pub const ICACTIVER0: u64 = SGI + 0x0380;
+    pub const IPRIORITYR: u64 = SGI + 0x0400;
+    pub const ICFGR0: u64 = SGI + 0x0C00;
+    pub const ICFGR1: u64 = SGI + 0x0C04;
+    /// Size of one vCPU's frame pair.
+    pub const STRIDE: u64 = 0x2_0000;
+    pub const WAKER_SLEEP: u32 = 1 << 1;
+    pub const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+    pub const TYPER_LAST: u64 = 1 << 4;
+}
+
+/// GICv3 architecture revision in PIDR2.
+const PIDR2_GICV3: u64 = 0x30;
+/// Implementer code reported in IIDR ("SIS", JEP106-style value of our own).
+const IIDR: u64 = 0x0053_4953;
+
+/// Per-vCPU pending virtual interrupts: one bit per INTID.
+pub struct Pending([AtomicU32; WORDS]);
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pending {
+    /// Nothing pending.
+    pub const fn new() -> Self {
+        Pending([const { AtomicU32::new(0) }; WORDS])
+    }
+
+    /// Marks `intid` pending. Returns false for an INTID the GIC does not have.
+    pub fn raise(&self, intid: u32) -> bool {
+        let i = intid as usize;
+        if i >= NUM_IRQS {
+            return false;
+        }
+        self.0[i / 32].fetch_or(1 << (i % 32), Ordering::AcqRel);
+        true
+    }
+
+    /// Clears `intid`.
+    pub fn clear(&self, intid: u32) {
+        let i = intid as usize;
+        if i < NUM_IRQS {
+            self.0[i / 32].fetch_and(!(1 << (i % 32)), Ordering::AcqRel);
+        }
+    }
+
+    /// One 32-bit word of the bitmap.
+    pub fn word(&self, w: usize) -> u32 {
+        self.0[w].load(Ordering::Acquire)
+    }
+
+    /// Clears everything (VM stop).
+    pub fn clear_all(&self) {
+        for w in &self.0 {
+            w.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// What a guest's GIC access needs from the caller afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Effect {
+    /// Enables or pending bits changed: move deliverable interrupts into list registers, on
+    /// every vCPU of the VM.
+    pub rescan: bool,
+}
+
+/// The result of an emulated access.
+pub type AccessResult = Result<(u64, Effect), ()>;
+
+/// Redistributor state of one vCPU.
+#[derive(Clone, Copy)]
+struct Redist {
+    asleep: bool,
+    enabled: u32,
+    group: u32,
+    priority: [u8; 32],
+    cfg1: u32,
+}
+
+impl Redist {
+    const fn new() -> Self {
+        Redist {
+            asleep: true,
+            enabled: 0,
+            group: 0,
+            priority: [DEFAULT_PRIORITY; 32],
+            cfg1: 0,
+        }
+    }
+}
+
+/// The emulated GIC of one VM.
+pub struct Vgic {
+    ctlr: u32,
+    enabled: [u32; WORDS],
+    group: [u32; WORDS],
+    priority: [u8; NUM_IRQS],
+    cfg: [u32; WORDS * 2],
+    route: [u64; NUM_IRQS],
+    redist: [Redist; MAX_VCPUS],
+    /// MPIDR affinity of each vCPU (its physical core).
+    affinity: [u64; MAX_VCPUS],
+    vcpus: usize,
+}
+
+impl Vgic {
+    /// A GIC in reset state for vCPUs on the given physical cores.
+    pub const fn new(cores: &[usize]) -> Self {
+        let mut affinity = [0; MAX_VCPUS];
+        let mut i = 0;
+        while i < cores.len() && i < MAX_VCPUS {
+            affinity[i] = cores[i] as u64;
+            i += 1;
+        }
+        Vgic {
+            ctlr: 0,
+            enabled: [0; WORDS],
+            group: [0; WORDS],
+            priority: [DEFAULT_PRIORITY; NUM_IRQS],
+            cfg: [0; WORDS * 2],
+            route: [0; NUM_IRQS],
+            redist: [Redist::new(); MAX_VCPUS],
+            affinity,
+            vcpus: if cores.len() < MAX_VCPUS {
+                cores.len()
+            } else {
+                MAX_VCPUS
+            },
+        }
+    }
+
+    /// Number of vCPUs.
+    pub fn vcpus(&self) -> usize {
+        self.vcpus
+    }
+
+    /// Whether `intid` would be delivered to vCPU `v` now.
+    pub fn deliverable(&self, v: usize, intid: u32) -> bool {
+        let i = intid as usize;
+        if i < 32 {
+            v < self.vcpus && self.redist[v].enabled & (1 << i) != 0
+        } else if i < NUM_IRQS {
+            self.ctlr & gicd::CTLR_ENABLE_MASK != 0 && self.enabled[i / 32] & (1 << (i % 32)) != 0
+        } else {
+            false
+        }
+    }
+
+    /// Mask of deliverable INTIDs in bitmap word `w` for vCPU `v`.
+    pub fn deliverable_mask(&self, v: usize, w: usize) -> u32 {
+        if w == 0 {
+            if v < self.vcpus {
+                self.redist[v].enabled
+            } else {
+                0
+            }
+        } else if self.ctlr & gicd::CTLR_ENABLE_MASK != 0 {
+            self.enabled[w]
+        } else {
+            0
+        }
+    }
+
+    /// Priority of `intid` as seen by vCPU `v`.
+    pub fn priority(&self, v: usize, intid: u32) -> u8 {
+        let i = intid as usize;
+        if i < 32 {
+            self.redist
+                .get(v)
+                .map_or(DEFAULT_PRIORITY, |r| r.priority[i])
+        } else {
+            self.priority.get(i).copied().unwrap_or(DEFAULT_PRIORITY)
+        }
+    }
+
+    /// The vCPU an SPI is routed to (its IROUTER affinity, else the boot vCPU).
+    pub fn target(&self, intid: u32) -> usize {
+        let r = self.route.get(intid as usize).copied().unwrap_or(0);
+        if r & (1 << 31) == 0 {
+            let aff0 = r & 0xFF;
+            if let Some(v) = self.affinity[..self.vcpus].iter().position(|&a| a == aff0) {
+                return v;
+            }
+        }
+        0
+    }
+
+    /// The vCPU index whose physical core is `core`.
+    pub fn vcpu_of_core(&self, core: usize) -> Option<usize> {
+        self.affinity[..self.vcpus]
+            .iter()
+            .position(|&a| a == core as u64)
+    }
+
+    fn bits_word(&mut self, base: u64, off: u64) -> usize {
+        ((off - base) / 4) as usize
+    }
+
+    /// A distributor access at `off` (`value` for a write) of `size` bytes.
+    pub fn dist_access(
+        &mut self,
+        off: u64,
+        size: u64,
+        value: Option<u64>,
+        pending: &[Pending],
+    ) -> AccessResult {
+        let mut effect = Effect::default();
+        if off >= gicd::SIZE || (size != 4 && !(size == 8 && off >= gicd::IROUTER)) {
+            return Err(());
+        }
+        let v32 = value.map(|v| v as u32);
+        let read = match off {
+            gicd::CTLR => match v32 {
+                Some(v) => {
+                    self.ctlr = v & gicd::CTLR_ENABLE_MASK;
+                    effect.rescan = true;
+                    0
+                }
+                None => u64::from(self.ctlr | gicd::CTLR_ARE | gicd::CTLR_DS),
+            },
+            gicd::TYPER => {
+                // ITLinesNumber: 32 * (N + 1) INTIDs; IDbits: 10 bits.
+                ((NUM_IRQS as u64 / 32) - 1) | (9 << 19)
+            }
+            gicd::IIDR => IIDR,
+            o if (gicd::IGROUPR..gicd::ISENABLER).contains(&o) => {
+                let w = self.bits_word(gicd::IGROUPR, o);
+                match (w, v32) {
+                    (0, _) | (WORDS.., _) => 0,
+                    (w, Some(v)) => {
+                        self.group[w] = v;
+                        0
+                    }
+                    (w, None) => u64::from(self.group[w]),
+                }
+            }
+            o if (gicd::ISENABLER..gicd::ISPENDR).contains(&o) => {
+                let set = o < gicd::ICENABLER;
+                let w = self.bits_word(
+                    if set {
+                        gicd::ISENABLER
+                    } else {
+                        gicd::ICENABLER
+                    },
+                    o,
+                );
+                match (w, v32) {
+                    (0, _) | (WORDS.., _) => 0,
+                    (w, Some(v)) => {
+                        if set {
+                            self.enabled[w] |= v;
+                        } else {
+                            self.enabled[w] &= !v;
+                        }
+                        effect.rescan = true;
+                        0
+                    }
+                    (w, None) => u64::from(self.enabled[w]),
+                }
+            }
+            o if (gicd::ISPENDR..gicd::ISACTIVER).contains(&o) => {
+                let set = o < gicd::ICPENDR;
+                let w = self.bits_word(if set { gicd::ISPENDR } else { gicd::ICPENDR }, o);
+                match (w, v32) {
+                    (0, _) | (WORDS.., _) => 0,
+                    (w, Some(v)) => {
+                        for bit in 0..32 {
+                            if v & (1 << bit) != 0 {
+                                let intid = (w * 32 + bit) as u32;
+                                let t = self.target(intid);
+                                if set {
+                                    pending[t].raise(intid);
+                                } else {
+                                    pending[t].clear(intid);
+                                }
+                            }
+                        }
+                        effect.rescan = true;
+                        0
+                    }
+                    (w, None) => u64::from(pending.iter().fold(0, |acc, p| acc | p.word(w))),
+                }
+            }
+            // Active state lives in the list registers; RAZ/WI here.
+            o if (gicd::ISACTIVER..gicd::ICACTIVER_END).contains(&o) => 0,
+            o if (gicd::IPRIORITYR..gicd::IPRIORITYR + NUM_IRQS as u64).contains(&o) => {
+                let first = (o - gicd::IPRIORITYR) as usize;
+                if first < 32 {
+                    0
+                } else {
+                    match value {
+                        Some(v) => {
+                            for k in 0..4 {
+                                self.priority[first + k] = (v >> (8 * k)) as u8;
+                            }
+                            0
+                        }
+                        None => (0..4).fold(0u64, |acc, k| {
+                            acc | (u64::from(self.priority[first + k]) << (8 * k))
+                        }),
+                    }
+                }
+            }
+            o if (gicd::ICFGR..gicd::ICFGR + 4 * 2 * WORDS as u64).contains(&o) => {
+                let w = self.bits_word(gicd::ICFGR, o);
+                match (w, v32) {
+                    (0 | 1, _) => 0,
+                    (w, Some(v)) => {
+                        self.cfg[w] = v;
+                        0
+                    }
+                    (w, None) => u64::from(self.cfg[w]),
+                }
+            }
+            o if (gicd::IROUTER..gicd::IROUTER + 8 * NUM_IRQS as u64).contains(&o) => {
+                let i = ((o - gicd::IROUTER) / 8) as usize;
+                let hi = (o - gicd::IROUTER) % 8 == 4;
+                if i < 32 || (size == 8 && hi) {
+                    0
+                } else {
+                    let shift = if hi { 32 } else { 0 };
+                    let mask: u64 = if size == 8 {
+                        u64::MAX
+                    } else {
+                        0xFFFF_FFFF << shift
+                    };
+                    match value {
+                        Some(v) => {
+                            self.route[i] = (self.route[i] & !mask) | ((v << shift) & mask);
+                            effect.rescan = true;
+                            0
+                        }
+                        None => (self.route[i] & mask) >> shift,
+                    }
+                }
+            }
+            gicd::PIDR2 => PIDR2_GICV3,
+            _ => 0,
+        };
+        Ok((read, effect))
+    }
+
+    /// A redistributor access at `off` from `GICR_BASE` of `size` bytes.
+    pub fn redist_access(
+        &mut self,
+        off: u64,
+        size: u64,
+        value: Option<u64>,
+        pending: &[Pending],
+    ) -> AccessResult {
+        let v = (off / gicr::STRIDE) as usize;
+        let off = off % gicr::STRIDE;
+        if v >= self.vcpus || !(size == 4 || (size == 8 && off == gicr::TYPER)) {
+            return Err(());
+        }
+        let mut effect = Effect::default();
+        let v32 = value.map(|x| x as u32);
+        let last = v + 1 == self.vcpus;
+        let typer =
+            (self.affinity[v] << 32) | ((v as u64) << 8) | if last { gicr::TYPER_LAST } else { 0 };
+        let r = &mut self.redist[v];
+        let read = match off {
+            gicr::CTLR => 0,
+            gicr::IIDR => IIDR,
+            gicr::TYPER if size == 8 => typer,
+            gicr::TYPER => typer & 0xFFFF_FFFF,
+            gicr::TYPER_HI => typer >> 32,
+            gicr::WAKER => match v32 {
+                Some(x) => {
+                    r.asleep = x & gicr::WAKER_SLEEP != 0;
+                    0
+                }
+                None if r.asleep => u64::from(gicr::WAKER_SLEEP | gicr::WAKER_CHILDREN_ASLEEP),
+                None => 0,
+            },
+            gicr::PIDR2 => PIDR2_GICV3,
+            gicr::IGROUPR0 => match v32 {
+                Some(x) => {
+                    r.group = x;
+                    0
+                }
+                None => u64::from(r.group),
+            },
+            gicr::ISENABLER0 | gicr::ICENABLER0 => match v32 {
+                Some(x) => {
+                    if off == gicr::ISENABLER0 {
+                        r.enabled |= x;
+                    } else {
+                        r.enabled &= !x;
+                    }
+                    effect.rescan = true;
+                    0
+                }
+                None => u64::from(r.enabled),
+            },
+            gicr::ISPENDR0 | gicr::ICPENDR0 => match v32 {
+                Some(x) => {
+                    for bit in 0..32 {
+                        if x & (1 << bit) != 0 {
+                            if off == gicr::ISPENDR0 {
+                                pending[v].raise(bit);
+                            } else {
+                                pending[v].clear(bit);
+                            }
+                        }
+                    }
+                    effect.rescan = true;
+                    0
+                }
+                None => u64::from(pending[v].word(0)),
+            },
+            gicr::ISACTIVER0 | gicr::ICACTIVER0 => 0,
+            o if (gicr::IPRIORITYR..gicr::IPRIORITYR + 32).contains(&o) => {
+                let first = (o - gicr::IPRIORITYR) as usize;
+                match value {
+                    Some(x) => {
+                        for k in 0..4 {
+                            r.priority[first + k] = (x >> (8 * k)) as u8;
+                        }
+                        0
+                    }
+                    None => (0..4).fold(0u64, |acc, k| {
+                        acc | (u64::from(r.priority[first + k]) << (8 * k))
+                    }),
+                }
+            }
+            gicr::ICFGR0 => 0xAAAA_AAAA, // SGIs: edge, read-only
+            gicr::ICFGR1 => match v32 {
+                Some(x) => {
+                    r.cfg1 = x;
+                    0
+                }
+                None => u64::from(r.cfg1),
+            },
+            _ => 0,
+        };
+        Ok((read, effect))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pend(n: usize) -> [Pending; MAX_VCPUS] {
+        let _ = n;
+        [const { Pending::new() }; MAX_VCPUS]
+    }
+
+    #[test]
+    fn spi_enable_needs_distributor_enable() {
+        let p = pend(1);
+        let mut g = Vgic::new(&[0]);
+        g.dist_access(0x100 + 4, 4, Some(1 << 1), &p).unwrap(); // enable INTID 33
+        assert!(!g.deliverable(0, 33), "distributor disabled");
+        let (_, e) = g.dist_access(0, 4, Some(0x12), &p).unwrap();
+        assert!(e.rescan);
+        assert!(g.deliverable(0, 33));
+        assert!(!g.deliverable(0, 34));
+        g.dist_access(0x180 + 4, 4, Some(1 << 1), &p).unwrap();
+        assert!(!g.deliverable(0, 33));
+        assert_eq!(
+            g.dist_access(0, 4, None, &p).unwrap().0 & 0x50,
+            0x50,
+            "ARE and DS read 1"
+        );
+    }
+
+    #[test]
+    fn redistributor_frames_report_affinity_and_last() {
+        let p = pend(3);
+        let mut g = Vgic::new(&[1, 2, 3]);
+        let t0 = g.redist_access(0x8, 8, None, &p).unwrap().0;
+        assert_eq!(t0 >> 32, 1);
+        assert_eq!(t0 & (1 << 4), 0);
+        let t2 = g.redist_access(2 * 0x2_0000 + 0x8, 8, None, &p).unwrap().0;
+        assert_eq!(t2 >> 32, 3);
+        assert_ne!(t2 & (1 << 4), 0, "last frame");
+        assert_eq!(
+            g.redist_access(2 * 0x2_0000 + 0xC, 4, None, &p).unwrap().0,
+            3
+        );
+        assert!(
+            g.redist_access(3 * 0x2_0000, 4, None, &p).is_err(),
+            "no fourth vCPU"
+        );
+        assert_eq!(g.vcpu_of_core(2), Some(1));
+    }
+
+    #[test]
+    fn waker_and_ppi_enable() {
+        let p = pend(1);
+        let mut g = Vgic::new(&[0]);
+        assert_eq!(g.redist_access(0x14, 4, None, &p).unwrap().0, 0b110);
+        g.redist_access(0x14, 4, Some(0), &p).unwrap();
+        assert_eq!(g.redist_access(0x14, 4, None, &p).unwrap().0, 0);
+        g.redist_access(0x1_0100, 4, Some(1 << 27), &p).unwrap();
+        assert!(g.deliverable(0, 27));
+        assert_eq!(g.deliverable_mask(0, 0), 1 << 27);
+        g.redist_access(0x1_0400 + 24, 4, Some(0x8000_0000), &p)
+            .unwrap();
+        assert_eq!(g.priority(0, 27), 0x80);
+    }
+
+    #[test]
+    fn routing_and_software_pending() {
+        let p = pend(3);
+        let mut g = Vgic::new(&[1, 2, 3]);
+        g.dist_access(0x6000 + 8 * 40, 8, Some(3), &p).unwrap();
+        assert_eq!(g.target(40), 2);
+        g.dist_access(0x200 + 4, 4, Some(1 << 8), &p).unwrap(); // ISPENDR: INTID 40
+        assert_eq!(p[2].word(1), 1 << 8);
+        assert_eq!(g.dist_access(0x200 + 4, 4, None, &p).unwrap().0, 1 << 8);
+        g.dist_access(0x280 + 4, 4, Some(1 << 8), &p).unwrap();
+        assert_eq!(p[2].word(1), 0);
+        // A route to a core the VM does not have falls back to the boot vCPU.
+        g.dist_access(0x6000 + 8 * 41, 8, Some(0), &p).unwrap();
+        assert_eq!(g.target(41), 0);
+        // 32-bit halves of IROUTER.
+        g.dist_access(0x6000 + 8 * 42, 4, Some(2), &p).unwrap();
+        assert_eq!(g.dist_access(0x6000 + 8 * 42, 4, None, &p).unwrap().0, 2);
+        assert_eq!(g.target(42), 1);
+    }
+
+    #[test]
+    fn bad_accesses_are_errors() {
+        let p = pend(1);
+        let mut g = Vgic::new(&[0]);
+        assert!(g.dist_access(0x100, 2, None, &p).is_err());
+        assert!(g.dist_access(0x1_0000, 4, None, &p).is_err());
+        assert!(g.redist_access(0x1_0100, 8, None, &p).is_err());
+    }
+
+    #[test]
+    fn pending_bitmap() {
+        let p = Pending::new();
+        assert!(p.raise(33));
+        assert!(!p.raise(NUM_IRQS as u32));
+        assert_eq!(p.word(1), 1 << 1);
+        p.clear(33);
+        assert_eq!(p.word(1), 0);
+    }
+}

@@ -1,0 +1,306 @@
+//! An emulated PL011 UART, one per VM: enough of the register set for a polled and an
+//! interrupt-driven driver. Transmitted bytes go to the console multiplexer; received bytes come
+//! from it. The interrupt is level-style: [`VUart::irq_level`] is `RIS & IMSC != 0`.
+
+/// Register offsets (PL011 TRM).
+mod reg {
+    pub const DR: u64 = 0x000;
+    pub const RSR: u64 = 0x004;
+    pub const FR: u64 = 0x018;
+    pub const ILPR: u64 = 0x020;
+    pub const IBRD: u64 = 0x024;
+    pub const FBRD: u64 = 0x028;
+    pub const LCR_H: u64 = 0x02C;
+    pub const CR: u64 = 0x030;
+    pub const IFLS: u64 = 0x034;
+    pub const IMSC: u64 = 0x038;
+    pub const RIS: u64 = 0x03C;
+    pub const MIS: u64 = 0x040;
+    pub const ICR: u64 = 0x044;
+    pub const DMACR: u64 = 0x048;
+    pub const PERIPH_ID0: u64 = 0xFE0;
+    pub const CELL_ID3: u64 = 0xFFC;
+}
+
+/// Flag register bits.
+mod fr {
+    pub const RXFE: u32 = 1 << 4;
+    pub const RXFF: u32 = 1 << 6;
+    pub const TXFE: u32 = 1 << 7;
+}
+
+/// Interrupt bits (RIS/MIS/IMSC/ICR).
+mod int {
+    pub const RX: u32 = 1 << 4;
+    pub const TX: u32 = 1 << 5;
+    pub const RT: u32 = 1 << 6;
+    pub const OE: u32 = 1 << 10;
+    pub const ALL: u32 = 0x7FF;
+}
+
+/// PL011 PeriphID0-3 then PCellID0-3.
+const ID_REGS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1];
+
+/// Receive FIFO depth: deeper than a real PL011's 32 entries so a pasted line is not lost while
+/// the guest is busy; FR.RXFF still reports a full FIFO, and overflow is counted.
+pub const RX_FIFO: usize = 256;
+
+/// Result of a register access the VM made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A read returned this value.
+    Read(u32),
+    /// A write was absorbed.
+    Written,
+    /// A write to DR: this byte was transmitted.
+    Transmit(u8),
+    /// Offset not in the PL011 register map (the VM is stopped for it).
+    Bad,
+}
+
+/// One emulated PL011.
+pub struct VUart {
+    rx: [u8; RX_FIFO],
+    rx_head: usize,
+    rx_len: usize,
+    imsc: u32,
+    /// Latched overrun (cleared by ICR/RSR write).
+    overrun: bool,
+    cr: u32,
+    lcr_h: u32,
+    ibrd: u32,
+    fbrd: u32,
+    ifls: u32,
+    /// Bytes dropped because the RX FIFO was full.
+    pub rx_dropped: u64,
+    /// Bytes received into the FIFO.
+    pub rx_bytes: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+}
+
+impl Default for VUart {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VUart {
+    /// A UART in its reset state.
+    pub const fn new() -> Self {
+        VUart {
+            rx: [0; RX_FIFO],
+            rx_head: 0,
+            rx_len: 0,
+            imsc: 0,
+            overrun: false,
+            cr: 0x300,
+            lcr_h: 0,
+            ibrd: 0,
+            fbrd: 0,
+            ifls: 0x12,
+            rx_dropped: 0,
+            rx_bytes: 0,
+            tx_bytes: 0,
+        }
+    }
+
+    /// Back to the reset state (VM restart); counters are kept.
+    pub fn reset(&mut self) {
+        let (d, r, t) = (self.rx_dropped, self.rx_bytes, self.tx_bytes);
+        *self = VUart::new();
+        self.rx_dropped = d;
+        self.rx_bytes = r;
+        self.tx_bytes = t;
+    }
+
+    /// Queues a received byte. Returns false (and counts it) if the FIFO is full.
+    pub fn receive(&mut self, b: u8) -> bool {
+        if self.rx_len == RX_FIFO {
+            self.rx_dropped += 1;
+            self.overrun = true;
+            return false;
+        }
+        self.rx[(self.rx_head + self.rx_len) % RX_FIFO] = b;
+        self.rx_len += 1;
+        self.rx_bytes += 1;
+        true
+    }
+
+    /// Raw interrupt status.
+    fn ris(&self) -> u32 {
+        let mut ris = int::TX; // the transmit FIFO is always empty: output is immediate
+        if self.rx_len > 0 {
+            ris |= int::RX | int::RT;
+        }
+        if self.overrun {
+            ris |= int::OE;
+        }
+        ris
+    }
+
+    /// Whether the UART's interrupt line is asserted.
+    pub fn irq_level(&self) -> bool {
+        self.ris() & self.imsc != 0
+    }
+
+    /// Whether the receive FIFO is full (input should wait).
+    pub fn rx_full(&self) -> bool {
+        self.rx_len == RX_FIFO
+    }
+
+    /// A 32-bit read at `offset`.
+    pub fn read(&mut self, offset: u64) -> Access {
+        let v = match offset {
+            reg::DR => {
+                if self.rx_len == 0 {
+                    0
+                } else {
+                    let b = self.rx[self.rx_head];
+                    self.rx_head = (self.rx_head + 1) % RX_FIFO;
+                    self.rx_len -= 1;
+                    u32::from(b)
+                }
+            }
+            reg::RSR => {
+                if self.overrun {
+                    1 << 3
+                } else {
+                    0
+                }
+            }
+            reg::FR => {
+                let mut f = fr::TXFE;
+                if self.rx_len == 0 {
+                    f |= fr::RXFE;
+                }
+                if self.rx_len == RX_FIFO {
+                    f |= fr::RXFF;
+                }
+                f
+            }
+            reg::ILPR => 0,
+            reg::IBRD => self.ibrd,
+            reg::FBRD => self.fbrd,
+            reg::LCR_H => self.lcr_h,
+            reg::CR => self.cr,
+            reg::IFLS => self.ifls,
+            reg::IMSC => self.imsc,
+            reg::RIS => self.ris(),
+            reg::MIS => self.ris() & self.imsc,
+            reg::DMACR => 0,
+            reg::PERIPH_ID0..=reg::CELL_ID3 if offset % 4 == 0 => {
+                ID_REGS[((offset - reg::PERIPH_ID0) / 4) as usize]
+            }
+            _ => return Access::Bad,
+        };
+        Access::Read(v)
+    }
+
+    /// A 32-bit write of `value` at `offset`.
+    pub fn write(&mut self, offset: u64, value: u32) -> Access {
+        match offset {
+            reg::DR => {
+                self.tx_bytes += 1;
+                return Access::Transmit(value as u8);
+            }
+            reg::RSR => self.overrun = false,
+            reg::FR | reg::RIS | reg::MIS | reg::ILPR | reg::DMACR => {}
+            reg::IBRD => self.ibrd = value & 0xFFFF,
+            reg::FBRD => self.fbrd = value & 0x3F,
+            reg::LCR_H => self.lcr_h = value & 0xFF,
+            reg::CR => self.cr = value & 0xFFFF,
+            reg::IFLS => self.ifls = value & 0x3F,
+            reg::IMSC => self.imsc = value & int::ALL,
+            reg::ICR => {
+                if value & int::OE != 0 {
+                    self.overrun = false;
+                }
+            }
+            reg::PERIPH_ID0..=reg::CELL_ID3 if offset % 4 == 0 => {}
+            _ => return Access::Bad,
+        }
+        Access::Written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polled_rx_and_tx() {
+        let mut u = VUart::new();
+        assert_eq!(u.read(reg::FR), Access::Read(fr::TXFE | fr::RXFE));
+        assert!(u.receive(b'a'));
+        assert!(u.receive(b'b'));
+        assert_eq!(u.read(reg::FR), Access::Read(fr::TXFE));
+        assert_eq!(u.read(reg::DR), Access::Read(u32::from(b'a')));
+        assert_eq!(u.read(reg::DR), Access::Read(u32::from(b'b')));
+        assert_eq!(u.read(reg::FR), Access::Read(fr::TXFE | fr::RXFE));
+        assert_eq!(u.write(reg::DR, u32::from(b'z')), Access::Transmit(b'z'));
+        assert_eq!(u.tx_bytes, 1);
+        // Output is immediate: the transmit FIFO never reports full.
+        assert_eq!(u.read(reg::FR), Access::Read(fr::TXFE | fr::RXFE));
+    }
+
+    #[test]
+    fn rx_interrupt_follows_fifo_and_mask() {
+        let mut u = VUart::new();
+        u.receive(b'x');
+        assert!(!u.irq_level(), "masked");
+        u.write(reg::IMSC, int::RX | int::RT);
+        assert!(u.irq_level());
+        assert_eq!(u.read(reg::MIS), Access::Read(int::RX | int::RT));
+        u.read(reg::DR);
+        assert!(!u.irq_level(), "drained FIFO deasserts");
+    }
+
+    #[test]
+    fn tx_interrupt_when_enabled() {
+        let mut u = VUart::new();
+        assert!(!u.irq_level());
+        u.write(reg::IMSC, int::TX);
+        assert!(u.irq_level());
+    }
+
+    #[test]
+    fn overflow_is_counted_and_flagged() {
+        let mut u = VUart::new();
+        for i in 0..RX_FIFO {
+            assert!(u.receive(i as u8));
+        }
+        assert!(u.rx_full());
+        assert_eq!(u.read(reg::FR), Access::Read(fr::TXFE | fr::RXFF));
+        assert!(!u.receive(0xFF));
+        assert_eq!(u.rx_dropped, 1);
+        assert_eq!(u.read(reg::RSR), Access::Read(1 << 3));
+        u.write(reg::ICR, int::OE);
+        assert_eq!(u.read(reg::RSR), Access::Read(0));
+        // The FIFO content is intact and in order.
+        for i in 0..RX_FIFO {
+            assert_eq!(u.read(reg::DR), Access::Read(i as u32));
+        }
+    }
+
+    #[test]
+    fn id_registers_and_bad_offsets() {
+        let mut u = VUart::new();
+        assert_eq!(u.read(0xFE0), Access::Read(0x11));
+        assert_eq!(u.read(0xFFC), Access::Read(0xB1));
+        assert_eq!(u.read(0x100), Access::Bad);
+        assert_eq!(u.write(0x2, 0), Access::Bad);
+        assert_eq!(u.read(0xFE2), Access::Bad);
+    }
+
+    #[test]
+    fn reset_keeps_counters() {
+        let mut u = VUart::new();
+        u.receive(1);
+        u.write(reg::IMSC, int::RX);
+        u.reset();
+        assert_eq!(u.rx_bytes, 1);
+        assert!(!u.irq_level());
+        assert_eq!(u.read(reg::FR), Access::Read(fr::TXFE | fr::RXFE));
+    }
+}
