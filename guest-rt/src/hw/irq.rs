@@ -1,0 +1,56 @@
+//! Interrupt handler registry and the IRQ dispatch called from the exception vectors.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use sis_platform::layout::irq::MAX_SPI;
+
+use super::gic;
+
+/// An interrupt handler; gets the INTID. Runs with IRQs masked and must not block or allocate.
+pub type Handler = fn(u32);
+
+const SLOTS: usize = MAX_SPI as usize + 1;
+
+/// Handler per INTID, stored as a function address (0 = none).
+static HANDLERS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+/// Interrupts with no handler (acknowledged and dropped).
+static UNHANDLED: AtomicU64 = AtomicU64::new(0);
+/// Spurious acknowledges (INTID 1020-1023).
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+
+/// Installs `handler` for `intid`, replacing any previous one.
+///
+/// # Panics
+/// If `intid` is beyond the highest INTID the platform has.
+pub fn register(intid: u32, handler: Handler) {
+    assert!((intid as usize) < SLOTS, "INTID {intid} out of range");
+    HANDLERS[intid as usize].store(handler as usize, Ordering::Release);
+}
+
+/// (interrupts without a handler, spurious acknowledges) since boot.
+pub fn stats() -> (u64, u64) {
+    (
+        UNHANDLED.load(Ordering::Relaxed),
+        SPURIOUS.load(Ordering::Relaxed),
+    )
+}
+
+/// Handles one IRQ exception: acknowledge, run the handler, end of interrupt.
+pub(crate) fn dispatch() {
+    let intid = gic::acknowledge();
+    if intid >= gic::SPECIAL_INTID {
+        SPURIOUS.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let f = HANDLERS
+        .get(intid as usize)
+        .map_or(0, |h| h.load(Ordering::Acquire));
+    if f == 0 {
+        UNHANDLED.fetch_add(1, Ordering::Relaxed);
+    } else {
+        // SAFETY: non-zero slots only ever hold a `Handler` stored by `register`.
+        let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(f) };
+        handler(intid);
+    }
+    gic::end_of_interrupt(intid);
+}

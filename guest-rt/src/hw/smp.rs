@@ -1,0 +1,92 @@
+//! Core identity, the online-core set, and starting secondary cores with PSCI CPU_ON.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use aarch64_cpu::registers::MPIDR_EL1;
+use sis_platform::layout::phys::NUM_CORES;
+use tock_registers::interfaces::Readable;
+
+use super::{boot, psci, timer};
+
+/// Code a secondary core runs once it is up (IRQs on, timer ticking). Never returns.
+pub type SecondaryMain = fn(usize) -> !;
+
+static ONLINE: AtomicU64 = AtomicU64::new(0);
+static MAINS: [AtomicUsize; NUM_CORES] = [const { AtomicUsize::new(0) }; NUM_CORES];
+/// How long [`start_core`] waits for a core to report online.
+const START_TIMEOUT_MS: u64 = 1000;
+
+/// This core's index (MPIDR_EL1.Aff0; under the hypervisor, the physical core number).
+#[inline]
+pub fn core_id() -> usize {
+    (MPIDR_EL1.get() & 0xff) as usize
+}
+
+/// Bit `n` set: core `n` finished its bring-up.
+pub fn online_mask() -> u64 {
+    ONLINE.load(Ordering::Acquire)
+}
+
+pub(crate) fn mark_online(core: usize) {
+    ONLINE.fetch_or(1 << core, Ordering::AcqRel);
+}
+
+/// Why a core could not be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartError {
+    /// The core is not in this VM's core mask.
+    NotOurs(usize),
+    /// The core is already online.
+    AlreadyOnline(usize),
+    /// PSCI refused.
+    Psci(psci::Error),
+    /// PSCI accepted but the core did not come online in time.
+    Timeout(usize),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NotOurs(c) => write!(f, "core {c} does not belong to this VM"),
+            StartError::AlreadyOnline(c) => write!(f, "core {c} is already online"),
+            StartError::Psci(e) => write!(f, "PSCI CPU_ON failed: {e:?}"),
+            StartError::Timeout(c) => write!(
+                f,
+                "core {c} did not come online within {START_TIMEOUT_MS} ms"
+            ),
+        }
+    }
+}
+
+/// Starts `core`, which brings up its MMU, redistributor and timer, then runs `main(core)`.
+/// Waits until the core is online.
+pub fn start_core(core: usize, main: SecondaryMain) -> Result<(), StartError> {
+    let mask = boot::boot_info().cpu_mask;
+    if core >= NUM_CORES || mask & (1 << core) == 0 {
+        return Err(StartError::NotOurs(core));
+    }
+    if online_mask() & (1 << core) != 0 {
+        return Err(StartError::AlreadyOnline(core));
+    }
+    MAINS[core].store(main as usize, Ordering::Release);
+    psci::cpu_on(core as u64, boot::secondary_entry(), core as u64).map_err(StartError::Psci)?;
+    let deadline = timer::counter() + timer::frequency() * START_TIMEOUT_MS / 1000;
+    while online_mask() & (1 << core) == 0 {
+        if timer::counter() > deadline {
+            return Err(StartError::Timeout(core));
+        }
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
+pub(crate) fn run_secondary_main(core: usize) -> ! {
+    let f = MAINS[core].load(Ordering::Acquire);
+    if f == 0 {
+        super::halt_core();
+    }
+    // SAFETY: non-zero entries only ever hold a `SecondaryMain` stored by `start_core`.
+    let main: SecondaryMain = unsafe { core::mem::transmute::<usize, SecondaryMain>(f) };
+    main(core)
+}

@@ -1,0 +1,150 @@
+//! PL011 UART at [`ipa::UART_BASE`]: interrupt-driven receive into a ring, polled transmit.
+//!
+//! Only DR, FR, IBRD, FBRD, LCR_H, CR, IFLS, IMSC, RIS, MIS and ICR are touched (the registers
+//! the hypervisor's emulated PL011 implements), each with one 32-bit access.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use sis_platform::layout::{ipa, irq};
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::{register_bitfields, register_structs};
+
+use super::mmio::Mmio32;
+use crate::ring::ByteRing;
+
+register_bitfields! {u32,
+    DR [
+        DATA OFFSET(0) NUMBITS(8) [],
+        /// Framing, parity, break and overrun error flags of this character.
+        ERRORS OFFSET(8) NUMBITS(4) [],
+    ],
+    FR [
+        RXFE OFFSET(4) NUMBITS(1) [],
+        TXFF OFFSET(5) NUMBITS(1) [],
+    ],
+    IBRD [ DIVINT OFFSET(0) NUMBITS(16) [] ],
+    FBRD [ DIVFRAC OFFSET(0) NUMBITS(6) [] ],
+    LCR_H [
+        FEN OFFSET(4) NUMBITS(1) [],
+        WLEN OFFSET(5) NUMBITS(2) [EightBit = 3],
+    ],
+    CR [
+        UARTEN OFFSET(0) NUMBITS(1) [],
+        TXE OFFSET(8) NUMBITS(1) [],
+        RXE OFFSET(9) NUMBITS(1) [],
+    ],
+    IFLS [
+        TXIFLSEL OFFSET(0) NUMBITS(3) [OneEighth = 0],
+        RXIFLSEL OFFSET(3) NUMBITS(3) [OneEighth = 0],
+    ],
+    /// Layout shared by IMSC, RIS, MIS and ICR.
+    INT [
+        RX OFFSET(4) NUMBITS(1) [],
+        TX OFFSET(5) NUMBITS(1) [],
+        RT OFFSET(6) NUMBITS(1) [],
+        FE OFFSET(7) NUMBITS(1) [],
+        PE OFFSET(8) NUMBITS(1) [],
+        BE OFFSET(9) NUMBITS(1) [],
+        OE OFFSET(10) NUMBITS(1) [],
+    ],
+}
+
+register_structs! {
+    /// PL011 register block.
+    Regs {
+        (0x000 => dr: Mmio32<DR::Register>),
+        (0x004 => _r0),
+        (0x018 => fr: Mmio32<FR::Register>),
+        (0x01C => _r1),
+        (0x024 => ibrd: Mmio32<IBRD::Register>),
+        (0x028 => fbrd: Mmio32<FBRD::Register>),
+        (0x02C => lcr_h: Mmio32<LCR_H::Register>),
+        (0x030 => cr: Mmio32<CR::Register>),
+        (0x034 => ifls: Mmio32<IFLS::Register>),
+        (0x038 => imsc: Mmio32<INT::Register>),
+        (0x03C => ris: Mmio32<INT::Register>),
+        (0x040 => mis: Mmio32<INT::Register>),
+        (0x044 => icr: Mmio32<INT::Register>),
+        (0x048 => @END),
+    }
+}
+
+/// UART reference clock on QEMU `virt` (24 MHz) and the line rate we program.
+const UARTCLK: u32 = 24_000_000;
+const BAUD: u32 = 115_200;
+
+/// Received bytes waiting for the shell.
+static RX: ByteRing<1024> = ByteRing::new();
+/// Characters received with a framing/parity/break/overrun flag (still delivered).
+static RX_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+fn regs() -> &'static Regs {
+    // SAFETY: UART_BASE is the PL011 page, identity-mapped as device memory for the whole life
+    // of the guest; `Regs` only contains interior-mutable MMIO cells.
+    unsafe { &*(ipa::UART_BASE as *const Regs) }
+}
+
+/// Programs 8N1 at 115200 with FIFOs and unmasks the receive and receive-timeout interrupts.
+pub(crate) fn init() {
+    let r = regs();
+    r.cr.set(0);
+    // Divisor = UARTCLK / (16 * BAUD) as 16.6 fixed point.
+    let div64 = (UARTCLK * 4).div_ceil(BAUD);
+    r.ibrd.write(IBRD::DIVINT.val(div64 >> 6));
+    r.fbrd.write(FBRD::DIVFRAC.val(div64 & 0x3f));
+    r.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
+    r.ifls
+        .write(IFLS::RXIFLSEL::OneEighth + IFLS::TXIFLSEL::OneEighth);
+    r.icr.write(
+        INT::RX::SET + INT::RT::SET + INT::FE::SET + INT::PE::SET + INT::BE::SET + INT::OE::SET,
+    );
+    r.imsc.write(INT::RX::SET + INT::RT::SET);
+    r.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+}
+
+/// Routes the UART interrupt to this core and installs the receive handler.
+pub(crate) fn enable_irq(core: usize) {
+    super::irq::register(irq::UART, on_irq);
+    super::gic::enable_spi(irq::UART, core);
+}
+
+/// Sends one byte, waiting while the transmit FIFO is full.
+pub fn put_byte(b: u8) {
+    let r = regs();
+    while r.fr.is_set(FR::TXFF) {
+        core::hint::spin_loop();
+    }
+    r.dr.write(DR::DATA.val(b as u32));
+}
+
+/// Takes the oldest received byte.
+pub fn get_byte() -> Option<u8> {
+    RX.pop()
+}
+
+/// Whether received bytes are waiting.
+pub fn has_input() -> bool {
+    !RX.is_empty()
+}
+
+/// (bytes dropped because the receive ring was full, characters received with an error flag).
+pub fn rx_stats() -> (u64, u64) {
+    (RX.dropped(), RX_ERRORS.load(Ordering::Relaxed))
+}
+
+/// Receive interrupt: drain the FIFO into the ring, then acknowledge.
+fn on_irq(_intid: u32) {
+    let r = regs();
+    while !r.fr.is_set(FR::RXFE) {
+        let dr = r.dr.extract();
+        if dr.read(DR::ERRORS) != 0 {
+            RX_ERRORS.fetch_add(1, Ordering::Relaxed);
+        }
+        // A full ring counts the drop itself.
+        RX.push(dr.read(DR::DATA) as u8);
+    }
+    let pending = r.mis.extract();
+    let _ = r.ris.get();
+    r.icr
+        .set(pending.get() | (INT::RX::SET + INT::RT::SET).value);
+}
