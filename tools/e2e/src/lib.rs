@@ -16,6 +16,7 @@
 //! # Ok::<(), sis_e2e::Error>(())
 //! ```
 
+mod build;
 mod command;
 mod console;
 mod error;
@@ -26,8 +27,10 @@ mod pattern;
 mod process;
 mod qmp;
 mod sis;
+mod slots;
 mod source;
 
+pub use build::{build_once, BUILD_TIMEOUT};
 pub use command::{datactl_binary, run_command, CommandOutput};
 pub use console::{Console, ConsoleOptions, ConsoleStats, FocusSync};
 pub use error::{Error, Result};
@@ -35,5 +38,6 @@ pub use escape::{EscapeTracker, CTRL_A};
 pub use parse::{LineParser, ParseStats};
 pub use pattern::{Match, Pattern};
 pub use qmp::Qmp;
-pub use sis::{workspace_root, Options, Sis};
+pub use sis::{workspace_root, Options, Sis, DATACTL_SOCKET_FLAG};
+pub use slots::DEFAULT_PARALLEL;
 pub use source::Source;

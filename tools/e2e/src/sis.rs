@@ -5,6 +5,7 @@ use crate::console::{Console, ConsoleOptions};
 use crate::error::{Error, Result};
 use crate::process::{kill_group, spawn_group};
 use crate::qmp::Qmp;
+use crate::slots::Slot;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::ErrorKind;
@@ -16,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// The option `datactl` takes for the UNIX socket path.
+/// The default option `datactl` takes for the UNIX socket path.
 pub const DATACTL_SOCKET_FLAG: &str = "--socket";
 
 /// The workspace root (two levels above this crate's manifest).
@@ -53,6 +54,12 @@ pub struct Options {
     pub keep_logs: bool,
     /// Extra environment for the run script (for example `("DATACTL_TCP", "1")`).
     pub env: Vec<(String, String)>,
+    /// The `datactl` option that names the socket ([`Sis::datactl`] puts it first).
+    pub datactl_socket_flag: String,
+    /// The `datactl` binary to use; default: [`datactl_binary`]'s search.
+    pub datactl_binary: Option<PathBuf>,
+    /// Bound on waiting for an instance slot (see `SIS_E2E_PARALLEL`).
+    pub slot_timeout: Duration,
 }
 
 impl Default for Options {
@@ -69,6 +76,9 @@ impl Default for Options {
             console: ConsoleOptions::default(),
             keep_logs: false,
             env: Vec::new(),
+            datactl_socket_flag: DATACTL_SOCKET_FLAG.into(),
+            datactl_binary: None,
+            slot_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -105,6 +115,8 @@ pub struct Sis {
     dir: Option<TempDir>,
     paths: Paths,
     opts: Options,
+    // Released last (fields drop in order), after QEMU is gone.
+    _slot: Slot,
 }
 
 fn read_lossy(path: &Path) -> String {
@@ -169,6 +181,7 @@ impl Sis {
                 script.display()
             )));
         }
+        let slot = Slot::acquire(opts.slot_timeout)?;
         let dir = tempfile::Builder::new()
             .prefix("sis-e2e-")
             .tempdir()
@@ -198,6 +211,7 @@ impl Sis {
                 dir: Some(dir),
                 paths,
                 opts,
+                _slot: slot,
             }),
             Err(e) => {
                 let _ = kill_group(&mut child, opts.kill_grace);
@@ -287,10 +301,10 @@ impl Sis {
             .execute(command, arguments)
     }
 
-    /// Runs `datactl --socket <this instance's socket> ARGS...` with a time limit.
+    /// Runs `datactl <socket flag> <this instance's socket> ARGS...` with a time limit.
     pub fn datactl(&self, args: &[&str], timeout: Duration) -> Result<CommandOutput> {
         let socket: OsString = self.paths.datactl_socket.clone().into();
-        let mut full: Vec<OsString> = vec![DATACTL_SOCKET_FLAG.into(), socket];
+        let mut full: Vec<OsString> = vec![self.opts.datactl_socket_flag.clone().into(), socket];
         full.extend(args.iter().map(OsString::from));
         self.datactl_raw(&full, timeout)
     }
@@ -302,7 +316,11 @@ impl Sis {
                 "this instance was started without a datactl socket".into(),
             ));
         }
-        let mut cmd = Command::new(datactl_binary()?);
+        let bin = match &self.opts.datactl_binary {
+            Some(p) => p.clone(),
+            None => datactl_binary()?,
+        };
+        let mut cmd = Command::new(bin);
         cmd.args(args);
         run_command(cmd, timeout)
     }

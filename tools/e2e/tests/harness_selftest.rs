@@ -836,3 +836,41 @@ fn a_socket_that_never_appears_is_a_bounded_error() {
         .unwrap();
     assert!(process_gone(pid), "the script's process must be killed");
 }
+
+#[test]
+fn datactl_gets_the_instance_socket_and_a_time_limit() {
+    let work = tempfile::tempdir().unwrap();
+    // A stand-in for datactl: prints its arguments, fails on request, hangs on request.
+    let fake_datactl = script(
+        work.path(),
+        "datactl",
+        r#"printf '%s\n' "$@"
+case "$3" in
+  fail) echo "ERR 0x05" >&2; exit 5 ;;
+  hang) sleep 30 ;;
+esac
+"#,
+    );
+    let sis = Sis::start(Options {
+        datactl_binary: Some(fake_datactl),
+        datactl_socket_flag: "--sock".into(),
+        ..fake_options(work.path())
+    })
+    .unwrap();
+    let out = sis
+        .datactl(&["llm-infer", "why op b slow?", "--max-tokens", "4"], T)
+        .unwrap();
+    assert!(out.success());
+    let socket = sis.datactl_socket().display().to_string();
+    assert_eq!(
+        out.stdout,
+        format!("--sock\n{socket}\nllm-infer\nwhy op b slow?\n--max-tokens\n4\n")
+    );
+    let out = sis.datactl(&["fail"], T).unwrap();
+    assert_eq!(out.code, Some(5));
+    assert_eq!(out.stderr, "ERR 0x05\n");
+    let start = Instant::now();
+    let e = sis.datactl(&["hang"], SHORT).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(matches!(e, Error::CommandTimeout { .. }), "{e}");
+}
