@@ -129,7 +129,7 @@ impl Mem for RawRegion<'_> {
 #[cfg(loom)]
 #[derive(Clone, Debug)]
 pub struct LoomRegion {
-    words: loom::sync::Arc<[loom::sync::atomic::AtomicU64]>,
+    words: loom::sync::Arc<std::vec::Vec<loom::sync::atomic::AtomicU64>>,
 }
 
 #[cfg(loom)]
@@ -139,7 +139,9 @@ impl LoomRegion {
         let v: std::vec::Vec<_> = (0..len / 8)
             .map(|_| loom::sync::atomic::AtomicU64::new(0))
             .collect();
-        Self { words: v.into() }
+        Self {
+            words: loom::sync::Arc::new(v),
+        }
     }
 }
 
