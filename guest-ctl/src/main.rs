@@ -9,12 +9,13 @@ fn main() {}
 #[cfg(target_os = "none")]
 mod kernel {
     use guest_rt::commands::COMMON;
+    use guest_rt::diag::DIAG;
     use guest_rt::shell::Commands;
     use guest_rt::GuestConfig;
     use sis_platform::BootInfo;
 
     /// Every command of the `ctl>` shell.
-    static COMMANDS: Commands = Commands::new(&[&COMMON]);
+    static COMMANDS: Commands = Commands::new(&[&COMMON, &DIAG]);
 
     fn main(_info: &'static BootInfo) -> ! {
         guest_rt::shell::run("ctl> ", &COMMANDS)

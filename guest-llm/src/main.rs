@@ -13,12 +13,13 @@ mod workers;
 #[cfg(target_os = "none")]
 mod kernel {
     use guest_rt::commands::COMMON;
+    use guest_rt::diag::DIAG;
     use guest_rt::shell::Commands;
     use guest_rt::GuestConfig;
     use sis_platform::BootInfo;
 
     /// Every command of the `llm>` shell.
-    static COMMANDS: Commands = Commands::new(&[&COMMON, &crate::cores::COMMANDS]);
+    static COMMANDS: Commands = Commands::new(&[&COMMON, &crate::cores::COMMANDS, &DIAG]);
 
     fn main(info: &'static BootInfo) -> ! {
         crate::workers::start_all(info);

@@ -10,9 +10,13 @@
 //! [`BootInfo`](sis_platform::BootInfo).
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+extern crate alloc;
+
 pub use sis_platform;
 
 pub mod bootcheck;
+pub mod esr;
 pub mod pagetable;
 pub mod report;
 pub mod ring;

@@ -7,6 +7,7 @@ use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, VBAR_EL1};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use super::{console, smp};
+use crate::esr;
 
 /// Saved state of the interrupted code, laid out as the vector code stores it.
 #[repr(C)]
@@ -183,27 +184,6 @@ const SLOT_NAMES: [&str; 16] = [
     "SError from EL0 (AArch32)",
 ];
 
-/// Name of an exception class (ESR_EL1.EC) we expect to meet.
-fn class_name(ec: u64) -> &'static str {
-    match ec {
-        0x00 => "unknown reason",
-        0x01 => "WFI/WFE trapped",
-        0x07 => "SIMD/FP access trapped",
-        0x0e => "illegal execution state",
-        0x15 => "SVC",
-        0x16 => "HVC",
-        0x18 => "system register access trapped",
-        0x20 | 0x21 => "instruction abort",
-        0x22 => "PC alignment fault",
-        0x24 | 0x25 => "data abort",
-        0x26 => "SP alignment fault",
-        0x2c => "floating-point exception",
-        0x2f => "SError",
-        0x3c => "BRK",
-        _ => "other",
-    }
-}
-
 extern "C" fn trap(frame: &mut TrapFrame, slot: u64) {
     match slot {
         CUR_SPX_IRQ => super::irq::dispatch(),
@@ -214,19 +194,36 @@ extern "C" fn trap(frame: &mut TrapFrame, slot: u64) {
 /// Reports an exception we cannot handle, then stops this core.
 fn fatal(frame: &TrapFrame, slot: u64) -> ! {
     let esr = ESR_EL1.get();
-    let ec = (esr >> 26) & 0x3f;
     let what = SLOT_NAMES.get(slot as usize).copied().unwrap_or("?");
+    let class = if slot == CUR_SPX_SYNC {
+        esr::class_name(esr::class(esr))
+    } else {
+        "unexpected vector"
+    };
+    let far = FAR_EL1.get();
     console::emergency(format_args!(
-        "\n*** FATAL {what} exception on core {core}: {class}\n    ESR=0x{esr:08x} (EC=0x{ec:02x}) FAR=0x{far:016x} ELR=0x{elr:016x} SPSR=0x{spsr:08x}\n    x0=0x{x0:x} x1=0x{x1:x} x29=0x{fp:x} x30=0x{lr:x}\n*** core {core} halted\n",
+        "\n*** FATAL {what} exception on core {core}: {class}\n    ESR=0x{esr:08x} (EC=0x{ec:02x}) FAR=0x{far:016x} ELR=0x{elr:016x} SPSR=0x{spsr:08x}\n",
         core = smp::core_id(),
-        class = if slot == CUR_SPX_SYNC { class_name(ec) } else { "unexpected vector" },
-        far = FAR_EL1.get(),
+        ec = esr::class(esr),
         elr = frame.elr,
         spsr = frame.spsr,
-        x0 = frame.x[0],
-        x1 = frame.x[1],
-        fp = frame.x[29],
-        lr = frame.x[30],
+    ));
+    if let (CUR_SPX_SYNC, Some((fault, level))) = (slot, esr::fault_status(esr)) {
+        let access = if esr::is_write(esr) { "write" } else { "read" };
+        match level {
+            Some(l) => console::emergency(format_args!(
+                "    {access} of 0x{far:x}: {fault}, level {l}\n"
+            )),
+            None => console::emergency(format_args!("    {access} of 0x{far:x}: {fault}\n")),
+        }
+    }
+    console::emergency(format_args!(
+        "    x0=0x{:x} x1=0x{:x} x29=0x{:x} x30=0x{:x}\n*** core {} halted\n",
+        frame.x[0],
+        frame.x[1],
+        frame.x[29],
+        frame.x[30],
+        smp::core_id()
     ));
     super::halt_core()
 }

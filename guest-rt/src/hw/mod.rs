@@ -3,6 +3,7 @@
 mod boot;
 pub mod commands;
 pub mod console;
+pub mod diag;
 mod exceptions;
 mod gic;
 pub mod heap;

@@ -43,6 +43,11 @@ pub fn ticks(core: usize) -> u64 {
     TICKS.get(core).map_or(0, |t| t.load(Ordering::Relaxed))
 }
 
+/// Address of `core`'s tick counter (for assembly that waits on ticks).
+pub(crate) fn ticks_ptr(core: usize) -> *const u64 {
+    TICKS[core].as_ptr()
+}
+
 /// Late ticks of `core` (deadline already past at reprogramming).
 pub fn late_ticks(core: usize) -> u64 {
     LATE.get(core).map_or(0, |t| t.load(Ordering::Relaxed))
@@ -66,6 +71,7 @@ fn on_tick(_intid: u32) {
     if let Some(t) = TICKS.get(core) {
         t.fetch_add(1, Ordering::Relaxed);
     }
+    super::diag::on_tick(core);
     let step = interval();
     let now = counter();
     let mut next = CNTV_CVAL_EL0.get().wrapping_add(step);
