@@ -45,12 +45,7 @@ pub mod exit {
     pub const SYNC: u64 = 0;
     /// Physical IRQ.
     pub const IRQ: u64 = 1;
-    /// Physical FIQ.
-    pub const FIQ: u64 = 2;
-    /// SError.
-    pub const SERROR: u64 = 3;
-    /// Anything from AArch32 state.
-    pub const AARCH32: u64 = 4;
+    // 2 = FIQ, 3 = SError, 4 = anything from AArch32: all stop the VM.
 }
 
 core::arch::global_asm!(

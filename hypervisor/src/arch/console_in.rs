@@ -37,6 +37,7 @@ pub fn receive(v: &mut Vcpu) {
             Input::Nothing => {}
         }
     }
+    uart::clear_rx_timeout();
 }
 
 fn deliver(id: VmId, b: u8) {
@@ -85,6 +86,11 @@ fn prompt() {
     }
 }
 
+/// Ends the echoed command line.
+fn newline() {
+    CONSOLE.lock().output(Target::Monitor, b'\n', &mut uart::put);
+}
+
 /// Prints the monitor prompt (at boot).
 pub fn monitor_prompt() {
     prompt();
@@ -101,14 +107,14 @@ fn monitor_input(v: &mut Vcpu, b: u8) {
             }
         }
         Edit::Overflow => {
-            hvprintln!("");
+            newline();
             hvprintln!("line too long (max {LINE_MAX} characters)");
             prompt();
         }
         Edit::Submit => {
             let mut buf = [0u8; LINE_MAX];
             let n = MONITOR_LINE.lock().take(&mut buf);
-            hvprintln!("");
+            newline();
             let line = core::str::from_utf8(&buf[..n]).unwrap_or("");
             match monitor::parse(line) {
                 Ok(Some(cmd)) => execute(v, cmd),
@@ -125,7 +131,7 @@ fn execute(v: &mut Vcpu, cmd: Command) {
     match cmd {
         Command::Help => {
             for (name, arg, what) in monitor::COMMANDS {
-                hvprintln!("  {name} {arg:<8} - {what}");
+                hvprintln!("  {name:<8} {arg:<8} {what}");
             }
             hvprintln!(
                 "  keys: Ctrl-A 0 monitor, Ctrl-A 1 ctl, Ctrl-A 2 llm, Ctrl-A Ctrl-A literal"

@@ -84,7 +84,7 @@ fn boot_primary() {
     gic::init_distributor();
     gic::init_cpu(0);
     gic::enable_spi(irq::UART, 0);
-    uart::set_rx_irq(true);
+    uart::init();
     build_stage2();
     for vm in PARTITIONS.iter() {
         for &spi in vm.irqs {

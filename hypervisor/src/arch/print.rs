@@ -19,12 +19,6 @@ impl Write for Out<'_> {
     }
 }
 
-/// Prints formatted text as `src` (the monitor for the hypervisor's own messages).
-pub fn print(src: Target, args: fmt::Arguments<'_>) {
-    let mut c = CONSOLE.lock();
-    let _ = Out(&mut c, src).write_fmt(args);
-}
-
 /// Prints a hypervisor line, starting on a fresh line.
 pub fn hv_line(args: fmt::Arguments<'_>) {
     let mut c = CONSOLE.lock();

@@ -11,6 +11,10 @@ register_bitfields! {u32,
         RXFE OFFSET(4) NUMBITS(1) [],
         TXFF OFFSET(5) NUMBITS(1) []
     ],
+    LCR_H [
+        FEN OFFSET(4) NUMBITS(1) [],
+        WLEN OFFSET(5) NUMBITS(2) [ Eight = 0b11 ]
+    ],
     INT [
         RX OFFSET(4) NUMBITS(1) [],
         RT OFFSET(6) NUMBITS(1) []
@@ -23,6 +27,8 @@ register_structs! {
         (0x004 => _r0),
         (0x018 => fr: ReadOnly<u32, FR::Register>),
         (0x01C => _r1),
+        (0x02C => lcr_h: ReadWrite<u32, LCR_H::Register>),
+        (0x030 => _r3),
         (0x038 => imsc: ReadWrite<u32, INT::Register>),
         (0x03C => _r2),
         (0x044 => icr: WriteOnly<u32, INT::Register>),
@@ -53,14 +59,15 @@ pub fn get() -> Option<u8> {
     }
 }
 
-/// Enables or disables the receive interrupt (flow control: input waits in the UART while
-/// the focused guest's FIFO is full).
-pub fn set_rx_irq(on: bool) {
+/// Turns on the FIFOs (8N1) and the receive interrupts. Pending status is not cleared: a byte
+/// that arrived before this still raises the interrupt (QEMU only signals a new byte once).
+pub fn init() {
     let r = regs();
-    if on {
-        r.imsc.modify(INT::RX::SET + INT::RT::SET);
-    } else {
-        r.imsc.modify(INT::RX::CLEAR + INT::RT::CLEAR);
-    }
-    r.icr.write(INT::RX::SET + INT::RT::SET);
+    r.lcr_h.write(LCR_H::FEN::SET + LCR_H::WLEN::Eight);
+    r.imsc.modify(INT::RX::SET + INT::RT::SET);
+}
+
+/// Acknowledges the receive-timeout interrupt once the FIFO is drained.
+pub fn clear_rx_timeout() {
+    regs().icr.write(INT::RT::SET);
 }
