@@ -30,8 +30,11 @@ pub fn workspace_root() -> PathBuf {
 /// How to start the system.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Model file for the LLM partition (`run.sh --model`).
+    /// Model file for the LLM partition (`run.sh --model`). `None` leaves the choice to
+    /// `run.sh` (its default model) unless `no_model` is set.
     pub model: Option<PathBuf>,
+    /// Boot without a model (`run.sh --no-model`); refused together with `model`.
+    pub no_model: bool,
     /// Instruction-count timing (`run.sh --icount N`, QEMU `-icount shift=N`).
     pub icount: Option<u32>,
     /// Extra QEMU arguments (after `--`).
@@ -66,6 +69,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             model: None,
+            no_model: false,
             icount: None,
             extra_qemu_args: Vec::new(),
             boot_timeout: Duration::from_secs(20),
@@ -175,6 +179,11 @@ impl Sis {
             .clone()
             .or_else(|| std::env::var_os("SIS_RUN_SCRIPT").map(PathBuf::from))
             .unwrap_or_else(|| workspace_root().join("scripts").join("run.sh"));
+        if opts.no_model && opts.model.is_some() {
+            return Err(Error::BadInput(
+                "both a model and no_model were requested".into(),
+            ));
+        }
         if !script.is_file() {
             return Err(Error::Start(format!(
                 "run script {} not found",
@@ -357,6 +366,9 @@ fn script_args(opts: &Options, paths: &Paths) -> Vec<OsString> {
         a.push("--model".into());
         a.push(m.clone().into());
     }
+    if opts.no_model {
+        a.push("--no-model".into());
+    }
     if let Some(n) = opts.icount {
         a.push("--icount".into());
         a.push(n.to_string().into());
@@ -459,10 +471,12 @@ mod tests {
         let opts = Options {
             datactl_socket: false,
             start_paused: false,
+            no_model: true,
             ..Options::default()
         };
         let args = script_args(&opts, &paths);
-        assert_eq!(args.len(), 3);
+        assert_eq!(args.len(), 4);
+        assert_eq!(args[3], "--no-model");
         assert!(!args.iter().any(|a| a == "--"));
     }
 
@@ -471,6 +485,18 @@ mod tests {
         let root = workspace_root();
         let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("root manifest");
         assert!(manifest.contains("[workspace]"));
+    }
+
+    #[test]
+    fn model_and_no_model_conflict() {
+        let e = Sis::start(Options {
+            model: Some("/m.gguf".into()),
+            no_model: true,
+            ..Options::default()
+        })
+        .err()
+        .expect("conflict");
+        assert!(matches!(e, Error::BadInput(_)), "{e}");
     }
 
     #[test]
