@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::escape::{EscapeTracker, CTRL_A};
 use crate::log::{LogState, Shared};
 use crate::parse::ParseStats;
-use crate::pattern::{Match, Pattern};
+use crate::pattern::{split_tolerant_regex, Match, Pattern};
 use crate::source::Source;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -67,7 +67,7 @@ impl Default for ConsoleOptions {
             type_chunk: 8,
             type_delay: Duration::from_millis(3),
             focus_sync: FocusSync::Settle {
-                quiet: Duration::from_millis(150),
+                quiet: Duration::from_millis(200),
                 max: Duration::from_secs(2),
             },
             tail_lines: 80,
@@ -419,13 +419,20 @@ impl Console {
 
     /// Runs a shell command on `src`: focuses it, types `cmd`, waits for the echoed command and
     /// then for the next prompt, and returns the output between them. One deadline covers it all.
+    /// Line breaks that interruptions by other consoles insert into the echo or the prompt are
+    /// tolerated (they stay in the returned output if they fall inside it).
     pub fn run(&self, src: Source, cmd: &str, timeout: Duration) -> Result<String> {
         let prompt = Pattern::prompt(src)?;
         let deadline = Instant::now() + timeout;
         self.focus(src)?;
         self.mark(src);
         self.send_line(src, cmd)?;
-        let echo = format!("{cmd}\n");
+        // The echo, then the newline of the submitted line (possibly after an inserted one).
+        let echo = if cmd.is_empty() {
+            Pattern::from("\n")
+        } else {
+            Pattern::regex(&format!("{}\n?\n", split_tolerant_regex(cmd)))?
+        };
         self.expect(
             src,
             echo,

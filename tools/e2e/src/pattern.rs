@@ -24,12 +24,20 @@ impl Pattern {
             .map_err(|e| Error::BadPattern(format!("invalid regex /{expr}/: {e}")))
     }
 
-    /// The pattern for `source`'s prompt at the start of a line.
+    /// The pattern for `source`'s prompt at the start of a line (tolerating line breaks inserted
+    /// by interruptions, see [`Pattern::split_tolerant`]).
     pub fn prompt(source: Source) -> Result<Pattern> {
         let prompt = source
             .prompt()
             .ok_or_else(|| Error::BadInput(format!("source {source} has no prompt")))?;
-        Pattern::regex(&format!("(?m)^{}", regex::escape(prompt)))
+        Pattern::regex(&format!("(?m)^{}", split_tolerant_regex(prompt)))
+    }
+
+    /// Matches `text` even if line breaks were inserted between its characters. When another
+    /// console interrupts a partial line, the hypervisor ends the physical line, so a source's
+    /// view can show a `\n` in the middle of, say, an echoed command.
+    pub fn split_tolerant(text: &str) -> Result<Pattern> {
+        Pattern::regex(&split_tolerant_regex(text))
     }
 
     /// Finds the first match that starts at or after `start` in `hay`.
@@ -72,6 +80,18 @@ impl Pattern {
             }
         }
     }
+}
+
+/// A regex source for `text` with an optional `\n` between characters.
+pub(crate) fn split_tolerant_regex(text: &str) -> String {
+    let mut re = String::with_capacity(text.len() * 4);
+    for (i, c) in text.chars().enumerate() {
+        if i > 0 {
+            re.push_str("\\n?");
+        }
+        re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+    }
+    re
 }
 
 impl fmt::Display for Pattern {
@@ -199,6 +219,20 @@ mod tests {
     fn bad_regex_is_a_clear_error() {
         let e = Pattern::regex("a(").expect_err("unbalanced");
         assert!(e.to_string().contains("invalid regex /a(/"), "{e}");
+    }
+
+    #[test]
+    fn split_tolerant_accepts_inserted_line_breaks_only() {
+        let p = Pattern::split_tolerant("a.b c").expect("valid");
+        for hay in ["a.b c", "a\n.b c", "a.b\n c", "a\n.\nb\n \nc"] {
+            assert!(p.find_at(hay.as_bytes(), 0).is_some(), "{hay:?}");
+        }
+        for hay in ["axb c", "a.b\n\nc", "a.bc", "a\n\n.b c"] {
+            assert!(p.find_at(hay.as_bytes(), 0).is_none(), "{hay:?}");
+        }
+        let prompt = Pattern::prompt(Source::Llm).expect("valid");
+        assert!(prompt.find_at(b"x\nll\nm> ", 0).is_some());
+        assert!(prompt.find_at(b"xllm> ", 0).is_none());
     }
 
     #[test]

@@ -138,6 +138,7 @@ fn execute(mux: &Arc<Mutex<Mux>>, src: usize, line: &str) -> bool {
             let _ = h.join();
         }
         "quit" => return false,
+        "chatty" => mux.lock().unwrap().say(src, "toggled\n"),
         _ => mux
             .lock()
             .unwrap()
@@ -165,6 +166,9 @@ fn serve(stream: UnixStream, seen: Arc<Mutex<Seen>>) {
     }
     let mut focus = CTL;
     let mut escape = false;
+    // When set, the llm console interrupts every third echoed byte.
+    let mut chatty = false;
+    let mut echoed = 0u64;
     let mut lines: [Vec<u8>; 3] = Default::default();
     let mut input = stream;
     let mut buf = [0u8; 256];
@@ -199,6 +203,9 @@ fn serve(stream: UnixStream, seen: Arc<Mutex<Seen>>) {
                     let line = String::from_utf8_lossy(&lines[focus]).into_owned();
                     lines[focus].clear();
                     seen.lock().unwrap().commands.push((focus, line.clone()));
+                    if line == "chatty" {
+                        chatty = !chatty;
+                    }
                     if !execute(&mux, focus, &line) {
                         let _ = input.shutdown(std::net::Shutdown::Both);
                         return;
@@ -207,7 +214,12 @@ fn serve(stream: UnixStream, seen: Arc<Mutex<Seen>>) {
                 }
                 _ => {
                     lines[focus].push(b);
-                    mux.lock().unwrap().say(focus, &(b as char).to_string());
+                    let mut m = mux.lock().unwrap();
+                    m.say(focus, &(b as char).to_string());
+                    echoed += 1;
+                    if chatty && focus != LLM && echoed.is_multiple_of(3) {
+                        m.say(LLM, &format!("chat {echoed}\n"));
+                    }
                 }
             }
         }
@@ -511,6 +523,25 @@ fn an_interrupted_line_continues_in_its_own_view() {
     assert_eq!(out, "part-\nrest\n");
     c.expect(Source::Llm, "interrupt\n", T).unwrap();
     assert!(!c.text(Source::Ctl).contains("interrupt"));
+}
+
+#[test]
+fn run_tolerates_an_echo_split_by_another_console() {
+    let (_fake, c) = booted();
+    c.run(Source::Ctl, "chatty", T).unwrap();
+    for cmd in ["echo split me please", "lines 2", "echo x"] {
+        let out = c.run(Source::Ctl, cmd, T).unwrap();
+        let want = match cmd {
+            "lines 2" => "line 1\nline 2\n",
+            "echo x" => "x\n",
+            _ => "split me please\n",
+        };
+        assert_eq!(out, want, "{cmd}");
+    }
+    // The echo really was split in the ctl view.
+    let text = c.text(Source::Ctl);
+    assert!(!text.contains("echo split me please"), "{text}");
+    c.expect(Source::Llm, "chat ", T).unwrap();
 }
 
 #[test]
