@@ -1,6 +1,6 @@
 //! PL011 UART at [`ipa::UART_BASE`]: interrupt-driven receive into a ring, polled transmit.
 //!
-//! Only DR, FR, IBRD, FBRD, LCR_H, CR, IFLS, IMSC, RIS, MIS and ICR are touched (the registers
+//! Only DR, FR, IBRD, FBRD, LCR_H, CR, IFLS, IMSC, MIS and ICR are touched (the registers
 //! the hypervisor's emulated PL011 implements), each with one 32-bit access.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -62,7 +62,7 @@ register_structs! {
         (0x030 => cr: Mmio32<CR::Register>),
         (0x034 => ifls: Mmio32<IFLS::Register>),
         (0x038 => imsc: Mmio32<INT::Register>),
-        (0x03C => ris: Mmio32<INT::Register>),
+        (0x03C => _r2),
         (0x040 => mis: Mmio32<INT::Register>),
         (0x044 => icr: Mmio32<INT::Register>),
         (0x048 => @END),
@@ -132,9 +132,15 @@ pub fn rx_stats() -> (u64, u64) {
     (RX.dropped(), RX_ERRORS.load(Ordering::Relaxed))
 }
 
-/// Receive interrupt: drain the FIFO into the ring, then acknowledge.
+/// Receive interrupt: acknowledge first, then drain the FIFO into the ring. In this order a
+/// character that arrives during the drain either gets drained now or raises the interrupt
+/// again; acknowledging after the drain could clear the interrupt of a character still sitting
+/// in the FIFO, which would then wait for the next keystroke.
 fn on_irq(_intid: u32) {
     let r = regs();
+    let pending = r.mis.extract();
+    r.icr
+        .set(pending.get() | (INT::RX::SET + INT::RT::SET).value);
     while !r.fr.is_set(FR::RXFE) {
         let dr = r.dr.extract();
         if dr.read(DR::ERRORS) != 0 {
@@ -143,8 +149,4 @@ fn on_irq(_intid: u32) {
         // A full ring counts the drop itself.
         RX.push(dr.read(DR::DATA) as u8);
     }
-    let pending = r.mis.extract();
-    let _ = r.ris.get();
-    r.icr
-        .set(pending.get() | (INT::RX::SET + INT::RT::SET).value);
 }
