@@ -1,9 +1,25 @@
 //! IEEE 754 binary16 conversions, written out in integer arithmetic so they are identical
 //! on every target (no hardware conversion instructions).
 
-/// Converts binary16 bits to `f32` exactly.
-#[inline]
+/// Every binary16 value as `f32`, computed at compile time (256 KiB).
+static F16_TABLE: [f32; 65536] = {
+    let mut t = [0.0f32; 65536];
+    let mut i = 0;
+    while i < 65536 {
+        t[i] = f16_to_f32_calc(i as u16);
+        i += 1;
+    }
+    t
+};
+
+/// Converts binary16 bits to `f32` exactly (table lookup).
+#[inline(always)]
 pub fn f16_to_f32(h: u16) -> f32 {
+    F16_TABLE[h as usize]
+}
+
+/// Converts binary16 bits to `f32` exactly, by arithmetic.
+pub const fn f16_to_f32_calc(h: u16) -> f32 {
     let sign = ((h as u32) & 0x8000) << 16;
     let exp = ((h >> 10) & 0x1f) as u32;
     let man = (h & 0x3ff) as u32;
@@ -72,6 +88,8 @@ mod tests {
     #[test]
     fn every_half_round_trips() {
         for h in 0..=u16::MAX {
+            let (a, b) = (f16_to_f32(h), f16_to_f32_calc(h));
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
             let f = f16_to_f32(h);
             if f.is_nan() {
                 assert!(f16_to_f32(f32_to_f16(f)).is_nan());

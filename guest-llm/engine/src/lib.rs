@@ -29,6 +29,8 @@ pub mod matrix;
 pub mod model;
 pub mod parallel;
 pub mod quant;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod quant_avx2;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;

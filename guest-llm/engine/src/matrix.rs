@@ -43,6 +43,8 @@ pub struct Matrix<'a> {
 
 /// Rows handed to one work item of a parallel product.
 pub const ROWS_PER_CHUNK: usize = 16;
+/// Inputs multiplied together against each weight block during batched prefill.
+pub const TOKEN_BLOCK: usize = 4;
 
 enum Acts {
     F32(Vec<f32>),
@@ -172,7 +174,94 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    #[inline]
+    /// Dot products of rows `r0..r1` with inputs `t0..t0 + TB` (at most [`TOKEN_BLOCK`]),
+    /// into `out[(r - r0) * TOKEN_BLOCK + k]`.
+    #[inline(always)]
+    fn rows_kernel(&self, r0: usize, r1: usize, acts: &Acts, t0: usize, tb: usize, out: &mut [f32]) {
+        let c = self.cols;
+        for (i, r) in (r0..r1).enumerate() {
+            let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
+            match (&self.storage, acts) {
+                (Storage::Q4_1(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
+                    let rb = (c / QK) * Q4_1_BLOCK;
+                    let xs = [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]];
+                    o.copy_from_slice(&quant::dot_q4_1_n(&b[r * rb..(r + 1) * rb], xs));
+                }
+                (Storage::Q4_1(b), Acts::Q8(a)) if tb == 1 => {
+                    let rb = (c / QK) * Q4_1_BLOCK;
+                    o[0] = quant::dot_q4_1_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
+                }
+                (Storage::Q8_0(b), Acts::Q8(a)) if tb == 1 => {
+                    let rb = (c / QK) * Q8_0_BLOCK;
+                    o[0] = quant::dot_q8_0_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
+                }
+                (Storage::Q8_0(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
+                    let rb = (c / QK) * Q8_0_BLOCK;
+                    let xs = [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]];
+                    o.copy_from_slice(&quant::dot_q8_0_n(&b[r * rb..(r + 1) * rb], xs));
+                }
+                _ => {
+                    for (k, v) in o.iter_mut().enumerate() {
+                        *v = self.dot_row(r, acts, t0 + k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The Q4_1/Q8_0 kernels with AVX2 intrinsics: the same arithmetic as the portable
+    /// kernels (see `quant_avx2`), so results are bit-identical.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2")]
+    fn rows_kernel_avx2(&self, r0: usize, r1: usize, acts: &Acts, t0: usize, tb: usize, out: &mut [f32]) {
+        use crate::quant_avx2 as k;
+        let c = self.cols;
+        for (i, r) in (r0..r1).enumerate() {
+            let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
+            match (&self.storage, acts) {
+                (Storage::Q4_1(b), Acts::Q8(a)) => {
+                    let rb = (c / QK) * Q4_1_BLOCK;
+                    let row = &b[r * rb..(r + 1) * rb];
+                    if tb == TOKEN_BLOCK {
+                        o.copy_from_slice(&k::dot_q4_1_n(row, [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]]));
+                    } else {
+                        for (j, v) in o.iter_mut().enumerate() {
+                            *v = k::dot_q4_1_n(row, [&a[t0 + j]])[0];
+                        }
+                    }
+                }
+                (Storage::Q8_0(b), Acts::Q8(a)) => {
+                    let rb = (c / QK) * Q8_0_BLOCK;
+                    let row = &b[r * rb..(r + 1) * rb];
+                    if tb == TOKEN_BLOCK {
+                        o.copy_from_slice(&k::dot_q8_0_n(row, [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]]));
+                    } else {
+                        for (j, v) in o.iter_mut().enumerate() {
+                            *v = k::dot_q8_0_n(row, [&a[t0 + j]])[0];
+                        }
+                    }
+                }
+                _ => {
+                    for (j, v) in o.iter_mut().enumerate() {
+                        *v = self.dot_row(r, acts, t0 + j);
+                    }
+                }
+            }
+        }
+    }
+
+    fn rows_dispatch(&self, r0: usize, r1: usize, acts: &Acts, t0: usize, tb: usize, out: &mut [f32]) {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked at run time just above), which is
+            // the only requirement of a `target_feature(enable = "avx2")` function.
+            unsafe { self.rows_kernel_avx2(r0, r1, acts, t0, tb, out) };
+            return;
+        }
+        self.rows_kernel(r0, r1, acts, t0, tb, out)
+    }
+
+    #[inline(always)]
     fn dot_row(&self, r: usize, acts: &Acts, t: usize) -> f32 {
         let c = self.cols;
         match (&self.storage, acts) {
@@ -219,11 +308,18 @@ impl<'a> Matrix<'a> {
         par.for_each(chunks, &|ci| {
             let r0 = ci * ROWS_PER_CHUNK;
             let r1 = (r0 + ROWS_PER_CHUNK).min(rows);
-            for r in r0..r1 {
-                for t in 0..n {
-                    let v = self.dot_row(r, &acts, t);
-                    cells[t * rows + r].store(v.to_bits(), Ordering::Relaxed);
+            let mut buf = [0.0f32; ROWS_PER_CHUNK * TOKEN_BLOCK];
+            let mut t0 = 0;
+            while t0 < n {
+                let tb = if n - t0 >= TOKEN_BLOCK { TOKEN_BLOCK } else { 1 };
+                self.rows_dispatch(r0, r1, &acts, t0, tb, &mut buf);
+                for (i, r) in (r0..r1).enumerate() {
+                    for k in 0..tb {
+                        let v = buf[i * TOKEN_BLOCK + k];
+                        cells[(t0 + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                    }
                 }
+                t0 += tb;
             }
         });
         for (o, c) in out.iter_mut().zip(&cells) {

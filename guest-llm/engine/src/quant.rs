@@ -27,8 +27,9 @@ pub struct Q8Acts {
     pub d: Vec<f32>,
     /// Per-block `d * sum(q)`, rounded through f16 (the Q8_1 `s` field).
     pub s: Vec<f32>,
-    /// Quantized values.
-    pub q: Vec<i8>,
+    /// Quantized values (in -127..=127), widened to 16 bits once so every row's
+    /// product can use 16-bit multiplies.
+    pub q: Vec<i16>,
 }
 
 impl Q8Acts {
@@ -49,7 +50,7 @@ impl Q8Acts {
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             let mut sum = 0i32;
             for (j, &v) in xb.iter().enumerate() {
-                let q = libm::roundf(v * id) as i8;
+                let q = libm::roundf(v * id) as i8 as i16;
                 out.q[b * QK + j] = q;
                 sum += q as i32;
             }
@@ -65,8 +66,8 @@ impl Q8Acts {
 pub struct GroupActs {
     /// Per-group scale.
     pub s: Vec<f32>,
-    /// Quantized values.
-    pub q: Vec<i8>,
+    /// Quantized values (in -127..=127), widened to 16 bits.
+    pub q: Vec<i16>,
 }
 
 impl GroupActs {
@@ -86,7 +87,7 @@ impl GroupActs {
             out.s[g] = scale;
             for (j, &v) in xg.iter().enumerate() {
                 let qv = if scale != 0.0 { v / scale } else { 0.0 };
-                out.q[g * group + j] = libm::roundf(qv) as i8;
+                out.q[g * group + j] = libm::roundf(qv) as i8 as i16;
             }
         }
         out
@@ -94,7 +95,7 @@ impl GroupActs {
 }
 
 #[inline(always)]
-fn sum4(acc: [f32; 4]) -> f32 {
+pub(crate) fn sum4(acc: [f32; 4]) -> f32 {
     (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
@@ -104,59 +105,133 @@ pub fn sum8(a: [f32; 8]) -> f32 {
     ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
 }
 
-/// Dot product of a Q4_1 row with Q8_1 activations.
-#[inline]
-pub fn dot_q4_1(row: &[u8], a: &Q8Acts) -> f32 {
-    let mut acc = [0.0f32; 4];
-    for (b, (blk, y)) in row
-        .chunks_exact(Q4_1_BLOCK)
-        .zip(a.q.chunks_exact(QK))
-        .enumerate()
-    {
+/// Lanes of integer products accumulated per block: lane `j` of a block holds
+/// `sum(w[k] * y[k])` over `k` in `{j, j+8, j+16, j+24}` (exact integer sums).
+const LANES: usize = 8;
+
+/// Unpacks one Q4_1 block's 32 nibbles (element `j` in the low nibble of byte `j`,
+/// element `j + 16` in the high nibble).
+#[inline(always)]
+fn unpack_q4(qs: &[u8]) -> [i16; QK] {
+    let qs = &qs[..16];
+    let mut w = [0i16; QK];
+    for j in 0..16 {
+        w[j] = (qs[j] & 0x0f) as i16;
+        w[j + 16] = (qs[j] >> 4) as i16;
+    }
+    w
+}
+
+/// Widens one Q8_0 block's 32 signed bytes.
+#[inline(always)]
+fn unpack_q8(qs: &[u8]) -> [i16; QK] {
+    let qs = &qs[..QK];
+    let mut w = [0i16; QK];
+    for j in 0..QK {
+        w[j] = (qs[j] as i8) as i16;
+    }
+    w
+}
+
+/// The eight integer lanes of one block product (see [`LANES`]). Products of a weight
+/// (at most 128 in magnitude) and an activation (at most 127) fit in 16 bits, and so
+/// does the sum of two of them; the rest is summed in 32 bits. All exact.
+#[inline(always)]
+fn block_lanes(w: &[i16; QK], y: &[i16]) -> [i32; LANES] {
+    let y = &y[..QK];
+    let mut p = [0i16; QK];
+    for j in 0..QK {
+        p[j] = w[j].wrapping_mul(y[j]);
+    }
+    let mut h = [0i16; 16];
+    for j in 0..16 {
+        h[j] = p[j].wrapping_add(p[j + 16]);
+    }
+    let mut l = [0i32; LANES];
+    for j in 0..LANES {
+        l[j] = h[j] as i32 + h[j + 8] as i32;
+    }
+    l
+}
+
+/// Dot products of one Q4_1 row with `T` Q8_1-quantized inputs.
+///
+/// Per block `b`: `acc[lane] += (d_w * d_y) * lane_sum` in eight float lanes, and
+/// `accm[b % 2] += m_w * s_y`; at the end `sum8(acc) + (accm[0] + accm[1])`. The weight
+/// block is unpacked once for all `T` inputs; each input's arithmetic is the same for
+/// any `T`, so batching never changes a result.
+#[inline(always)]
+pub fn dot_q4_1_n<const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
+    let nb = row.len() / Q4_1_BLOCK;
+    let mut acc = [[0.0f32; LANES]; T];
+    let mut accm = [[0.0f32; 2]; T];
+    for b in 0..nb {
+        let blk = &row[b * Q4_1_BLOCK..(b + 1) * Q4_1_BLOCK];
         let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
         let mw = f16_to_f32(u16::from_le_bytes([blk[2], blk[3]]));
-        let qs = &blk[4..20];
-        let (ylo, yhi) = y.split_at(16);
-        let mut sumi = 0i32;
-        for j in 0..16 {
-            sumi += (qs[j] & 0x0f) as i32 * ylo[j] as i32 + (qs[j] >> 4) as i32 * yhi[j] as i32;
+        let w = unpack_q4(&blk[4..]);
+        for t in 0..T {
+            let l = block_lanes(&w, &a[t].q[b * QK..(b + 1) * QK]);
+            let sc = dw * a[t].d[b];
+            for j in 0..LANES {
+                acc[t][j] += sc * l[j] as f32;
+            }
+            accm[t][b & 1] += mw * a[t].s[b];
         }
-        acc[b & 3] += (dw * a.d[b]) * sumi as f32 + mw * a.s[b];
     }
-    sum4(acc)
+    let mut out = [0.0f32; T];
+    for t in 0..T {
+        out[t] = sum8(acc[t]) + (accm[t][0] + accm[t][1]);
+    }
+    out
+}
+
+/// Dot products of one Q8_0 row with `T` Q8_0-quantized inputs (lanes as in
+/// [`dot_q4_1_n`]).
+#[inline(always)]
+pub fn dot_q8_0_n<const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
+    let nb = row.len() / Q8_0_BLOCK;
+    let mut acc = [[0.0f32; LANES]; T];
+    for b in 0..nb {
+        let blk = &row[b * Q8_0_BLOCK..(b + 1) * Q8_0_BLOCK];
+        let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+        let w = unpack_q8(&blk[2..]);
+        for t in 0..T {
+            let l = block_lanes(&w, &a[t].q[b * QK..(b + 1) * QK]);
+            let sc = dw * a[t].d[b];
+            for j in 0..LANES {
+                acc[t][j] += sc * l[j] as f32;
+            }
+        }
+    }
+    let mut out = [0.0f32; T];
+    for t in 0..T {
+        out[t] = sum8(acc[t]);
+    }
+    out
+}
+
+/// Dot product of a Q4_1 row with Q8_1 activations.
+pub fn dot_q4_1(row: &[u8], a: &Q8Acts) -> f32 {
+    dot_q4_1_n::<1>(row, [a])[0]
 }
 
 /// Dot product of a Q8_0 row with Q8_0 activations.
-#[inline]
 pub fn dot_q8_0(row: &[u8], a: &Q8Acts) -> f32 {
-    let mut acc = [0.0f32; 4];
-    for (b, (blk, y)) in row
-        .chunks_exact(Q8_0_BLOCK)
-        .zip(a.q.chunks_exact(QK))
-        .enumerate()
-    {
-        let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
-        let qs = &blk[2..34];
-        let mut sumi = 0i32;
-        for j in 0..QK {
-            sumi += (qs[j] as i8) as i32 * y[j] as i32;
-        }
-        acc[b & 3] += sumi as f32 * (dw * a.d[b]);
-    }
-    sum4(acc)
+    dot_q8_0_n::<1>(row, [a])[0]
 }
 
 /// Dot product of a group-quantized int8 row (values `q`, f32 scales `s`) with group
 /// activations.
-#[inline]
+#[inline(always)]
 pub fn dot_group_q8(q: &[u8], s: &[u8], group: usize, a: &GroupActs) -> f32 {
     let mut acc = [0.0f32; 4];
-    for (g, (wq, xq)) in q.chunks_exact(group).zip(a.q.chunks_exact(group)).enumerate() {
+    for (g, ((wq, xq), &xs)) in q.chunks_exact(group).zip(a.q.chunks_exact(group)).zip(&a.s).enumerate() {
         let mut ival = 0i32;
         for (&w, &x) in wq.iter().zip(xq) {
-            ival += (w as i8) as i32 * x as i32;
+            ival += ((w as i8) as i16 * x) as i32;
         }
-        acc[g & 3] += (ival as f32 * f32_at(s, g)) * a.s[g];
+        acc[g & 3] += (ival as f32 * f32_at(s, g)) * xs;
     }
     sum4(acc)
 }
