@@ -16,7 +16,7 @@ fn main() {
     // Guest kernels are built first (scripts/build.sh) for aarch64-unknown-none.
     let guests = env::var("SIS_GUEST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| dir.join("../target/aarch64-unknown-none/release"));
+        .unwrap_or_else(|_| dir.join("../target/image/aarch64-unknown-none/release"));
     for name in ["guest-ctl", "guest-llm"] {
         let path = guests.join(name);
         if !path.exists() {

@@ -4,7 +4,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-target_dir=${CARGO_TARGET_DIR:-$root/target}
+# A target dir of its own, so building the image from inside `cargo test` (the e2e tests) never
+# waits on the outer cargo's lock.
+target_dir=${SIS_IMAGE_TARGET_DIR:-$root/target/image}
+export CARGO_TARGET_DIR=$target_dir
 cargo build --quiet --release --target aarch64-unknown-none -p guest-ctl -p guest-llm >&2
 SIS_GUEST_DIR="$target_dir/aarch64-unknown-none/release" \
     cargo build --quiet --release --target aarch64-unknown-none-softfloat -p hypervisor >&2

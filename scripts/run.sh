@@ -48,7 +48,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-target_dir=${CARGO_TARGET_DIR:-$root/target}
+target_dir=${SIS_IMAGE_TARGET_DIR:-$root/target/image}
 if [ "$build" = 1 ]; then
     hv=$("$root/scripts/build.sh")
 else
