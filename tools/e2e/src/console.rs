@@ -11,7 +11,8 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -90,6 +91,8 @@ pub struct ConsoleStats {
     pub closed: Option<String>,
     /// The first error writing the on-disk log copy, if any.
     pub log_file_error: Option<String>,
+    /// Waits that failed (see [`Console::failed_waits`]).
+    pub failed_waits: u64,
 }
 
 /// The sending side, behind one lock so focus switches and lines never interleave.
@@ -105,6 +108,8 @@ pub struct Console {
     writer: Mutex<Writer>,
     reader: Option<JoinHandle<()>>,
     opts: ConsoleOptions,
+    log_path: Option<PathBuf>,
+    failed_waits: AtomicU64,
 }
 
 impl Console {
@@ -150,6 +155,8 @@ impl Console {
             }),
             reader: Some(reader),
             opts,
+            log_path: None,
+            failed_waits: AtomicU64::new(0),
         })
     }
 
@@ -179,21 +186,23 @@ impl Console {
                 return Ok(m);
             }
             if let Some(reason) = &st.closed {
-                return Err(Error::Closed {
+                return Err(self.failed(Error::Closed {
                     source: src,
                     expected: pattern.to_string(),
                     reason: reason.clone(),
                     tail: self.tail_of(&st, src),
-                });
+                    log: self.log_path.clone(),
+                }));
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Timeout {
+                return Err(self.failed(Error::Timeout {
                     source: src,
                     expected: pattern.to_string(),
                     waited: now - start,
                     tail: self.tail_of(&st, src),
-                });
+                    log: self.log_path.clone(),
+                }));
             }
             st = self
                 .shared
@@ -250,6 +259,58 @@ impl Console {
         self.shared.lock().raw.clone()
     }
 
+    /// Names the on-disk copy of the stream in error messages.
+    pub(crate) fn set_log_path(&mut self, path: PathBuf) {
+        self.log_path = Some(path);
+    }
+
+    /// How many waits on this connection failed (timeouts, closed console, forbidden output).
+    pub fn failed_waits(&self) -> u64 {
+        self.failed_waits.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, e: Error) -> Error {
+        self.failed_waits.fetch_add(1, Ordering::Relaxed);
+        e
+    }
+
+    /// Checks that `pattern` does not appear in `src`'s output after its cursor during `window`
+    /// (the cursor does not move). Fails with [`Error::Unexpected`] as soon as it appears. A closed
+    /// console cannot print it any more, so the check then succeeds.
+    pub fn expect_absent(
+        &self,
+        src: Source,
+        pattern: impl Into<Pattern>,
+        window: Duration,
+    ) -> Result<()> {
+        let pattern = pattern.into();
+        let deadline = Instant::now() + window;
+        let mut st = self.shared.lock();
+        loop {
+            let v = st.view(src);
+            if let Some(f) = pattern.find_at(&v.text, v.cursor) {
+                let matched = String::from_utf8_lossy(&v.text[f.start..f.end]).into_owned();
+                return Err(self.failed(Error::Unexpected {
+                    source: src,
+                    pattern: pattern.to_string(),
+                    matched,
+                    tail: self.tail_of(&st, src),
+                    log: self.log_path.clone(),
+                }));
+            }
+            let now = Instant::now();
+            if st.closed.is_some() || now >= deadline {
+                return Ok(());
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Counters of the connection.
     pub fn stats(&self) -> ConsoleStats {
         let st = self.shared.lock();
@@ -259,6 +320,7 @@ impl Console {
             replay_bytes_dropped: std::array::from_fn(|i| st.views[i].excised),
             closed: st.closed.clone(),
             log_file_error: st.file_error.clone(),
+            failed_waits: self.failed_waits(),
         }
     }
 
@@ -375,12 +437,13 @@ impl Console {
                     }
                     let now = Instant::now();
                     if st.closed.is_some() || now >= deadline {
-                        return Err(Error::Timeout {
+                        return Err(self.failed(Error::Timeout {
                             source: *source,
                             expected: format!("focus-switch marker {pattern} (switching to {src})"),
                             waited: now - start,
                             tail: self.tail_of(&st, *source),
-                        });
+                            log: self.log_path.clone(),
+                        }));
                     }
                     st = self
                         .shared
@@ -463,6 +526,7 @@ impl Console {
                     expected: "the console to close".into(),
                     waited: timeout,
                     tail: st.view(Source::Untagged).tail(self.opts.tail_lines),
+                    log: self.log_path.clone(),
                 });
             }
             st = self

@@ -2,6 +2,7 @@
 
 use crate::source::Source;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Result alias used throughout the harness.
@@ -22,6 +23,8 @@ pub enum Error {
         waited: Duration,
         /// The last lines of that source's view.
         tail: String,
+        /// Where the full console log is (kept when the test fails).
+        log: Option<PathBuf>,
     },
     /// The console connection ended (QEMU exited or closed the socket) before a match.
     Closed {
@@ -33,6 +36,21 @@ pub enum Error {
         reason: String,
         /// The last lines of that source's view.
         tail: String,
+        /// Where the full console log is (kept when the test fails).
+        log: Option<PathBuf>,
+    },
+    /// Output that must not appear did appear.
+    Unexpected {
+        /// The source that was watched.
+        source: Source,
+        /// The forbidden pattern.
+        pattern: String,
+        /// The text that matched it.
+        matched: String,
+        /// The last lines of that source's view.
+        tail: String,
+        /// Where the full console log is (kept when the test fails).
+        log: Option<PathBuf>,
     },
     /// A regular expression did not compile.
     BadPattern(String),
@@ -73,13 +91,22 @@ impl Error {
     }
 }
 
-fn write_tail(f: &mut fmt::Formatter<'_>, source: Source, tail: &str) -> fmt::Result {
+fn write_tail(
+    f: &mut fmt::Formatter<'_>,
+    source: Source,
+    tail: &str,
+    log: &Option<PathBuf>,
+) -> fmt::Result {
     if tail.is_empty() {
-        return write!(f, "\n  ({source} printed nothing)");
+        write!(f, "\n  ({source} printed nothing)")?;
+    } else {
+        write!(f, "\n  last lines of {source}:")?;
+        for line in tail.lines() {
+            write!(f, "\n  | {line}")?;
+        }
     }
-    write!(f, "\n  last lines of {source}:")?;
-    for line in tail.lines() {
-        write!(f, "\n  | {line}")?;
+    if let Some(p) = log {
+        write!(f, "\n  full console log: {}", p.display())?;
     }
     Ok(())
 }
@@ -92,24 +119,39 @@ impl fmt::Display for Error {
                 expected,
                 waited,
                 tail,
+                log,
             } => {
                 write!(
                     f,
                     "timed out after {waited:?} waiting for {expected} on {source}"
                 )?;
-                write_tail(f, *source, tail)
+                write_tail(f, *source, tail, log)
             }
             Error::Closed {
                 source,
                 expected,
                 reason,
                 tail,
+                log,
             } => {
                 write!(
                     f,
                     "console closed ({reason}) while waiting for {expected} on {source}"
                 )?;
-                write_tail(f, *source, tail)
+                write_tail(f, *source, tail, log)
+            }
+            Error::Unexpected {
+                source,
+                pattern,
+                matched,
+                tail,
+                log,
+            } => {
+                write!(
+                    f,
+                    "{source} printed {matched:?}, which must not appear ({pattern})"
+                )?;
+                write_tail(f, *source, tail, log)
             }
             Error::BadPattern(m) => write!(f, "bad pattern: {m}"),
             Error::BadInput(m) => write!(f, "bad input: {m}"),
@@ -155,11 +197,13 @@ mod tests {
             expected: "text \"done\"".into(),
             waited: Duration::from_millis(250),
             tail: "a\nb\n".into(),
+            log: Some("/tmp/x/console.log".into()),
         };
         let s = format!("{e:?}");
         assert!(s.contains("waiting for text \"done\" on llm"), "{s}");
         assert!(s.contains("  | a\n  | b"), "{s}");
         assert!(s.contains("250ms"), "{s}");
+        assert!(s.ends_with("full console log: /tmp/x/console.log"), "{s}");
     }
 
     #[test]
@@ -169,6 +213,7 @@ mod tests {
             expected: "x".into(),
             reason: "EOF".into(),
             tail: String::new(),
+            log: None,
         };
         assert!(e.to_string().contains("(hv printed nothing)"));
     }

@@ -110,8 +110,9 @@ impl Paths {
 }
 
 /// A running SIS instance. Dereferences to its [`Console`]. Dropping it stops QEMU (the whole
-/// process group); if the thread is panicking it prints the console log and QEMU's output to
-/// stderr and keeps the log directory.
+/// process group); if the thread is panicking, or a wait on this instance failed (so a test that
+/// returns `Err` is covered too), it prints the console log and QEMU's output to stderr and keeps
+/// the log directory.
 pub struct Sis {
     console: Console,
     qmp: Mutex<Option<Qmp>>,
@@ -240,7 +241,8 @@ impl Sis {
         )?;
         let log = File::create(&paths.console_log)
             .map_err(|e| Error::io(format!("creating {}", paths.console_log.display()), e))?;
-        let console = Console::from_stream(stream, opts.console.clone(), Some(log))?;
+        let mut console = Console::from_stream(stream, opts.console.clone(), Some(log))?;
+        console.set_log_path(paths.console_log.clone());
         if !opts.start_paused {
             return Ok((console, None));
         }
@@ -406,14 +408,15 @@ impl Drop for Sis {
         };
         // QEMU is gone, so the socket is closing; let the reader take in the last bytes.
         let _ = self.console.wait_closed(Duration::from_secs(1));
-        let panicking = std::thread::panicking();
-        let keep = panicking
+        // A test that returns an error instead of panicking has usually seen a failed wait.
+        let failing = std::thread::panicking() || self.console.failed_waits() > 0;
+        let keep = failing
             || self.opts.keep_logs
             || std::env::var_os("SIS_E2E_KEEP").is_some_and(|v| v != "0");
         if keep {
             if let Some(dir) = self.dir.take() {
                 let kept = dir.keep();
-                if panicking {
+                if failing {
                     self.dump_logs(&kept);
                 } else {
                     eprintln!("sis-e2e: logs kept in {}", kept.display());

@@ -905,3 +905,61 @@ esac
     assert!(start.elapsed() < Duration::from_secs(5));
     assert!(matches!(e, Error::CommandTimeout { .. }), "{e}");
 }
+
+#[test]
+fn expect_absent_passes_quietly_and_fails_on_forbidden_output() {
+    let (_fake, c) = booted();
+    c.send_line(Source::Ctl, "slow 300 panic: oops").unwrap();
+    // The echo is there at once; its text is what we forbid, so skip past it first.
+    c.expect(Source::Ctl, "oops\n", T).unwrap();
+    let start = Instant::now();
+    c.expect_absent(Source::Ctl, "never", Duration::from_millis(100))
+        .unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    assert_eq!(c.failed_waits(), 0);
+    let e = c
+        .expect_absent(Source::Ctl, "panic:", Duration::from_secs(10))
+        .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "fails as soon as it appears"
+    );
+    assert!(matches!(e, Error::Unexpected { .. }), "{e}");
+    assert!(e.to_string().contains("must not appear"), "{e}");
+    assert_eq!(c.failed_waits(), 1);
+    // The cursor did not move: the text is still there to be matched.
+    c.expect(Source::Ctl, "panic: oops", T).unwrap();
+    c.expect(Source::Ctl, "never", Duration::from_millis(10))
+        .unwrap_err();
+    assert_eq!(c.stats().failed_waits, 2);
+}
+
+#[test]
+fn sis_and_console_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Sis>();
+    shareable::<sis_e2e::Console>();
+}
+
+#[test]
+fn a_failed_wait_keeps_the_logs_and_names_them() {
+    let work = tempfile::tempdir().unwrap();
+    // Like a test that returns Err instead of panicking.
+    fn body(opts: Options) -> (PathBuf, sis_e2e::Result<()>) {
+        let sis = Sis::start(opts).unwrap();
+        let dir = sis.dir().to_owned();
+        let r = sis
+            .expect(Source::Llm, "never printed", Duration::from_millis(100))
+            .map(drop);
+        (dir, r)
+    }
+    let (dir, r) = body(fake_options(work.path()));
+    let msg = r.unwrap_err().to_string();
+    let log = dir.join("console.log");
+    assert!(
+        msg.contains(&format!("full console log: {}", log.display())),
+        "{msg}"
+    );
+    assert!(log.is_file(), "log kept after a failed wait");
+    std::fs::remove_dir_all(dir).unwrap();
+}
