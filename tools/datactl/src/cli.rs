@@ -1,0 +1,503 @@
+//! The `datactl` command line and its logic, callable from tests with captured output.
+//!
+//! Exit codes (for scripts): see [`exit`].
+
+use crate::client::{Client, ClientConfig, ClientError};
+use crate::transport::{Endpoint, TransportError, DEFAULT_SOCKET};
+use clap::{Parser, Subcommand, ValueEnum};
+use sis_frame::codec::{
+    encode, Command, InferParams, Request, Sampling, Version, MAX_FRAME_LEN, TOP_P_OFF_MILLI,
+};
+use sis_frame::reply::{parse_reply, EndReason, ErrorCode, Reply};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Exit codes.
+pub mod exit {
+    /// The guest answered `OK` (or, without waiting, the frame was sent).
+    pub const OK: i32 = 0;
+    /// The guest answered `ERR 0xNN` (or a stream ended with `cancel`/`fail`).
+    pub const ERR_REPLY: i32 = 1;
+    /// Bad command line (also clap's own usage errors).
+    pub const USAGE: i32 = 2;
+    /// Could not connect (missing socket, refused, closed by the peer).
+    pub const CONNECTION: i32 = 3;
+    /// No reply within the ACK timeout after all retries (or a stream went idle).
+    pub const TIMEOUT: i32 = 4;
+    /// The guest sent something that is not a valid reply line.
+    pub const PROTOCOL: i32 = 5;
+}
+
+const EXIT_HELP: &str = "\
+Exit codes: 0 OK reply (or sent without --wait-ack), 1 ERR reply, 2 usage error,
+3 connection error, 4 no reply (timeout), 5 malformed reply.
+Tokens: get one on the ctl> shell with `ctlembed admin|submit` (or ctladmin/ctlsubmit).";
+
+/// Which frame version to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Proto {
+    /// v0 when the request fits (seed-compatible), else v1.
+    Auto,
+    /// Always v0 (prompts up to 54 bytes, no sampling/chat/stream).
+    #[value(name = "0")]
+    V0,
+    /// Always v1.
+    #[value(name = "1")]
+    V1,
+}
+
+/// `datactl` options.
+#[derive(Parser, Debug)]
+#[command(
+    name = "datactl",
+    version,
+    about = "Send control-plane frames to SIS over the sis.datactl virtio-console port",
+    after_help = EXIT_HELP
+)]
+pub struct Cli {
+    /// UNIX socket of the datactl port.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Connect over TCP instead (QEMU started with DATACTL_TCP=1), e.g. 127.0.0.1:7777.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "socket")]
+    pub tcp: Option<String>,
+    /// Token: 0x-prefixed hex or decimal u64.
+    #[arg(long, env = "SIS_TOKEN", value_parser = parse_token, hide_env_values = true)]
+    pub token: Option<u64>,
+    /// Resend the frame this many times when no reply arrives within the ACK timeout
+    /// (implies waiting for the reply).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub retries: u32,
+    /// ACK timeout per attempt, in milliseconds.
+    #[arg(long = "timeout-ms", default_value_t = 2000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub timeout_ms: u64,
+    /// Wait for the reply and print it.
+    #[arg(long)]
+    pub wait_ack: bool,
+    /// Frame version to send.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub proto: Proto,
+    /// What to send.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Load the model (0x10, needs an ADMIN token).
+    LlmLoad {
+        /// Declared worst-case cycles per inference step.
+        #[arg(long, value_name = "N")]
+        wcet_cycles: Option<u64>,
+    },
+    /// Start an inference (0x11, needs SUBMIT or ADMIN).
+    LlmInfer {
+        /// Prompt text (v0: up to 54 bytes; v1: up to 2048).
+        prompt: String,
+        /// Most tokens to generate.
+        #[arg(long, default_value_t = 32, value_name = "N",
+              value_parser = clap::value_parser!(u16).range(1..))]
+        max_tokens: u16,
+        /// Sampling temperature, 0 (greedy, default) to 5.
+        #[arg(long, value_name = "T")]
+        temp: Option<f32>,
+        /// Nucleus sampling threshold in (0, 1] (default 1 = off).
+        #[arg(long, value_name = "P")]
+        top_p: Option<f32>,
+        /// Sampler seed (repeatable output with a temperature).
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+        /// Wrap the prompt in the model's chat template.
+        #[arg(long)]
+        chat: bool,
+        /// Print tokens as they are produced, until the inference ends.
+        #[arg(long)]
+        stream: bool,
+        /// With --stream: give up when no line arrives for this long (ms).
+        #[arg(long = "idle-timeout-ms", default_value_t = 120_000, value_name = "MS")]
+        idle_timeout_ms: u64,
+    },
+    /// Fetch produced tokens of an inference (0x12).
+    LlmPoll {
+        /// Inference id printed by llm-infer (`OK id=N`).
+        id: u32,
+        /// At most this many tokens.
+        #[arg(long, value_name = "N")]
+        max: Option<u16>,
+        /// Print the tokens as text instead of the raw reply line.
+        #[arg(long)]
+        text: bool,
+    },
+    /// Cancel an inference (0x13).
+    LlmCancel {
+        /// Inference id.
+        id: u32,
+    },
+    /// Send raw bytes given in hex (for tests), e.g. --hex "43 00 10 00 08000000 ...".
+    Raw {
+        /// Hex bytes; spaces, ':' and a 0x prefix are allowed.
+        #[arg(long, value_name = "BYTES")]
+        hex: String,
+    },
+}
+
+/// Parse a token: `0x`-prefixed hex or decimal.
+pub fn parse_token(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(&h.replace('_', ""), 16),
+        None => t.replace('_', "").parse(),
+    };
+    r.map_err(|_| format!("{s:?} is not a u64 token (use 0x-prefixed hex or decimal)"))
+}
+
+/// Parse hex bytes, ignoring spaces, ':' and `0x` prefixes.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let mut digits = String::new();
+    for word in s.split(|c: char| c.is_whitespace() || c == ':' || c == ',') {
+        let w = word
+            .strip_prefix("0x")
+            .or_else(|| word.strip_prefix("0X"))
+            .unwrap_or(word);
+        digits.push_str(w);
+    }
+    if digits.is_empty() {
+        return Err("--hex needs at least one byte".into());
+    }
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!(
+            "--hex has an odd number of digits ({})",
+            digits.len()
+        ));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16)
+                .map_err(|_| format!("--hex: {:?} is not a hex byte", &digits[i..i + 2]))
+        })
+        .collect()
+}
+
+fn milli(v: f32, what: &str, lo_exclusive: bool, max: f32) -> Result<u16, String> {
+    let ok = v.is_finite() && v <= max && if lo_exclusive { v > 0.0 } else { v >= 0.0 };
+    if !ok {
+        let range = if lo_exclusive { "(0" } else { "[0" };
+        return Err(format!("{what} must be in {range}, {max}], got {v}"));
+    }
+    let m = (v * 1000.0).round() as u16;
+    if lo_exclusive && m == 0 {
+        return Err(format!(
+            "{what} {v} rounds to 0 (the wire carries thousandths)"
+        ));
+    }
+    Ok(m)
+}
+
+/// A sequence number for v1 requests: non-zero, different per invocation, the same on
+/// every retry of one request.
+fn fresh_seq() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
+    let mixed = nanos ^ std::process::id().wrapping_mul(0x9e37_79b9);
+    mixed.max(1)
+}
+
+fn usage(err: &mut dyn Write, msg: &str) -> i32 {
+    let _ = writeln!(err, "datactl: {msg}");
+    exit::USAGE
+}
+
+/// Build the frame for a subcommand.
+fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
+    if let Cmd::Raw { hex } = &cli.cmd {
+        return parse_hex(hex);
+    }
+    let token = cli.token.ok_or(
+        "no token: pass --token 0x... or set SIS_TOKEN (print one on the ctl> shell with `ctlembed admin` or `ctlembed submit`)",
+    )?;
+    let command = match &cli.cmd {
+        Cmd::LlmLoad { wcet_cycles } => Command::LlmLoad {
+            wcet_cycles: *wcet_cycles,
+        },
+        Cmd::LlmInfer {
+            prompt,
+            max_tokens,
+            temp,
+            top_p,
+            seed,
+            chat,
+            stream,
+            ..
+        } => Command::LlmInferStart(InferParams {
+            prompt,
+            max_tokens: *max_tokens,
+            sampling: Sampling {
+                temperature_milli: temp
+                    .map(|t| milli(t, "--temp", false, 5.0))
+                    .transpose()?
+                    .unwrap_or(0),
+                top_p_milli: top_p
+                    .map(|p| milli(p, "--top-p", true, 1.0))
+                    .transpose()?
+                    .unwrap_or(TOP_P_OFF_MILLI),
+                seed: seed.unwrap_or(0),
+            },
+            chat: *chat,
+            stream: *stream,
+        }),
+        Cmd::LlmPoll { id, max, .. } => Command::LlmInferPoll {
+            infer_id: *id,
+            max: *max,
+        },
+        Cmd::LlmCancel { id } => Command::LlmCancel { infer_id: *id },
+        Cmd::Raw { .. } => unreachable!("handled above"),
+    };
+    let mut req = Request {
+        version: Version::V0,
+        token,
+        seq: 0,
+        command,
+    };
+    req.version = match cli.proto {
+        Proto::V0 => Version::V0,
+        Proto::V1 => Version::V1,
+        // A request no version can carry fails in encode below with a clear message.
+        Proto::Auto => req.min_version().unwrap_or(Version::V1),
+    };
+    if req.version == Version::V1 {
+        req.seq = fresh_seq();
+    }
+    let mut buf = vec![0u8; MAX_FRAME_LEN];
+    let n = encode(&req, &mut buf).map_err(|e| e.to_string())?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn client_error(err: &mut dyn Write, e: &ClientError) -> i32 {
+    let _ = writeln!(err, "datactl: {e}");
+    match e {
+        ClientError::Connection(_) => exit::CONNECTION,
+        ClientError::Timeout { .. } => exit::TIMEOUT,
+        ClientError::Protocol(_) => exit::PROTOCOL,
+    }
+}
+
+/// Print a reply line and map it to an exit code.
+fn report(line: &[u8], poll_text: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let shown = String::from_utf8_lossy(line);
+    match parse_reply(line) {
+        Ok(Reply::Ok(_)) => {
+            let _ = writeln!(out, "{shown}");
+            exit::OK
+        }
+        Ok(Reply::Poll(p)) => {
+            if poll_text {
+                let mut text = Vec::new();
+                for item in p.items {
+                    match item.unescape().collect::<Result<Vec<u8>, _>>() {
+                        Ok(b) => text.extend(b),
+                        Err(e) => {
+                            let _ = writeln!(err, "datactl: bad item escape {e:?}");
+                            return exit::PROTOCOL;
+                        }
+                    }
+                }
+                let _ = out.write_all(&text);
+                let _ = writeln!(out);
+                let _ = writeln!(
+                    err,
+                    "datactl: id={} n={} done={}",
+                    p.id,
+                    p.n,
+                    u8::from(p.done)
+                );
+            } else {
+                let _ = writeln!(out, "{shown}");
+            }
+            exit::OK
+        }
+        Ok(Reply::Err { code, fields }) => {
+            let _ = writeln!(out, "{shown}");
+            let name = ErrorCode::from_u8(code).map_or("unknown error code", ErrorCode::name);
+            let retry = fields
+                .get_u64("retry_ms")
+                .map(|ms| format!("; retry in {ms} ms"))
+                .unwrap_or_default();
+            let _ = writeln!(err, "datactl: guest refused: {name} (0x{code:02x}){retry}");
+            exit::ERR_REPLY
+        }
+        Ok(other) => {
+            let _ = writeln!(
+                err,
+                "datactl: unexpected line instead of a reply: {other:?}"
+            );
+            exit::PROTOCOL
+        }
+        Err(e) => {
+            let _ = writeln!(err, "datactl: {e}: {shown:?}");
+            exit::PROTOCOL
+        }
+    }
+}
+
+/// Follow a stream after `OK id=N` until `END id=N`.
+fn follow_stream(
+    client: &mut Client,
+    id: u32,
+    idle: Duration,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let mut expected = 0u32;
+    let mut gaps = 0u64;
+    loop {
+        let line = match client.read_line(Instant::now() + idle) {
+            Ok(l) => l,
+            Err(ClientError::Timeout { .. }) => {
+                let _ = writeln!(out);
+                let _ = writeln!(
+                    err,
+                    "datactl: stream {id}: nothing for {} ms after {expected} token(s); giving up",
+                    idle.as_millis()
+                );
+                return exit::TIMEOUT;
+            }
+            Err(e) => return client_error(err, &e),
+        };
+        match parse_reply(&line) {
+            Ok(Reply::Stream { id: sid, i, tok }) if sid == id => {
+                if i != expected {
+                    gaps += u64::from(i.abs_diff(expected));
+                }
+                expected = i.wrapping_add(1);
+                match tok.unescape().collect::<Result<Vec<u8>, _>>() {
+                    Ok(bytes) => {
+                        let _ = out.write_all(&bytes);
+                        let _ = out.flush();
+                    }
+                    Err(e) => {
+                        let _ = writeln!(err, "datactl: bad token escape {e:?}");
+                        return exit::PROTOCOL;
+                    }
+                }
+            }
+            Ok(Reply::End {
+                id: sid,
+                n,
+                reason,
+                code,
+            }) if sid == id => {
+                let _ = writeln!(out);
+                let code_txt = code.map(|c| format!(" code=0x{c:02x}")).unwrap_or_default();
+                let _ = writeln!(
+                    err,
+                    "datactl: stream {id} ended: n={n} reason={}{code_txt}",
+                    reason.as_str()
+                );
+                if gaps > 0 {
+                    let _ = writeln!(err, "datactl: stream {id}: {gaps} token index gap(s)");
+                }
+                return match reason {
+                    EndReason::Eos | EndReason::Max => exit::OK,
+                    EndReason::Cancel | EndReason::Fail => exit::ERR_REPLY,
+                };
+            }
+            Ok(_) => {} // another inference's stream, or a late reply
+            Err(e) => {
+                let _ = writeln!(err, "datactl: {e}: {:?}", String::from_utf8_lossy(&line));
+                return exit::PROTOCOL;
+            }
+        }
+    }
+}
+
+/// Run `cli`, writing replies to `out` and diagnostics to `err`; returns the exit code.
+pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let frame = match build_frame(cli) {
+        Ok(f) => f,
+        Err(m) => return usage(err, &m),
+    };
+    let endpoint = match &cli.tcp {
+        Some(a) => Endpoint::Tcp(a.clone()),
+        None => Endpoint::Unix(cli.socket.clone()),
+    };
+    let cfg = ClientConfig {
+        endpoint: endpoint.clone(),
+        ack_timeout: Duration::from_millis(cli.timeout_ms),
+        retries: cli.retries,
+    };
+    let mut client = match Client::connect(cfg) {
+        Ok(c) => c,
+        Err(e) => return client_error(err, &e),
+    };
+    let stream = matches!(cli.cmd, Cmd::LlmInfer { stream: true, .. });
+    if !(cli.wait_ack || cli.retries > 0 || stream) {
+        return match client.send(&frame) {
+            Ok(()) => {
+                let _ = writeln!(err, "datactl: sent {} bytes to {endpoint}", frame.len());
+                exit::OK
+            }
+            Err(e) => client_error(err, &e),
+        };
+    }
+    let line = match client.request(&frame) {
+        Ok(l) => l,
+        Err(e) => {
+            let skipped = client.stats().skipped_lines;
+            if skipped > 0 {
+                let _ = writeln!(
+                    err,
+                    "datactl: ignored {skipped} line(s) that were not replies"
+                );
+            }
+            return client_error(err, &e);
+        }
+    };
+    let s = client.stats();
+    if s.resends > 0 || s.reconnects > 0 {
+        let _ = writeln!(
+            err,
+            "datactl: reply after {} resend(s), {} reconnect(s)",
+            s.resends, s.reconnects
+        );
+    }
+    let poll_text = matches!(cli.cmd, Cmd::LlmPoll { text: true, .. });
+    if !stream {
+        return report(&line, poll_text, out, err);
+    }
+    // Stream: the reply must be `OK id=N`, then tokens follow.
+    let id = match parse_reply(&line) {
+        Ok(Reply::Ok(fields)) => fields.get_u64("id").and_then(|v| u32::try_from(v).ok()),
+        _ => return report(&line, false, out, err),
+    };
+    let Some(id) = id else {
+        let _ = writeln!(
+            err,
+            "datactl: stream accepted without an id: {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        return exit::PROTOCOL;
+    };
+    let _ = writeln!(err, "datactl: streaming inference {id}");
+    let idle = match cli.cmd {
+        Cmd::LlmInfer {
+            idle_timeout_ms, ..
+        } => Duration::from_millis(idle_timeout_ms.max(1)),
+        _ => unreachable!("stream is only set for llm-infer"),
+    };
+    follow_stream(&mut client, id, idle, out, err)
+}
+
+/// Exit code for a connection-level failure (for callers outside [`run`]).
+pub fn transport_exit_code(e: &TransportError) -> i32 {
+    match e {
+        TransportError::Timeout => exit::TIMEOUT,
+        TransportError::LineTooLong => exit::PROTOCOL,
+        _ => exit::CONNECTION,
+    }
+}
