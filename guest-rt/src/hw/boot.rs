@@ -203,6 +203,7 @@ extern "C" fn rust_boot(x0: u64, core: u64) -> ! {
         None => native_boot_info(config, if x0 == 0 { ipa::BOOT_INFO } else { x0 }, core),
     };
     let info = BOOT_INFO.call_once(|| info);
+    super::hypercall::set_present(from_hv.is_some());
 
     uart::init();
     if let Some(n) = note {

@@ -173,6 +173,14 @@ fn stats(inv: &mut Invocation<'_, '_>) {
     let (unhandled, spurious) = irq::stats();
     let (rx_dropped, rx_errors) = uart::rx_stats();
     let h = heap::stats();
+    match super::hypercall::version() {
+        Ok(v) => {
+            let _ = writeln!(inv.out, "hypervisor: ABI {}.{}", v >> 16, v & 0xffff);
+        }
+        Err(e) => {
+            let _ = writeln!(inv.out, "hypervisor: {e}");
+        }
+    }
     let _ = writeln!(inv.out, "irq: unhandled {unhandled} spurious {spurious}");
     let _ = writeln!(
         inv.out,

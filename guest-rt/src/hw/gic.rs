@@ -100,6 +100,8 @@ pub enum GicError {
     WakeTimeout,
     /// The distributor never finished a register write.
     RwpTimeout,
+    /// An INTID this platform does not have.
+    BadIntid(u32),
 }
 
 impl fmt::Display for GicError {
@@ -110,6 +112,7 @@ impl fmt::Display for GicError {
             }
             GicError::WakeTimeout => f.write_str("GIC redistributor did not wake up"),
             GicError::RwpTimeout => f.write_str("GIC distributor write never completed"),
+            GicError::BadIntid(i) => write!(f, "INTID {i} is beyond the platform's interrupts"),
         }
     }
 }

@@ -27,6 +27,21 @@ pub fn register(intid: u32, handler: Handler) {
     HANDLERS[intid as usize].store(handler as usize, Ordering::Release);
 }
 
+/// Installs `handler` for `intid` and enables the interrupt: a private one (< 32) on the
+/// calling core, a shared one routed to the calling core.
+pub fn enable(intid: u32, handler: Handler) -> Result<(), gic::GicError> {
+    if intid > MAX_SPI {
+        return Err(gic::GicError::BadIntid(intid));
+    }
+    register(intid, handler);
+    if intid < 32 {
+        gic::enable_ppi(intid)
+    } else {
+        gic::enable_spi(intid, super::smp::core_id());
+        Ok(())
+    }
+}
+
 /// (interrupts without a handler, spurious acknowledges) since boot.
 pub fn stats() -> (u64, u64) {
     (

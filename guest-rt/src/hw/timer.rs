@@ -1,6 +1,6 @@
 //! EL1 virtual timer at [`TICK_HZ`] on every core, counting ticks from its interrupt.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0};
 use sis_platform::layout::{irq, phys::NUM_CORES};
@@ -17,6 +17,16 @@ static TICKS: [AtomicU64; NUM_CORES] = [const { AtomicU64::new(0) }; NUM_CORES];
 static LATE: [AtomicU64; NUM_CORES] = [const { AtomicU64::new(0) }; NUM_CORES];
 /// Counter value when the boot core started its timer.
 static BOOT_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Called from the timer interrupt on every core after counting the tick; gets the core index.
+/// Runs with IRQs masked: keep it short, no locks held by thread code, no allocation.
+pub type TickHook = fn(usize);
+static TICK_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs (or with `None` removes) the per-tick hook (e.g. scheduler budget enforcement).
+pub fn set_tick_hook(hook: Option<TickHook>) {
+    TICK_HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+}
 
 /// Counter frequency (CNTFRQ_EL0).
 pub fn frequency() -> u64 {
@@ -72,6 +82,12 @@ fn on_tick(_intid: u32) {
         t.fetch_add(1, Ordering::Relaxed);
     }
     super::diag::on_tick(core);
+    let hook = TICK_HOOK.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: non-zero values are only stored by `set_tick_hook` from a `TickHook`.
+        let hook: TickHook = unsafe { core::mem::transmute::<usize, TickHook>(hook) };
+        hook(core);
+    }
     let step = interval();
     let now = counter();
     let mut next = CNTV_CVAL_EL0.get().wrapping_add(step);
