@@ -16,6 +16,8 @@
 //! # Ok::<(), sis_e2e::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod build;
 mod command;
 mod console;
