@@ -315,3 +315,12 @@ proptest! {
         prop_assert_eq!(token_rights(&s, tok).bits(), want);
     }
 }
+
+#[test]
+fn documented_embedding_example_holds() {
+    // docs/frames.md §6.
+    let key = 0x9f12_3456_789a_bcde;
+    assert_eq!(embed_token(key, Rights::ADMIN), Ok(0x0112_3456_789a_bcde));
+    assert_eq!(embed_token(key, Rights::SUBMIT), Ok(0x0212_3456_789a_bcde));
+    assert_eq!(embed_token(key, Rights::ALL), Ok(0x0312_3456_789a_bcde));
+}
