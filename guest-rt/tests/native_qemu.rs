@@ -218,6 +218,16 @@ fn guest_ctl_shell_on_bare_qemu() {
         Duration::from_secs(20),
     );
     g.expect("ctl> ", Duration::from_secs(10));
+    let stats = g.run("ctl> ", "stats");
+    assert!(
+        stats.contains("hypervisor: no hypervisor (native boot)\n"),
+        "{stats}"
+    );
+    assert!(stats.contains("shell: lines rejected 1\n"), "{stats}");
+    assert!(
+        stats.contains("uart: rx dropped 0 rx errors 0\n"),
+        "{stats}"
+    );
 
     assert!(g.run("ctl> ", "fpcheck").starts_with("fpcheck: ok"));
     assert!(g

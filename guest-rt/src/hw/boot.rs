@@ -186,6 +186,28 @@ fn psci_present_cores() -> u64 {
         .fold(0, |m, c| m | (1 << c))
 }
 
+/// Invalidates the data-cache lines covering the image. `_start` zeroed .bss and the page
+/// tables are written with the MMU (and so the caches) off, straight to memory; a stale line left
+/// from before this boot must not shadow them once the caches are on.
+fn invalidate_image_dcache() {
+    let ctr: u64;
+    // SAFETY: reads the cache type register.
+    unsafe {
+        core::arch::asm!("mrs {c}, ctr_el0", c = out(reg) ctr, options(nomem, nostack, preserves_flags))
+    };
+    let line = 4u64 << ((ctr >> 16) & 0xf);
+    let mut addr = ipa::KERNEL_BASE & !(line - 1);
+    while addr < image_end() {
+        // SAFETY: invalidates cache lines of the guest's own image; with the caches off every
+        // write so far went to memory, so nothing is lost.
+        unsafe {
+            core::arch::asm!("dc ivac, {a}", a = in(reg) addr, options(nostack, preserves_flags))
+        };
+        addr += line;
+    }
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+}
+
 /// Boot core, MMU off, stack set, .bss zeroed.
 extern "C" fn rust_boot(x0: u64, core: u64) -> ! {
     let core = core as usize;
@@ -194,7 +216,9 @@ extern "C" fn rust_boot(x0: u64, core: u64) -> ! {
     // RAM size is not known natively until the device tree is read (with the MMU on): start
     // with the first GiB mapped as RAM.
     let first_guess = from_hv.map_or(1 << 30, |i| i.ram_size);
-    mmu::init(ipa::RAM_BASE, first_guess);
+    mmu::build_tables(ipa::RAM_BASE, first_guess);
+    invalidate_image_dcache();
+    mmu::enable_this_core();
 
     // SAFETY: the guest binary defines this static with `entry!`; it is plain data.
     let config = unsafe { &__SIS_GUEST_CONFIG };

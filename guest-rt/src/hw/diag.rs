@@ -186,6 +186,11 @@ fn stats(inv: &mut Invocation<'_, '_>) {
         inv.out,
         "uart: rx dropped {rx_dropped} rx errors {rx_errors}"
     );
+    let _ = writeln!(
+        inv.out,
+        "shell: lines rejected {}",
+        crate::shell::rejected_lines()
+    );
     let online = smp::online_mask();
     for core in (0..NUM_CORES).filter(|c| online & (1 << c) != 0) {
         let _ = writeln!(

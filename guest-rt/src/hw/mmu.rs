@@ -19,15 +19,14 @@ unsafe impl Sync for Table {}
 static L1: Table = Table(UnsafeCell::new([0; ENTRIES]));
 static L2_LOW: Table = Table(UnsafeCell::new([0; ENTRIES]));
 
-/// Builds the tables with RAM `[ram_base, ram_base + ram_size)` and enables the MMU on the boot
-/// core. Runs with the MMU off.
-pub(crate) fn init(ram_base: u64, ram_size: u64) {
+/// Builds the tables with RAM `[ram_base, ram_base + ram_size)`. Boot core, MMU off; then
+/// [`enable_this_core`].
+pub(crate) fn build_tables(ram_base: u64, ram_size: u64) {
     // SAFETY: boot core, no other core running yet, nothing else references the tables.
     unsafe {
         pagetable::fill_low(&mut *L2_LOW.0.get());
         pagetable::fill_top(&mut *L1.0.get(), L2_LOW.0.get() as u64, ram_base, ram_size);
     }
-    enable_this_core();
 }
 
 /// Re-maps RAM once its real size is known (after the MMU is on, before other cores start).

@@ -1,6 +1,8 @@
 //! The shell loop of the boot core: bytes from the UART receive ring into the line editor,
 //! submitted lines into the command tables; WFI while there is no input.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::console::Console;
 use crate::shell::line::{Event, LineEditor};
 use crate::shell::Commands;
@@ -8,6 +10,14 @@ use crate::{sync, uart};
 
 /// Longest command line accepted.
 pub const LINE_MAX: usize = 512;
+
+/// Submitted lines rejected by the editor (too long or not UTF-8).
+static REJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Lines the shell rejected since boot (too long or not UTF-8).
+pub fn rejected_lines() -> u64 {
+    REJECTED.load(Ordering::Relaxed)
+}
 
 /// Runs the shell forever with `prompt`.
 pub fn run(prompt: &str, commands: &'static Commands) -> ! {
@@ -20,7 +30,10 @@ pub fn run(prompt: &str, commands: &'static Commands) -> ! {
                     commands.execute(line, &mut Console);
                     crate::print!("{prompt}");
                 }
-                Event::Rejected => crate::print!("{prompt}"),
+                Event::Rejected => {
+                    REJECTED.fetch_add(1, Ordering::Relaxed);
+                    crate::print!("{prompt}");
+                }
                 Event::None => {}
             }
         }
