@@ -477,7 +477,24 @@ impl Console {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\r');
-        self.write_locked(&mut w, &bytes)
+        self.write_locked(&mut w, &bytes)?;
+        if src == Source::Hv {
+            if let Some(target) = monitor_switch_target(line) {
+                // The monitor moves the input focus itself (without a history replay).
+                w.focus = Some(target);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the harness that the focus is now `src` because of something it could not see
+    /// (bytes written around this connection). Nothing is sent.
+    pub fn assume_focus(&self, src: Source) -> Result<()> {
+        if src.focus_key().is_none() {
+            return Err(Error::BadInput(format!("{src} cannot be focused")));
+        }
+        self.lock_writer().focus = Some(src);
+        Ok(())
     }
 
     /// Runs a shell command on `src`: focuses it, types `cmd`, waits for the echoed command and
@@ -550,6 +567,21 @@ impl Drop for Console {
     }
 }
 
+/// The console a monitor `switch <vm|hv>` line moves the focus to, if it is one.
+fn monitor_switch_target(line: &str) -> Option<Source> {
+    let mut words = line.split_ascii_whitespace();
+    if words.next() != Some("switch") {
+        return None;
+    }
+    let target = match words.next()? {
+        "hv" | "monitor" => Source::Hv,
+        "ctl" => Source::Ctl,
+        "llm" => Source::Llm,
+        _ => return None,
+    };
+    words.next().is_none().then_some(target)
+}
+
 fn read_loop(mut stream: UnixStream, shared: &Shared) {
     let mut buf = [0u8; 4096];
     let reason = loop {
@@ -565,4 +597,21 @@ fn read_loop(mut stream: UnixStream, shared: &Shared) {
     };
     shared.lock().closed = Some(reason);
     shared.changed.notify_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_switch_lines_are_recognised() {
+        assert_eq!(monitor_switch_target("switch llm"), Some(Source::Llm));
+        assert_eq!(monitor_switch_target("  switch   ctl "), Some(Source::Ctl));
+        assert_eq!(monitor_switch_target("switch monitor"), Some(Source::Hv));
+        assert_eq!(monitor_switch_target("switch hv"), Some(Source::Hv));
+        assert_eq!(monitor_switch_target("switch nosuch"), None);
+        assert_eq!(monitor_switch_target("switch llm now"), None);
+        assert_eq!(monitor_switch_target("switch"), None);
+        assert_eq!(monitor_switch_target("vms"), None);
+    }
 }

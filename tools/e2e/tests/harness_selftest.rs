@@ -139,6 +139,10 @@ fn execute(mux: &Arc<Mutex<Mux>>, src: usize, line: &str) -> bool {
         }
         "quit" => return false,
         "chatty" => mux.lock().unwrap().say(src, "toggled\n"),
+        "switch" if src == HV => mux
+            .lock()
+            .unwrap()
+            .say(src, &format!("console input now goes to {rest}\n")),
         _ => mux
             .lock()
             .unwrap()
@@ -206,11 +210,23 @@ fn serve(stream: UnixStream, seen: Arc<Mutex<Seen>>) {
                     if line == "chatty" {
                         chatty = !chatty;
                     }
-                    if !execute(&mux, focus, &line) {
+                    if focus == HV {
+                        if let Some(t) = line.strip_prefix("switch ") {
+                            if let Some(i) = NAMES.iter().position(|n| *n == t) {
+                                focus = i;
+                            }
+                        }
+                    }
+                    let prompt_src = if line.starts_with("switch ") {
+                        HV
+                    } else {
+                        focus
+                    };
+                    if !execute(&mux, prompt_src, &line) {
                         let _ = input.shutdown(std::net::Shutdown::Both);
                         return;
                     }
-                    prompt(&mux, focus);
+                    prompt(&mux, prompt_src);
                 }
                 _ => {
                     lines[focus].push(b);
@@ -962,4 +978,29 @@ fn a_failed_wait_keeps_the_logs_and_names_them() {
     );
     assert!(log.is_file(), "log kept after a failed wait");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_monitor_switch_command_moves_the_tracked_focus() {
+    let (fake, c) = booted();
+    let out = c.run(Source::Hv, "switch llm", T).unwrap();
+    assert_eq!(out, "console input now goes to llm\n");
+    assert_eq!(c.focused(), Some(Source::Llm));
+    // No Ctrl-A is needed (or sent) for llm now.
+    assert_eq!(c.run(Source::Llm, "echo direct", T).unwrap(), "direct\n");
+    let input = fake.input();
+    assert_eq!(
+        input.iter().filter(|&&b| b == CTRL_A).count(),
+        1,
+        "{input:?}"
+    );
+    assert_eq!(
+        fake.commands().last().unwrap(),
+        &(LLM, "echo direct".to_string())
+    );
+    // assume_focus only changes what the harness believes.
+    c.assume_focus(Source::Ctl).unwrap();
+    assert_eq!(c.focused(), Some(Source::Ctl));
+    assert_eq!(fake.input().len(), input.len());
+    assert!(c.assume_focus(Source::Untagged).is_err());
 }
