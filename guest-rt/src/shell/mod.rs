@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod line;
+pub mod opts;
 pub mod table;
 
 #[cfg(target_os = "none")]
