@@ -297,3 +297,58 @@ proptest! {
         let _ = parse_reply(&line);
     }
 }
+
+#[test]
+fn rejected_and_refusal_lines() {
+    use sis_frame::auth::{Decision, Rights};
+    use sis_frame::codec::{BadFrameReason, FrameError, Rejected, Version};
+    let mut buf = [0u8; 64];
+    let r = Rejected {
+        version: Version::V0,
+        cmd: 0x11,
+        error: FrameError::BadFrame(BadFrameReason::BadUtf8),
+    };
+    let n = write_rejected(&mut buf, &r).unwrap();
+    assert_eq!(&buf[..n], b"ERR 0x01\n");
+    assert_eq!(
+        write_refusal(&mut buf, &Decision::Allowed(Rights::ADMIN)),
+        Ok(None)
+    );
+    let n = write_refusal(&mut buf, &Decision::InsufficientRights)
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"ERR 0x05\n");
+    let n = write_refusal(
+        &mut buf,
+        &Decision::RateLimited {
+            retry_after_ms: 250,
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(&buf[..n], b"ERR 0x07 retry_ms=250\n");
+}
+
+#[test]
+fn replay_cache_answers_retries_only() {
+    let mut c: ReplayCache<2, 16> = ReplayCache::new();
+    assert!(!c.store(1, 0, b"OK id=1\n"), "seq 0 is never cached");
+    assert_eq!(c.lookup(1, 0), None);
+    assert!(c.store(1, 7, b"OK id=1\n"));
+    assert_eq!(c.lookup(1, 7), Some(&b"OK id=1\n"[..]));
+    assert_eq!(
+        c.lookup(2, 7),
+        None,
+        "another token with the same seq misses"
+    );
+    assert_eq!(c.lookup(1, 8), None);
+    assert!(!c.store(1, 9, &[b'x'; 17]));
+    assert!(c.store(1, 7, b"OK id=9\n"), "same key is replaced in place");
+    assert_eq!(c.lookup(1, 7), Some(&b"OK id=9\n"[..]));
+    assert!(c.store(3, 1, b"OK\n"));
+    assert!(c.store(4, 1, b"OK\n")); // evicts the oldest slot (1, 7)
+    assert_eq!(c.lookup(1, 7), None);
+    assert_eq!(c.lookup(3, 1), Some(&b"OK\n"[..]));
+    let s = c.stats();
+    assert_eq!((s.hits, s.too_long, s.evicted, s.stored), (3, 1, 1, 4));
+}

@@ -5,7 +5,7 @@
 //! - [`transport`]: UNIX-socket or TCP connection with line reads bounded by a deadline;
 //! - [`client`]: request/reply with the ACK timeout, retries and reconnects;
 //! - [`cli`]: the command line (clap) and its exit codes;
-//! - [`bench`]: frames/s and ACK latency percentiles (`datactl-bench`);
+//! - [`bench`](mod@bench): frames/s and ACK latency percentiles (`datactl-bench`);
 //! - [`mock`]: an in-process stand-in for the control guest, for tests and bench self-checks.
 //!
 //! Host-only: on a bare-metal target this crate is empty.

@@ -7,8 +7,8 @@ use crate::transport::Endpoint;
 use sis_frame::auth::{Authenticator, RateLimitConfig, Secrets};
 use sis_frame::codec::{Command, Decoder, Event, Request};
 use sis_frame::reply::{
-    write_end, write_err, write_ok, write_poll, write_stream_token, EndReason, ErrorCode, Field,
-    PollInfo,
+    write_end, write_err, write_ok, write_poll, write_refusal, write_stream_token, EndReason,
+    ErrorCode, Field, PollInfo, ReplayCache,
 };
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -31,6 +31,10 @@ pub struct MockConfig {
     pub drop_first: usize,
     /// Model name reported in poll replies.
     pub model: String,
+    /// Indices (0-based, over delimited frames) of frames that are processed normally but
+    /// whose reply lines are then lost: the command did run, so a retry shows whether the
+    /// guest deduplicates by v1 `seq`.
+    pub lose_replies_of: Vec<u64>,
     /// Tokens every inference produces (cut at `max_tokens`).
     pub output: Vec<String>,
     /// Default poll batch when the poll has no `max`.
@@ -44,6 +48,7 @@ impl MockConfig {
             secrets,
             limits: RateLimitConfig::DEFAULT,
             drop_first: 0,
+            lose_replies_of: Vec::new(),
             model: "mock-model".into(),
             output: ["Op", " B", " waited", " on", " a", " lock", "|", "\n"]
                 .map(String::from)
@@ -81,6 +86,8 @@ struct Guest {
     next_id: u32,
     jobs: HashMap<u32, Job>,
     to_drop: usize,
+    frame_index: u64,
+    replay: ReplayCache<16, 256>,
 }
 
 fn line(f: impl FnOnce(&mut [u8]) -> Result<usize, sis_frame::reply::FormatError>) -> Vec<u8> {
@@ -99,6 +106,8 @@ impl Guest {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))?;
         Ok(Guest {
             to_drop: cfg.drop_first,
+            frame_index: 0,
+            replay: ReplayCache::new(),
             cfg,
             auth,
             start: Instant::now(),
@@ -110,15 +119,22 @@ impl Guest {
 
     fn handle(&mut self, ev: Event<'_>, stats: &mut MockStats) -> Vec<Vec<u8>> {
         stats.frames += 1;
+        let index = self.frame_index;
+        self.frame_index += 1;
         if self.to_drop > 0 {
             self.to_drop -= 1;
             stats.dropped += 1;
             return Vec::new();
         }
-        match ev {
+        let lines = match ev {
             Event::Rejected(r) => vec![err_line(r.error.code(), &[])],
             Event::Request(req) => self.request(&req),
+        };
+        if self.cfg.lose_replies_of.contains(&index) {
+            stats.dropped += 1;
+            return Vec::new();
         }
+        lines
     }
 
     fn request(&mut self, req: &Request<'_>) -> Vec<Vec<u8>> {
@@ -126,14 +142,21 @@ impl Guest {
         let decision = self
             .auth
             .check(req.token, req.command.requirement(), now_ms);
-        if let Some(code) = decision.error_code() {
-            return match decision {
-                sis_frame::auth::Decision::RateLimited { retry_after_ms } => {
-                    vec![err_line(code, &[Field::num("retry_ms", retry_after_ms)])]
-                }
-                _ => vec![err_line(code, &[])],
-            };
+        let mut buf = [0u8; 64];
+        if let Some(n) = write_refusal(&mut buf, &decision).expect("refusals fit") {
+            return vec![buf[..n].to_vec()];
         }
+        if let Some(cached) = self.replay.lookup(req.token, req.seq) {
+            return vec![cached.to_vec()];
+        }
+        let lines = self.run(req);
+        if let Some(first) = lines.first() {
+            self.replay.store(req.token, req.seq, first);
+        }
+        lines
+    }
+
+    fn run(&mut self, req: &Request<'_>) -> Vec<Vec<u8>> {
         match req.command {
             Command::LlmLoad { .. } => {
                 self.loaded = true;

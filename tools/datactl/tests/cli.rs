@@ -522,3 +522,46 @@ fn percentiles_use_nearest_rank() {
     assert_eq!(percentile(&[7], 99.0), 7);
     assert_eq!(percentile(&[], 50.0), 0);
 }
+
+#[test]
+fn v1_retry_after_a_lost_reply_is_answered_from_the_replay_cache() {
+    let mut cfg = MockConfig::new(secrets());
+    // Frames: 0 load (lost), 1 its retry, 2 v1 infer (lost), 3 its retry, 4 v0 infer,
+    // 5 v0 infer (lost), 6 its retry.
+    cfg.lose_replies_of = vec![0, 2, 5];
+    let m = MockServer::tcp(cfg).unwrap();
+    let ep = m.endpoint().clone();
+    let admin = tok(ADMIN);
+    let args = [
+        "--token",
+        admin.as_str(),
+        "--retries",
+        "1",
+        "--timeout-ms",
+        "150",
+    ];
+    let r = datactl(&ep, &[&args[..], &["--proto", "1", "llm-load"]].concat());
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (exit::OK, "OK\n"),
+        "{}",
+        r.stderr
+    );
+    let r = datactl(
+        &ep,
+        &[&args[..], &["--proto", "1", "llm-infer", "hi"]].concat(),
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (exit::OK, "OK id=1\n"),
+        "{}",
+        r.stderr
+    );
+    // The inference ran once: the next one gets id 2.
+    let r = datactl(&ep, &["--token", &admin, "--wait-ack", "llm-infer", "hi"]);
+    assert_eq!(r.stdout, "OK id=2\n");
+    // v0 has no seq: the retry of a request whose reply was lost runs it again.
+    let r = datactl(&ep, &[&args[..], &["--proto", "0", "llm-infer", "hi"]].concat());
+    assert_eq!(r.stdout, "OK id=4\n");
+    assert_eq!(m.stats().dropped, 3);
+}

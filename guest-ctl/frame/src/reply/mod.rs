@@ -1,7 +1,7 @@
 //! Reply lines sent from the guest to the host: error codes, a no-alloc formatter and a
 //! zero-copy parser.
 //!
-//! Grammar (each line ends in `\n`; `<esc>` is escaped text, see [`escape`]):
+//! Grammar (each line ends in `\n`; `<esc>` is escaped text, see [`Escaped`] and docs/frames.md §5.1):
 //!
 //! ```text
 //! OK[ key=value]*                                   success, e.g. `OK`, `OK id=3`
@@ -17,6 +17,7 @@
 mod escape;
 mod format;
 mod parse;
+mod replay;
 
 pub use escape::{escaped_len, Escaped, Unescape, UnescapeError};
 pub use format::{
@@ -24,6 +25,27 @@ pub use format::{
     PollWritten, Value,
 };
 pub use parse::{parse_reply, Fields, Items, ParseError, Poll, Reply};
+pub use replay::{ReplayCache, ReplayStats};
+
+use crate::auth::Decision;
+use crate::codec::Rejected;
+
+/// `ERR 0xNN\n` for a rejected frame.
+pub fn write_rejected(out: &mut [u8], rejected: &Rejected) -> Result<usize, FormatError> {
+    write_err(out, rejected.error.code(), &[])
+}
+
+/// The refusal line for an auth decision: `ERR 0x05` for a bad token or missing rights,
+/// `ERR 0x07 retry_ms=<ms>` when rate limited; `Ok(None)` when the request was allowed.
+pub fn write_refusal(out: &mut [u8], decision: &Decision) -> Result<Option<usize>, FormatError> {
+    match (decision, decision.error_code()) {
+        (_, None) => Ok(None),
+        (Decision::RateLimited { retry_after_ms }, Some(code)) => {
+            write_err(out, code, &[Field::num("retry_ms", *retry_after_ms)]).map(Some)
+        }
+        (_, Some(code)) => write_err(out, code, &[]).map(Some),
+    }
+}
 
 /// Error codes of `ERR 0xNN` replies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
