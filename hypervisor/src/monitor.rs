@@ -26,6 +26,10 @@ pub enum Command {
     Restart(VmId),
     /// Move the console focus.
     Switch(Target),
+    /// Shared-ring state and doorbell counters.
+    Ring,
+    /// The newest audit records.
+    Audit,
 }
 
 /// The command table: name, argument, description.
@@ -51,6 +55,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "switch",
         "<vm|hv>",
         "send console input to a VM (or the monitor)",
+    ),
+    (
+        "ring",
+        "",
+        "shared-ring heads, tails and counters; doorbells per VM",
+    ),
+    (
+        "audit",
+        "",
+        "the newest audit records and the log's counters",
     ),
 ];
 
@@ -99,10 +113,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError<'_>> {
         return Err(ParseError::TooManyArgs(name));
     }
     if !takes_arg {
-        return Ok(Some(if name == "help" {
-            Command::Help
-        } else {
-            Command::Vms
+        return Ok(Some(match name {
+            "help" => Command::Help,
+            "ring" => Command::Ring,
+            "audit" => Command::Audit,
+            _ => Command::Vms,
         }));
     }
     let arg = arg.ok_or(ParseError::MissingArg(name))?;

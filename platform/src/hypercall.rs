@@ -11,9 +11,12 @@ pub const VENDOR_HYP_BASE: u32 = 0xC600_0000;
 
 /// Returns the ABI version: `x0 = (major << 16) | minor`.
 pub const HV_VERSION: u32 = VENDOR_HYP_BASE;
-/// Raises the doorbell virtual IRQ in the peer VM. `x1` = target VM id.
+/// Raises the doorbell virtual IRQ (`layout::irq::DOORBELL`) in another VM. `x1` = target VM
+/// id (not the caller's). Returns 0, `INVALID_PARAMETER`, or `TARGET_STOPPED`.
 pub const HV_DOORBELL: u32 = VENDOR_HYP_BASE + 1;
-/// Appends a record to the audit log. `x1..x5` = record words (see the audit docs).
+/// Appends a record to the audit log. `x1..x5` = the entry packed as
+/// `shared_ring::audit::AuditEntry::to_hypercall_args`. Returns the record's sequence number
+/// (> 0) or `INVALID_PARAMETER` (unknown op, undefined status bits, reserved bits set).
 pub const HV_AUDIT_APPEND: u32 = VENDOR_HYP_BASE + 2;
 /// Returns `x0 = vm id`, `x1 = cpu mask`, `x2 = RAM size`.
 pub const HV_VM_INFO: u32 = VENDOR_HYP_BASE + 3;
@@ -29,3 +32,5 @@ pub const NOT_SUPPORTED: i64 = -1;
 pub const NOT_REQUIRED: i64 = -2;
 /// SMCCC: invalid parameter.
 pub const INVALID_PARAMETER: i64 = -3;
+/// SIS: the target VM of a doorbell is stopped (nothing was raised).
+pub const TARGET_STOPPED: i64 = -4;

@@ -88,7 +88,9 @@ fn prompt() {
 
 /// Ends the echoed command line.
 fn newline() {
-    CONSOLE.lock().output(Target::Monitor, b'\n', &mut uart::put);
+    CONSOLE
+        .lock()
+        .output(Target::Monitor, b'\n', &mut uart::put);
 }
 
 /// Prints the monitor prompt (at boot).
@@ -141,6 +143,8 @@ fn execute(v: &mut Vcpu, cmd: Command) {
         Command::Stop(id) => report(id, "stopped", vm::stop(&VMS[id])),
         Command::Start(id) => report(id, "started", vm::start(&VMS[id])),
         Command::Restart(id) => report(id, "restarted", vm::restart(&VMS[id])),
+        Command::Ring => ring(),
+        Command::Audit => audit_tail(),
         Command::Switch(t) => {
             CONSOLE.lock().set_focus(t);
             hvprintln!("console input now goes to {}", t.name());
@@ -193,6 +197,82 @@ fn vms() {
             s.restarts.load(Ordering::Relaxed),
             rx,
             dropped + s.input_dropped.load(Ordering::Relaxed),
+        );
+    }
+}
+
+fn ring() {
+    // SAFETY: the shared region is RAM the partition table reserves for the ring, mapped by the
+    // hypervisor for its whole life; `snapshot` only performs atomic loads.
+    let mem = unsafe {
+        shared_ring::RawRegion::new(
+            sis_platform::layout::phys::SHARED_BASE as *mut u8,
+            sis_platform::layout::phys::SHARED_SIZE as usize,
+        )
+    };
+    match mem
+        .map_err(|_| ())
+        .and_then(|m| shared_ring::region::snapshot(&m).map_err(|_| ()))
+    {
+        Ok(s) => {
+            hvprintln!("shared ring: epoch {}", s.epoch);
+            for (name, r) in [("ctl->llm", &s.requests), ("llm->ctl", &s.responses)] {
+                hvprintln!(
+                    "  {name}: slots={} slot_size={} head={} tail={} sent={} full={} received={} rejected={}",
+                    r.capacity,
+                    r.slot_size,
+                    r.head,
+                    r.tail,
+                    r.producer.sent,
+                    r.producer.full,
+                    r.consumer.received,
+                    r.consumer.rejected.total()
+                );
+            }
+        }
+        Err(()) => hvprintln!("shared ring: not initialised (no valid header)"),
+    }
+    for vm in VMS.iter() {
+        hvprintln!(
+            "  vm {}: doorbells sent={} received={} audit_rejected={}",
+            vm.cfg.name,
+            vm.stats.doorbells_sent.load(Ordering::Relaxed),
+            vm.stats.doorbells_received.load(Ordering::Relaxed),
+            vm.stats.audit_rejected.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn audit_tail() {
+    use shared_ring::audit::{AuditRecord, Op, VM_HYPERVISOR};
+    let mut recs = [AuditRecord::default(); 16];
+    let (n, st) = super::audit::latest(&mut recs);
+    hvprintln!(
+        "audit: {} records written, capacity {}, overwritten {}, invalid {}",
+        st.write_seq,
+        st.capacity,
+        st.overwritten,
+        st.invalid
+    );
+    for r in &recs[..n] {
+        let who = match r.vm_id {
+            VM_HYPERVISOR => "hv",
+            id => VMS.get(usize::from(id)).map_or("?", |vm| vm.cfg.name),
+        };
+        let e = &r.entry;
+        hvprintln!(
+            "  #{} t={}ns vm={} op={}({}) status={:#05b} prompt_len={} tokens={} wcet={} period={} extra={:#x}",
+            r.seq,
+            r.ts_ns,
+            who,
+            e.op,
+            Op::from_code(e.op).map_or("?", Op::name),
+            e.status,
+            e.prompt_len,
+            e.tokens,
+            e.wcet_cycles,
+            e.period_ns,
+            e.extra
         );
     }
 }

@@ -8,6 +8,10 @@ use sis_platform::hypercall as hc;
 use sis_platform::layout::ipa;
 use smccc::psci;
 
+use shared_ring::audit::AuditEntry;
+use sis_platform::layout::irq;
+
+use super::audit;
 use super::vcpu::Vcpu;
 use super::vm::{self, MAILBOX};
 use crate::hvprintln;
@@ -62,6 +66,20 @@ pub fn handle(v: &mut Vcpu) {
             return;
         }
         hc::HV_VERSION => hc::ABI_VERSION as i64,
+        hc::HV_DOORBELL => doorbell(v, a1),
+        hc::HV_AUDIT_APPEND => {
+            let args = [a1, a2, a3, v.regs.x[4], v.regs.x[5]];
+            match AuditEntry::from_hypercall_args(args) {
+                Ok(e) => match audit::append(v.vm.id as u16, &e) {
+                    Ok(seq) => seq as i64,
+                    Err(_) => hc::INVALID_PARAMETER,
+                },
+                Err(_) => {
+                    v.vm.stats.audit_rejected.fetch_add(1, Ordering::Relaxed);
+                    hc::INVALID_PARAMETER
+                }
+            }
+        }
         hc::HV_VM_INFO => {
             v.regs.x[1] = v.vm.cfg.cpu_mask();
             v.regs.x[2] = v.vm.cfg.ram.size;
@@ -70,6 +88,27 @@ pub fn handle(v: &mut Vcpu) {
         _ => hc::NOT_SUPPORTED,
     };
     v.regs.x[0] = ret as u64;
+}
+
+/// Raises the doorbell in VM `target` on the vCPU its distributor routes it to.
+fn doorbell(v: &Vcpu, target: u64) -> i64 {
+    let Some(peer) = vm::VMS.get(target as usize) else {
+        return hc::INVALID_PARAMETER;
+    };
+    if peer.id == v.vm.id {
+        return hc::INVALID_PARAMETER;
+    }
+    if !peer.running() {
+        return hc::TARGET_STOPPED;
+    }
+    let t = peer.inner.lock().vgic.target(irq::DOORBELL);
+    peer.pending[t].raise(irq::DOORBELL);
+    peer.kick(t);
+    v.vm.stats.doorbells_sent.fetch_add(1, Ordering::Relaxed);
+    peer.stats
+        .doorbells_received
+        .fetch_add(1, Ordering::Relaxed);
+    0
 }
 
 fn supported(fid: u32) -> bool {

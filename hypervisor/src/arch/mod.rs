@@ -1,5 +1,6 @@
 //! The hardware edge of the hypervisor (aarch64, EL2). Everything here runs only on the target.
 
+pub mod audit;
 pub mod boot;
 pub mod console_in;
 pub mod dtb;
@@ -86,6 +87,7 @@ fn boot_primary() {
     gic::enable_spi(irq::UART, 0);
     uart::init();
     build_stage2();
+    audit::init();
     for vm in PARTITIONS.iter() {
         for &spi in vm.irqs {
             gic::enable_spi(spi, vm.cores[0]);

@@ -14,6 +14,7 @@ use super::{console_in, gic, hypercall, lr, mmio, stage2_root};
 use crate::esr::{ec, Esr};
 use crate::hvprintln;
 use crate::vgic::NUM_IRQS;
+use shared_ring::audit::{Op, STATUS_REJECT};
 
 /// SPSR for a fresh vCPU: EL1h, all exceptions masked.
 const SPSR_EL1H_MASKED: u64 = 0x3C5;
@@ -229,6 +230,12 @@ impl Vcpu {
     /// Stops this VM after a fault and reports it on the monitor.
     pub fn fault(&mut self, what: &str, addr: Option<u64>, esr: Esr) {
         self.vm.count(Cause::Other);
+        super::audit::event(
+            self.vm.id,
+            Op::VmFault,
+            STATUS_REJECT,
+            addr.unwrap_or(esr.0),
+        );
         let _ = super::vm::stop(self.vm);
         match addr {
             Some(a) => hvprintln!(

@@ -14,6 +14,7 @@ use super::{gic, this_core};
 use crate::elf::Image;
 use crate::vgic::{Pending, Vgic, MAX_VCPUS};
 use crate::vuart::VUart;
+use shared_ring::audit::{Op, STATUS_OK};
 
 static CTL_IMAGE: &[u8] = include_bytes!(env!("SIS_IMAGE_CTL"));
 static LLM_IMAGE: &[u8] = include_bytes!(env!("SIS_IMAGE_LLM"));
@@ -61,6 +62,12 @@ pub struct Stats {
     pub restarts: AtomicU64,
     /// Console input bytes dropped (VM stopped or FIFO full).
     pub input_dropped: AtomicU64,
+    /// Doorbells this VM rang.
+    pub doorbells_sent: AtomicU64,
+    /// Doorbells rung at this VM.
+    pub doorbells_received: AtomicU64,
+    /// Audit appends refused as invalid.
+    pub audit_rejected: AtomicU64,
 }
 
 /// What every core may know about a VM.
@@ -105,6 +112,9 @@ impl Vm {
                 irqs: AtomicU64::new(0),
                 restarts: AtomicU64::new(0),
                 input_dropped: AtomicU64::new(0),
+                doorbells_sent: AtomicU64::new(0),
+                doorbells_received: AtomicU64::new(0),
+                audit_rejected: AtomicU64::new(0),
             },
             lifecycle: spin::Mutex::new(()),
         }
@@ -260,6 +270,7 @@ fn start_locked(vm: &Vm) -> Result<(), LifecycleError> {
         vm.stats.restarts.fetch_add(1, Ordering::Relaxed);
     }
     vm.state.store(RUNNING, Ordering::Release);
+    super::audit::event(vm.id, Op::VmStart, STATUS_OK, entry);
     request_start(vm.cfg.cores[0], entry, ipa::BOOT_INFO);
     Ok(())
 }
