@@ -22,6 +22,26 @@ pub trait Mem: Clone + sealed::Sealed {
     fn store(&self, i: usize, v: u64, order: Ordering);
     /// A memory fence with the given ordering.
     fn fence(&self, order: Ordering);
+
+    /// Copies `src` into whole words from word `i` on (the last word zero-padded). Not atomic
+    /// as a whole: the caller publishes the words with a release store afterwards.
+    fn write_bytes(&self, i: usize, src: &[u8]) {
+        for (k, c) in src.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.store(i + k, u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+    }
+
+    /// Fills `dst` from the words from word `i` on. Not atomic as a whole: the caller acquired
+    /// the words' publication first and validates what it got.
+    fn read_bytes(&self, i: usize, dst: &mut [u8]) {
+        for (k, c) in dst.chunks_mut(8).enumerate() {
+            let w = self.load(i + k, Ordering::Relaxed).to_le_bytes();
+            let n = c.len();
+            c.copy_from_slice(&w[..n]);
+        }
+    }
 }
 
 mod sealed {
@@ -95,6 +115,7 @@ impl<'a> RawRegion<'a> {
         self.words == 0
     }
 
+    #[inline(always)]
     fn word(&self, i: usize) -> &core::sync::atomic::AtomicU64 {
         assert!(i < self.words, "shared-ring: word index out of region");
         // SAFETY: `i` is inside the region (checked above), the base is 64-byte aligned so every
@@ -105,6 +126,22 @@ impl<'a> RawRegion<'a> {
 }
 
 impl sealed::Sealed for RawRegion<'_> {}
+
+impl RawRegion<'_> {
+    /// Pointer to word `i`, after checking that `n` bytes (rounded up to words) from there are
+    /// in the region.
+    #[inline(always)]
+    fn words_at(&self, i: usize, n: usize) -> *mut u64 {
+        let words = n.div_ceil(8);
+        assert!(
+            i <= self.words && words <= self.words - i,
+            "shared-ring: byte range out of region"
+        );
+        // SAFETY: `i` is at most the region length in words (checked above), so the offset
+        // stays inside (or one past the end of) the region's allocation.
+        unsafe { self.base.add(i) }
+    }
+}
 
 impl Mem for RawRegion<'_> {
     #[inline(always)]
@@ -122,6 +159,51 @@ impl Mem for RawRegion<'_> {
     #[inline(always)]
     fn fence(&self, order: Ordering) {
         core::sync::atomic::fence(order)
+    }
+
+    /// Bulk payload copy with one bounds check and volatile word accesses (never elided,
+    /// merged or invented by the compiler). Payload words are only ever written before, and read
+    /// after, an acquire/release handoff of the index that covers them.
+    #[inline]
+    fn write_bytes(&self, i: usize, src: &[u8]) {
+        let dst = self.words_at(i, src.len());
+        let mut words = src.chunks_exact(8);
+        let mut k = 0;
+        for c in &mut words {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            // SAFETY: word `i + k` lies in the range words_at checked, which the constructor's
+            // contract makes valid for writes; the base is 64-byte aligned so the word is too.
+            unsafe { dst.add(k).write_volatile(u64::from_le_bytes(a)) };
+            k += 1;
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut a = [0u8; 8];
+            a[..rest.len()].copy_from_slice(rest);
+            // SAFETY: as above, for the last (padded) word of the checked range.
+            unsafe { dst.add(k).write_volatile(u64::from_le_bytes(a)) };
+        }
+    }
+
+    #[inline]
+    fn read_bytes(&self, i: usize, dst: &mut [u8]) {
+        let src = self.words_at(i, dst.len());
+        let mut words = dst.chunks_exact_mut(8);
+        let mut k = 0;
+        for c in &mut words {
+            // SAFETY: word `i + k` lies in the checked range and is aligned (see write_bytes).
+            let w = unsafe { src.add(k).read_volatile() };
+            c.copy_from_slice(&w.to_le_bytes());
+            k += 1;
+        }
+        let rest = words.into_remainder();
+        if !rest.is_empty() {
+            // SAFETY: as above, for the last (padded) word of the checked range.
+            let w = unsafe { src.add(k).read_volatile() }.to_le_bytes();
+            let n = rest.len();
+            rest.copy_from_slice(&w[..n]);
+        }
     }
 }
 

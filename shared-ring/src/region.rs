@@ -4,11 +4,10 @@
 //! ([`attach`]) and gets an error, never a panic, if the header is missing or inconsistent.
 //! The header is read once at attach time and copied; nothing a peer writes to it later is used.
 
-use crate::message::{Request, Response};
 use crate::mem::{Mem, Ordering};
+use crate::message::{Request, Response};
 use crate::ring::{
-    Consumer, Producer, RingSnapshot, RingView, SendError, MAX_SLOT_SIZE, RING_CONTROL,
-    SLOT_HEADER,
+    Consumer, Producer, RingSnapshot, RingView, SendError, MAX_SLOT_SIZE, RING_CONTROL, SLOT_HEADER,
 };
 
 /// `"SISRING1"` little-endian.
@@ -57,10 +56,11 @@ impl RingGeometry {
 
     fn check(&self, region_len: u64) -> Result<(), RegionError> {
         if !self.offset.is_multiple_of(64) || self.offset < HEADER_SIZE as u64 {
-            return Err(RegionError::BadGeometry("ring offset not aligned or inside header"));
+            return Err(RegionError::BadGeometry(
+                "ring offset not aligned or inside header",
+            ));
         }
-        if !self.capacity.is_power_of_two() || self.capacity < 2 || self.capacity > MAX_CAPACITY
-        {
+        if !self.capacity.is_power_of_two() || self.capacity < 2 || self.capacity > MAX_CAPACITY {
             return Err(RegionError::BadGeometry(
                 "ring capacity not a power of two in 2..=65536",
             ));
@@ -69,7 +69,9 @@ impl RingGeometry {
             || self.slot_size < SLOT_HEADER as u64 + 8
             || self.slot_size > MAX_SLOT_SIZE as u64
         {
-            return Err(RegionError::BadGeometry("slot size not a multiple of 8 in 24..=2048"));
+            return Err(RegionError::BadGeometry(
+                "slot size not a multiple of 8 in 24..=2048",
+            ));
         }
         match self.span().and_then(|s| s.checked_add(self.offset)) {
             Some(end) if end <= region_len => Ok(()),
@@ -94,7 +96,7 @@ pub struct Geometry {
 impl Geometry {
     /// The layout SIS uses in its 1 MiB shared region: 128 request slots of 1152 bytes (an
     /// `Infer` with a full 1 KiB prompt fits) at 0x1000 and 1024 response slots of 384 bytes (a
-    /// 256-byte token chunk fits) at 0x26000. Needs 0x86100 bytes.
+    /// 256-byte token chunk fits) at 0x26000. Needs 0x86200 bytes.
     pub const DEFAULT: Geometry = Geometry {
         requests: RingGeometry {
             offset: 0x1000,
@@ -214,7 +216,10 @@ pub fn init<M: Mem>(mem: M, geometry: &Geometry) -> Result<CtlEnd<M>, RegionErro
     mem.store(hw::VERSION, VERSION, Ordering::Relaxed);
     mem.store(hw::LEN, len, Ordering::Relaxed);
     mem.store(hw::EPOCH, epoch, Ordering::Relaxed);
-    for (base, g) in [(hw::REQ, &geometry.requests), (hw::RESP, &geometry.responses)] {
+    for (base, g) in [
+        (hw::REQ, &geometry.requests),
+        (hw::RESP, &geometry.responses),
+    ] {
         mem.store(base, g.offset, Ordering::Relaxed);
         mem.store(base + 1, g.capacity, Ordering::Relaxed);
         mem.store(base + 2, g.slot_size, Ordering::Relaxed);

@@ -69,16 +69,12 @@ impl<M: Mem> Flavor for SlotWriter<'_, M> {
             self.try_push(b)?;
             data = rest;
         }
-        let mut chunks = data.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.mem
-                .store(self.next, u64::from_le_bytes(w), Ordering::Relaxed);
-            self.next += 1;
-            self.len += 8;
-        }
-        for &b in chunks.remainder() {
+        let whole = data.len() / 8 * 8;
+        self.mem.write_bytes(self.next, &data[..whole]);
+        self.next += whole / 8;
+        self.len += whole;
+        let chunks = &data[whole..];
+        for &b in chunks {
             self.try_push(b)?;
         }
         Ok(())

@@ -15,7 +15,11 @@ fn region(n: usize) -> HeapRegion {
 fn entry(i: u64) -> AuditEntry {
     AuditEntry {
         op: (i % 4 + 1) as u16,
-        status: if i % 3 == 0 { STATUS_REJECT } else { STATUS_OK },
+        status: if i.is_multiple_of(3) {
+            STATUS_REJECT
+        } else {
+            STATUS_OK
+        },
         prompt_len: i as u32,
         tokens: (i * 2) as u32,
         wcet_cycles: i * 3,

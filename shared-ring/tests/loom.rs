@@ -8,7 +8,7 @@ use shared_ring::mem::LoomRegion;
 use shared_ring::{attach, init, Geometry, Request, RingGeometry, SendError};
 
 /// Header, then two rings of two 24-byte slots (one payload word each).
-const LEN: usize = 896;
+const LEN: usize = 1408;
 
 fn tiny() -> Geometry {
     Geometry {
@@ -18,7 +18,7 @@ fn tiny() -> Geometry {
             slot_size: 24,
         },
         responses: RingGeometry {
-            offset: 576,
+            offset: 832,
             capacity: 2,
             slot_size: 24,
         },

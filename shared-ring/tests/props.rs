@@ -18,9 +18,9 @@ const SLOT: u64 = 256;
 const BASE: usize = (RING_OFF / 8) as usize;
 const HEAD: usize = BASE;
 const TAIL: usize = BASE + 16;
-const SLOTS: usize = BASE + 32;
+const SLOTS: usize = BASE + 64;
 const SLOT_WORDS: usize = (SLOT / 8) as usize;
-const RING_WORDS: usize = 32 + CAP as usize * SLOT_WORDS;
+const RING_WORDS: usize = 64 + CAP as usize * SLOT_WORDS;
 
 fn geometry() -> Geometry {
     Geometry {
@@ -175,7 +175,7 @@ proptest! {
         for (i, w) in words.iter().enumerate() {
             let mut v = *w;
             // Half the cases keep length words plausible so decoding gets exercised.
-            if small_lens && i >= 32 && (i - 32) % SLOT_WORDS == 1 {
+            if small_lens && i >= 64 && (i - 64) % SLOT_WORDS == 1 {
                 v %= SLOT;
             }
             mem.store(BASE + i, v, Ordering::Relaxed);

@@ -27,7 +27,7 @@ fn req_words() -> Words {
     Words {
         head: base,
         tail: base + 16,
-        slots: base + 32,
+        slots: base + 64,
         slot_words: (g.slot_size / 8) as usize,
         cap: g.capacity,
     }
@@ -46,7 +46,9 @@ fn infer(id: u32, prompt: &str) -> Request {
 
 fn all_requests() -> Vec<Request> {
     vec![
-        Request::Load { wcet_cycles: 25_000 },
+        Request::Load {
+            wcet_cycles: 25_000,
+        },
         Request::Budget {
             wcet_cycles: 1,
             period_ns: u64::MAX,
@@ -127,7 +129,9 @@ fn largest_messages_fit_default_slots() {
     let heap = HeapRegion::new(LEN);
     let mut ctl = init(heap.region(), &Geometry::DEFAULT).unwrap();
     let big = infer(u32::MAX, &"x".repeat(MAX_PROMPT));
-    let Request::Infer(mut i) = big else { unreachable!() };
+    let Request::Infer(mut i) = big else {
+        unreachable!()
+    };
     i.seed = u64::MAX;
     i.max_tokens = u16::MAX;
     i.temp = Milli(u16::MAX);
@@ -270,10 +274,7 @@ fn impossible_head_is_rejected_and_consumer_resyncs_to_it() {
     ctl.requests.send(&Request::Ping { t0: 3 }).unwrap();
     let r = llm.requests.recv().unwrap();
     assert_eq!((r.seq, r.msg), (2, Request::Ping { t0: 3 }));
-    assert_eq!(
-        llm.requests.stats().rejected.get(RejectReason::BadIndex),
-        2
-    );
+    assert_eq!(llm.requests.stats().rejected.get(RejectReason::BadIndex), 2);
     assert_eq!(w.cap, ctl.requests.capacity());
 }
 
@@ -310,7 +311,9 @@ fn bad_length_decode_and_trailing_are_rejected_by_reason() {
     // Slot 2: a valid Status followed by junk.
     ctl.requests.send_bytes(&[5, 0]).unwrap();
     // Slot 3: a prompt claiming invalid UTF-8.
-    ctl.requests.send_bytes(&[2, 1, 1, 0, 1, 0, 2, 0xff, 0xfe]).unwrap();
+    ctl.requests
+        .send_bytes(&[2, 1, 1, 0, 1, 0, 2, 0xff, 0xfe])
+        .unwrap();
     // Slot 4: fine.
     ctl.requests.send(&Request::Ping { t0: 5 }).unwrap();
     let reasons: Vec<_> = (0..4)

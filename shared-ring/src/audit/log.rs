@@ -106,7 +106,12 @@ impl<M: Mem> AuditWriter<M> {
     ///
     /// # Errors
     /// An invalid entry is refused (nothing written) and counted in `invalid`.
-    pub fn append(&mut self, vm_id: u16, ts_ns: u64, entry: &AuditEntry) -> Result<u64, AuditError> {
+    pub fn append(
+        &mut self,
+        vm_id: u16,
+        ts_ns: u64,
+        entry: &AuditEntry,
+    ) -> Result<u64, AuditError> {
         if let Err(e) = entry.validate() {
             self.stats.invalid = self.stats.invalid.wrapping_add(1);
             self.mem
