@@ -26,7 +26,8 @@ mod host {
     extern crate std;
     use sis_frame::codec::{
         encode, Command, Decoder, Event, FrameError, InferParams, Request, Sampling, Version,
-        MAGIC, MAX_FRAME_LEN, MAX_PROMPT_V0, MAX_PROMPT_V1, MAX_SKIP_LEN,
+        MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_V0, MAX_PAYLOAD_V1, MAX_PROMPT_V0, MAX_PROMPT_V1,
+        MAX_SKIP_LEN,
     };
     use std::string::String;
     use std::vec::Vec;
@@ -150,8 +151,12 @@ mod host {
                 8 => {
                     // Oversize frame that is skipped exactly; its body may hold anything.
                     let version = rng.below(2) as u8;
-                    let max = if version == 0 { 64 } else { 2074 };
-                    let len = max + 1 + rng.below(300) as u32;
+                    let max = if version == 0 {
+                        MAX_PAYLOAD_V0
+                    } else {
+                        MAX_PAYLOAD_V1
+                    };
+                    let len = max as u32 + 1 + rng.below(300) as u32;
                     stream.extend_from_slice(&[MAGIC, version, 0x11, 0]);
                     stream.extend_from_slice(&len.to_le_bytes());
                     for _ in 0..len {

@@ -312,9 +312,6 @@ fn parse_poll(rest: &[u8]) -> Result<Poll<'_>, ParseError> {
         let mut s = items_raw;
         loop {
             let end = item_end(s);
-            if end > s.len() {
-                return Err(ParseError::Malformed("items escape"));
-            }
             Escaped::new(&s[..end])
                 .validate()
                 .map_err(|_| ParseError::Malformed("items escape"))?;
