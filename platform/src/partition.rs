@@ -68,7 +68,12 @@ pub struct VmConfig {
 }
 
 const fn ram(pa: u64, size: u64) -> Mapping {
-    Mapping { pa, ipa: ipa::RAM_BASE, size, access: Access::ReadWrite }
+    Mapping {
+        pa,
+        ipa: ipa::RAM_BASE,
+        size,
+        access: Access::ReadWrite,
+    }
 }
 
 const SHARED_RW: Mapping = Mapping {
@@ -83,6 +88,26 @@ const AUDIT_RO: Mapping = Mapping {
     ipa: ipa::AUDIT_BASE,
     size: phys::AUDIT_SIZE,
     access: Access::ReadOnly,
+};
+
+/// The top virtio-mmio page: QEMU fills transports from the top slot down, so the first eight
+/// `-device virtio-*-device` (the run script's virtio-console and virtio-rng) land here.
+const VIRTIO_TOP_PAGE: Mapping = Mapping {
+    pa: phys::VIRTIO_MMIO_BASE + 0x3000,
+    ipa: phys::VIRTIO_MMIO_BASE + 0x3000,
+    size: PAGE_SIZE,
+    access: Access::ReadWrite,
+};
+
+/// SPIs of the transports in [`VIRTIO_TOP_PAGE`] (slots 24-31).
+const VIRTIO_TOP_IRQS: [u32; 8] = {
+    let mut irqs = [0; 8];
+    let mut i = 0;
+    while i < 8 {
+        irqs[i] = irq::VIRTIO_MMIO_BASE_IRQ + 24 + i as u32;
+        i += 1;
+    }
+    irqs
 };
 
 const MODEL_RO: Mapping = Mapping {
@@ -106,8 +131,8 @@ pub const PARTITIONS: [VmConfig; 2] = [
         cores: &[0],
         ram: ram(0x4400_0000, 0x0400_0000),
         regions: &[SHARED_RW, AUDIT_RO],
-        devices: &[],
-        irqs: &[],
+        devices: &[VIRTIO_TOP_PAGE],
+        irqs: &VIRTIO_TOP_IRQS,
         emulated: Emulated { uart: true },
         image: Image::Ctl,
     },
@@ -223,7 +248,10 @@ pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
             return Err(ConfigError::OutsideRam { vm: v });
         }
         if overlaps(vm.ram.pa, vm.ram.size, phys::HV_BASE, phys::HV_SIZE) {
-            return Err(ConfigError::Overlap { vm: v, other: usize::MAX });
+            return Err(ConfigError::Overlap {
+                vm: v,
+                other: usize::MAX,
+            });
         }
         // Private RAM never overlaps another VM's RAM or any shared region.
         let mut o = 0;
@@ -251,7 +279,10 @@ pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
                 return Err(ConfigError::OutsideRam { vm: v });
             }
             if !is_shared(m) || overlaps(m.pa, m.size, phys::HV_BASE, phys::HV_SIZE) {
-                return Err(ConfigError::Overlap { vm: v, other: usize::MAX });
+                return Err(ConfigError::Overlap {
+                    vm: v,
+                    other: usize::MAX,
+                });
             }
             r += 1;
         }
@@ -288,8 +319,12 @@ pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
         let mut i = 0;
         while i < total {
             let a = nth_mapping(vm, i);
-            if overlaps(a.ipa, a.size, ipa::GICD_BASE, phys::UART_BASE + PAGE_SIZE - ipa::GICD_BASE)
-            {
+            if overlaps(
+                a.ipa,
+                a.size,
+                ipa::GICD_BASE,
+                phys::UART_BASE + PAGE_SIZE - ipa::GICD_BASE,
+            ) {
                 return Err(ConfigError::IpaOverlap { vm: v });
             }
             let mut j = i + 1;
@@ -398,7 +433,10 @@ mod tests {
     fn core_out_of_range() {
         let mut t = base();
         t[1].cores = &[1, 7];
-        assert_eq!(validate(&t), Err(ConfigError::CoreOutOfRange { vm: 1, core: 7 }));
+        assert_eq!(
+            validate(&t),
+            Err(ConfigError::CoreOutOfRange { vm: 1, core: 7 })
+        );
     }
 
     #[test]
@@ -419,7 +457,13 @@ mod tests {
     fn ram_overlaps_hypervisor() {
         let mut t = base();
         t[0].ram = ram(0x4100_0000, 0x0100_0000);
-        assert_eq!(validate(&t), Err(ConfigError::Overlap { vm: 0, other: usize::MAX }));
+        assert_eq!(
+            validate(&t),
+            Err(ConfigError::Overlap {
+                vm: 0,
+                other: usize::MAX
+            })
+        );
     }
 
     #[test]
@@ -447,6 +491,7 @@ mod tests {
     fn irq_given_twice() {
         let mut t = base();
         t[0].irqs = &[48];
+        t[0].devices = &[];
         t[1].irqs = &[49, 48];
         assert_eq!(validate(&t), Err(ConfigError::IrqTwice { irq: 48 }));
     }
@@ -454,6 +499,7 @@ mod tests {
     #[test]
     fn irq_kept_by_hypervisor() {
         let mut t = base();
+        t[0].devices = &[];
         t[0].irqs = &[irq::UART];
         assert_eq!(validate(&t), Err(ConfigError::IrqTwice { irq: irq::UART }));
     }
@@ -461,8 +507,12 @@ mod tests {
     #[test]
     fn irq_not_an_spi() {
         let mut t = base();
+        t[0].devices = &[];
         t[0].irqs = &[27];
-        assert_eq!(validate(&t), Err(ConfigError::IrqOutOfRange { vm: 0, irq: 27 }));
+        assert_eq!(
+            validate(&t),
+            Err(ConfigError::IrqOutOfRange { vm: 0, irq: 27 })
+        );
     }
 
     #[test]

@@ -123,8 +123,12 @@ impl Vcpu {
                 }
                 lr::write(n, lr::Lr::new(0));
             }
-            if self.vm.pending[self.idx].word(0) & (1 << irq::VTIMER) != 0 {
-                gic::deactivate(irq::VTIMER);
+            // Hardware interrupts acknowledged but never delivered are still active.
+            let pending = &self.vm.pending[self.idx];
+            for intid in core::iter::once(irq::VTIMER).chain(self.vm.cfg.irqs.iter().copied()) {
+                if pending.word(intid as usize / 32) & (1 << (intid % 32)) != 0 {
+                    gic::deactivate(intid);
+                }
             }
             self.vm.pending[self.idx].clear_all();
             ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE::CLEAR);
