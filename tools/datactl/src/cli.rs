@@ -57,27 +57,32 @@ pub enum Proto {
 )]
 pub struct Cli {
     /// UNIX socket of the datactl port.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// Connect over TCP instead (QEMU started with DATACTL_TCP=1), e.g. 127.0.0.1:7777.
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "socket")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOST:PORT",
+        conflicts_with = "socket"
+    )]
     pub tcp: Option<String>,
     /// Token: 0x-prefixed hex or decimal u64.
-    #[arg(long, env = "SIS_TOKEN", value_parser = parse_token, hide_env_values = true)]
+    #[arg(long, global = true, env = "SIS_TOKEN", value_parser = parse_token, hide_env_values = true)]
     pub token: Option<u64>,
     /// Resend the frame this many times when no reply arrives within the ACK timeout
     /// (implies waiting for the reply).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
     pub retries: u32,
     /// ACK timeout per attempt, in milliseconds.
-    #[arg(long = "timeout-ms", default_value_t = 2000, value_name = "MS",
+    #[arg(long = "timeout-ms", global = true, default_value_t = 2000, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub timeout_ms: u64,
     /// Wait for the reply and print it.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub wait_ack: bool,
     /// Frame version to send.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, global = true, value_enum, default_value = "auto")]
     pub proto: Proto,
     /// What to send.
     #[command(subcommand)]

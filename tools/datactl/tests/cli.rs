@@ -462,6 +462,30 @@ fn closed_connection_is_a_connection_error() {
 }
 
 #[test]
+fn global_options_may_follow_the_subcommand() {
+    let m = MockServer::tcp(MockConfig::new(secrets())).unwrap();
+    let Endpoint::Tcp(addr) = m.endpoint().clone() else {
+        unreachable!()
+    };
+    let admin = tok(ADMIN);
+    let argv = [
+        "datactl",
+        "llm-load",
+        "--wcet-cycles",
+        "5",
+        "--tcp",
+        &addr,
+        "--token",
+        &admin,
+        "--wait-ack",
+    ];
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    assert_eq!(run(&cli, &mut o, &mut e), exit::OK);
+    assert_eq!(o, b"OK\n");
+}
+
+#[test]
 fn token_and_hex_parsing() {
     assert_eq!(parse_token("0x10"), Ok(16));
     assert_eq!(
@@ -561,7 +585,10 @@ fn v1_retry_after_a_lost_reply_is_answered_from_the_replay_cache() {
     let r = datactl(&ep, &["--token", &admin, "--wait-ack", "llm-infer", "hi"]);
     assert_eq!(r.stdout, "OK id=2\n");
     // v0 has no seq: the retry of a request whose reply was lost runs it again.
-    let r = datactl(&ep, &[&args[..], &["--proto", "0", "llm-infer", "hi"]].concat());
+    let r = datactl(
+        &ep,
+        &[&args[..], &["--proto", "0", "llm-infer", "hi"]].concat(),
+    );
     assert_eq!(r.stdout, "OK id=4\n");
     assert_eq!(m.stats().dropped, 3);
 }
