@@ -237,7 +237,8 @@ pub fn forward(
                 let out = &mut att[t * dim + h * hd..t * dim + (h + 1) * hd];
                 out.fill(0.0);
                 for (p, s) in scores[..npos].iter().enumerate() {
-                    let w = s * inv;
+                    // Probabilities pass through f16 like llama.cpp's KQ x V product.
+                    let w = round_f16(s * inv);
                     let vo = cache.at(l, p) + kvh * hd;
                     for (o, &vv) in out.iter_mut().zip(&cache.values[vo..vo + hd]) {
                         *o += w * f16_to_f32(vv);

@@ -46,11 +46,12 @@ impl Q8Acts {
             for &v in xb {
                 amax = amax.max(libm::fabsf(v));
             }
+            // As ggml's x86/ARM SIMD quantizers: scale by 127 / amax, round half to even.
             let d = amax / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
             let mut sum = 0i32;
             for (j, &v) in xb.iter().enumerate() {
-                let q = libm::roundf(v * id) as i8 as i16;
+                let q = libm::rintf(v * id) as i8 as i16;
                 out.q[b * QK + j] = q;
                 sum += q as i32;
             }
