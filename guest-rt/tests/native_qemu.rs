@@ -288,3 +288,30 @@ fn guest_llm_starts_its_worker_cores_on_bare_qemu() {
         .run("llm> ", "heaptest 300")
         .contains("written, verified and freed"));
 }
+
+#[test]
+#[ignore = "needs qemu-system-aarch64 and the guest kernels built for aarch64-unknown-none"]
+fn kernel_text_is_not_writable() {
+    let mut g = Guest::boot("guest-ctl");
+    g.expect("ctl> ", Duration::from_secs(20));
+    // The heap is writable.
+    assert_eq!(
+        g.run("ctl> ", "poke 0x40400000 0x5a"),
+        "0x40400000 <- 0x000000000000005a\n"
+    );
+    assert_eq!(
+        g.run("ctl> ", "peek 0x40400000"),
+        "0x40400000: 0x000000000000005a\n"
+    );
+    assert_eq!(
+        g.run("ctl> ", "poke 0x40400000"),
+        "usage: poke <addr> <value>\n"
+    );
+    // The kernel's own text is not.
+    g.send(b"poke 0x40080000 0\r");
+    let report = g.expect("halted\n", Duration::from_secs(10));
+    assert!(
+        report.contains("write of 0x40080000: permission fault, level 3"),
+        "{report}"
+    );
+}

@@ -9,6 +9,7 @@ use sis_platform::layout::{ipa, phys::NUM_CORES};
 use sis_platform::BootInfo;
 
 use super::{console, exceptions, gic, heap, mmu, smp, sync, timer, uart};
+use crate::pagetable::Image;
 use crate::{bootcheck, report, GuestConfig};
 
 /// Stack per core.
@@ -85,6 +86,8 @@ __sis_secondary_start:
 extern "C" {
     static __sis_secondary_start: u8;
     static __image_end: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
 }
 
 extern "Rust" {
@@ -100,6 +103,16 @@ pub(crate) fn secondary_entry() -> u64 {
 /// First byte after the image, its .bss and the stacks.
 pub fn image_end() -> u64 {
     (&raw const __image_end) as u64
+}
+
+/// The image's section boundaries, from the linker script.
+fn image_layout() -> Image {
+    Image {
+        start: ipa::KERNEL_BASE,
+        text_end: (&raw const __text_end) as u64,
+        rodata_end: (&raw const __rodata_end) as u64,
+        end: image_end(),
+    }
 }
 
 /// Set once by the boot core, before the guest's code or any other core runs.
@@ -216,9 +229,15 @@ extern "C" fn rust_boot(x0: u64, core: u64) -> ! {
     // RAM size is not known natively until the device tree is read (with the MMU on): start
     // with the first GiB mapped as RAM.
     let first_guess = from_hv.map_or(1 << 30, |i| i.ram_size);
-    mmu::build_tables(ipa::RAM_BASE, first_guess);
+    let tables = mmu::build_tables(first_guess, &image_layout());
+    let Ok(l3_used) = tables else {
+        // No console yet (nothing is mapped): park. Only a kernel grown past MAX_L3 blocks
+        // gets here, which the native test would show at once.
+        super::halt_core();
+    };
     invalidate_image_dcache();
     mmu::enable_this_core();
+    mmu::set_l3_used(l3_used);
 
     // SAFETY: the guest binary defines this static with `entry!`; it is plain data.
     let config = unsafe { &__SIS_GUEST_CONFIG };
@@ -237,7 +256,7 @@ extern "C" fn rust_boot(x0: u64, core: u64) -> ! {
         crate::println!("{}: bad boot info: {e}", info.name());
         super::halt_core();
     }
-    mmu::map_ram(info.ram_base, info.ram_size);
+    mmu::map_ram(info.ram_size);
     heap::init(image_end(), info.ram_base + info.ram_size);
 
     if let Err(e) = gic::init_distributor().and_then(|()| gic::init_this_core()) {

@@ -11,7 +11,7 @@ use super::{heap, irq, smp, timer, uart};
 use crate::shell::{parse_u64, Command, Invocation};
 
 /// The diagnostic command table.
-pub static DIAG: [Command; 3] = [
+pub static DIAG: [Command; 4] = [
     Command {
         name: "stats",
         help: "interrupt, UART, timer and heap counters",
@@ -26,6 +26,11 @@ pub static DIAG: [Command; 3] = [
         name: "fpcheck",
         help: "check that interrupts preserve q0-q31 and FPCR",
         run: fpcheck,
+    },
+    Command {
+        name: "poke",
+        help: "poke <addr> <value>: write a u64 (tests W^X and read-only mappings)",
+        run: poke,
     },
 ];
 
@@ -167,6 +172,25 @@ fn fpcheck(inv: &mut Invocation<'_, '_>) {
             "fpcheck: FAILED ({bad} registers corrupted across {taken} interrupts)"
         );
     }
+}
+
+fn poke(inv: &mut Invocation<'_, '_>) {
+    let [_, a, v] = inv.args else {
+        let _ = writeln!(inv.out, "usage: poke <addr> <value>");
+        return;
+    };
+    let (Some(addr), Some(value)) = (parse_u64(a), parse_u64(v)) else {
+        let _ = writeln!(inv.out, "poke: bad number");
+        return;
+    };
+    if addr % 8 != 0 {
+        let _ = writeln!(inv.out, "poke: bad address (must be 8-byte aligned)");
+        return;
+    }
+    // SAFETY: deliberately unchecked, like `peek`: writing where the guest may not (its own text,
+    // a read-only region, another VM's memory) must fault, and that is what this is for.
+    unsafe { super::mmio::write_u64(addr, value) };
+    let _ = writeln!(inv.out, "{addr:#x} <- {value:#018x}");
 }
 
 fn stats(inv: &mut Invocation<'_, '_>) {

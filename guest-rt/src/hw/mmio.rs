@@ -97,3 +97,15 @@ pub unsafe fn read_u64(addr: u64) -> u64 {
     };
     v
 }
+
+/// Writes one u64 at any guest-physical address with a single plain store (used by `poke`).
+///
+/// # Safety
+/// `addr` must be 8-byte aligned. The store may fault, or corrupt anything at that address;
+/// that is the caller's intent.
+pub unsafe fn write_u64(addr: u64, value: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack, preserves_flags))
+    };
+}
