@@ -230,10 +230,13 @@ extern "C" fn rust_boot(x0: u64, core: u64) -> ! {
     // with the first GiB mapped as RAM.
     let first_guess = from_hv.map_or(1 << 30, |i| i.ram_size);
     let tables = mmu::build_tables(first_guess, &image_layout());
-    let Ok(l3_used) = tables else {
-        // No console yet (nothing is mapped): park. Only a kernel grown past MAX_L3 blocks
-        // gets here, which the native test would show at once.
-        super::halt_core();
+    let l3_used = match tables {
+        Ok(n) => n,
+        Err(e) => {
+            uart::init();
+            console::early(format_args!("guest: cannot map the kernel: {e}\n"));
+            super::halt_core();
+        }
     };
     invalidate_image_dcache();
     mmu::enable_this_core();

@@ -57,6 +57,12 @@ pub(crate) fn emergency(args: fmt::Arguments<'_>) {
     let _ = Raw.write_fmt(args);
 }
 
+/// Output before the MMU is on (boot core only, no other core running): no lock, since exclusive
+/// accesses need the MMU.
+pub(crate) fn early(args: fmt::Arguments<'_>) {
+    let _ = Raw.write_fmt(args);
+}
+
 /// Prints to the guest console.
 #[macro_export]
 macro_rules! print {
