@@ -4,7 +4,8 @@ use alloc::string::String;
 
 /// SmolLM2's default system message (what its GGUF chat template inserts when the
 /// conversation has none).
-pub const SMOLLM2_SYSTEM: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+pub const SMOLLM2_SYSTEM: &str =
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 
 /// Formats one user turn in ChatML, optionally preceded by a system turn, and opens the
 /// assistant turn: `<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n`.

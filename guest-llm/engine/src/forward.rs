@@ -165,7 +165,9 @@ pub fn forward(
         });
     }
     if cache.n_layers != c.n_layers || cache.kv_dim != c.kv_dim() {
-        return Err(Error::InvalidArgument("KV cache belongs to another model".into()));
+        return Err(Error::InvalidArgument(
+            "KV cache belongs to another model".into(),
+        ));
     }
     if let Some(&t) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
         return Err(Error::InvalidArgument(format!(
@@ -219,7 +221,10 @@ pub fn forward(
             let npos = pos0 + t + 1;
             for h in 0..c.n_heads {
                 let kvh = h / group;
-                for (dst, &src) in qh.iter_mut().zip(&q[t * dim + h * hd..t * dim + (h + 1) * hd]) {
+                for (dst, &src) in qh
+                    .iter_mut()
+                    .zip(&q[t * dim + h * hd..t * dim + (h + 1) * hd])
+                {
                     *dst = round_f16(src);
                 }
                 let mut max = f32::NEG_INFINITY;
@@ -281,8 +286,6 @@ pub fn forward(
         );
     }
     let mut logits = vec![0.0f32; rows.len() * c.vocab_size];
-    model
-        .output
-        .matmul(par, &normed, rows.len(), &mut logits);
+    model.output.matmul(par, &normed, rows.len(), &mut logits);
     Ok(logits)
 }

@@ -7,7 +7,6 @@ use crate::error::{format_err, Error, Result};
 use crate::le::Reader;
 use crate::matrix::{Matrix, Storage};
 use crate::quant::{Q4_1_BLOCK, Q8_0_BLOCK, QK};
-use alloc::string::ToString;
 use alloc::vec::Vec;
 
 const MAGIC: u32 = 0x4655_4747; // "GGUF" little-endian
@@ -32,9 +31,8 @@ pub mod ggml_type {
 pub fn type_name(t: u32) -> &'static str {
     const NAMES: [&str; 31] = [
         "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
-        "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S",
-        "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M",
-        "BF16",
+        "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL",
+        "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16",
     ];
     NAMES.get(t as usize).copied().unwrap_or("unknown")
 }
@@ -85,7 +83,10 @@ impl<'a> Array<'a> {
     /// Iterates the elements of a string array.
     pub fn strings(&self) -> Result<StrIter<'a>> {
         if self.elem_type != vt::STRING {
-            return Err(format_err!("array holds type {}, not strings", self.elem_type));
+            return Err(format_err!(
+                "array holds type {}, not strings",
+                self.elem_type
+            ));
         }
         Ok(StrIter {
             r: Reader::new(self.raw),
@@ -240,8 +241,12 @@ fn tensor_bytes(ty: u32, n: u64, ne0: u64) -> Option<u64> {
     match ty {
         ggml_type::F32 => n.checked_mul(4),
         ggml_type::F16 => n.checked_mul(2),
-        ggml_type::Q8_0 if ne0 % QK as u64 == 0 => (n / QK as u64).checked_mul(Q8_0_BLOCK as u64),
-        ggml_type::Q4_1 if ne0 % QK as u64 == 0 => (n / QK as u64).checked_mul(Q4_1_BLOCK as u64),
+        ggml_type::Q8_0 if ne0.is_multiple_of(QK as u64) => {
+            (n / QK as u64).checked_mul(Q8_0_BLOCK as u64)
+        }
+        ggml_type::Q4_1 if ne0.is_multiple_of(QK as u64) => {
+            (n / QK as u64).checked_mul(Q4_1_BLOCK as u64)
+        }
         _ => None,
     }
 }
@@ -355,7 +360,10 @@ impl<'a> Gguf<'a> {
 
     /// Looks up a metadata value.
     pub fn get(&self, key: &str) -> Option<&Value<'a>> {
-        self.metadata.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.metadata
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 
     /// A required integer metadata value that fits `0..=max`.
@@ -435,6 +443,6 @@ impl<'a> Gguf<'a> {
                 )))
             }
         };
-        Matrix::new(rows, cols, storage, &name.to_string())
+        Matrix::new(rows, cols, storage, name)
     }
 }

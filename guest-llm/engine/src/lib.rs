@@ -61,7 +61,10 @@ pub fn load_gguf(file: &[u8]) -> Result<(Model<'_>, Tokenizer<'_>)> {
 }
 
 /// Loads a llama2.c checkpoint and its `tokenizer.bin` (both borrowed).
-pub fn load_llama2c<'a>(checkpoint: &'a [u8], tokenizer: &'a [u8]) -> Result<(Model<'a>, Tokenizer<'a>)> {
+pub fn load_llama2c<'a>(
+    checkpoint: &'a [u8],
+    tokenizer: &'a [u8],
+) -> Result<(Model<'a>, Tokenizer<'a>)> {
     let model = llama2c::load(checkpoint)?;
     let tok = Tokenizer::from_llama2c(tokenizer, model.config.vocab_size)?;
     Ok((model, tok))

@@ -33,12 +33,20 @@ impl<'a> Cursor<'a> {
         let b = self.f32s(rows.saturating_mul(cols), what)?;
         Matrix::new(rows, cols, Storage::F32(b), what)
     }
-    fn q8_matrix(&mut self, rows: usize, cols: usize, group: usize, what: &str) -> Result<Matrix<'a>> {
+    fn q8_matrix(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        group: usize,
+        what: &str,
+    ) -> Result<Matrix<'a>> {
         let n = rows
             .checked_mul(cols)
             .ok_or_else(|| format_err!("{what}: size overflows"))?;
         if n % group != 0 {
-            return Err(format_err!("{what}: {n} values are not a multiple of group {group}"));
+            return Err(format_err!(
+                "{what}: {n} values are not a multiple of group {group}"
+            ));
         }
         let q = self.take(n, 1, what)?;
         let s = self.f32s(n / group, what)?;
@@ -65,11 +73,23 @@ pub fn load(file: &[u8]) -> Result<Model<'_>> {
         (0, Reader::new(file))
     };
     if !matches!(version, 0..=2) {
-        return Err(Error::Unsupported(format!("llama2.c checkpoint version {version}")));
+        return Err(Error::Unsupported(format!(
+            "llama2.c checkpoint version {version}"
+        )));
     }
     let mut p = [0i32; 7];
     for (i, v) in p.iter_mut().enumerate() {
-        *v = h.i32(["dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"][i])?;
+        *v = h.i32(
+            [
+                "dim",
+                "hidden_dim",
+                "n_layers",
+                "n_heads",
+                "n_kv_heads",
+                "vocab_size",
+                "seq_len",
+            ][i],
+        )?;
     }
     let (shared, group) = if version == 0 {
         (p[5] > 0, 0)
@@ -139,7 +159,9 @@ pub fn load(file: &[u8]) -> Result<Model<'_>> {
         };
         let token_embd = mat(v, d, "token embedding")?;
         let mut per_layer = |rows, cols, name: &str| -> Result<Vec<Matrix<'_>>> {
-            (0..l).map(|i| mat(rows, cols, &format!("layer {i} {name}"))).collect()
+            (0..l)
+                .map(|i| mat(rows, cols, &format!("layer {i} {name}")))
+                .collect()
         };
         let wq = per_layer(d, d, "wq")?;
         let wk = per_layer(kv, d, "wk")?;
@@ -188,7 +210,9 @@ fn load_v0<'a>(c: &mut Cursor<'a>, config: Config, shared: bool) -> Result<Model
     );
     let token_embd = c.f32_matrix(v, d, "token embedding")?;
     let norms = |c: &mut Cursor<'a>, what: &str| -> Result<Vec<Vector<'a>>> {
-        (0..l).map(|i| c.norm(d, &format!("layer {i} {what}"))).collect()
+        (0..l)
+            .map(|i| c.norm(d, &format!("layer {i} {what}")))
+            .collect()
     };
     let mats = |c: &mut Cursor<'a>, rows, cols, what: &str| -> Result<Vec<Matrix<'a>>> {
         (0..l)

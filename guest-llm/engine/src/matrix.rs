@@ -62,7 +62,7 @@ impl<'a> Matrix<'a> {
             Storage::F32(b) => (b.len(), n.checked_mul(4)),
             Storage::F16(b) => (b.len(), n.checked_mul(2)),
             Storage::Q8_0(b) | Storage::Q4_1(b) => {
-                if cols % QK != 0 {
+                if !cols.is_multiple_of(QK) {
                     return Err(format_err!(
                         "{name}: row length {cols} is not a multiple of the block size {QK}"
                     ));
@@ -75,7 +75,7 @@ impl<'a> Matrix<'a> {
                 (b.len(), (n / QK).checked_mul(bs))
             }
             Storage::GroupQ8 { q, s, group } => {
-                if group == 0 || cols % group != 0 {
+                if group == 0 || !cols.is_multiple_of(group) {
                     return Err(format_err!(
                         "{name}: row length {cols} is not a multiple of the group size {group}"
                     ));
@@ -177,7 +177,15 @@ impl<'a> Matrix<'a> {
     /// Dot products of rows `r0..r1` with inputs `t0..t0 + TB` (at most [`TOKEN_BLOCK`]),
     /// into `out[(r - r0) * TOKEN_BLOCK + k]`.
     #[inline(always)]
-    fn rows_kernel(&self, r0: usize, r1: usize, acts: &Acts, t0: usize, tb: usize, out: &mut [f32]) {
+    fn rows_kernel(
+        &self,
+        r0: usize,
+        r1: usize,
+        acts: &Acts,
+        t0: usize,
+        tb: usize,
+        out: &mut [f32],
+    ) {
         let c = self.cols;
         for (i, r) in (r0..r1).enumerate() {
             let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
@@ -213,7 +221,15 @@ impl<'a> Matrix<'a> {
     /// kernels (see `quant_avx2`), so results are bit-identical.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2")]
-    fn rows_kernel_avx2(&self, r0: usize, r1: usize, acts: &Acts, t0: usize, tb: usize, out: &mut [f32]) {
+    fn rows_kernel_avx2(
+        &self,
+        r0: usize,
+        r1: usize,
+        acts: &Acts,
+        t0: usize,
+        tb: usize,
+        out: &mut [f32],
+    ) {
         use crate::quant_avx2 as k;
         let c = self.cols;
         for (i, r) in (r0..r1).enumerate() {
@@ -223,7 +239,10 @@ impl<'a> Matrix<'a> {
                     let rb = (c / QK) * Q4_1_BLOCK;
                     let row = &b[r * rb..(r + 1) * rb];
                     if tb == TOKEN_BLOCK {
-                        o.copy_from_slice(&k::dot_q4_1_n(row, [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]]));
+                        o.copy_from_slice(&k::dot_q4_1_n(
+                            row,
+                            [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]],
+                        ));
                     } else {
                         for (j, v) in o.iter_mut().enumerate() {
                             *v = k::dot_q4_1_n(row, [&a[t0 + j]])[0];
@@ -234,7 +253,10 @@ impl<'a> Matrix<'a> {
                     let rb = (c / QK) * Q8_0_BLOCK;
                     let row = &b[r * rb..(r + 1) * rb];
                     if tb == TOKEN_BLOCK {
-                        o.copy_from_slice(&k::dot_q8_0_n(row, [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]]));
+                        o.copy_from_slice(&k::dot_q8_0_n(
+                            row,
+                            [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]],
+                        ));
                     } else {
                         for (j, v) in o.iter_mut().enumerate() {
                             *v = k::dot_q8_0_n(row, [&a[t0 + j]])[0];
@@ -250,7 +272,15 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    fn rows_dispatch(&self, r0: usize, r1: usize, acts: &Acts, t0: usize, tb: usize, out: &mut [f32]) {
+    fn rows_dispatch(
+        &self,
+        r0: usize,
+        r1: usize,
+        acts: &Acts,
+        t0: usize,
+        tb: usize,
+        out: &mut [f32],
+    ) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked at run time just above), which is
@@ -311,7 +341,11 @@ impl<'a> Matrix<'a> {
             let mut buf = [0.0f32; ROWS_PER_CHUNK * TOKEN_BLOCK];
             let mut t0 = 0;
             while t0 < n {
-                let tb = if n - t0 >= TOKEN_BLOCK { TOKEN_BLOCK } else { 1 };
+                let tb = if n - t0 >= TOKEN_BLOCK {
+                    TOKEN_BLOCK
+                } else {
+                    1
+                };
                 self.rows_dispatch(r0, r1, &acts, t0, tb, &mut buf);
                 for (i, r) in (r0..r1).enumerate() {
                     for k in 0..tb {

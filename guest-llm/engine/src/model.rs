@@ -69,13 +69,16 @@ impl Config {
         if self.n_layers == 0 || self.n_layers > limits::LAYERS {
             return bad("n_layers");
         }
-        if self.n_heads == 0 || self.n_heads > limits::HEADS || self.dim % self.n_heads != 0 {
+        if self.n_heads == 0
+            || self.n_heads > limits::HEADS
+            || !self.dim.is_multiple_of(self.n_heads)
+        {
             return bad("n_heads must divide dim");
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return bad("head dimension must be even for RoPE");
         }
-        if self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+        if self.n_kv_heads == 0 || !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad("n_kv_heads must divide n_heads");
         }
         if self.vocab_size == 0 || self.vocab_size > limits::VOCAB {
@@ -189,7 +192,9 @@ impl<'a> Model<'a> {
             .string("general.architecture")?
             .ok_or_else(|| format_err!("missing general.architecture"))?;
         if arch != "llama" {
-            return Err(Error::Unsupported(format!("architecture {arch:?} (only llama)")));
+            return Err(Error::Unsupported(format!(
+                "architecture {arch:?} (only llama)"
+            )));
         }
         let u = |k: &str, max: usize| -> Result<usize> { Ok(g.uint(k, max as u64)? as usize) };
         let dim = u("llama.embedding_length", limits::DIM)?;
@@ -219,9 +224,10 @@ impl<'a> Model<'a> {
                 .unwrap_or(1e-5) as f32,
         };
         config.validate()?;
-        if let Some(Ok(rd)) = g.get("llama.rope.dimension_count").map(|_| {
-            g.uint("llama.rope.dimension_count", limits::DIM as u64)
-        }) {
+        if let Some(Ok(rd)) = g
+            .get("llama.rope.dimension_count")
+            .map(|_| g.uint("llama.rope.dimension_count", limits::DIM as u64))
+        {
             if rd as usize != config.head_dim() {
                 return Err(Error::Unsupported(format!(
                     "partial rotary embedding ({rd} of {} dims)",
@@ -244,7 +250,9 @@ impl<'a> Model<'a> {
             let m = g.matrix(name, 1, d)?;
             match m.storage {
                 Storage::F32(b) => Vector::new(b, d, name),
-                _ => Err(Error::Unsupported(format!("{name}: norm weights must be F32"))),
+                _ => Err(Error::Unsupported(format!(
+                    "{name}: norm weights must be F32"
+                ))),
             }
         };
         let mut layers = Vec::new();

@@ -227,7 +227,12 @@ pub fn dot_q8_0(row: &[u8], a: &Q8Acts) -> f32 {
 #[inline(always)]
 pub fn dot_group_q8(q: &[u8], s: &[u8], group: usize, a: &GroupActs) -> f32 {
     let mut acc = [0.0f32; 4];
-    for (g, ((wq, xq), &xs)) in q.chunks_exact(group).zip(a.q.chunks_exact(group)).zip(&a.s).enumerate() {
+    for (g, ((wq, xq), &xs)) in q
+        .chunks_exact(group)
+        .zip(a.q.chunks_exact(group))
+        .zip(&a.s)
+        .enumerate()
+    {
         let mut ival = 0i32;
         for (&w, &x) in wq.iter().zip(xq) {
             ival += ((w as i8) as i16 * x) as i32;
@@ -351,7 +356,10 @@ mod tests {
         let w: Vec<f32> = (0..19).map(|i| i as f32 * 0.5 - 3.0).collect();
         let x: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.25).collect();
         let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let halves: Vec<u8> = w.iter().flat_map(|v| f32_to_f16(*v).to_le_bytes()).collect();
+        let halves: Vec<u8> = w
+            .iter()
+            .flat_map(|v| f32_to_f16(*v).to_le_bytes())
+            .collect();
         let exact: f32 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
         assert!((dot_f32(&bytes, &x) - exact).abs() < 1e-4);
         assert!((dot_f16(&halves, &x) - exact).abs() < 1e-4);

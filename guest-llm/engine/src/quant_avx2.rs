@@ -117,12 +117,21 @@ mod tests {
         };
         let cols = 32 * 7;
         for _ in 0..20 {
-            let x: std::vec::Vec<f32> = (0..cols).map(|_| (rnd() % 2001) as f32 / 100.0 - 10.0).collect();
+            let x: std::vec::Vec<f32> = (0..cols)
+                .map(|_| (rnd() % 2001) as f32 / 100.0 - 10.0)
+                .collect();
             let acts = Q8Acts::quantize(&x);
-            let q4: std::vec::Vec<u8> = (0..cols / 32 * Q4_1_BLOCK).map(|_| rnd() as u8).map(|b| b & 0x7b).collect();
-            let q8: std::vec::Vec<u8> = (0..cols / 32 * Q8_0_BLOCK).map(|_| rnd() as u8).map(|b| b & 0xbf).collect();
+            let q4: std::vec::Vec<u8> = (0..cols / 32 * Q4_1_BLOCK)
+                .map(|_| rnd() as u8)
+                .map(|b| b & 0x7b)
+                .collect();
+            let q8: std::vec::Vec<u8> = (0..cols / 32 * Q8_0_BLOCK)
+                .map(|_| rnd() as u8)
+                .map(|b| b & 0xbf)
+                .collect();
             // SAFETY: AVX2 support was checked above.
-            let (a4, a8) = unsafe { (dot_q4_1_n::<1>(&q4, [&acts]), dot_q8_0_n::<1>(&q8, [&acts])) };
+            let (a4, a8) =
+                unsafe { (dot_q4_1_n::<1>(&q4, [&acts]), dot_q8_0_n::<1>(&q8, [&acts])) };
             assert_eq!(a4[0].to_bits(), quant::dot_q4_1(&q4, &acts).to_bits());
             assert_eq!(a8[0].to_bits(), quant::dot_q8_0(&q8, &acts).to_bits());
         }

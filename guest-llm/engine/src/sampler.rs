@@ -175,7 +175,14 @@ mod tests {
 
     #[test]
     fn bad_parameters_rejected() {
-        let bad = |t, p| Sampler::new(SamplerConfig { temperature: t, top_p: p, seed: 0 }).is_err();
+        let bad = |t, p| {
+            Sampler::new(SamplerConfig {
+                temperature: t,
+                top_p: p,
+                seed: 0,
+            })
+            .is_err()
+        };
         assert!(bad(-1.0, 0.5));
         assert!(bad(f32::NAN, 0.5));
         assert!(bad(1.0, 0.0));

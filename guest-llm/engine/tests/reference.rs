@@ -14,7 +14,9 @@ use sis_engine::{load_gguf, load_llama2c, Model, Serial};
 use std::path::PathBuf;
 
 fn path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 fn read(rel: &str) -> Vec<u8> {
@@ -26,7 +28,11 @@ fn json(rel: &str) -> Value {
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 /// Logits at every position of `tokens` (prompt as one batch, then one token at a time).
@@ -76,7 +82,11 @@ fn tiny_gguf_matches_llama_cpp() {
     assert_eq!(tok.encode_prompt(r["prompt"].as_str().unwrap()), prompt);
     for case in r["tokenize"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        assert_eq!(tok.encode(text), ids(&case["tokens"]), "tokenizing {text:?}");
+        assert_eq!(
+            tok.encode(text),
+            ids(&case["tokens"]),
+            "tokenizing {text:?}"
+        );
     }
 
     // Logits within tolerance at every position (teacher-forced on llama.cpp's tokens).
@@ -85,7 +95,12 @@ fn tiny_gguf_matches_llama_cpp() {
     let refl = r["logits"].as_array().unwrap();
     let mut worst = 0.0f64;
     for (p, (g, w)) in got.iter().zip(refl).enumerate() {
-        let w: Vec<f64> = w.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let w: Vec<f64> = w
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
         let d = max_abs_diff(g, &w);
         worst = worst.max(d);
         assert!(d < TINY_GGUF_TOL, "position {p}: max |diff| {d}");
@@ -114,13 +129,27 @@ fn tiny_llama2c_matches_numpy_reference() {
         let got = all_logits(&model, &tokens, &[]);
         let mut worst = 0.0f64;
         for (p, (g, w)) in got.iter().zip(r[key].as_array().unwrap()).enumerate() {
-            let w: Vec<f64> = w.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let w: Vec<f64> = w
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
             let d = max_abs_diff(g, &w);
             worst = worst.max(d);
             assert!(d < tol, "{file} position {p}: max |diff| {d}");
             if key == "f32_logits" {
-                let wi = w.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-                assert_eq!(sis_engine::sampler::argmax(g) as usize, wi, "{file} argmax at {p}");
+                let wi = w
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .unwrap()
+                    .0;
+                assert_eq!(
+                    sis_engine::sampler::argmax(g) as usize,
+                    wi,
+                    "{file} argmax at {p}"
+                );
             }
         }
         eprintln!("{file}: max |logit diff| vs numpy = {worst:.5}");
@@ -139,7 +168,11 @@ fn smollm2_matches_llama_cpp() {
     assert_eq!(tok.encode_prompt(r["prompt"].as_str().unwrap()), prompt);
     for case in r["tokenize"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        assert_eq!(tok.encode(text), ids(&case["tokens"]), "tokenizing {text:?}");
+        assert_eq!(
+            tok.encode(text),
+            ids(&case["tokens"]),
+            "tokenizing {text:?}"
+        );
     }
     // llama.cpp's own logits for this model move by up to ~1.0 between its batched and
     // token-by-token paths (measured: positions >= 10 of this prompt), so logits are
@@ -147,14 +180,24 @@ fn smollm2_matches_llama_cpp() {
     // near tie in llama.cpp's own logits.
     let want = ids(&r["greedy"]);
     let got_greedy = greedy(&model, &prompt, want.len());
-    let same = got_greedy.iter().zip(&want).take_while(|(a, b)| a == b).count();
-    eprintln!("SmolLM2: {same} of {} greedy tokens identical to llama.cpp", want.len());
+    let same = got_greedy
+        .iter()
+        .zip(&want)
+        .take_while(|(a, b)| a == b)
+        .count();
+    eprintln!(
+        "SmolLM2: {same} of {} greedy tokens identical to llama.cpp",
+        want.len()
+    );
     let refl = r["logits"].as_array().unwrap();
     if same < want.len() {
         let top = refl[prompt.len() - 1 + same].as_array().unwrap();
         let gap = top[0][1].as_f64().unwrap() - top[1][1].as_f64().unwrap();
         eprintln!("SmolLM2: diverged at step {same}, where llama.cpp's top-2 gap is {gap:.3}");
-        assert!(gap < 1.0, "diverged at step {same} although llama.cpp's top-2 gap is {gap}");
+        assert!(
+            gap < 1.0,
+            "diverged at step {same} although llama.cpp's top-2 gap is {gap}"
+        );
     }
     let got = all_logits(&model, &prompt, &want[..want.len() - 1]);
     let mut worst = 0.0f64;

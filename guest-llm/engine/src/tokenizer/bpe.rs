@@ -26,7 +26,8 @@ fn byte_to_char_table() -> [char; 256] {
     let mut t = ['\0'; 256];
     let mut extra = 0u32;
     for b in 0..256u32 {
-        let printable = (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+        let printable =
+            (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
         let cp = if printable {
             b
         } else {
@@ -86,11 +87,18 @@ impl<'a> BpeTokenizer<'a> {
         ms.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
         let mut specials: Vec<u32> = (0..tokens.len() as u32)
             .filter(|&i| {
-                matches!(types[i as usize], token_type::CONTROL | token_type::USER_DEFINED)
-                    && !tokens[i as usize].is_empty()
+                matches!(
+                    types[i as usize],
+                    token_type::CONTROL | token_type::USER_DEFINED
+                ) && !tokens[i as usize].is_empty()
             })
             .collect();
-        specials.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()).then(a.cmp(&b)));
+        specials.sort_by(|&a, &b| {
+            tokens[b as usize]
+                .len()
+                .cmp(&tokens[a as usize].len())
+                .then(a.cmp(&b))
+        });
         Ok(BpeTokenizer {
             tokens,
             types,
@@ -169,7 +177,7 @@ impl<'a> BpeTokenizer<'a> {
         let mut bounds: Vec<usize> = Vec::new();
         for (a, b) in self.pre.split(text) {
             word.clear();
-            for &byte in text[a..b].as_bytes() {
+            for &byte in &text.as_bytes()[a..b] {
                 word.push(self.byte_char[byte as usize]);
             }
             // Symbol boundaries (byte offsets into `word`), one per mapped character.

@@ -7,6 +7,7 @@ pub mod utf8;
 
 use crate::error::{format_err, Result};
 use crate::gguf::Gguf;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 pub use bpe::BpeTokenizer;
 pub use spm::SpmTokenizer;
@@ -35,8 +36,8 @@ pub struct Tokenizer<'a> {
 
 #[derive(Debug, Clone)]
 enum Kind<'a> {
-    Bpe(BpeTokenizer<'a>),
-    Spm(SpmTokenizer<'a>),
+    Bpe(Box<BpeTokenizer<'a>>),
+    Spm(Box<SpmTokenizer<'a>>),
 }
 
 impl<'a> Tokenizer<'a> {
@@ -95,7 +96,7 @@ impl<'a> Tokenizer<'a> {
             None => false,
         };
         Ok(Tokenizer {
-            kind: Kind::Bpe(bpe),
+            kind: Kind::Bpe(Box::new(bpe)),
             bos,
             stop,
             add_bos: add_bos && bos.is_some(),
@@ -106,7 +107,7 @@ impl<'a> Tokenizer<'a> {
     pub fn from_llama2c(file: &'a [u8], vocab_size: usize) -> Result<Self> {
         let spm = SpmTokenizer::parse(file, vocab_size)?;
         Ok(Tokenizer {
-            kind: Kind::Spm(spm),
+            kind: Kind::Spm(Box::new(spm)),
             bos: Some(spm::BOS),
             // run.c stops when the model produces BOS (sequence delimiter); EOS too.
             stop: alloc::vec![spm::BOS, spm::EOS],

@@ -22,8 +22,10 @@ impl PreTokenizer {
     /// Picks the rules for a `tokenizer.ggml.pre` name.
     pub fn from_name(name: Option<&str>) -> Self {
         match name {
-            Some("smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
-            | "minerva-7b") => PreTokenizer::DigitsThenGpt2,
+            Some(
+                "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
+                | "minerva-7b",
+            ) => PreTokenizer::DigitsThenGpt2,
             _ => PreTokenizer::Gpt2,
         }
     }
@@ -56,7 +58,11 @@ impl PreTokenizer {
 fn is_letter(c: char) -> bool {
     matches!(
         get_general_category(c),
-        G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+        G::UppercaseLetter
+            | G::LowercaseLetter
+            | G::TitlecaseLetter
+            | G::ModifierLetter
+            | G::OtherLetter
     )
 }
 
@@ -89,7 +95,10 @@ fn gpt2_split(text: &str, base: usize, out: &mut Vec<(usize, usize)>) {
                 continue;
             }
             let c2 = at(pos + 2);
-            if matches!((c1, c2), (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l'))) {
+            if matches!(
+                (c1, c2),
+                (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l'))
+            ) {
                 pos += 3;
                 out.push((base + off(start), base + off(pos)));
                 continue;
@@ -140,7 +149,10 @@ mod tests {
     fn gpt2_pattern() {
         assert_eq!(
             pieces(PreTokenizer::Gpt2, "Hello world, it's 2024!  ok\n\nyes   "),
-            ["Hello", " world", ",", " it", "'s", " 2024", "!", " ", " ok", "\n", "\n", "yes", "   "]
+            [
+                "Hello", " world", ",", " it", "'s", " 2024", "!", " ", " ok", "\n", "\n", "yes",
+                "   "
+            ]
         );
     }
 
