@@ -1,0 +1,183 @@
+//! Property tests: loaders never panic on random or mutated files, and tokenizers
+//! round-trip arbitrary UTF-8.
+
+use proptest::prelude::*;
+use sis_engine::forward::{forward, KvCache, Logits};
+use sis_engine::{gguf::Gguf, load_gguf, load_llama2c, Model, Serial, Tokenizer};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn read(rel: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn gguf_file() -> &'static [u8] {
+    static F: OnceLock<Vec<u8>> = OnceLock::new();
+    F.get_or_init(|| read("models/test/tiny-llama.gguf"))
+}
+fn l2c_f32() -> &'static [u8] {
+    static F: OnceLock<Vec<u8>> = OnceLock::new();
+    F.get_or_init(|| read("models/test/tiny-l2c-f32.bin"))
+}
+fn l2c_q8() -> &'static [u8] {
+    static F: OnceLock<Vec<u8>> = OnceLock::new();
+    F.get_or_init(|| read("models/test/tiny-l2c-q8.bin"))
+}
+fn l2c_tok() -> &'static [u8] {
+    static F: OnceLock<Vec<u8>> = OnceLock::new();
+    F.get_or_init(|| read("models/test/tiny-tokenizer.bin"))
+}
+
+/// A loaded model must also survive a forward step and a tokenizer round trip.
+fn exercise(model: &Model<'_>, tok: &Tokenizer<'_>) {
+    if let Ok(mut cache) = KvCache::new(model, model.config.max_seq_len.min(4)) {
+        let _ = forward(model, &mut cache, &Serial, &[0, 1], Logits::All);
+    }
+    let ids = tok.encode_prompt("fuzz <|im_start|> 123 é");
+    let _ = tok.decode_all(&ids);
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip { at: usize, bit: u8 },
+    Set { at: usize, value: u64, width: u8 },
+    Truncate { len: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
+        (
+            any::<usize>(),
+            prop_oneof![
+                Just(0u64),
+                Just(u64::MAX),
+                Just(1u64 << 32),
+                Just(0x7fff_ffff),
+                any::<u64>()
+            ],
+            prop_oneof![Just(1u8), Just(4u8), Just(8u8)]
+        )
+            .prop_map(|(at, value, width)| Mutation::Set { at, value, width }),
+        any::<usize>().prop_map(|len| Mutation::Truncate { len }),
+    ]
+}
+
+/// Applies mutations; positions are biased towards the header where they do the most
+/// damage.
+fn mutate(orig: &[u8], ms: &[Mutation], header: usize) -> Vec<u8> {
+    let mut f = orig.to_vec();
+    for (k, m) in ms.iter().enumerate() {
+        if f.is_empty() {
+            break;
+        }
+        let span = if k % 2 == 0 { header.min(f.len()) } else { f.len() };
+        match *m {
+            Mutation::Flip { at, bit } => {
+                let i = at % span;
+                f[i] ^= 1 << bit;
+            }
+            Mutation::Set { at, value, width } => {
+                let i = at % span;
+                for (j, b) in value.to_le_bytes()[..width as usize].iter().enumerate() {
+                    if let Some(x) = f.get_mut(i + j) {
+                        *x = *b;
+                    }
+                }
+            }
+            Mutation::Truncate { len } => {
+                let n = f.len();
+                f.truncate(len % (n + 1));
+            }
+        }
+    }
+    f
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gguf_random_bytes_never_panic(mut data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = load_gguf(&data);
+        if data.len() >= 8 {
+            data[..4].copy_from_slice(b"GGUF");
+            data[4..8].copy_from_slice(&3u32.to_le_bytes());
+        }
+        let _ = load_gguf(&data);
+    }
+
+    #[test]
+    fn gguf_mutated_never_panics(ms in proptest::collection::vec(mutation(), 1..4)) {
+        let f = mutate(gguf_file(), &ms, 4096);
+        if let Ok((model, tok)) = load_gguf(&f) {
+            exercise(&model, &tok);
+        }
+    }
+
+    #[test]
+    fn llama2c_random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512),
+                                        tok in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = load_llama2c(&data, &tok);
+        let _ = load_llama2c(l2c_f32(), &tok);
+    }
+
+    #[test]
+    fn llama2c_mutated_never_panics(ms in proptest::collection::vec(mutation(), 1..4),
+                                    which in 0usize..3) {
+        let (ck, tk) = match which {
+            0 => (mutate(l2c_f32(), &ms, 28), l2c_tok().to_vec()),
+            1 => (mutate(l2c_q8(), &ms, 256), l2c_tok().to_vec()),
+            _ => (l2c_f32().to_vec(), mutate(l2c_tok(), &ms, 64)),
+        };
+        if let Ok((model, tok)) = load_llama2c(&ck, &tk) {
+            exercise(&model, &tok);
+        }
+    }
+
+    #[test]
+    fn bpe_round_trips_arbitrary_utf8(s in "\\PC*", t in any::<String>()) {
+        let g = Gguf::parse(gguf_file()).unwrap();
+        let tok = Tokenizer::from_gguf(&g).unwrap();
+        for text in [&s, &t] {
+            let ids = tok.encode(text);
+            prop_assert_eq!(String::from_utf8(tok.decode_all(&ids)).unwrap(), text.as_str());
+        }
+    }
+
+    #[test]
+    fn spm_round_trips_arbitrary_utf8(s in "\\PC*", t in any::<String>()) {
+        let (_, tok) = load_llama2c(l2c_f32(), l2c_tok()).unwrap();
+        for text in [&s, &t] {
+            let ids = tok.encode_prompt(text);
+            prop_assert_eq!(String::from_utf8(tok.decode_all(&ids)).unwrap(), text.as_str());
+        }
+    }
+}
+
+#[test]
+fn truncated_gguf_gives_clear_errors() {
+    let f = gguf_file();
+    for len in [0, 3, 8, 24, 100, 1000, f.len() / 2, f.len() - 1] {
+        let e = load_gguf(&f[..len]).err().expect("truncated file must fail");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("truncated") || msg.contains("outside the file") || msg.contains("past the end"),
+            "len {len}: {msg}"
+        );
+    }
+    let mut bad = f.to_vec();
+    bad[0] = b'X';
+    assert!(load_gguf(&bad).unwrap_err().to_string().contains("magic"));
+}
+
+#[test]
+fn absurd_llama2c_header_rejected_without_allocating() {
+    let mut f = l2c_f32().to_vec();
+    f[0..4].copy_from_slice(&i32::MAX.to_le_bytes());
+    assert!(load_llama2c(&f, l2c_tok()).unwrap_err().to_string().contains("dim"));
+    let mut f = l2c_f32().to_vec();
+    f[24..28].copy_from_slice(&(1i32 << 19).to_le_bytes()); // seq_len: legacy tables no longer fit
+    assert!(load_llama2c(&f, l2c_tok()).is_err());
+}
