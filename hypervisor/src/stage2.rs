@@ -155,7 +155,11 @@ impl<'a> Stage2<'a> {
         kind: MemKind,
         access: Access,
     ) -> Result<(), MapError> {
-        if size == 0 || ipa % PAGE != 0 || pa % PAGE != 0 || size % PAGE != 0 {
+        if size == 0
+            || !ipa.is_multiple_of(PAGE)
+            || !pa.is_multiple_of(PAGE)
+            || !size.is_multiple_of(PAGE)
+        {
             return Err(MapError::Unaligned);
         }
         let end = ipa.checked_add(size).ok_or(MapError::OutOfRange)?;

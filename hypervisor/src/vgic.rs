@@ -126,8 +126,12 @@ pub struct Effect {
     pub rescan: bool,
 }
 
+/// An access the emulated GIC does not implement (bad size or offset): the VM is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadAccess;
+
 /// The result of an emulated access.
-pub type AccessResult = Result<(u64, Effect), ()>;
+pub type AccessResult = Result<(u64, Effect), BadAccess>;
 
 /// Redistributor state of one vCPU.
 #[derive(Clone, Copy)]
@@ -268,7 +272,7 @@ impl Vgic {
     ) -> AccessResult {
         let mut effect = Effect::default();
         if off >= gicd::SIZE || (size != 4 && !(size == 8 && off >= gicd::IROUTER)) {
-            return Err(());
+            return Err(BadAccess);
         }
         let v32 = value.map(|v| v as u32);
         let read = match off {
@@ -413,7 +417,7 @@ impl Vgic {
         let v = (off / gicr::STRIDE) as usize;
         let off = off % gicr::STRIDE;
         if v >= self.vcpus || !(size == 4 || (size == 8 && off == gicr::TYPER)) {
-            return Err(());
+            return Err(BadAccess);
         }
         let mut effect = Effect::default();
         let v32 = value.map(|x| x as u32);

@@ -189,7 +189,7 @@ impl VUart {
             reg::RIS => self.ris(),
             reg::MIS => self.ris() & self.imsc,
             reg::DMACR => 0,
-            reg::PERIPH_ID0..=reg::CELL_ID3 if offset % 4 == 0 => {
+            reg::PERIPH_ID0..=reg::CELL_ID3 if offset.is_multiple_of(4) => {
                 ID_REGS[((offset - reg::PERIPH_ID0) / 4) as usize]
             }
             _ => return Access::Bad,
@@ -217,7 +217,7 @@ impl VUart {
                     self.overrun = false;
                 }
             }
-            reg::PERIPH_ID0..=reg::CELL_ID3 if offset % 4 == 0 => {}
+            reg::PERIPH_ID0..=reg::CELL_ID3 if offset.is_multiple_of(4) => {}
             _ => return Access::Bad,
         }
         Access::Written

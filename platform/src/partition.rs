@@ -208,7 +208,10 @@ const fn overlaps(a_base: u64, a_size: u64, b_base: u64, b_size: u64) -> bool {
 }
 
 const fn aligned(m: &Mapping) -> bool {
-    m.size != 0 && m.pa % PAGE_SIZE == 0 && m.ipa % PAGE_SIZE == 0 && m.size % PAGE_SIZE == 0
+    m.size != 0
+        && m.pa.is_multiple_of(PAGE_SIZE)
+        && m.ipa.is_multiple_of(PAGE_SIZE)
+        && m.size.is_multiple_of(PAGE_SIZE)
 }
 
 const fn in_ram(m: &Mapping) -> bool {

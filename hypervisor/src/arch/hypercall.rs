@@ -140,7 +140,9 @@ fn cpu_on(v: &mut Vcpu, target: u64, entry: u64, ctx: u64) -> i64 {
     let Some(core) = own_core(v, target) else {
         return PSCI_INVALID_PARAMETERS;
     };
-    if !(ipa::RAM_BASE..ipa::RAM_BASE + v.vm.cfg.ram.size).contains(&entry) || entry % 4 != 0 {
+    if !(ipa::RAM_BASE..ipa::RAM_BASE + v.vm.cfg.ram.size).contains(&entry)
+        || !entry.is_multiple_of(4)
+    {
         return PSCI_INVALID_ADDRESS;
     }
     let m = &MAILBOX[core];

@@ -37,7 +37,7 @@ pub fn handle(v: &mut Vcpu, esr: Esr) {
         let mut d = vm.inner.lock();
         if vm.cfg.emulated.uart && (ipa::UART_BASE..ipa::UART_BASE + PAGE_SIZE).contains(&ipa) {
             let off = ipa - ipa::UART_BASE;
-            if acc.size > 4 || off % acc.size != 0 {
+            if acc.size > 4 || !off.is_multiple_of(acc.size) {
                 Err(())
             } else {
                 let a = match value {
@@ -62,6 +62,7 @@ pub fn handle(v: &mut Vcpu, esr: Esr) {
                     effect = e;
                     r
                 })
+                .map_err(drop)
         } else if (ipa::GICR_BASE..ipa::GICR_BASE + GICR_STRIDE * d.vgic.vcpus() as u64)
             .contains(&ipa)
         {
@@ -71,6 +72,7 @@ pub fn handle(v: &mut Vcpu, esr: Esr) {
                     effect = e;
                     r
                 })
+                .map_err(drop)
         } else {
             Err(())
         }
@@ -103,7 +105,7 @@ pub fn sysreg(v: &mut Vcpu, esr: Esr) {
         v.fault("unhandled trap", None, esr);
         return;
     };
-    if !(s.is_icc_sgi1r() && !s.read) {
+    if !s.is_icc_sgi1r() || s.read {
         v.fault("unhandled system register access", None, esr);
         return;
     }
