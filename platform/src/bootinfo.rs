@@ -41,6 +41,10 @@ pub struct BootInfo {
     pub model_size: u64,
     /// CNTFRQ_EL0 as the hypervisor read it.
     pub timer_freq: u64,
+    /// Host-physical address of `ram_base`. Pass-through virtio devices DMA to physical
+    /// addresses (QEMU `virt` has no IOMMU for virtio-mmio), so a driver adds
+    /// `ram_pa - ram_base` to the buffer addresses it gives a device.
+    pub ram_pa: u64,
 }
 
 impl BootInfo {
@@ -78,6 +82,7 @@ impl BootInfo {
             model_base: 0,
             model_size: 0,
             timer_freq: 0,
+            ram_pa: ipa::RAM_BASE,
         }
     }
 }
@@ -88,7 +93,7 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(core::mem::size_of::<BootInfo>(), 14 * 8 + 8);
+        assert_eq!(core::mem::size_of::<BootInfo>(), 15 * 8 + 8);
         assert_eq!(core::mem::offset_of!(BootInfo, ram_base), 32);
     }
 

@@ -345,6 +345,7 @@ fn load(vm: &Vm) -> Result<u64, LifecycleError> {
         model_base,
         model_size,
         timer_freq: CNTFRQ_EL0.get(),
+        ram_pa: cfg.ram.pa,
     };
     let at = ram_pa(cfg, ipa::BOOT_INFO) as *mut BootInfo;
     // SAFETY: the boot-info page is the first page of the VM's RAM (below KERNEL_BASE, so no
