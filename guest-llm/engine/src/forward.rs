@@ -205,9 +205,10 @@ pub fn forward(
             let r = t * dim..(t + 1) * dim;
             rmsnorm(&mut xb[r.clone()], &x[r], &layer.attn_norm, c.rms_eps);
         }
-        layer.wq.matmul(par, &xb, n, &mut q);
-        layer.wk.matmul(par, &xb, n, &mut k);
-        layer.wv.matmul(par, &xb, n, &mut v);
+        let mut inp = None;
+        layer.wq.matmul_with(par, &xb, n, &mut inp, &mut q);
+        layer.wk.matmul_with(par, &xb, n, &mut inp, &mut k);
+        layer.wv.matmul_with(par, &xb, n, &mut inp, &mut v);
         for t in 0..n {
             rope(&mut q[t * dim..(t + 1) * dim], hd, &ropes[t]);
             rope(&mut k[t * kv_dim..(t + 1) * kv_dim], hd, &ropes[t]);
@@ -259,8 +260,9 @@ pub fn forward(
             let r = t * dim..(t + 1) * dim;
             rmsnorm(&mut xb[r.clone()], &x[r], &layer.ffn_norm, c.rms_eps);
         }
-        layer.w_gate.matmul(par, &xb, n, &mut hb);
-        layer.w_up.matmul(par, &xb, n, &mut hb2);
+        let mut inp = None;
+        layer.w_gate.matmul_with(par, &xb, n, &mut inp, &mut hb);
+        layer.w_up.matmul_with(par, &xb, n, &mut inp, &mut hb2);
         for (a, b) in hb.iter_mut().zip(&hb2) {
             *a = silu(*a) * b;
         }

@@ -48,8 +48,18 @@ pub const TOKEN_BLOCK: usize = 4;
 
 enum Acts {
     F32(Vec<f32>),
+    F16(Vec<f32>),
     Q8(Vec<Q8Acts>),
-    Group(Vec<GroupActs>),
+    Group(Vec<GroupActs>, usize),
+}
+
+/// Input vectors converted for one storage format (quantized for Q8_0/Q4_1/llama2.c Q8,
+/// rounded through f16 for F16). Several matrices with the same input and a compatible
+/// format (e.g. Q, K and V) share one conversion via [`Matrix::matmul_with`].
+pub struct Inputs {
+    acts: Acts,
+    n: usize,
+    cols: usize,
 }
 
 impl<'a> Matrix<'a> {
@@ -156,11 +166,31 @@ impl<'a> Matrix<'a> {
         Ok(())
     }
 
+    fn accepts(&self, inp: &Inputs) -> bool {
+        inp.cols == self.cols
+            && match (&self.storage, &inp.acts) {
+                (Storage::F32(_), Acts::F32(_)) | (Storage::F16(_), Acts::F16(_)) => true,
+                (Storage::Q8_0(_) | Storage::Q4_1(_), Acts::Q8(_)) => true,
+                (Storage::GroupQ8 { group, .. }, Acts::Group(_, g)) => group == g,
+                _ => false,
+            }
+    }
+
+    /// Converts `n` input vectors (`n * cols` values) for this matrix's format.
+    pub fn prepare(&self, xs: &[f32], n: usize) -> Inputs {
+        assert_eq!(xs.len(), n * self.cols, "matmul input shape");
+        Inputs {
+            acts: self.quantize_inputs(xs, n),
+            n,
+            cols: self.cols,
+        }
+    }
+
     fn quantize_inputs(&self, xs: &[f32], n: usize) -> Acts {
         let c = self.cols;
         match self.storage {
             Storage::F32(_) => Acts::F32(xs.to_vec()),
-            Storage::F16(_) => Acts::F32(xs.iter().map(|&v| round_f16(v)).collect()),
+            Storage::F16(_) => Acts::F16(xs.iter().map(|&v| round_f16(v)).collect()),
             Storage::Q8_0(_) | Storage::Q4_1(_) => Acts::Q8(
                 (0..n)
                     .map(|t| Q8Acts::quantize(&xs[t * c..(t + 1) * c]))
@@ -170,6 +200,7 @@ impl<'a> Matrix<'a> {
                 (0..n)
                     .map(|t| GroupActs::quantize(&xs[t * c..(t + 1) * c], group))
                     .collect(),
+                group,
             ),
         }
     }
@@ -298,7 +329,7 @@ impl<'a> Matrix<'a> {
             (Storage::F32(b), Acts::F32(x)) => {
                 quant::dot_f32(&b[r * c * 4..(r + 1) * c * 4], &x[t * c..(t + 1) * c])
             }
-            (Storage::F16(b), Acts::F32(x)) => {
+            (Storage::F16(b), Acts::F16(x)) => {
                 quant::dot_f16(&b[r * c * 2..(r + 1) * c * 2], &x[t * c..(t + 1) * c])
             }
             (Storage::Q8_0(b), Acts::Q8(a)) => {
@@ -309,7 +340,7 @@ impl<'a> Matrix<'a> {
                 let rb = (c / QK) * Q4_1_BLOCK;
                 quant::dot_q4_1(&b[r * rb..(r + 1) * rb], &a[t])
             }
-            (Storage::GroupQ8 { q, s, group }, Acts::Group(a)) => {
+            (Storage::GroupQ8 { q, s, group }, Acts::Group(a, _)) => {
                 let gpr = c / group;
                 quant::dot_group_q8(
                     &q[r * c..(r + 1) * c],
@@ -329,9 +360,36 @@ impl<'a> Matrix<'a> {
     /// computed by the same code whatever the split, so results are identical for any
     /// number of workers and for any batch size.
     pub fn matmul(&self, par: &dyn Parallel, xs: &[f32], n: usize, out: &mut [f32]) {
-        assert_eq!(xs.len(), n * self.cols, "matmul input shape");
+        let inp = self.prepare(xs, n);
+        self.matmul_prepared(par, &inp, out);
+    }
+
+    /// Like [`Matrix::matmul`], reusing the converted inputs in `cache` when they suit
+    /// this matrix (and filling `cache` otherwise). `xs` must be the same values the
+    /// cache was made from.
+    pub fn matmul_with(
+        &self,
+        par: &dyn Parallel,
+        xs: &[f32],
+        n: usize,
+        cache: &mut Option<Inputs>,
+        out: &mut [f32],
+    ) {
+        match cache {
+            Some(inp) if inp.n == n && self.accepts(inp) => self.matmul_prepared(par, inp, out),
+            _ => {
+                let inp = cache.insert(self.prepare(xs, n));
+                self.matmul_prepared(par, inp, out);
+            }
+        }
+    }
+
+    /// Multiplies prepared inputs (see [`Matrix::prepare`]).
+    pub fn matmul_prepared(&self, par: &dyn Parallel, inp: &Inputs, out: &mut [f32]) {
+        let n = inp.n;
+        assert!(self.accepts(inp), "inputs prepared for another format");
         assert_eq!(out.len(), n * self.rows, "matmul output shape");
-        let acts = self.quantize_inputs(xs, n);
+        let acts = &inp.acts;
         let cells: Vec<AtomicU32> = (0..n * self.rows).map(|_| AtomicU32::new(0)).collect();
         let rows = self.rows;
         let chunks = rows.div_ceil(ROWS_PER_CHUNK);
@@ -346,7 +404,7 @@ impl<'a> Matrix<'a> {
                 } else {
                     1
                 };
-                self.rows_dispatch(r0, r1, &acts, t0, tb, &mut buf);
+                self.rows_dispatch(r0, r1, acts, t0, tb, &mut buf);
                 for (i, r) in (r0..r1).enumerate() {
                     for k in 0..tb {
                         let v = buf[i * TOKEN_BLOCK + k];

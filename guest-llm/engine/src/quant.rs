@@ -20,6 +20,15 @@ pub const Q8_0_BLOCK: usize = 34;
 /// Bytes per Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
 pub const Q4_1_BLOCK: usize = 20;
 
+/// Rounds to the nearest integer, ties to even, for `|x| < 2^22` (here at most 127):
+/// adding and removing 1.5 * 2^23 leaves an integer in default IEEE rounding, on every
+/// target.
+#[inline(always)]
+fn round_even(x: f32) -> f32 {
+    const M: f32 = 12_582_912.0;
+    (x + M) - M
+}
+
 /// Activations quantized to 8 bits per 32-value block (shared by Q8_0 and Q8_1 use).
 #[derive(Debug, Clone, Default)]
 pub struct Q8Acts {
@@ -51,7 +60,7 @@ impl Q8Acts {
             let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
             let mut sum = 0i32;
             for (j, &v) in xb.iter().enumerate() {
-                let q = libm::rintf(v * id) as i8 as i16;
+                let q = round_even(v * id) as i8 as i16;
                 out.q[b * QK + j] = q;
                 sum += q as i32;
             }
@@ -335,6 +344,13 @@ mod tests {
         let exact: f32 = deq.iter().zip(&x).map(|(a, b)| a * b).sum();
         let got = dot_q8_0(&row, &Q8Acts::quantize(&x));
         assert!((got - exact).abs() < 0.02, "{got} vs {exact}");
+    }
+
+    #[test]
+    fn round_even_matches_ties_to_even() {
+        for (x, want) in [(0.5f32, 0.0f32), (1.5, 2.0), (2.5, 2.0), (-0.5, 0.0), (-1.5, -2.0), (126.7, 127.0), (-3.2, -3.0)] {
+            assert_eq!(round_even(x), want, "{x}");
+        }
     }
 
     #[test]
