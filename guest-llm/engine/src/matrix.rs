@@ -44,7 +44,7 @@ pub struct Matrix<'a> {
 /// Rows handed to one work item of a parallel product.
 pub const ROWS_PER_CHUNK: usize = 16;
 /// Inputs multiplied together against each weight block during batched prefill.
-pub const TOKEN_BLOCK: usize = 4;
+pub const TOKEN_BLOCK: usize = 8;
 
 enum Acts {
     F32(Vec<f32>),
@@ -223,7 +223,7 @@ impl<'a> Matrix<'a> {
             match (&self.storage, acts) {
                 (Storage::Q4_1(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
                     let rb = (c / QK) * Q4_1_BLOCK;
-                    let xs = [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]];
+                    let xs = core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]);
                     o.copy_from_slice(&quant::dot_q4_1_n(&b[r * rb..(r + 1) * rb], xs));
                 }
                 (Storage::Q4_1(b), Acts::Q8(a)) if tb == 1 => {
@@ -236,7 +236,7 @@ impl<'a> Matrix<'a> {
                 }
                 (Storage::Q8_0(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
                     let rb = (c / QK) * Q8_0_BLOCK;
-                    let xs = [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]];
+                    let xs = core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]);
                     o.copy_from_slice(&quant::dot_q8_0_n(&b[r * rb..(r + 1) * rb], xs));
                 }
                 _ => {
@@ -272,7 +272,7 @@ impl<'a> Matrix<'a> {
                     if tb == TOKEN_BLOCK {
                         o.copy_from_slice(&k::dot_q4_1_n(
                             row,
-                            [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]],
+                            core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]),
                         ));
                     } else {
                         for (j, v) in o.iter_mut().enumerate() {
@@ -286,7 +286,7 @@ impl<'a> Matrix<'a> {
                     if tb == TOKEN_BLOCK {
                         o.copy_from_slice(&k::dot_q8_0_n(
                             row,
-                            [&a[t0], &a[t0 + 1], &a[t0 + 2], &a[t0 + 3]],
+                            core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]),
                         ));
                     } else {
                         for (j, v) in o.iter_mut().enumerate() {
