@@ -41,6 +41,16 @@ pub struct Matrix<'a> {
     pub storage: Storage<'a>,
 }
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+static SIMD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// Enables or disables the AVX2 kernels (host builds). They compute the same bits as
+/// the portable kernels; this switch exists so tests and benchmarks can show that.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub fn set_simd_enabled(on: bool) {
+    SIMD.store(on, Ordering::Relaxed);
+}
+
 /// Rows handed to one work item of a parallel product.
 pub const ROWS_PER_CHUNK: usize = 16;
 /// Inputs multiplied together against each weight block during batched prefill.
@@ -303,6 +313,7 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    #[inline]
     fn rows_dispatch(
         &self,
         r0: usize,
@@ -313,7 +324,7 @@ impl<'a> Matrix<'a> {
         out: &mut [f32],
     ) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if std::is_x86_feature_detected!("avx2") {
+        if SIMD.load(Ordering::Relaxed) && std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked at run time just above), which is
             // the only requirement of a `target_feature(enable = "avx2")` function.
             unsafe { self.rows_kernel_avx2(r0, r1, acts, t0, tb, out) };

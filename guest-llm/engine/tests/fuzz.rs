@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 fn read(rel: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -72,7 +74,11 @@ fn mutate(orig: &[u8], ms: &[Mutation], header: usize) -> Vec<u8> {
         if f.is_empty() {
             break;
         }
-        let span = if k % 2 == 0 { header.min(f.len()) } else { f.len() };
+        let span = if k % 2 == 0 {
+            header.min(f.len())
+        } else {
+            f.len()
+        };
         match *m {
             Mutation::Flip { at, bit } => {
                 let i = at % span;
@@ -160,10 +166,14 @@ proptest! {
 fn truncated_gguf_gives_clear_errors() {
     let f = gguf_file();
     for len in [0, 3, 8, 24, 100, 1000, f.len() / 2, f.len() - 1] {
-        let e = load_gguf(&f[..len]).err().expect("truncated file must fail");
+        let e = load_gguf(&f[..len])
+            .err()
+            .expect("truncated file must fail");
         let msg = e.to_string();
         assert!(
-            msg.contains("truncated") || msg.contains("outside the file") || msg.contains("past the end"),
+            msg.contains("truncated")
+                || msg.contains("outside the file")
+                || msg.contains("past the end"),
             "len {len}: {msg}"
         );
     }
@@ -176,7 +186,10 @@ fn truncated_gguf_gives_clear_errors() {
 fn absurd_llama2c_header_rejected_without_allocating() {
     let mut f = l2c_f32().to_vec();
     f[0..4].copy_from_slice(&i32::MAX.to_le_bytes());
-    assert!(load_llama2c(&f, l2c_tok()).unwrap_err().to_string().contains("dim"));
+    assert!(load_llama2c(&f, l2c_tok())
+        .unwrap_err()
+        .to_string()
+        .contains("dim"));
     let mut f = l2c_f32().to_vec();
     f[24..28].copy_from_slice(&(1i32 << 19).to_le_bytes()); // seq_len: legacy tables no longer fit
     assert!(load_llama2c(&f, l2c_tok()).is_err());

@@ -82,9 +82,11 @@ fn parse() -> Result<Args, String> {
         }
     }
     if a.model.is_empty() {
-        return Err("usage: llm-bench --model PATH [--prompt-tokens N] [--gen-tokens N] \
+        return Err(
+            "usage: llm-bench --model PATH [--prompt-tokens N] [--gen-tokens N] \
                     [--threads N] [--runs N] [--python PATH | --no-llama-cpp]"
-            .into());
+                .into(),
+        );
     }
     Ok(a)
 }
@@ -106,7 +108,8 @@ fn bench_engine(
         let t = Instant::now();
         let mut logits = Vec::new();
         for chunk in prompt.chunks(64) {
-            logits = forward(model, &mut cache, par, chunk, Logits::Last).map_err(|e| e.to_string())?;
+            logits =
+                forward(model, &mut cache, par, chunk, Logits::Last).map_err(|e| e.to_string())?;
         }
         best_pp = best_pp.min(t.elapsed().as_secs_f64());
         out.clear();
@@ -114,7 +117,8 @@ fn bench_engine(
         for _ in 0..gen {
             let nxt = argmax(&logits);
             out.push(nxt);
-            logits = forward(model, &mut cache, par, &[nxt], Logits::Last).map_err(|e| e.to_string())?;
+            logits =
+                forward(model, &mut cache, par, &[nxt], Logits::Last).map_err(|e| e.to_string())?;
         }
         best_tg = best_tg.min(t.elapsed().as_secs_f64());
     }
@@ -142,8 +146,18 @@ fn run() -> Result<(), String> {
     let par = StdThreads { threads: a.threads };
     let (pp, tg, ours, kv) = bench_engine(&model, &par, &prompt, a.gen_tokens, a.runs)?;
     let (np, ng) = (prompt.len() as f64, a.gen_tokens as f64);
-    println!("model: {} ({} bytes), threads: {}, best of {} runs", a.model, file.len(), a.threads, a.runs);
-    println!("engine    : prompt {:>8.1} tok/s   generation {:>7.1} tok/s", np / pp, ng / tg);
+    println!(
+        "model: {} ({} bytes), threads: {}, best of {} runs",
+        a.model,
+        file.len(),
+        a.threads,
+        a.runs
+    );
+    println!(
+        "engine    : prompt {:>8.1} tok/s   generation {:>7.1} tok/s",
+        np / pp,
+        ng / tg
+    );
     if let Some(py) = &a.python {
         let toks = format!("{prompt:?}");
         let o = Command::new(py)
@@ -161,8 +175,16 @@ fn run() -> Result<(), String> {
         };
         match (o.status.success(), field("pp_s"), field("tg_s")) {
             (true, Some(lpp), Some(ltg)) => {
-                println!("llama.cpp : prompt {:>8.1} tok/s   generation {:>7.1} tok/s", np / lpp, ng / ltg);
-                println!("ratio     : prompt {:>8.2}x        generation {:>7.2}x   (engine / llama.cpp)", lpp / pp, ltg / tg);
+                println!(
+                    "llama.cpp : prompt {:>8.1} tok/s   generation {:>7.1} tok/s",
+                    np / lpp,
+                    ng / ltg
+                );
+                println!(
+                    "ratio     : prompt {:>8.2}x        generation {:>7.2}x   (engine / llama.cpp)",
+                    lpp / pp,
+                    ltg / tg
+                );
                 let theirs: Vec<u32> = line
                     .split("\"tokens\": [")
                     .nth(1)
@@ -170,12 +192,18 @@ fn run() -> Result<(), String> {
                     .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
                     .unwrap_or_default();
                 let same = ours.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
-                println!("greedy    : {same} of {} generated tokens identical to llama.cpp", ours.len());
+                println!(
+                    "greedy    : {same} of {} generated tokens identical to llama.cpp",
+                    ours.len()
+                );
             }
             _ => println!(
                 "llama.cpp : not measured ({}): {}",
                 o.status,
-                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
             ),
         }
     }

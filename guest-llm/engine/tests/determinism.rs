@@ -1,0 +1,85 @@
+//! The logits do not depend on how the work is done: batch size (prefill chunking),
+//! number of workers, or SIMD kernels versus portable code. Bit-for-bit.
+
+use sis_engine::forward::{forward, KvCache, Logits};
+use sis_engine::parallel::StdThreads;
+use sis_engine::{load_gguf, load_llama2c, Model, Parallel, Serial};
+use std::path::PathBuf;
+
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Logits of every position, running the prompt in chunks of `chunk`.
+fn run(model: &Model<'_>, par: &dyn Parallel, toks: &[u32], chunk: usize) -> Vec<u32> {
+    let mut cache = KvCache::new(model, toks.len()).unwrap();
+    let mut out = Vec::new();
+    for c in toks.chunks(chunk) {
+        out.extend(forward(model, &mut cache, par, c, Logits::All).unwrap());
+    }
+    bits(&out)
+}
+
+fn check(model: &Model<'_>, toks: &[u32]) {
+    let base = run(model, &Serial, toks, toks.len());
+    for chunk in [1, 3, 8] {
+        assert_eq!(run(model, &Serial, toks, chunk), base, "chunk {chunk}");
+    }
+    assert_eq!(
+        run(model, &StdThreads { threads: 3 }, toks, 5),
+        base,
+        "3 threads"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        sis_engine::matrix::set_simd_enabled(false);
+        let portable = run(model, &Serial, toks, 4);
+        sis_engine::matrix::set_simd_enabled(true);
+        assert_eq!(portable, base, "portable kernels");
+    }
+}
+
+#[test]
+fn gguf_logits_independent_of_batching_threads_and_simd() {
+    let f = read("models/test/tiny-llama.gguf");
+    let (model, tok) = load_gguf(&f).unwrap();
+    let toks = tok.encode("Once upon a time, the little robot counted 12345 waves.");
+    assert!(toks.len() > 10);
+    check(&model, &toks);
+}
+
+#[test]
+fn llama2c_logits_independent_of_batching_threads_and_simd() {
+    let t = read("models/test/tiny-tokenizer.bin");
+    for ck in [
+        "models/test/tiny-l2c-f32.bin",
+        "models/test/tiny-l2c-q8.bin",
+    ] {
+        let f = read(ck);
+        let (model, tok) = load_llama2c(&f, &t).unwrap();
+        check(
+            &model,
+            &tok.encode_prompt("Once upon a time there was a robot"),
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs models/cache/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch-model.sh); slow in debug"]
+fn smollm2_logits_independent_of_batching_threads_and_simd() {
+    let f = read("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let (model, tok) = load_gguf(&f).unwrap();
+    check(
+        &model,
+        &tok.encode_prompt("The capital of France is Paris, and the capital of Italy is"),
+    );
+}
