@@ -166,9 +166,7 @@ proptest! {
 fn truncated_gguf_gives_clear_errors() {
     let f = gguf_file();
     for len in [0, 3, 8, 24, 100, 1000, f.len() / 2, f.len() - 1] {
-        let e = load_gguf(&f[..len])
-            .err()
-            .expect("truncated file must fail");
+        let e = load_gguf(&f[..len]).expect_err("truncated file must fail");
         let msg = e.to_string();
         assert!(
             msg.contains("truncated")
