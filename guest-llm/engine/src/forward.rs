@@ -12,6 +12,7 @@ use crate::quant::sum8;
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Key/value cache for every layer, stored as binary16 (as llama.cpp does by default).
 #[derive(Debug, Clone)]
@@ -144,6 +145,43 @@ fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
     sum8(acc) + tail
 }
 
+/// Attention of one query head over positions `0..npos` of layer `l`, whose keys and
+/// values sit at offset `kv_off` in each cache row. q, K, V and the probabilities go
+/// through f16 as in llama.cpp; sums run in position order.
+fn attend_head(
+    cache: &KvCache,
+    l: usize,
+    npos: usize,
+    kv_off: usize,
+    q: &[f32],
+    scale: f32,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    let qh: Vec<f32> = q.iter().map(|&v| round_f16(v)).collect();
+    let mut scores = vec![0.0f32; npos];
+    let mut max = f32::NEG_INFINITY;
+    for (p, s) in scores.iter_mut().enumerate() {
+        let ko = cache.at(l, p) + kv_off;
+        *s = dot_f16(&qh, &cache.keys[ko..ko + hd]) * scale;
+        max = max.max(*s);
+    }
+    let mut sum = 0.0f32;
+    for s in scores.iter_mut() {
+        *s = libm::expf(*s - max);
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    out.fill(0.0);
+    for (p, s) in scores.iter().enumerate() {
+        let w = round_f16(s * inv);
+        let vo = cache.at(l, p) + kv_off;
+        for (o, &vv) in out.iter_mut().zip(&cache.values[vo..vo + hd]) {
+            *o += w * f16_to_f32(vv);
+        }
+    }
+}
+
 /// Runs `tokens` through the model at positions `cache.len()..`, appending to the cache.
 ///
 /// Returns the requested logits, `vocab_size` values per token asked for.
@@ -196,8 +234,6 @@ pub fn forward(
     let mut tmp = vec![0.0f32; n * dim];
     let mut hb = vec![0.0f32; n * hidden];
     let mut hb2 = vec![0.0f32; n * hidden];
-    let mut scores = vec![0.0f32; pos0 + n];
-    let mut qh = vec![0.0f32; hd];
     let scale = 1.0 / libm::sqrtf(hd as f32);
 
     for (l, layer) in model.layers.iter().enumerate() {
@@ -218,38 +254,28 @@ pub fn forward(
                 cache.values[at + i] = f32_to_f16(v[t * kv_dim + i]);
             }
         }
-        for t in 0..n {
-            let npos = pos0 + t + 1;
-            for h in 0..c.n_heads {
-                let kvh = h / group;
-                for (dst, &src) in qh
-                    .iter_mut()
-                    .zip(&q[t * dim + h * hd..t * dim + (h + 1) * hd])
-                {
-                    *dst = round_f16(src);
+        {
+            let cache_ref: &KvCache = cache;
+            let cells: Vec<AtomicU32> = (0..n * dim).map(|_| AtomicU32::new(0)).collect();
+            let q_ref = &q;
+            par.for_each(n * c.n_heads, &|i| {
+                let (t, h) = (i / c.n_heads, i % c.n_heads);
+                let mut out = vec![0.0f32; hd];
+                attend_head(
+                    cache_ref,
+                    l,
+                    pos0 + t + 1,
+                    (h / group) * hd,
+                    &q_ref[t * dim + h * hd..t * dim + (h + 1) * hd],
+                    scale,
+                    &mut out,
+                );
+                for (j, v) in out.iter().enumerate() {
+                    cells[t * dim + h * hd + j].store(v.to_bits(), Ordering::Relaxed);
                 }
-                let mut max = f32::NEG_INFINITY;
-                for (p, s) in scores[..npos].iter_mut().enumerate() {
-                    let ko = cache.at(l, p) + kvh * hd;
-                    *s = dot_f16(&qh, &cache.keys[ko..ko + hd]) * scale;
-                    max = max.max(*s);
-                }
-                let mut sum = 0.0f32;
-                for s in scores[..npos].iter_mut() {
-                    *s = libm::expf(*s - max);
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                let out = &mut att[t * dim + h * hd..t * dim + (h + 1) * hd];
-                out.fill(0.0);
-                for (p, s) in scores[..npos].iter().enumerate() {
-                    // Probabilities pass through f16 like llama.cpp's KQ x V product.
-                    let w = round_f16(s * inv);
-                    let vo = cache.at(l, p) + kvh * hd;
-                    for (o, &vv) in out.iter_mut().zip(&cache.values[vo..vo + hd]) {
-                        *o += w * f16_to_f32(vv);
-                    }
-                }
+            });
+            for (a, cell) in att.iter_mut().zip(&cells) {
+                *a = f32::from_bits(cell.load(Ordering::Relaxed));
             }
         }
         layer.wo.matmul(par, &att, n, &mut tmp);
