@@ -31,7 +31,10 @@ pub mod parallel;
 pub mod quant;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod quant_avx2;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub mod quant_neon;
 pub mod sampler;
+pub mod selftest;
 pub mod session;
 pub mod tokenizer;
 

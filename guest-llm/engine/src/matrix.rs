@@ -8,6 +8,13 @@ use crate::quant::{self, GroupActs, Q8Acts, Q4_1_BLOCK, Q8_0_BLOCK, QK};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+// Row kernels: NEON on aarch64, portable elsewhere (x86_64 hosts switch to AVX2 at run
+// time in `rows_dispatch`). All compute identical bits.
+#[cfg(not(all(target_arch = "aarch64", target_feature = "neon")))]
+use crate::quant as kern;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+use crate::quant_neon as kern;
+
 /// Storage format of a weight tensor, borrowed from the model file.
 #[derive(Debug, Clone, Copy)]
 pub enum Storage<'a> {
@@ -234,20 +241,20 @@ impl<'a> Matrix<'a> {
                 (Storage::Q4_1(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
                     let rb = (c / QK) * Q4_1_BLOCK;
                     let xs = core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]);
-                    o.copy_from_slice(&quant::dot_q4_1_n(&b[r * rb..(r + 1) * rb], xs));
+                    o.copy_from_slice(&kern::dot_q4_1_n(&b[r * rb..(r + 1) * rb], xs));
                 }
                 (Storage::Q4_1(b), Acts::Q8(a)) if tb == 1 => {
                     let rb = (c / QK) * Q4_1_BLOCK;
-                    o[0] = quant::dot_q4_1_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
+                    o[0] = kern::dot_q4_1_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
                 }
                 (Storage::Q8_0(b), Acts::Q8(a)) if tb == 1 => {
                     let rb = (c / QK) * Q8_0_BLOCK;
-                    o[0] = quant::dot_q8_0_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
+                    o[0] = kern::dot_q8_0_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
                 }
                 (Storage::Q8_0(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
                     let rb = (c / QK) * Q8_0_BLOCK;
                     let xs = core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]);
-                    o.copy_from_slice(&quant::dot_q8_0_n(&b[r * rb..(r + 1) * rb], xs));
+                    o.copy_from_slice(&kern::dot_q8_0_n(&b[r * rb..(r + 1) * rb], xs));
                 }
                 _ => {
                     for (k, v) in o.iter_mut().enumerate() {

@@ -83,3 +83,27 @@ fn smollm2_logits_independent_of_batching_threads_and_simd() {
         &tok.encode_prompt("The capital of France is Paris, and the capital of Italy is"),
     );
 }
+
+/// `models/test/digests.txt` was produced on aarch64 (NEON kernels, run under
+/// qemu-aarch64 by `selftest-aarch64/run.sh`); the host must compute the same bits.
+#[test]
+fn digests_equal_aarch64_golden() {
+    use sis_engine::selftest::{digest, PROMPT};
+    let golden = String::from_utf8(read("models/test/digests.txt")).unwrap();
+    let t = read("models/test/tiny-tokenizer.bin");
+    let mut lines = Vec::new();
+    let g = read("models/test/tiny-llama.gguf");
+    let (m, tok) = load_gguf(&g).unwrap();
+    let d = digest(&m, &Serial, &tok.encode_prompt(PROMPT), 40).unwrap();
+    lines.push(format!(
+        "tiny-llama.gguf hash={:016x} tokens={:?}",
+        d.hash, d.tokens
+    ));
+    for name in ["tiny-l2c-f32.bin", "tiny-l2c-q8.bin"] {
+        let f = read(&format!("models/test/{name}"));
+        let (m, tok) = load_llama2c(&f, &t).unwrap();
+        let d = digest(&m, &Serial, &tok.encode_prompt(PROMPT), 40).unwrap();
+        lines.push(format!("{name} hash={:016x} tokens={:?}", d.hash, d.tokens));
+    }
+    assert_eq!(lines.join("\n"), golden.trim_end());
+}

@@ -1,0 +1,125 @@
+//! Runs the engine on the checked-in test models on aarch64 (as a static Linux process
+//! under qemu-aarch64) and prints digests, which must equal `models/test/digests.txt`
+//! produced on the host: the guest computes the same bits as the host.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use sis_engine::quant::Q8Acts;
+use sis_engine::selftest::{digest, PROMPT};
+use sis_engine::{load_gguf, load_llama2c, Serial};
+
+static GGUF: &[u8] = include_bytes!("../../../../models/test/tiny-llama.gguf");
+static L2C_F32: &[u8] = include_bytes!("../../../../models/test/tiny-l2c-f32.bin");
+static L2C_Q8: &[u8] = include_bytes!("../../../../models/test/tiny-l2c-q8.bin");
+static L2C_TOK: &[u8] = include_bytes!("../../../../models/test/tiny-tokenizer.bin");
+
+const HEAP_SIZE: usize = 64 << 20;
+struct Heap(UnsafeCell<[u8; HEAP_SIZE]>);
+// SAFETY: the bump allocator hands out disjoint ranges via an atomic offset.
+unsafe impl Sync for Heap {}
+static HEAP: Heap = Heap(UnsafeCell::new([0; HEAP_SIZE]));
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+struct Bump;
+// SAFETY: every allocation is a fresh, aligned, in-bounds range of HEAP; nothing is
+// ever reused (dealloc is a no-op), so ranges never overlap.
+unsafe impl GlobalAlloc for Bump {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let base = HEAP.0.get() as usize;
+        let mut cur = NEXT.load(Ordering::Relaxed);
+        loop {
+            let start = (base + cur).next_multiple_of(l.align()) - base;
+            let end = start + l.size();
+            if end > HEAP_SIZE {
+                return core::ptr::null_mut();
+            }
+            match NEXT.compare_exchange(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return (base + start) as *mut u8,
+                Err(c) => cur = c,
+            }
+        }
+    }
+    unsafe fn dealloc(&self, _: *mut u8, _: Layout) {}
+}
+#[global_allocator]
+static ALLOC: Bump = Bump;
+
+fn write(s: &str) {
+    // SAFETY: Linux `write(1, buf, len)` on a valid buffer.
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 64usize, inout("x0") 1usize => _,
+            in("x1") s.as_ptr(), in("x2") s.len(), options(nostack));
+    }
+}
+
+fn exit(code: usize) -> ! {
+    // SAFETY: Linux `exit_group(code)`; never returns.
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 94usize, in("x0") code, options(noreturn, nostack));
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    write(&format!("panic: {info}\n"));
+    exit(101)
+}
+
+fn line(name: &str, d: &sis_engine::selftest::Digest) -> String {
+    format!("{name} hash={:016x} tokens={:?}\n", d.hash, d.tokens)
+}
+
+/// NEON kernels against the portable ones on pseudo-random blocks.
+fn kernels_match() -> bool {
+    let mut seed = 0x1234_5678u32;
+    let mut rnd = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    for _ in 0..50 {
+        let x: alloc::vec::Vec<f32> = (0..224)
+            .map(|_| (rnd() % 2001) as f32 / 100.0 - 10.0)
+            .collect();
+        let a = Q8Acts::quantize(&x);
+        let q4: alloc::vec::Vec<u8> = (0..7 * 20).map(|_| rnd() as u8 & 0x7b).collect();
+        let q8: alloc::vec::Vec<u8> = (0..7 * 34).map(|_| rnd() as u8 & 0xbf).collect();
+        let p4 = sis_engine::quant::dot_q4_1_n::<1>(&q4, [&a])[0];
+        let n4 = sis_engine::quant_neon::dot_q4_1_n::<1>(&q4, [&a])[0];
+        let p8 = sis_engine::quant::dot_q8_0_n::<1>(&q8, [&a])[0];
+        let n8 = sis_engine::quant_neon::dot_q8_0_n::<1>(&q8, [&a])[0];
+        if p4.to_bits() != n4.to_bits() || p8.to_bits() != n8.to_bits() {
+            return false;
+        }
+    }
+    true
+}
+
+#[no_mangle]
+pub extern "C" fn _start() -> ! {
+    write(&format!(
+        "neon-kernels {}\n",
+        if kernels_match() { "match" } else { "MISMATCH" }
+    ));
+    let (m, t) = load_gguf(GGUF).expect("tiny gguf");
+    write(&line(
+        "tiny-llama.gguf",
+        &digest(&m, &Serial, &t.encode_prompt(PROMPT), 40).unwrap(),
+    ));
+    for (name, f) in [("tiny-l2c-f32.bin", L2C_F32), ("tiny-l2c-q8.bin", L2C_Q8)] {
+        let (m, t) = load_llama2c(f, L2C_TOK).expect("tiny llama2.c");
+        write(&line(
+            name,
+            &digest(&m, &Serial, &t.encode_prompt(PROMPT), 40).unwrap(),
+        ));
+    }
+    exit(0)
+}
