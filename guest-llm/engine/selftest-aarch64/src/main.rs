@@ -20,7 +20,7 @@ static L2C_F32: &[u8] = include_bytes!("../../../../models/test/tiny-l2c-f32.bin
 static L2C_Q8: &[u8] = include_bytes!("../../../../models/test/tiny-l2c-q8.bin");
 static L2C_TOK: &[u8] = include_bytes!("../../../../models/test/tiny-tokenizer.bin");
 
-const HEAP_SIZE: usize = 64 << 20;
+const HEAP_SIZE: usize = 384 << 20;
 struct Heap(UnsafeCell<[u8; HEAP_SIZE]>);
 // SAFETY: the bump allocator hands out disjoint ranges via an atomic offset.
 unsafe impl Sync for Heap {}
@@ -64,6 +64,99 @@ fn exit(code: usize) -> ! {
     unsafe {
         core::arch::asm!("svc 0", in("x8") 94usize, in("x0") code, options(noreturn, nostack));
     }
+}
+
+/// Reads a whole file with Linux syscalls (openat, read, close); None if it cannot.
+fn read_file(path: &str) -> Option<alloc::vec::Vec<u8>> {
+    let mut p = alloc::vec::Vec::from(path.as_bytes());
+    p.push(0);
+    let fd: isize;
+    // SAFETY: Linux `openat(AT_FDCWD, path, O_RDONLY)` with a NUL-terminated path.
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 56usize, inout("x0") -100isize => fd,
+            in("x1") p.as_ptr(), in("x2") 0usize, in("x3") 0usize, options(nostack));
+    }
+    if fd < 0 {
+        return None;
+    }
+    let mut out = alloc::vec::Vec::new();
+    let mut buf = alloc::vec![0u8; 1 << 20];
+    loop {
+        let n: isize;
+        // SAFETY: Linux `read(fd, buf, len)` into a buffer of that length.
+        unsafe {
+            core::arch::asm!("svc 0", in("x8") 63usize, inout("x0") fd => n,
+                in("x1") buf.as_mut_ptr(), in("x2") buf.len(), options(nostack));
+        }
+        if n < 0 {
+            return None;
+        }
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+    // SAFETY: Linux `close(fd)`.
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 57usize, inout("x0") fd => _, options(nostack));
+    }
+    Some(out)
+}
+
+/// Monotonic time in seconds (Linux `clock_gettime(CLOCK_MONOTONIC)`).
+fn now() -> f64 {
+    let mut ts = [0i64; 2];
+    // SAFETY: `ts` is a valid `struct timespec`.
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 113usize, inout("x0") 1usize => _,
+            in("x1") ts.as_mut_ptr(), options(nostack));
+    }
+    ts[0] as f64 + ts[1] as f64 * 1e-9
+}
+
+/// Prompt and generation speed on SmolLM2 if the model is in models/cache.
+fn smollm2_speed() {
+    let Some(f) = read_file("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        write("smollm2: models/cache/SmolLM2-135M-Instruct.Q4_1.gguf not found, skipped\n");
+        return;
+    };
+    let (m, t) = load_gguf(&f).expect("SmolLM2");
+    let prompt = t.encode_prompt(
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+    );
+    let mut cache = sis_engine::forward::KvCache::new(&m, 64).unwrap();
+    let t0 = now();
+    let mut logits = sis_engine::forward::forward(
+        &m,
+        &mut cache,
+        &Serial,
+        &prompt,
+        sis_engine::forward::Logits::Last,
+    )
+    .unwrap();
+    let t1 = now();
+    let mut out = alloc::vec::Vec::new();
+    for _ in 0..8 {
+        let nx = sis_engine::sampler::argmax(&logits);
+        out.push(nx);
+        logits = sis_engine::forward::forward(
+            &m,
+            &mut cache,
+            &Serial,
+            &[nx],
+            sis_engine::forward::Logits::Last,
+        )
+        .unwrap();
+    }
+    let t2 = now();
+    let text = String::from_utf8_lossy(&t.decode_all(&out)).into_owned();
+    write(&format!(
+        "smollm2: prompt {} tok {:.2} tok/s, generation 8 tok {:.2} tok/s, text {:?}\n",
+        prompt.len(),
+        prompt.len() as f64 / (t1 - t0),
+        8.0 / (t2 - t1),
+        text
+    ));
 }
 
 #[panic_handler]
@@ -121,5 +214,6 @@ pub extern "C" fn _start() -> ! {
             &digest(&m, &Serial, &t.encode_prompt(PROMPT), 40).unwrap(),
         ));
     }
+    smollm2_speed();
     exit(0)
 }
