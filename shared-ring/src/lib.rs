@@ -8,6 +8,7 @@
 //!   number and decode; a bad slot is counted and skipped, never trusted.
 //! * [`message`]: the message types, every field bounded.
 //! * [`audit`]: the append-only audit log the hypervisor writes and guests read.
+//! * [`hostile`]: a producer that writes garbage on purpose (fault-injection diagnostics).
 //! * [`mem`]: the only door to shared memory ([`RawRegion`], atomic word accesses).
 //!
 //! Layout, validation rules and measurements are in `docs/ring.md`.
@@ -22,6 +23,7 @@ pub mod audit;
 pub mod counters;
 #[cfg(feature = "alloc")]
 pub mod heap;
+pub mod hostile;
 pub mod mem;
 pub mod message;
 pub mod region;

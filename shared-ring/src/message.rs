@@ -156,6 +156,8 @@ pub enum ErrorCode {
     Cancelled,
     /// Something failed inside the LLM guest.
     Internal,
+    /// Nothing in the LLM guest serves this request (yet).
+    Unavailable,
 }
 
 /// Status bits of a finished job (same values as the audit status bits).

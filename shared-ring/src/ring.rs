@@ -22,7 +22,6 @@ use crate::counters::{ConsumerStats, ProducerStats, RejectReason};
 use crate::mem::{Mem, Ordering};
 use crate::slot_writer::SlotWriter;
 use core::marker::PhantomData;
-use postcard::ser_flavors::Flavor;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Largest slot, header included.
@@ -66,8 +65,14 @@ impl<M: Mem> RingView<M> {
     fn slot(&self, pos: u64) -> usize {
         self.base + word::SLOTS + ((pos & (self.cap - 1)) as usize) * self.slot_words
     }
-    fn payload_max(&self) -> usize {
+    pub(crate) fn payload_max(&self) -> usize {
         (self.slot_words - 2) * 8
+    }
+    pub(crate) fn word_index(&self, w: usize) -> usize {
+        self.idx(w)
+    }
+    pub(crate) fn slot_index(&self, pos: u64) -> usize {
+        self.slot(pos)
     }
 
     /// Writes the ring's initial state: zero counters and indices, every slot stamped with the
@@ -237,15 +242,13 @@ impl<T, M: Mem> Producer<T, M> {
         }
         self.reserve()?;
         let s = self.ring.slot(self.head);
-        let mut w = SlotWriter::new(&self.ring.mem, s + 2, self.ring.payload_max());
-        match w.try_extend(bytes).and_then(|()| w.finalize()) {
-            Ok(len) => Ok(self.publish(s, len)),
-            Err(_) => Err(self.refuse(SendError::TooLarge)),
-        }
+        self.ring.mem.write_bytes(s + 2, bytes);
+        Ok(self.publish(s, bytes.len()))
     }
 
     /// Stamps the slot at word `s` (payload already written) and publishes it with a release
     /// store of the head.
+    #[inline]
     fn publish(&mut self, s: usize, len: usize) -> u64 {
         let mem = &self.ring.mem;
         mem.store(s, self.head, Ordering::Relaxed);
@@ -264,6 +267,7 @@ impl<T, M: Mem> Producer<T, M> {
 
     /// Makes sure the slot at `head` is free, re-reading the consumer's tail only when the
     /// cached one says the ring is full.
+    #[inline]
     fn reserve(&mut self) -> Result<(), SendError> {
         let cap = self.ring.cap;
         if self.head.wrapping_sub(self.cached_tail) < cap {
@@ -282,6 +286,22 @@ impl<T, M: Mem> Producer<T, M> {
             return Err(self.refuse(SendError::Full));
         }
         Ok(())
+    }
+
+    /// Moves the producer to position `head` and publishes it, for a producer that disturbed
+    /// its own ring (the `hostile` diagnostics) and must continue past everything it wrote.
+    /// The consumer's tail is re-read on the next send.
+    pub(crate) fn resync(&mut self, head: u64) {
+        self.head = head;
+        // Force a fresh read of the consumer's tail on the next send.
+        self.cached_tail = head.wrapping_sub(self.ring.cap);
+        self.ring
+            .mem
+            .store(self.ring.idx(word::HEAD), head, Ordering::Release);
+    }
+
+    pub(crate) fn view(&self) -> &RingView<M> {
+        &self.ring
     }
 
     fn refuse(&mut self, e: SendError) -> SendError {
@@ -310,6 +330,7 @@ impl Cursor {
     /// Takes the next slot into `out`: `Ok(None)` when empty, `Ok(Some((seq, len)))` for a slot
     /// that passed the index, sequence and length checks, `Err((pos, reason))` for a rejected
     /// one. Publishes the new tail whenever it moves.
+    #[inline]
     fn take<M: Mem>(
         &mut self,
         ring: &RingView<M>,
@@ -448,6 +469,19 @@ impl<T, M: Mem> Consumer<T, M> {
             }
         }
         None
+    }
+
+    /// The producer's counters as the producer published them in the ring's control block.
+    /// Unvalidated (the peer writes them); use them only as hints, e.g. to notice that the
+    /// producer found the ring full and wants a doorbell once slots are free.
+    pub fn peer_stats(&self) -> ProducerStats {
+        let l = |w| self.ring.mem.load(self.ring.idx(w), Ordering::Relaxed);
+        ProducerStats {
+            sent: l(word::SENT),
+            full: l(word::FULL),
+            too_large: l(word::TOO_LARGE),
+            corrupt_tail: l(word::CORRUPT_TAIL),
+        }
     }
 
     fn count_received(&mut self) {

@@ -128,8 +128,8 @@ fn hypercall_packing_round_trips_and_validates() {
         Err(AuditError::Reserved)
     );
     assert_eq!(
-        AuditEntry::from_hypercall_args([12, 0, 0, 0, 0]),
-        Err(AuditError::BadOp(12))
+        AuditEntry::from_hypercall_args([13, 0, 0, 0, 0]),
+        Err(AuditError::BadOp(13))
     );
     assert_eq!(
         AuditEntry::from_hypercall_args([3 | 0xf0 << 16, 0, 0, 0, 0]),
@@ -137,6 +137,8 @@ fn hypercall_packing_round_trips_and_validates() {
     );
     assert_eq!(Op::from_code(4), Some(Op::Stream));
     assert_eq!(Op::from_code(11).map(Op::name), Some("vm_start"));
+    assert_eq!(Op::from_code(12), Some(Op::RingPing));
+    assert_eq!(Op::from_code(12).map(Op::name), Some("ring_ping"));
 }
 
 #[test]

@@ -31,7 +31,8 @@ pub enum Op {
     CtlAllow = 6,
     /// A host control-plane frame was denied (bad token, malformed, rate-limited).
     CtlDeny = 7,
-    /// A ring message was rejected by its consumer (`extra` = ring sequence number).
+    /// A consumer's drain pass rejected ring slots (`extra` = how many in that pass; one record
+    /// per pass, not per slot).
     RingReject = 8,
     /// A ring was full when a message had to be sent (`extra` = ring sequence number).
     RingFull = 9,
@@ -39,6 +40,8 @@ pub enum Op {
     VmFault = 10,
     /// A VM was (re)started.
     VmStart = 11,
+    /// A `ping` run over the ring finished (`tokens` = replies, `extra` = pings requested).
+    RingPing = 12,
 }
 
 impl Op {
@@ -56,6 +59,7 @@ impl Op {
             9 => Op::RingFull,
             10 => Op::VmFault,
             11 => Op::VmStart,
+            12 => Op::RingPing,
             _ => return None,
         })
     }
@@ -74,6 +78,7 @@ impl Op {
             Op::RingFull => "ring_full",
             Op::VmFault => "vm_fault",
             Op::VmStart => "vm_start",
+            Op::RingPing => "ring_ping",
         }
     }
 }
