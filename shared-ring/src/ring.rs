@@ -348,6 +348,12 @@ impl Cursor {
             }
             self.cached_head = head;
             if head == self.tail {
+                // Idle: repair our published tail if the peer scribbled on it, so the producer
+                // is not left refusing sends with CorruptTail. Our own line: cheap to check.
+                let t = ring.idx(word::TAIL);
+                if mem.load(t, Ordering::Relaxed) != self.tail {
+                    mem.store(t, self.tail, Ordering::Release);
+                }
                 return Ok(None);
             }
         }
