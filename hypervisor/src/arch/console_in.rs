@@ -70,11 +70,21 @@ fn switched(t: Target) {
     for b in " (Ctrl-A 0 monitor, 1 ctl, 2 llm) ---\n".bytes() {
         c.output(Target::Monitor, b, &mut uart::put);
     }
+    if t != Target::Monitor {
+        c.replay(t, &mut uart::put);
+    }
+    // Ends the replay: what follows is live (test harnesses wait for this line).
+    c.end_line(&mut uart::put);
+    for b in "--- "
+        .bytes()
+        .chain(t.name().bytes())
+        .chain(" live ---\n".bytes())
+    {
+        c.output(Target::Monitor, b, &mut uart::put);
+    }
     if t == Target::Monitor {
         drop(c);
         prompt();
-    } else {
-        c.replay(t, &mut uart::put);
     }
 }
 

@@ -67,9 +67,10 @@ impl Default for ConsoleOptions {
         ConsoleOptions {
             type_chunk: 8,
             type_delay: Duration::from_millis(3),
-            focus_sync: FocusSync::Settle {
-                quiet: Duration::from_millis(200),
-                max: Duration::from_secs(2),
+            focus_sync: FocusSync::Marker {
+                source: Source::Hv,
+                pattern: r"--- (monitor|ctl|llm) live ---".into(),
+                timeout: Duration::from_secs(10),
             },
             tail_lines: 80,
             initial_focus: Source::Ctl,
@@ -367,9 +368,13 @@ impl Console {
         if w.focus == Some(src) && !w.escape.in_escape() {
             return Ok(());
         }
-        let (before_len, switched_at) = {
+        let (before_len, marker_from, switched_at) = {
             let st = self.shared.lock();
-            (st.view(src).text.len(), Instant::now())
+            let marker_from = match &self.opts.focus_sync {
+                FocusSync::Marker { source, .. } => st.view(*source).text.len(),
+                _ => 0,
+            };
+            (st.view(src).text.len(), marker_from, Instant::now())
         };
         // After a dangling Ctrl-A (from send_raw) the key alone completes the switch; another
         // Ctrl-A would be taken as a literal.
@@ -379,10 +384,18 @@ impl Console {
             &[CTRL_A, key]
         };
         self.write_locked(&mut w, seq)?;
-        self.sync_after_switch(src, before_len, switched_at)
+        self.sync_after_switch(src, before_len, marker_from, switched_at)
     }
 
-    fn sync_after_switch(&self, src: Source, before_len: usize, since: Instant) -> Result<()> {
+    /// Waits past the banner and replay. `before_len` is the target's view length and
+    /// `marker_from` the marker source's view length, both taken before the switch was sent.
+    fn sync_after_switch(
+        &self,
+        src: Source,
+        before_len: usize,
+        marker_from: usize,
+        since: Instant,
+    ) -> Result<()> {
         match &self.opts.focus_sync {
             FocusSync::None => Ok(()),
             FocusSync::Settle { quiet, max } => {
@@ -422,13 +435,9 @@ impl Console {
                 let start = Instant::now();
                 let deadline = start + *timeout;
                 let mut st = self.shared.lock();
-                // Search from where the marker source stood at the switch, without moving its
-                // cursor: the marker is harness business, not test output.
-                let from = if *source == src {
-                    before_len
-                } else {
-                    st.view(*source).text.len()
-                };
+                // Search from where the marker source stood before the switch, without moving
+                // its cursor: the marker is harness business, not test output.
+                let from = marker_from;
                 loop {
                     if pattern.find_at(&st.view(*source).text, from).is_some() {
                         let end = st.view(src).text.len();

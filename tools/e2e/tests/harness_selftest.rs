@@ -82,6 +82,13 @@ impl Mux {
             self.frame(target, b, &mut wire);
         }
         let _ = self.out.write_all(&wire);
+        // Like the hypervisor: a line that ends the replay.
+        let name = if target == HV {
+            "monitor"
+        } else {
+            NAMES[target]
+        };
+        self.say(HV, &format!("--- {name} live ---\n"));
     }
 }
 
@@ -411,12 +418,12 @@ fn without_focus_sync_the_replay_is_visible() {
 #[test]
 fn marker_focus_sync_waits_for_the_end_of_the_replay() {
     let fake = Fake::start();
-    // The fake's replay ends with the target's prompt, so that serves as the marker here.
+    // The fake, like the hypervisor, ends its replay with a `--- <name> live ---` line.
     let c = fake.connect(ConsoleOptions {
         type_delay: Duration::ZERO,
         focus_sync: FocusSync::Marker {
-            source: Source::Llm,
-            pattern: r"(?m)^llm> \z".into(),
+            source: Source::Hv,
+            pattern: r"--- llm live ---".into(),
             timeout: T,
         },
         ..ConsoleOptions::default()
