@@ -174,36 +174,21 @@ impl<'a> BpeTokenizer<'a> {
 
     fn encode_plain(&self, text: &str, out: &mut Vec<u32>) {
         let mut word = String::new();
-        let mut bounds: Vec<usize> = Vec::new();
+        let mut syms: Vec<(usize, usize)> = Vec::new();
         for (a, b) in self.pre.split(text) {
             word.clear();
             for &byte in &text.as_bytes()[a..b] {
                 word.push(self.byte_char[byte as usize]);
             }
-            // Symbol boundaries (byte offsets into `word`), one per mapped character.
-            bounds.clear();
-            bounds.extend(word.char_indices().map(|(i, _)| i));
-            bounds.push(word.len());
-            loop {
-                let mut best: Option<(u32, usize)> = None;
-                for k in 0..bounds.len().saturating_sub(2) {
-                    let l = &word[bounds[k]..bounds[k + 1]];
-                    let r = &word[bounds[k + 1]..bounds[k + 2]];
-                    if let Some(rank) = self.rank(l, r) {
-                        if best.is_none_or(|(br, _)| rank < br) {
-                            best = Some((rank, k));
-                        }
-                    }
-                }
-                match best {
-                    Some((_, k)) => {
-                        bounds.remove(k + 1);
-                    }
-                    None => break,
-                }
-            }
-            for k in 0..bounds.len() - 1 {
-                let sym = &word[bounds[k]..bounds[k + 1]];
+            // Symbols are byte ranges of `word`, one per mapped character to start.
+            syms.clear();
+            syms.extend(word.char_indices().map(|(i, c)| (i, i + c.len_utf8())));
+            super::merge::merge(&mut syms, |a, b| {
+                self.rank(&word[a.0..a.1], &word[b.0..b.1])
+                    .map(|r| (core::cmp::Reverse(r), (a.0, b.1)))
+            });
+            for &(s0, s1) in &syms {
+                let sym = &word[s0..s1];
                 match self.token_id(sym) {
                     Some(id) => out.push(id),
                     None => {

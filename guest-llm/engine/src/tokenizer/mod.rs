@@ -1,6 +1,7 @@
 //! Tokenizers: GPT-2 byte-level BPE (GGUF) and llama2.c's `tokenizer.bin`.
 
 pub mod bpe;
+mod merge;
 pub mod pretokenize;
 pub mod spm;
 pub mod utf8;

@@ -10,6 +10,21 @@ pub const BOS: u32 = 1;
 /// EOS id used by llama2.c models.
 pub const EOS: u32 = 2;
 
+/// A finite score ordered for the merge queue.
+#[derive(Clone, Copy, PartialEq)]
+struct Score(f32);
+impl Eq for Score {}
+impl PartialOrd for Score {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Score {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
 /// A llama2.c tokenizer, borrowing piece bytes from `tokenizer.bin`.
 #[derive(Debug, Clone)]
 pub struct SpmTokenizer<'a> {
@@ -105,27 +120,14 @@ impl<'a> SpmTokenizer<'a> {
             }
         }
         let mut buf = Vec::new();
-        loop {
-            let mut best: Option<(f32, usize, u32)> = None;
-            for k in 0..toks.len().saturating_sub(1) {
-                buf.clear();
-                buf.extend_from_slice(self.pieces[toks[k] as usize]);
-                buf.extend_from_slice(self.pieces[toks[k + 1] as usize]);
-                if let Some(id) = self.piece_id(&buf) {
-                    let s = self.scores[id as usize];
-                    if best.is_none_or(|(bs, _, _)| s > bs) {
-                        best = Some((s, k, id));
-                    }
-                }
-            }
-            match best {
-                Some((_, k, id)) => {
-                    toks[k] = id;
-                    toks.remove(k + 1);
-                }
-                None => break,
-            }
-        }
+        // Highest score first, leftmost on ties (as run.c's scan with a strict `>`).
+        super::merge::merge(&mut toks, |&a, &b| {
+            buf.clear();
+            buf.extend_from_slice(self.pieces[a as usize]);
+            buf.extend_from_slice(self.pieces[b as usize]);
+            self.piece_id(&buf)
+                .map(|id| (Score(self.scores[id as usize]), id))
+        });
         out.extend_from_slice(&toks);
         debug_assert!(out.len() >= start);
         dropped
