@@ -13,9 +13,11 @@
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 extern crate alloc;
 
+pub use shared_ring;
 pub use sis_platform;
 
 pub mod bootcheck;
+pub mod channel;
 pub mod esr;
 pub mod pagetable;
 pub mod report;

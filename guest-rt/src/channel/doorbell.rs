@@ -1,0 +1,67 @@
+//! Ringing the peer's doorbell and counting doorbells in both directions.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use sis_platform::hypercall::TARGET_STOPPED;
+use sis_platform::partition::VmId;
+
+use super::text::DoorbellStats;
+use crate::hypercall::{self, HvError};
+
+static TX: AtomicU64 = AtomicU64::new(0);
+static RX: AtomicU64 = AtomicU64::new(0);
+static PEER_STOPPED: AtomicU64 = AtomicU64::new(0);
+static FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Why a doorbell was not delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoorbellError {
+    /// The peer VM is stopped: nothing was raised (the message stays in the ring; a restarted
+    /// control guest re-initialises the region, a restarted LLM guest reads it on attach).
+    PeerStopped,
+    /// The hypercall failed (no hypervisor, bad VM id).
+    Hv(HvError),
+}
+
+impl fmt::Display for DoorbellError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DoorbellError::PeerStopped => f.write_str("peer VM is stopped"),
+            DoorbellError::Hv(e) => write!(f, "doorbell failed: {e}"),
+        }
+    }
+}
+
+/// Raises the doorbell interrupt in VM `peer`. Counted either way.
+pub fn ring(peer: VmId) -> Result<(), DoorbellError> {
+    match hypercall::doorbell(peer as u64) {
+        Ok(()) => {
+            TX.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(HvError::Other(s)) if s == TARGET_STOPPED => {
+            PEER_STOPPED.fetch_add(1, Ordering::Relaxed);
+            Err(DoorbellError::PeerStopped)
+        }
+        Err(e) => {
+            FAILED.fetch_add(1, Ordering::Relaxed);
+            Err(DoorbellError::Hv(e))
+        }
+    }
+}
+
+/// Counts one doorbell interrupt taken.
+pub(crate) fn count_rx() {
+    RX.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Doorbell counters since boot.
+pub fn stats() -> DoorbellStats {
+    DoorbellStats {
+        tx: TX.load(Ordering::Relaxed),
+        rx: RX.load(Ordering::Relaxed),
+        peer_stopped: PEER_STOPPED.load(Ordering::Relaxed),
+        failed: FAILED.load(Ordering::Relaxed),
+    }
+}

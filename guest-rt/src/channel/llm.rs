@@ -1,0 +1,366 @@
+//! The LLM guest's end: attaches to the region the control guest initialised (again whenever
+//! its epoch changes), drains requests, sends responses with back-pressure.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use heapless::Deque;
+use shared_ring::audit::{AuditEntry, Op, STATUS_REJECT};
+use shared_ring::region;
+use shared_ring::{
+    ConsumerStats, LlmEnd, Producer, ProducerStats, RawRegion, Received, Request, Response,
+    SendError,
+};
+use sis_platform::layout::irq::DOORBELL;
+use sis_platform::partition::VM_CTL;
+
+use super::doorbell::{self, DoorbellError};
+use super::text::{add_consumer, add_producer, PingCounts, RingReport};
+use super::{audit, shm};
+use crate::sync::{self, IrqMutex};
+use crate::{gic, irq, timer};
+
+/// Responses that wait in this guest for ring space.
+pub const PENDING: usize = 64;
+
+/// Receives every accepted request, from the doorbell interrupt (boot core, IRQs masked).
+pub type RequestFn = fn(Received<Request>);
+
+struct State {
+    end: LlmEnd<RawRegion<'static>>,
+    pending: Deque<Response, PENDING>,
+}
+
+static STATE: IrqMutex<Option<State>> = IrqMutex::new(None);
+/// Counters of earlier attachments (producer, consumer).
+static PAST: IrqMutex<Option<(ProducerStats, ConsumerStats)>> = IrqMutex::new(None);
+/// The request function (a `RequestFn` address; 0 = none).
+static ON_REQUEST: AtomicUsize = AtomicUsize::new(0);
+
+static ATTACHES: AtomicU64 = AtomicU64::new(0);
+static HEADER_ERRORS: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static UNHANDLED: AtomicU64 = AtomicU64::new(0);
+static PINGS: AtomicU64 = AtomicU64::new(0);
+static PONGS: AtomicU64 = AtomicU64::new(0);
+
+/// How long [`start`] waits for the control guest to initialise the region.
+const START_WAIT_MS: u64 = 2000;
+
+/// Why the endpoint could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// No shared region in this VM (native boot).
+    NoRegion,
+    /// The doorbell interrupt could not be enabled.
+    Irq(gic::GicError),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NoRegion => f.write_str("no shared region (native boot)"),
+            StartError::Irq(e) => write!(f, "cannot enable the doorbell interrupt: {e:?}"),
+        }
+    }
+}
+
+/// Installs `on_request`, enables the doorbell interrupt on this (the boot) core and attaches,
+/// waiting up to 2 s for the control guest to initialise the region. Returns the epoch, or
+/// `None` if the region is not initialised yet (every later doorbell retries).
+///
+/// # Errors
+/// [`StartError`].
+pub fn start(on_request: RequestFn) -> Result<Option<u64>, StartError> {
+    shm::ring_region().ok_or(StartError::NoRegion)?;
+    ON_REQUEST.store(on_request as usize, Ordering::Release);
+    super::commands::set_role(super::commands::Role::Llm);
+    irq::enable(DOORBELL, on_doorbell).map_err(StartError::Irq)?;
+    let t0 = timer::counter();
+    let wait = timer::frequency() / 1000 * START_WAIT_MS;
+    loop {
+        if let Some(e) = check_attach() {
+            return Ok(Some(e));
+        }
+        if timer::counter().wrapping_sub(t0) > wait {
+            return Ok(None);
+        }
+        let daif = sync::irq_save();
+        aarch64_cpu::asm::wfi();
+        sync::irq_restore(daif);
+    }
+}
+
+/// Attaches if not attached, or re-attaches if the control guest re-initialised the region
+/// (new epoch). Returns the epoch in use. A header that does not validate right now is counted
+/// and the current attachment (if any) is kept.
+pub fn check_attach() -> Option<u64> {
+    let mem = shm::ring_region()?;
+    let mut g = STATE.lock();
+    let current = g.as_ref().map(|s| s.end.epoch);
+    let epoch = match region::epoch(&mem) {
+        Ok(e) => e,
+        Err(_) => {
+            HEADER_ERRORS.fetch_add(1, Ordering::Relaxed);
+            return current;
+        }
+    };
+    if current == Some(epoch) {
+        return current;
+    }
+    match region::attach(mem) {
+        Ok(end) => {
+            if let Some(old) = g.take() {
+                let mut past = PAST.lock();
+                let (p, c) = past.unwrap_or_default();
+                *past = Some((
+                    add_producer(p, old.end.responses.stats()),
+                    add_consumer(c, old.end.requests.stats()),
+                ));
+                // Responses for the old epoch's requests mean nothing in the new one.
+                DROPPED.fetch_add(old.pending.len() as u64, Ordering::Relaxed);
+            }
+            let e = end.epoch;
+            *g = Some(State {
+                end,
+                pending: Deque::new(),
+            });
+            ATTACHES.fetch_add(1, Ordering::Relaxed);
+            Some(e)
+        }
+        Err(_) => {
+            HEADER_ERRORS.fetch_add(1, Ordering::Relaxed);
+            current
+        }
+    }
+}
+
+fn on_doorbell(_intid: u32) {
+    doorbell::count_rx();
+    check_attach();
+    let _ = flush();
+    drain();
+}
+
+/// Drains the request ring (at most one ring's worth of slots) into the request function;
+/// returns how many slots it looked at.
+pub fn drain() -> usize {
+    let Some(cap) = STATE.lock().as_ref().map(|s| s.end.requests.capacity()) else {
+        return 0;
+    };
+    let (mut taken, mut rejected) = (0usize, 0u64);
+    for _ in 0..=cap {
+        // One slot per lock: the request function sends responses.
+        let r = match STATE.lock().as_mut() {
+            Some(s) => s.end.requests.try_recv(),
+            None => break,
+        };
+        match r {
+            Ok(Some(m)) => {
+                taken += 1;
+                if matches!(m.msg, Request::Ping { .. }) {
+                    PINGS.fetch_add(1, Ordering::Relaxed);
+                }
+                match ON_REQUEST.load(Ordering::Acquire) {
+                    0 => {
+                        UNHANDLED.fetch_add(1, Ordering::Relaxed);
+                    }
+                    f => {
+                        // SAFETY: ON_REQUEST only ever holds a `RequestFn` stored by `start`.
+                        let f: RequestFn = unsafe { core::mem::transmute::<usize, RequestFn>(f) };
+                        f(m);
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(_) => rejected += 1,
+        }
+    }
+    if rejected > 0 {
+        let _ = audit::append(&AuditEntry {
+            op: Op::RingReject as u16,
+            status: STATUS_REJECT,
+            extra: rejected,
+            ..AuditEntry::default()
+        });
+    }
+    taken + rejected as usize
+}
+
+/// What happened to a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Published with this sequence number and the control guest rung.
+    Published(u64),
+    /// The ring was full: queued in this guest, sent when space frees up.
+    Queued,
+}
+
+/// Why a response was not sent (or not delivered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendFail {
+    /// Not attached to a region (the control guest has not initialised it).
+    NotAttached,
+    /// The response does not fit a slot (nothing published; counted by the ring).
+    TooLarge,
+    /// The ring is full and the wait queue too: dropped and counted.
+    QueueFull,
+    /// Published (or queued), but the doorbell was not delivered (the control guest is
+    /// stopped; its restart re-initialises the ring and the response is lost).
+    NotDelivered(DoorbellError),
+}
+
+impl fmt::Display for SendFail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendFail::NotAttached => f.write_str("not attached to the shared region"),
+            SendFail::TooLarge => f.write_str("response too large for a slot"),
+            SendFail::QueueFull => f.write_str("response ring and wait queue full: dropped"),
+            SendFail::NotDelivered(e) => write!(f, "response not delivered: {e}"),
+        }
+    }
+}
+
+/// Publishes the queued responses that fit; returns how many went out.
+fn flush_locked(s: &mut State) -> usize {
+    let mut n = 0;
+    while let Some(front) = s.pending.front() {
+        match s.end.responses.send(front) {
+            Ok(_) => {
+                if matches!(front, Response::Pong { .. }) {
+                    PONGS.fetch_add(1, Ordering::Relaxed);
+                }
+                s.pending.pop_front();
+                n += 1;
+            }
+            Err(SendError::TooLarge) => {
+                // Cannot happen for a queued response (it was encodable when queued); never
+                // let it block the queue.
+                s.pending.pop_front();
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(SendError::Full | SendError::CorruptTail) => break,
+        }
+    }
+    n
+}
+
+/// Sends the queued responses that fit now and rings the control guest if any went out.
+///
+/// # Errors
+/// [`SendFail::NotDelivered`] if responses went out but the doorbell failed.
+pub fn flush() -> Result<usize, SendFail> {
+    let n = match STATE.lock().as_mut() {
+        Some(s) => flush_locked(s),
+        None => 0,
+    };
+    if n > 0 {
+        doorbell::ring(VM_CTL).map_err(SendFail::NotDelivered)?;
+    }
+    Ok(n)
+}
+
+/// Sends `resp` to the control guest, in order behind any queued responses. A full ring (or a
+/// tail the consumer has not repaired yet) queues it; the queue is retried on every doorbell
+/// and every later send. Safe from any core and from interrupt handlers.
+///
+/// # Errors
+/// [`SendFail`].
+pub fn send(resp: &Response) -> Result<Sent, SendFail> {
+    let (outcome, published) = {
+        let mut g = STATE.lock();
+        let s = g.as_mut().ok_or(SendFail::NotAttached)?;
+        let mut published = flush_locked(s);
+        let outcome = if s.pending.is_empty() {
+            match s.end.responses.send(resp) {
+                Ok(seq) => {
+                    if matches!(resp, Response::Pong { .. }) {
+                        PONGS.fetch_add(1, Ordering::Relaxed);
+                    }
+                    published += 1;
+                    Ok(Sent::Published(seq))
+                }
+                Err(SendError::TooLarge) => Err(SendFail::TooLarge),
+                Err(SendError::Full | SendError::CorruptTail) => queue(s, resp),
+            }
+        } else {
+            queue(s, resp)
+        };
+        (outcome, published)
+    };
+    if published > 0 {
+        doorbell::ring(VM_CTL).map_err(SendFail::NotDelivered)?;
+    }
+    outcome
+}
+
+fn queue(s: &mut State, resp: &Response) -> Result<Sent, SendFail> {
+    match s.pending.push_back(resp.clone()) {
+        Ok(()) => Ok(Sent::Queued),
+        Err(_) => {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            Err(SendFail::QueueFull)
+        }
+    }
+}
+
+/// Runs `f` on the response producer with the endpoint locked (IRQs masked on this core), for
+/// diagnostics that must touch the ring itself (`ringjunk`). `None` if not attached.
+pub fn with_producer<R>(
+    f: impl FnOnce(&mut Producer<Response, RawRegion<'static>>) -> R,
+) -> Option<R> {
+    STATE.lock().as_mut().map(|s| f(&mut s.end.responses))
+}
+
+/// The response ring's published tail (the control guest's read position) and our head, for
+/// diagnostics waiting for the consumer to catch up. `None` if not attached.
+pub fn response_positions() -> Option<(u64, u64)> {
+    let g = STATE.lock();
+    let s = g.as_ref()?;
+    let mem = shm::ring_region()?;
+    let snap = region::snapshot(&mem).ok()?;
+    Some((snap.responses.tail, s.end.responses.next_seq()))
+}
+
+/// (header errors seen, responses dropped) since boot.
+pub fn error_stats() -> (u64, u64) {
+    (
+        HEADER_ERRORS.load(Ordering::Relaxed),
+        DROPPED.load(Ordering::Relaxed),
+    )
+}
+
+/// What `ring` prints for this end.
+pub fn report<'a>(header: &'a str) -> RingReport<'a> {
+    let past = PAST.lock().unwrap_or_default();
+    let g = STATE.lock();
+    let (audit_ok, audit_failed) = audit::stats();
+    let mut r = RingReport {
+        role: "llm",
+        epoch: None,
+        attaches: ATTACHES.load(Ordering::Relaxed),
+        header,
+        out_name: "responses (llm->ctl)",
+        out: past.0,
+        dropped: DROPPED.load(Ordering::Relaxed),
+        in_name: "requests (ctl->llm)",
+        inp: past.1,
+        unhandled: UNHANDLED.load(Ordering::Relaxed),
+        ping: PingCounts {
+            pings: PINGS.load(Ordering::Relaxed),
+            pongs: PONGS.load(Ordering::Relaxed),
+        },
+        pinger: false,
+        doorbells: doorbell::stats(),
+        audit_ok,
+        audit_failed,
+        ..RingReport::default()
+    };
+    if let Some(s) = g.as_ref() {
+        r.epoch = Some(s.end.epoch);
+        r.out = add_producer(past.0, s.end.responses.stats());
+        r.inp = add_consumer(past.1, s.end.requests.stats());
+        r.queued = s.pending.len() as u64;
+    }
+    r
+}

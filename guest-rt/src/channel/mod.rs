@@ -1,0 +1,35 @@
+//! The inter-guest channel endpoint: the shared ring region, doorbells, the audit log.
+//!
+//! * [`ctl`]: the control guest's end. It initialises the region at boot (a restart of the
+//!   control guest re-initialises it: new epoch), sends requests, and drains responses from the
+//!   doorbell interrupt (pongs go to `ping`, everything else to an installed
+//!   [`ctl::ResponseHandler`]).
+//! * [`llm`]: the LLM guest's end. It attaches (retrying on every doorbell until the header is
+//!   valid), re-attaches when the epoch changes, drains requests from the doorbell interrupt into
+//!   an installed request function, and sends responses with back-pressure (a full ring queues
+//!   the response and retries it later).
+//! * [`doorbell`]: ringing the peer (`HV_DOORBELL`) and the counters of both directions; a
+//!   stopped peer is an error the sender sees, never a hang.
+//! * [`audit`]: a typed append over `HV_AUDIT_APPEND` and a reader of the read-only log.
+//! * [`commands`]: the `ring` and `audit` shell commands (both guests).
+//! * [`rtt`], [`text`]: pure statistics and output formats (host tested).
+//!
+//! The doorbell arrives as virtual SPI `layout::irq::DOORBELL` on the guest's boot core. Each
+//! interrupt drains at most one ring's worth of slots, so the work per interrupt is bounded.
+//! Protocol and counters are described in `docs/ring.md`.
+
+pub mod rtt;
+pub mod text;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod audit;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod commands;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod ctl;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod doorbell;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod llm;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod shm;
