@@ -84,9 +84,10 @@ impl<'a> RawRegion<'a> {
     /// A null or not 64-byte aligned base, or a length that is not a multiple of 64.
     ///
     /// # Safety
-    /// For all of `'a` the range must be mapped, readable and writable memory (normal cacheable
-    /// memory on aarch64, so that the atomics work), and no Rust reference to any byte of it may
-    /// exist. Other agents (the peer guest, the hypervisor, other threads) may access it at any
+    /// For all of `'a` the range must be mapped readable memory (normal cacheable memory on
+    /// aarch64), writable as well unless the region is only ever read (an
+    /// [`AuditReader`](crate::audit::AuditReader) over the read-only audit mapping only loads),
+    /// and no Rust reference to any byte of it may exist. Other agents (the peer guest, the hypervisor, other threads) may access it at any
     /// time, but only with atomic or volatile accesses of their own.
     pub unsafe fn new(base: *mut u8, len: usize) -> Result<Self, RawRegionError> {
         if base.is_null() {
