@@ -7,7 +7,7 @@
 //! | 0..8       | head (written by the producer)                                  |
 //! | 128..136   | tail (written by the consumer)                                  |
 //! | 256..288   | producer counters: sent, full, too_large, corrupt_tail          |
-//! | 384..432   | consumer counters: received, rejected by reason (5 words)          |
+//! | 384..432   | consumer counters: received, rejected by reason (5 words)       |
 //! | 512..      | `capacity` slots of `slot_size` bytes: seq, len, payload words  |
 //!
 //! Each of the four groups has a 128-byte block to itself (a 64-byte line plus the adjacent
