@@ -5,13 +5,15 @@ use alloc::vec::Vec;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use tock_registers::interfaces::{Readable, Writeable};
+
 use sis_platform::layout::phys::NUM_CORES;
 
 use super::{heap, irq, smp, timer, uart};
 use crate::shell::{parse_u64, Command, Invocation};
 
 /// The diagnostic command table.
-pub static DIAG: [Command; 4] = [
+pub static DIAG: [Command; 5] = [
     Command {
         name: "stats",
         help: "interrupt, UART, timer and heap counters",
@@ -26,6 +28,11 @@ pub static DIAG: [Command; 4] = [
         name: "fpcheck",
         help: "check that interrupts preserve q0-q31 and FPCR",
         run: fpcheck,
+    },
+    Command {
+        name: "irqburst",
+        help: "pend SGIs 8-15 at once (more than the list registers hold) and count them",
+        run: irqburst,
     },
     Command {
         name: "poke",
@@ -269,4 +276,46 @@ fn heaptest(inv: &mut Invocation<'_, '_>) {
     } else {
         let _ = writeln!(inv.out, "heaptest: FAILED, {bad} words differ");
     }
+}
+
+/// First and last SGI `irqburst` uses (8 interrupts: twice QEMU's four list registers).
+const BURST_FIRST: u32 = 8;
+const BURST_LAST: u32 = 15;
+static BURST_SEEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+fn burst_handler(intid: u32) {
+    BURST_SEEN.fetch_or(1 << intid, Ordering::AcqRel);
+}
+
+/// Pends eight SGIs with interrupts masked, so the hypervisor must keep some of them pending
+/// beyond its list registers and refill on the maintenance interrupt; then checks every one
+/// arrived exactly once.
+fn irqburst(_inv: &mut Invocation) {
+    let core = smp::core_id();
+    for intid in BURST_FIRST..=BURST_LAST {
+        if let Err(e) = irq::enable(intid, burst_handler) {
+            crate::println!("irqburst: cannot enable SGI {intid}: {e}");
+            return;
+        }
+    }
+    BURST_SEEN.store(0, Ordering::Release);
+    let daif = aarch64_cpu::registers::DAIF.get();
+    // SAFETY: masks IRQs on this core only while the SGIs are raised; restored below.
+    unsafe { asm!("msr daifset, #2", options(nomem, nostack)) };
+    for intid in BURST_FIRST..=BURST_LAST {
+        super::gic::send_sgi(intid, core);
+    }
+    aarch64_cpu::registers::DAIF.set(daif);
+    let want: u32 = (BURST_FIRST..=BURST_LAST).fold(0, |m, i| m | 1 << i);
+    let start = timer::counter();
+    let limit = timer::frequency(); // one second
+    while BURST_SEEN.load(Ordering::Acquire) != want && timer::counter() - start < limit {
+        core::hint::spin_loop();
+    }
+    let seen = BURST_SEEN.load(Ordering::Acquire);
+    crate::println!(
+        "irqburst: {}/{} SGIs delivered",
+        seen.count_ones(),
+        BURST_LAST - BURST_FIRST + 1
+    );
 }

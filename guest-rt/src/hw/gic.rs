@@ -210,6 +210,17 @@ pub(crate) fn enable_ppi(intid: u32) -> Result<(), GicError> {
     Ok(())
 }
 
+/// Sends SGI `intid` (0-15) to core `core` (MPIDR Aff0 < 16).
+pub(crate) fn send_sgi(intid: u32, core: usize) {
+    debug_assert!(intid < 16 && core < 16);
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+    icc::SGI1R.write(
+        icc::ICC_SGI1R_EL1::INTID.val(u64::from(intid))
+            + icc::ICC_SGI1R_EL1::TARGETLIST.val(1 << core),
+    );
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
 /// Enables shared interrupt `intid` (32..=MAX_SPI) routed to core `core` (MPIDR Aff0).
 pub(crate) fn enable_spi(intid: u32, core: usize) {
     assert!(

@@ -31,6 +31,12 @@ register_bitfields! {u64,
     pub ICC_EOIR1_EL1 [
         INTID OFFSET(0) NUMBITS(24) [],
     ],
+    /// Generate a group 1 SGI (trapped and delivered by the hypervisor).
+    pub ICC_SGI1R_EL1 [
+        TARGETLIST OFFSET(0) NUMBITS(16) [],
+        AFF1 OFFSET(16) NUMBITS(8) [],
+        INTID OFFSET(24) NUMBITS(4) [],
+    ],
 }
 
 macro_rules! sysreg {
@@ -85,6 +91,7 @@ sysreg!(PmrEl1, ICC_PMR_EL1, "S3_0_C4_C6_0", read_write);
 sysreg!(Igrpen1El1, ICC_IGRPEN1_EL1, "S3_0_C12_C12_7", read_write);
 sysreg!(Iar1El1, ICC_IAR1_EL1, "S3_0_C12_C12_0", read);
 sysreg!(Eoir1El1, ICC_EOIR1_EL1, "S3_0_C12_C12_1", write);
+sysreg!(Sgi1rEl1, ICC_SGI1R_EL1, "S3_0_C12_C11_5", write);
 
 /// ICC_SRE_EL1.
 pub const SRE: SreEl1 = SreEl1;
@@ -96,3 +103,5 @@ pub const IGRPEN1: Igrpen1El1 = Igrpen1El1;
 pub const IAR1: Iar1El1 = Iar1El1;
 /// ICC_EOIR1_EL1.
 pub const EOIR1: Eoir1El1 = Eoir1El1;
+/// ICC_SGI1R_EL1.
+pub const SGI1R: Sgi1rEl1 = Sgi1rEl1;

@@ -194,7 +194,7 @@ fn vms() {
             (d.vuart.rx_bytes, d.vuart.rx_dropped)
         };
         hvprintln!(
-            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} restarts={} uart_rx={} input_dropped={}",
+            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={}",
             cfg.name,
             if vm.running() { "running" } else { "stopped" },
             cores,
@@ -204,6 +204,7 @@ fn vms() {
             CAUSES[0], exits[0], CAUSES[1], exits[1], CAUSES[2], exits[2],
             CAUSES[3], exits[3], CAUSES[4], exits[4], CAUSES[5], exits[5],
             s.irqs.load(Ordering::Relaxed),
+            s.lr_overflows.load(Ordering::Relaxed),
             s.restarts.load(Ordering::Relaxed),
             rx,
             dropped + s.input_dropped.load(Ordering::Relaxed),

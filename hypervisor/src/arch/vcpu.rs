@@ -197,6 +197,7 @@ impl Vcpu {
             }
         }
         if overflow {
+            vm.stats.lr_overflows.fetch_add(1, Ordering::Relaxed);
             ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE::SET);
         } else {
             ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE::CLEAR);
@@ -225,7 +226,13 @@ impl Vcpu {
                     self.vm.pending[v].raise(spi);
                     self.vm.kick(v);
                 }
-                // Kicks only wake the loop; maintenance means the list registers drained.
+                irq::MAINTENANCE => {
+                    // The list registers drained (underflow). The line stays asserted while
+                    // UIE is set, so clear it now; `flush` refills and sets it again if needed.
+                    ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE::CLEAR);
+                    gic::deactivate(intid);
+                }
+                // Kicks only wake the loop to read the mailbox and pending interrupts.
                 _ => gic::deactivate(intid),
             }
         }

@@ -68,6 +68,8 @@ pub struct Stats {
     pub doorbells_received: AtomicU64,
     /// Audit appends refused as invalid.
     pub audit_rejected: AtomicU64,
+    /// Times pending interrupts did not fit the list registers (refilled on maintenance IRQ).
+    pub lr_overflows: AtomicU64,
 }
 
 /// What every core may know about a VM.
@@ -115,6 +117,7 @@ impl Vm {
                 doorbells_sent: AtomicU64::new(0),
                 doorbells_received: AtomicU64::new(0),
                 audit_rejected: AtomicU64::new(0),
+                lr_overflows: AtomicU64::new(0),
             },
             lifecycle: spin::Mutex::new(()),
         }

@@ -185,3 +185,24 @@ fn system_reset_restarts_only_that_guest() {
     sis.wait_prompt(Source::Llm, BOOT)
         .expect("llm> after start");
 }
+
+#[test]
+fn list_register_overflow_is_refilled_on_the_maintenance_interrupt() {
+    let sis = boot();
+    // Eight SGIs pended at once: twice as many as QEMU's list registers.
+    for src in [Source::Ctl, Source::Llm] {
+        let out = sis.run(src, "irqburst", CMD).unwrap();
+        assert!(out.contains("irqburst: 8/8 SGIs delivered"), "{src}: {out}");
+    }
+    let vms = sis.run(Source::Hv, "vms", CMD).unwrap();
+    for name in ["ctl", "llm"] {
+        let line = vm_line(&vms, name);
+        assert!(field(line, "lr_overflows=") > 0, "{line}");
+        assert!(field(line, "sysreg=") >= 8, "SGI writes trap: {line}");
+    }
+    // The guests still answer afterwards.
+    assert!(sis
+        .run(Source::Ctl, "ticks", CMD)
+        .unwrap()
+        .contains("ticks:"));
+}
