@@ -114,6 +114,11 @@ impl Sampler {
         }
         let r = self.rng.next_f32();
         if self.cfg.top_p < 1.0 {
+            // A token below (1 - top_p) / (n - 1) of the mass can never be inside the
+            // nucleus (as in llama2.c), so drop those before sorting: same result,
+            // far less sorting.
+            let cutoff = (1.0 - self.cfg.top_p) / (logits.len() - 1) as f32 * sum;
+            self.probs.retain(|&(p, _)| p >= cutoff);
             // Largest first; equal probabilities keep index order.
             self.probs
                 .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));

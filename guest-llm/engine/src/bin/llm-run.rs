@@ -4,7 +4,6 @@
 //!  [--seed S] [--chat] [--system TEXT] [--tokenizer PATH] [--context N] [--threads N]
 //!  [--show-tokens]`
 
-use sis_engine::chat;
 use sis_engine::parallel::StdThreads;
 use sis_engine::{load_gguf, load_llama2c, SamplerConfig, Session, SessionConfig, Utf8Stream};
 use std::io::Write;
@@ -93,13 +92,13 @@ fn run() -> Result<(), String> {
     .map_err(|e| format!("{}: {e}", a.model))?;
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
 
-    let text = if a.chat {
+    let prompt = if a.chat {
         let sys = a.system.as_deref().filter(|s| !s.is_empty());
-        chat::chatml(sys, &a.prompt)
+        tok.encode_chatml(sys, &a.prompt)
+            .map_err(|e| e.to_string())?
     } else {
-        a.prompt.clone()
+        tok.encode_prompt(&a.prompt)
     };
-    let prompt = tok.encode_prompt(&text);
     if prompt.is_empty() {
         return Err("the prompt encodes to no tokens".into());
     }
@@ -146,6 +145,8 @@ fn run() -> Result<(), String> {
         let _ = out.flush();
     }
     let _ = writeln!(out, "{}", stream.finish());
+    let _ = out.flush();
+    drop(out);
     let gen = t1.elapsed().as_secs_f64();
     if a.show_tokens {
         eprintln!("generated tokens: {ids:?}");

@@ -162,6 +162,43 @@ impl<'a> Tokenizer<'a> {
         out
     }
 
+    /// Encodes one ChatML user turn (optionally after a system turn) and opens the
+    /// assistant turn, like `encode_prompt(&chat::chatml(system, user))`, except that
+    /// the template's `<|im_start|>`/`<|im_end|>` are inserted by id and the system and
+    /// user texts are encoded as plain text: text that looks like a control token
+    /// cannot inject one.
+    pub fn encode_chatml(&self, system: Option<&str>, user: &str) -> crate::Result<Vec<u32>> {
+        let (Some(start), Some(end)) = (self.token_id("<|im_start|>"), self.token_id("<|im_end|>"))
+        else {
+            return Err(crate::Error::Unsupported(
+                "this vocabulary has no ChatML tokens (<|im_start|>, <|im_end|>)".into(),
+            ));
+        };
+        let mut out = Vec::new();
+        if let (true, Some(bos)) = (self.add_bos, self.bos) {
+            out.push(bos);
+        }
+        let turn = |role: &str, text: Option<&str>, out: &mut Vec<u32>| {
+            out.push(start);
+            let mut s = alloc::string::String::from(role);
+            s.push('\n');
+            if let Some(t) = text {
+                s.push_str(t);
+            }
+            out.extend(self.encode(&s));
+            if text.is_some() {
+                out.push(end);
+                out.extend(self.encode("\n"));
+            }
+        };
+        if let Some(sys) = system {
+            turn("system", Some(sys), &mut out);
+        }
+        turn("user", Some(user), &mut out);
+        turn("assistant", None, &mut out);
+        Ok(out)
+    }
+
     /// Appends the bytes of `id` (which followed `prev`) to `out`. Control tokens add
     /// nothing.
     pub fn decode(&self, prev: Option<u32>, id: u32, out: &mut Vec<u8>) {
