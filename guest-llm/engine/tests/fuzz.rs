@@ -192,3 +192,26 @@ fn absurd_llama2c_header_rejected_without_allocating() {
     f[24..28].copy_from_slice(&(1i32 << 19).to_le_bytes()); // seq_len: legacy tables no longer fit
     assert!(load_llama2c(&f, l2c_tok()).is_err());
 }
+
+#[test]
+#[ignore = "needs models/cache/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch-model.sh)"]
+fn smollm2_bpe_round_trips_arbitrary_utf8() {
+    let f = read("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let (_, tok) = load_gguf(&f).unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 512,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&("\\PC*", any::<String>()), |(s, t)| {
+            for text in [&s, &t] {
+                let ids = tok.encode(text);
+                prop_assert_eq!(
+                    String::from_utf8(tok.decode_all(&ids)).unwrap(),
+                    text.as_str()
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+}
