@@ -43,7 +43,7 @@ pub use model::{Config, Model};
 pub use parallel::{Parallel, Serial};
 pub use sampler::SamplerConfig;
 pub use session::{Session, SessionConfig, StopReason};
-pub use tokenizer::{Tokenizer, Utf8Stream};
+pub use tokenizer::{Detokenizer, Tokenizer, Utf8Stream};
 
 /// Token id.
 pub type TokenId = u32;

@@ -2,8 +2,8 @@
 //! seeded sampling, incremental detokenization.
 
 use sis_engine::{
-    load_gguf, Error, Model, SamplerConfig, Serial, Session, SessionConfig, StopReason, Tokenizer,
-    Utf8Stream,
+    load_gguf, Detokenizer, Error, Model, SamplerConfig, Serial, Session, SessionConfig,
+    StopReason, Tokenizer, Utf8Stream,
 };
 use std::path::PathBuf;
 
@@ -127,4 +127,8 @@ fn streamed_text_equals_whole_decode() {
     }
     text += &stream.finish();
     assert_eq!(text, String::from_utf8_lossy(&tok.decode_all(&out)));
+    let mut d = Detokenizer::new(&tok, prompt.last().copied());
+    let mut text2: String = out.iter().map(|&t| d.push(t)).collect();
+    text2 += &d.finish();
+    assert_eq!(text2, text);
 }

@@ -5,7 +5,7 @@
 //!  [--show-tokens]`
 
 use sis_engine::parallel::StdThreads;
-use sis_engine::{load_gguf, load_llama2c, SamplerConfig, Session, SessionConfig, Utf8Stream};
+use sis_engine::{load_gguf, load_llama2c, Detokenizer, SamplerConfig, Session, SessionConfig};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -131,20 +131,15 @@ fn run() -> Result<(), String> {
     }
     let pp = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let mut stream = Utf8Stream::new();
+    let mut detok = Detokenizer::new(&tok, prompt.last().copied());
     let mut out = std::io::stdout().lock();
-    let mut prev = prompt.last().copied();
     let mut ids = Vec::new();
-    let mut bytes = Vec::new();
     while let Some(t) = s.next_token().map_err(|e| e.to_string())? {
-        bytes.clear();
-        tok.decode(prev, t, &mut bytes);
-        prev = Some(t);
         ids.push(t);
-        let _ = out.write_all(stream.push(&bytes).as_bytes());
+        let _ = out.write_all(detok.push(t).as_bytes());
         let _ = out.flush();
     }
-    let _ = writeln!(out, "{}", stream.finish());
+    let _ = writeln!(out, "{}", detok.finish());
     let _ = out.flush();
     drop(out);
     let gen = t1.elapsed().as_secs_f64();

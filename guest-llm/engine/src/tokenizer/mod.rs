@@ -23,6 +23,42 @@ pub(crate) fn parse_byte_token(p: &[u8]) -> Option<u8> {
     Some((hex(p[3])? * 16 + hex(p[4])?) as u8)
 }
 
+/// Streaming detokenizer: feed generated tokens one at a time, get the text that is
+/// complete so far (multi-byte characters split across tokens are held back).
+#[derive(Debug, Clone)]
+pub struct Detokenizer<'t, 'a> {
+    tok: &'t Tokenizer<'a>,
+    prev: Option<u32>,
+    stream: Utf8Stream,
+    buf: Vec<u8>,
+}
+
+impl<'t, 'a> Detokenizer<'t, 'a> {
+    /// Starts after `prev` (the last prompt token, which matters for llama2.c's leading
+    /// space rule).
+    pub fn new(tok: &'t Tokenizer<'a>, prev: Option<u32>) -> Self {
+        Detokenizer {
+            tok,
+            prev,
+            stream: Utf8Stream::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Adds one token; returns the newly completed text (possibly empty).
+    pub fn push(&mut self, id: u32) -> alloc::string::String {
+        self.buf.clear();
+        self.tok.decode(self.prev, id, &mut self.buf);
+        self.prev = Some(id);
+        self.stream.push(&self.buf)
+    }
+
+    /// Ends the stream (an incomplete trailing character becomes U+FFFD).
+    pub fn finish(&mut self) -> alloc::string::String {
+        self.stream.finish()
+    }
+}
+
 /// Either kind of tokenizer, with the model's special-token conventions.
 #[derive(Debug, Clone)]
 pub struct Tokenizer<'a> {
