@@ -2,6 +2,29 @@
 //! QEMU), then runs the `ctl>` shell. Services (virtio-console, frames, tokens) come later, each
 //! in its own module.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+// Host builds compile the pure modules for their tests only.
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+// Host control (docs/control.md): pure logic, host tested...
+mod control;
+mod latency;
+mod txbuf;
+mod vcon_proto;
+// ...and its hardware edge.
+#[cfg(target_os = "none")]
+mod dma;
+#[cfg(target_os = "none")]
+mod hostctl;
+#[cfg(target_os = "none")]
+mod rng;
+#[cfg(target_os = "none")]
+mod status_cmds;
+#[cfg(target_os = "none")]
+mod tokens_cmds;
+#[cfg(target_os = "none")]
+mod vcon;
+#[cfg(target_os = "none")]
+mod virtio;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}
@@ -15,9 +38,15 @@ mod kernel {
     use sis_platform::BootInfo;
 
     /// Every command of the `ctl>` shell.
-    static COMMANDS: Commands = Commands::new(&[&COMMON, &DIAG]);
+    static COMMANDS: Commands = Commands::new(&[
+        &COMMON,
+        &crate::tokens_cmds::COMMANDS,
+        &crate::status_cmds::COMMANDS,
+        &DIAG,
+    ]);
 
-    fn main(_info: &'static BootInfo) -> ! {
+    fn main(info: &'static BootInfo) -> ! {
+        crate::hostctl::init(info);
         guest_rt::shell::run("ctl> ", &COMMANDS)
     }
 

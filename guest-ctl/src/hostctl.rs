@@ -1,0 +1,166 @@
+//! Kernel glue of host control: finds the virtio devices, draws the secrets, owns the driver
+//! and the control loop, and runs them from the console's interrupt and the timer tick.
+//!
+//! Locks: [`VCON`] is always taken before [`CONTROL`]; both mask IRQs, and guest-ctl runs on
+//! one core, so the interrupt handler and shell commands never contend.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use guest_rt::sync::IrqMutex;
+use guest_rt::{hypercall, irq, println, timer};
+use shared_ring::audit::AuditEntry;
+use sis_frame::auth::{Authenticator, RateLimitConfig, Secrets};
+use sis_platform::BootInfo;
+use virtio_drivers::transport::DeviceType;
+
+use crate::control::{AuditOut, Control, HostOut, NoLlm, Now};
+use crate::vcon::{PortEvent, Vcon};
+use crate::{dma, rng, virtio};
+
+/// The virtio-console driver, once started.
+pub static VCON: IrqMutex<Option<Vcon>> = IrqMutex::new(None);
+/// The control loop (decoder, auth, reply FIFO, counters).
+pub static CONTROL: IrqMutex<Control> = IrqMutex::new(Control::new(None, now_us));
+/// INTID of the console (0 = none).
+static VCON_INTID: AtomicU32 = AtomicU32::new(0);
+/// Timer ticks on which the control loop's deadlines were checked.
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// The current time for the control loop.
+pub fn now() -> Now {
+    let freq = u128::from(timer::frequency().max(1));
+    let c = u128::from(timer::uptime_counts());
+    Now {
+        ms: (c * 1000 / freq) as u64,
+        us: (c * 1_000_000 / freq) as u64,
+    }
+}
+
+/// Monotonic microseconds since boot.
+fn now_us() -> u64 {
+    now().us
+}
+
+impl HostOut for Vcon {
+    fn send_line(&mut self, line: &[u8]) -> bool {
+        Vcon::send_line(self, line)
+    }
+}
+
+/// Audit records through the `HV_AUDIT_APPEND` hypercall.
+pub struct HvAudit;
+
+impl AuditOut for HvAudit {
+    fn append(&mut self, entry: &AuditEntry) -> bool {
+        hypercall::audit_append(entry.to_hypercall_args()).is_ok()
+    }
+}
+
+/// Fresh secrets from the rng: retried until they pass validation (a draw that fails it, e.g.
+/// a zero word, is astronomically rare but refused all the same).
+pub fn draw_secrets() -> Result<Secrets, rng::RngError> {
+    loop {
+        let s = Secrets {
+            admin: rng::u64()?,
+            submit: rng::u64()?,
+            ctl_key: rng::u64()?,
+        };
+        if s.validate().is_ok() {
+            return Ok(s);
+        }
+    }
+}
+
+/// Brings up host control: devices, secrets, interrupt, tick. Prints what it found; missing
+/// pieces leave the rest working (no rng: every token is refused; no console: no host).
+pub fn init(info: &BootInfo) {
+    dma::init(info);
+    let mut console = None;
+    virtio::probe(info.vm_id as usize, |found| match found.kind {
+        DeviceType::EntropySource if !rng::present() => rng::init(found.transport, found.addr),
+        DeviceType::Console if console.is_none() => console = Some(found),
+        _ => {}
+    });
+    match draw_secrets() {
+        Ok(secrets) => match Authenticator::new(secrets, RateLimitConfig::DEFAULT) {
+            Ok(a) => {
+                CONTROL.lock().set_auth(a);
+                println!("CTL: secrets drawn from virtio-rng (see ctlkey, ctlembed)");
+            }
+            Err(e) => println!("CTL: bad secrets ({e:?}): every host frame is refused"),
+        },
+        Err(e) => println!("CTL: {e}: no secrets, every host frame is refused with ERR 0x05"),
+    }
+    let Some(found) = console else {
+        println!("VCON: no virtio-console device: host control is off");
+        return;
+    };
+    match Vcon::start(found.transport) {
+        Ok(v) => {
+            *VCON.lock() = Some(v);
+            VCON_INTID.store(found.intid, Ordering::Relaxed);
+            println!(
+                "VCON: virtio-console at {:#x}, INTID {}, binding port sis.datactl",
+                found.addr, found.intid
+            );
+            if let Err(e) = irq::enable(found.intid, on_irq) {
+                println!("VCON: cannot enable INTID {}: {e:?}", found.intid);
+                return;
+            }
+            timer::set_tick_hook(Some(on_tick));
+            // Control messages may already be waiting.
+            on_irq(found.intid);
+        }
+        Err(e) => println!("VCON: virtio-console at {:#x} failed: {e}", found.addr),
+    }
+}
+
+/// The console's interrupt: control messages, then host bytes through the control loop.
+fn on_irq(_intid: u32) {
+    let mut guard = VCON.lock();
+    let Some(v) = guard.as_mut() else { return };
+    v.ack();
+    while let Some(ev) = v.poll_control() {
+        match ev {
+            PortEvent::Bound(id) => {
+                println!("[VCON] BOUND port {id} to sis.datactl");
+                println!("VCON: READY");
+            }
+            PortEvent::Host(_) => CONTROL.lock().host_changed(),
+        }
+    }
+    let mut buf = [0u8; Vcon::RX_CHUNK];
+    while let Some(n) = v.recv(&mut buf) {
+        CONTROL
+            .lock()
+            .on_bytes(&buf[..n], now(), v, &mut HvAudit, &mut NoLlm);
+    }
+    v.flush();
+}
+
+/// Every timer tick (core 0): deadlines of forwarded frames.
+fn on_tick(core: usize) {
+    if core != 0 {
+        return;
+    }
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    let mut guard = VCON.lock();
+    let Some(v) = guard.as_mut() else { return };
+    let mut c = CONTROL.lock();
+    if c.pending() > 0 {
+        c.tick(now(), false, v);
+    }
+}
+
+/// INTID of the console, if one was started.
+pub fn intid() -> Option<u32> {
+    match VCON_INTID.load(Ordering::Relaxed) {
+        0 => None,
+        i => Some(i),
+    }
+}
+
+/// Timer ticks the control loop has seen.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
