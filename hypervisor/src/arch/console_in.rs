@@ -173,6 +173,21 @@ fn report(id: VmId, what: &str, r: Result<(), vm::LifecycleError>) {
 }
 
 fn vms() {
+    let mut line = [0u8; 96];
+    let mut w = Buf {
+        buf: &mut line,
+        len: 0,
+    };
+    let _ = core::fmt::Write::write_str(&mut w, "core exits/kicks:");
+    for (core, n) in super::vcpu::CORE_EXITS.iter().enumerate() {
+        let kicks = super::vcpu::CORE_KICKS[core].load(Ordering::Relaxed);
+        let _ = core::fmt::Write::write_fmt(
+            &mut w,
+            format_args!(" {core}={}/{kicks}", n.load(Ordering::Relaxed)),
+        );
+    }
+    let len = w.len;
+    hvprintln!("{}", core::str::from_utf8(&line[..len]).unwrap_or("?"));
     for vm in VMS.iter() {
         let cfg = vm.cfg;
         let s = &vm.stats;
@@ -285,5 +300,23 @@ fn audit_tail() {
             e.period_ns,
             e.extra
         );
+    }
+}
+
+/// A fixed buffer to format a line into.
+struct Buf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for Buf<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(core::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }

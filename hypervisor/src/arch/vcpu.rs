@@ -16,6 +16,15 @@ use crate::hvprintln;
 use crate::vgic::NUM_IRQS;
 use shared_ring::audit::{Op, STATUS_REJECT};
 
+/// Exits per physical core (the monitor's `vms` shows them; static partitioning means one
+/// VM's load must not add exits on another VM's cores).
+pub static CORE_EXITS: [core::sync::atomic::AtomicU64; sis_platform::layout::phys::NUM_CORES] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; sis_platform::layout::phys::NUM_CORES];
+
+/// Kick SGIs received per physical core: the only way another core can make this one exit.
+pub static CORE_KICKS: [core::sync::atomic::AtomicU64; sis_platform::layout::phys::NUM_CORES] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; sis_platform::layout::phys::NUM_CORES];
+
 /// SPSR for a fresh vCPU: EL1h, all exceptions masked.
 const SPSR_EL1H_MASKED: u64 = 0x3C5;
 /// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.
@@ -232,7 +241,11 @@ impl Vcpu {
                     ICH_HCR_EL2.modify(ICH_HCR_EL2::UIE::CLEAR);
                     gic::deactivate(intid);
                 }
-                // Kicks only wake the loop to read the mailbox and pending interrupts.
+                irq::SGI_KICK => {
+                    // Kicks only wake the loop to read the mailbox and pending interrupts.
+                    CORE_KICKS[self.core].fetch_add(1, Ordering::Relaxed);
+                    gic::deactivate(intid);
+                }
                 _ => gic::deactivate(intid),
             }
         }
@@ -319,6 +332,7 @@ pub fn run(core: usize) -> ! {
         // SAFETY: `regs` is this core's vCPU state; stage-2, HCR_EL2 and the vGIC are set up
         // for the VM, so the guest runs confined to its partition and every exit returns here.
         let kind = unsafe { run_guest(&mut v.regs) };
+        CORE_EXITS[core].fetch_add(1, Ordering::Relaxed);
         match kind {
             exit::SYNC => v.handle_sync(),
             exit::IRQ => {
