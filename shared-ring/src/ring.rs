@@ -46,6 +46,11 @@ pub(crate) mod word {
     pub const SLOTS: usize = super::RING_CONTROL / 8;
 }
 
+/// Positions (sequence numbers) are below this. A producer starts at 0 and counts up by one, so
+/// it never gets there; `init` stamps unwritten slots with "the lap before 0" (wrapping, so at or
+/// above this limit), which therefore never matches a position the consumer will accept.
+pub const POS_LIMIT: u64 = 1 << 63;
+
 /// A buffer large enough for any slot payload.
 pub type FrameBuf = [u8; MAX_PAYLOAD];
 
@@ -182,7 +187,7 @@ impl<T, M: Mem> Producer<T, M> {
     pub(crate) fn new(ring: RingView<M>) -> Result<Self, SendError> {
         let head = ring.mem.load(ring.idx(word::HEAD), Ordering::Relaxed);
         let tail = ring.mem.load(ring.idx(word::TAIL), Ordering::Acquire);
-        if head.wrapping_sub(tail) > ring.cap {
+        if head >= POS_LIMIT || head.wrapping_sub(tail) > ring.cap {
             return Err(SendError::CorruptTail);
         }
         Ok(Self {
@@ -321,9 +326,11 @@ impl<T, M: Mem> Producer<T, M> {
 struct Cursor {
     tail: u64,
     cached_head: u64,
-    /// Lowest sequence number still acceptable: one past the last slot accepted. A resync to
-    /// an earlier head never replays a message.
+    /// One past the last slot accepted: positions up to a ring below it are refused, so a
+    /// resync to an earlier head never replays a message.
     floor: u64,
+    /// Last out-of-range head seen, so polling an idle ring with one counts it once.
+    bad_head: Option<u64>,
 }
 
 impl Cursor {
@@ -339,8 +346,19 @@ impl Cursor {
         let mem = &ring.mem;
         if self.tail == self.cached_head {
             let head = mem.load(ring.idx(word::HEAD), Ordering::Acquire);
-            if head.wrapping_sub(self.tail) > ring.cap {
-                // Impossible head: take it as the truth and start over from there.
+            if head >= POS_LIMIT {
+                // Not a position a producer can reach: ignore it (counted once per value) and
+                // keep our place until a real head shows up.
+                if self.bad_head == Some(head) {
+                    return Ok(None);
+                }
+                self.bad_head = Some(head);
+                return Err((head, RejectReason::BadIndex));
+            }
+            if self.tail >= POS_LIMIT || head.wrapping_sub(self.tail) > ring.cap {
+                // Impossible head (or our tail, adopted at attach, was never a position): take
+                // the head as the truth and start over from there. Afterwards the tail stays
+                // below POS_LIMIT, so every position examined is one a producer could write.
                 self.tail = head;
                 self.cached_head = head;
                 mem.store(ring.idx(word::TAIL), head, Ordering::Release);
@@ -361,7 +379,11 @@ impl Cursor {
         let s = ring.slot(pos);
         let seq = mem.load(s, Ordering::Relaxed);
         let len = mem.load(s + 1, Ordering::Relaxed);
-        let verdict = if seq != pos || pos < self.floor {
+        // A slot can still hold a message already delivered only within one ring below the
+        // floor; further below, its seq would have been overwritten. Bounding the check keeps a
+        // garbage floor (from a scribbled tail at attach time) from blocking the ring for ever.
+        let replay = pos < self.floor && self.floor - pos <= ring.cap;
+        let verdict = if seq != pos || replay {
             Err((pos, RejectReason::BadSequence))
         } else if len > ring.payload_max() as u64 {
             Err((pos, RejectReason::BadLength))
@@ -398,6 +420,7 @@ impl<T, M: Mem> Consumer<T, M> {
                 tail,
                 cached_head: tail,
                 floor: tail,
+                bad_head: None,
             },
             stats: ConsumerStats::default(),
             buf: [0; MAX_PAYLOAD],

@@ -73,7 +73,7 @@ enum Step {
     HeadNear(i8),
     /// Publish this value as the tail (attacks the producer).
     Tail(u64),
-    /// Write a value into a word of a slot that holds no unread message.
+    /// Write a value into a word of a slot that holds no deliverable message.
     Scribble(usize, u64),
 }
 
@@ -88,19 +88,30 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// Does slot `i` hold a message in `[tail, head)`?
-fn holds_unread(i: usize, tail: u64, head: u64) -> bool {
-    let n = head.wrapping_sub(tail);
-    if n > CAP {
-        return true; // unknown: treat every slot as unread
+/// May the attacker scribble on slot `i`? Only if the message it holds (the latest position
+/// `p < head` with `p % CAP == i`) can no longer be delivered: `p` is at or below the last
+/// delivered sequence number. (Positions skipped by a resync are still deliverable after a
+/// rewind, so "behind the consumer's current tail" is not enough.) Writing a slot that holds a
+/// deliverable message would be the peer sending a message, not corrupting one.
+fn may_scribble(i: usize, head: u64, last_delivered: Option<u64>) -> bool {
+    let Some(last_written) = head.checked_sub(1) else {
+        return true;
+    };
+    if last_written < i as u64 {
+        return true; // never written
     }
-    (0..n).any(|k| (tail.wrapping_add(k) % CAP) as usize == i)
+    let p = last_written - (last_written - i as u64) % CAP;
+    last_delivered.is_some_and(|l| p <= l)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases by default; PROPTEST_CASES overrides (e.g. 20000 for a long soak).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
 
-    /// Random index values (head and tail) and random words in slots that hold no unread
+    /// Random index values (head and tail) and random words in slots that hold no deliverable
     /// message: everything delivered was sent with exactly that sequence number, in increasing
     /// order, each at most once.
     #[test]
@@ -138,7 +149,7 @@ proptest! {
                 Step::Tail(v) => mem.store(TAIL, v, Ordering::Release),
                 Step::Scribble(w, v) => {
                     let slot = w / SLOT_WORDS;
-                    if !holds_unread(slot, llm.requests.next_seq(), ctl.requests.next_seq()) {
+                    if may_scribble(slot, ctl.requests.next_seq(), last) {
                         mem.store(SLOTS + w, v, Ordering::Relaxed);
                     }
                 }

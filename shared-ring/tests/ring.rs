@@ -478,3 +478,50 @@ fn head_moved_backwards_never_replays_a_message() {
     let r = llm.requests.try_recv().unwrap().unwrap();
     assert_eq!((r.seq, r.msg), (5, Request::Ping { t0: 5 }));
 }
+
+#[test]
+fn consumer_attached_over_a_scribbled_tail_recovers() {
+    let heap = HeapRegion::new(LEN);
+    let mem = heap.region();
+    let w = req_words();
+    let mut ctl = init(mem, &Geometry::DEFAULT).unwrap();
+    // The peer scribbles the (not yet attached) consumer's tail with a huge value.
+    mem.store(w.tail, u64::MAX - 3, Ordering::Relaxed);
+    let mut llm = attach(mem).unwrap();
+    assert_eq!(llm.requests.next_seq(), u64::MAX - 3);
+    ctl.requests.send(&Request::Status).unwrap();
+    assert_eq!(
+        llm.requests.try_recv().unwrap_err().reason,
+        RejectReason::BadIndex
+    );
+    // Resynced to the real head (1); the next message is delivered normally.
+    ctl.requests.send(&Request::Ping { t0: 9 }).unwrap();
+    let r = llm.requests.recv().unwrap();
+    assert_eq!((r.seq, r.msg), (1, Request::Ping { t0: 9 }));
+}
+
+#[test]
+fn unreachable_head_is_counted_once_and_ignored() {
+    let heap = HeapRegion::new(LEN);
+    let mem = heap.region();
+    let w = req_words();
+    let mut ctl = init(mem, &Geometry::DEFAULT).unwrap();
+    let mut llm = attach(mem).unwrap();
+    ctl.requests.send(&Request::Ping { t0: 1 }).unwrap();
+    assert!(llm.requests.recv().is_some());
+    // A head no producer can reach: slot stamps "the lap before" live up there.
+    mem.store(w.head, u64::MAX, Ordering::Release);
+    assert_eq!(
+        llm.requests.try_recv().unwrap_err().reason,
+        RejectReason::BadIndex
+    );
+    for _ in 0..3 {
+        assert_eq!(llm.requests.try_recv(), Ok(None));
+    }
+    assert_eq!(llm.requests.next_seq(), 1);
+    assert_eq!(llm.requests.stats().rejected.get(RejectReason::BadIndex), 1);
+    // The real producer carries on and is followed.
+    ctl.requests.send(&Request::Ping { t0: 2 }).unwrap();
+    let r = llm.requests.recv().unwrap();
+    assert_eq!((r.seq, r.msg), (1, Request::Ping { t0: 2 }));
+}
