@@ -75,7 +75,8 @@ impl<'a> Reader<'a> {
     }
     /// The bytes between two offsets already passed over (`start <= end <= pos`).
     pub fn span(&self, start: usize, end: usize) -> &'a [u8] {
-        &self.data[start.min(end)..end.min(self.pos)]
+        let end = end.min(self.pos);
+        &self.data[start.min(end)..end]
     }
 
     /// Moves the cursor to an absolute offset (which may equal the length).

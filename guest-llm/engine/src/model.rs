@@ -235,15 +235,14 @@ impl<'a> Model<'a> {
                 )));
             }
         }
-        if g.get("llama.rope.scaling.type").is_some() || g.get("llama.expert_count").is_some() {
-            if let Some(t) = g.string("llama.rope.scaling.type").ok().flatten() {
-                if t != "none" {
-                    return Err(Error::Unsupported(format!("rope scaling {t:?}")));
-                }
-            }
-            if g.uint("llama.expert_count", 1024).unwrap_or(0) > 0 {
-                return Err(Error::Unsupported("mixture-of-experts models".into()));
-            }
+        match g.string("llama.rope.scaling.type")? {
+            None | Some("none") => {}
+            Some(t) => return Err(Error::Unsupported(format!("rope scaling {t:?}"))),
+        }
+        if g.get("llama.expert_count").is_some()
+            && g.uint("llama.expert_count", u32::MAX as u64)? > 0
+        {
+            return Err(Error::Unsupported("mixture-of-experts models".into()));
         }
         let (d, h, kv, v) = (dim, config.hidden_dim, config.kv_dim(), vocab_size);
         let norm = |name: &str| -> Result<Vector<'a>> {
