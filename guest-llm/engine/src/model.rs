@@ -224,10 +224,8 @@ impl<'a> Model<'a> {
                 .unwrap_or(1e-5) as f32,
         };
         config.validate()?;
-        if let Some(Ok(rd)) = g
-            .get("llama.rope.dimension_count")
-            .map(|_| g.uint("llama.rope.dimension_count", limits::DIM as u64))
-        {
+        if g.get("llama.rope.dimension_count").is_some() {
+            let rd = g.uint("llama.rope.dimension_count", limits::DIM as u64)?;
             if rd as usize != config.head_dim() {
                 return Err(Error::Unsupported(format!(
                     "partial rotary embedding ({rd} of {} dims)",
