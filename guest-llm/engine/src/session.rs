@@ -73,7 +73,9 @@ impl<'s, 'a> Session<'s, 'a> {
                 "token {t} is outside the vocabulary ({v})"
             )));
         }
-        let queued = self.cache.len() + self.pending.len() - self.consumed + tokens.len();
+        let queued = self.cache.len() + self.pending.len() - self.consumed
+            + usize::from(self.to_feed.is_some())
+            + tokens.len();
         if queued > self.cache.capacity() {
             return Err(Error::ContextFull {
                 capacity: self.cache.capacity(),

@@ -80,6 +80,25 @@ fn context_full_stops_generation() {
 }
 
 #[test]
+fn follow_up_turns_continue_the_conversation() {
+    let f = file();
+    let (model, tok) = load_gguf(&f).unwrap();
+    let mut s = Session::new(&model, &Serial, cfg(20, 3, 0.0, 0, &tok)).unwrap();
+    s.feed(&[5, 6, 7]).unwrap();
+    let a: Vec<u32> = std::iter::from_fn(|| s.next_token().unwrap()).collect();
+    assert_eq!(a.len(), 3);
+    // The last sampled token is not in the cache yet: it counts against the context.
+    let room = 20 - s.position() - 1;
+    assert!(matches!(
+        s.feed(&vec![9; room + 1]),
+        Err(Error::ContextFull { .. })
+    ));
+    s.feed(&vec![9; room]).unwrap();
+    while s.prefill(4).unwrap() > 0 {}
+    assert_eq!(s.position(), 20);
+}
+
+#[test]
 fn seeded_sampling_repeats_and_seed_matters() {
     let f = file();
     let (model, tok) = load_gguf(&f).unwrap();
