@@ -1,0 +1,200 @@
+//! System tests of the inter-guest channel: `ping` round trips through the LLM guest with
+//! counters that agree on both sides and an audit record, a hostile LLM guest scribbling on
+//! the shared ring, a stopped peer, and the audit log being read-only to guests.
+//!
+//! No model needed: the ring service answers pings itself.
+
+use std::time::Duration;
+
+use sis_e2e::{build_once, Options, Sis, Source};
+
+const BOOT: Duration = Duration::from_secs(60);
+const CMD: Duration = Duration::from_secs(20);
+const PING_1000: Duration = Duration::from_secs(180);
+
+/// Guest-physical address of the audit log: `sis_platform::layout::ipa::AUDIT_BASE` (the
+/// harness does not link the platform crate; the test fails loudly if they ever differ,
+/// because the peek below then does not find the log's magic).
+const AUDIT_IPA: u64 = 0x3010_0000;
+
+fn boot() -> Sis {
+    build_once().expect("build");
+    let sis = Sis::start(Options {
+        no_model: true,
+        ..Options::default()
+    })
+    .expect("start QEMU");
+    sis.wait_prompt(Source::Ctl, BOOT).expect("ctl> prompt");
+    sis.wait_prompt(Source::Llm, BOOT).expect("llm> prompt");
+    sis
+}
+
+/// The number after `key` in `text`.
+fn field(text: &str, key: &str) -> u64 {
+    let at = text
+        .find(key)
+        .unwrap_or_else(|| panic!("no '{key}' in:\n{text}"));
+    text[at + key.len()..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after '{key}' in:\n{text}"))
+}
+
+/// The line of `text` containing `key`.
+fn line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(key))
+        .unwrap_or_else(|| panic!("no line with '{key}' in:\n{text}"))
+}
+
+/// (p50, p99) from a full `ping` reply line, asserting `n/n` replies.
+fn ping_ok(sis: &Sis, n: u64) -> (u64, u64) {
+    let out = sis
+        .run(Source::Ctl, &format!("ping {n}"), PING_1000)
+        .expect("ping");
+    let l = line(&out, "replies, rtt");
+    assert!(l.contains(&format!("ping: {n}/{n} replies")), "{out}");
+    let (p50, p99) = (field(l, "p50"), field(l, "p99"));
+    assert!(p50 <= p99, "{out}");
+    (p50, p99)
+}
+
+fn vm_running(sis: &Sis, name: &str) -> bool {
+    let vms = sis.run(Source::Hv, "vms", CMD).expect("vms");
+    vms.lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no vm {name} in:\n{vms}"))
+        .contains(" running ")
+}
+
+#[test]
+fn ping_1000_counters_agree_and_are_audited() {
+    let sis = boot();
+    let (p50, p99) = ping_ok(&sis, 1000);
+    eprintln!("ping 1000: rtt p50 {p50} us p99 {p99} us");
+
+    let ctl = sis.run(Source::Ctl, "ring", CMD).unwrap();
+    let llm = sis.run(Source::Llm, "ring", CMD).unwrap();
+    assert!(ctl.contains("pings sent 1000 pongs received 1000"), "{ctl}");
+    assert!(llm.contains("pings received 1000 pongs sent 1000"), "{llm}");
+    // Both ends agree on both directions.
+    let req = "requests (ctl->llm):";
+    let resp = "responses (llm->ctl):";
+    assert_eq!(
+        field(line(&ctl, req), "sent"),
+        field(line(&llm, req), "received"),
+        "ctl:\n{ctl}\nllm:\n{llm}"
+    );
+    assert_eq!(
+        field(line(&llm, resp), "sent"),
+        field(line(&ctl, resp), "received"),
+        "ctl:\n{ctl}\nllm:\n{llm}"
+    );
+    assert_eq!(field(line(&ctl, resp), "rejected"), 0, "{ctl}");
+    assert_eq!(field(&ctl, "timeouts"), 0, "{ctl}");
+    assert!(field(line(&ctl, "doorbells:"), "tx") >= 1000, "{ctl}");
+    assert!(field(line(&llm, "doorbells:"), "rx") >= 1, "{llm}");
+
+    // One record for the run, from vm ctl: tokens = replies, extra = requested.
+    let want = "vm=ctl op=12(ring_ping) status=0b001 prompt_len=0 tokens=1000";
+    let audit = sis.run(Source::Hv, "audit", CMD).unwrap();
+    let rec = line(&audit, want);
+    assert!(rec.ends_with("extra=0x3e8"), "{audit}");
+    // The guests read the same record from their read-only mapping.
+    for src in [Source::Ctl, Source::Llm] {
+        let out = sis.run(src, "audit 4", CMD).unwrap();
+        assert!(out.contains(want), "{src}: {out}");
+    }
+
+    // A stopped peer: the sender gets an error at once, nothing hangs, it is counted.
+    assert!(sis
+        .run(Source::Hv, "stop llm", CMD)
+        .unwrap()
+        .contains("vm llm stopped"));
+    let out = sis.run(Source::Ctl, "ping 5", CMD).unwrap();
+    assert!(out.contains("ping: 0/5 replies"), "{out}");
+    assert!(out.contains("peer VM is stopped"), "{out}");
+    let ctl = sis.run(Source::Ctl, "ring", CMD).unwrap();
+    assert_eq!(field(line(&ctl, "doorbells:"), "peer_stopped"), 1, "{ctl}");
+    let audit = sis.run(Source::Hv, "audit", CMD).unwrap();
+    assert!(
+        audit.contains("vm=ctl op=12(ring_ping) status=0b010 prompt_len=0 tokens=0"),
+        "{audit}"
+    );
+    // Back again: it re-attaches and answers.
+    sis.run(Source::Hv, "start llm", CMD).unwrap();
+    sis.expect(Source::Llm, "llm: shared ring attached, epoch 1", BOOT)
+        .expect("llm re-attaches");
+    sis.wait_prompt(Source::Llm, BOOT).expect("llm> again");
+    ping_ok(&sis, 10);
+}
+
+#[test]
+fn hostile_llm_guest_cannot_hurt_ctl_and_the_channel_recovers() {
+    let sis = boot();
+    ping_ok(&sis, 10);
+
+    let junk = sis.run(Source::Llm, "ringjunk 40", CMD).unwrap();
+    assert!(junk.contains("ringjunk: 40 rounds"), "{junk}");
+    assert!(junk.contains("header restored"), "{junk}");
+    assert!(junk.contains("ctl back in step"), "{junk}");
+
+    let ctl = sis.run(Source::Ctl, "ring", CMD).unwrap();
+    let resp = line(&ctl, "responses (llm->ctl):");
+    assert!(field(resp, "rejected") > 0, "{ctl}");
+    for reason in ["bad_index", "bad_sequence", "bad_length"] {
+        assert!(field(resp, reason) > 0, "{reason}: {ctl}");
+    }
+    assert!(ctl.contains("header ok"), "{ctl}");
+    assert!(vm_running(&sis, "ctl"), "ctl stopped");
+    // Rejections are audited by the consumer, one record per drain pass.
+    let audit = sis.run(Source::Hv, "audit", CMD).unwrap();
+    assert!(audit.contains("vm=ctl op=8(ring_reject)"), "{audit}");
+
+    // The garbage stopped: the channel works again.
+    ping_ok(&sis, 10);
+    let ctl2 = sis.run(Source::Ctl, "ring", CMD).unwrap();
+    assert_eq!(
+        field(line(&ctl2, "responses (llm->ctl):"), "rejected"),
+        field(resp, "rejected"),
+        "new rejections after the garbage stopped:\n{ctl}\n{ctl2}"
+    );
+    assert!(ctl2.contains("pongs received 20"), "{ctl2}");
+}
+
+#[test]
+fn a_guest_cannot_write_the_audit_log() {
+    let sis = boot();
+    // Readable: the log's magic "SISAUDT1".
+    let peek = format!("peek {AUDIT_IPA:#x}");
+    let out = sis.run(Source::Ctl, &peek, CMD).unwrap();
+    assert!(out.contains(": 0x3154445541534953"), "{out}");
+
+    sis.mark(Source::Hv);
+    sis.send_line(Source::Ctl, &format!("poke {AUDIT_IPA:#x} 1"))
+        .unwrap();
+    let m = sis
+        .expect(
+            Source::Hv,
+            &format!("vm ctl stopped: stage-2 data fault at IPA {AUDIT_IPA:#x}"),
+            CMD,
+        )
+        .expect("fault report");
+    let rest = sis
+        .expect(Source::Hv, "(core 0)", CMD)
+        .expect("report names the core");
+    let report = format!("{}{}", m.text, rest.before);
+    assert!(
+        report.contains("permission fault") && report.contains("write"),
+        "{report}"
+    );
+    // The LLM guest is unaffected and the log is unchanged, with the fault recorded.
+    assert!(vm_running(&sis, "llm"));
+    assert!(!vm_running(&sis, "ctl"));
+    let out = sis.run(Source::Llm, &peek, CMD).unwrap();
+    assert!(out.contains(": 0x3154445541534953"), "{out}");
+    let out = sis.run(Source::Llm, "audit 4", CMD).unwrap();
+    assert!(out.contains("vm=ctl op=10(vm_fault)"), "{out}");
+}
