@@ -12,6 +12,8 @@ mod txbuf;
 mod vcon_proto;
 // ...and its hardware edge.
 #[cfg(target_os = "none")]
+mod channel_cmds;
+#[cfg(target_os = "none")]
 mod dma;
 #[cfg(target_os = "none")]
 mod hostctl;
@@ -42,10 +44,13 @@ mod kernel {
         &COMMON,
         &crate::tokens_cmds::COMMANDS,
         &crate::status_cmds::COMMANDS,
+        &guest_rt::channel::commands::CHANNEL,
+        &crate::channel_cmds::COMMANDS,
         &DIAG,
     ]);
 
     fn main(info: &'static BootInfo) -> ! {
+        crate::channel_cmds::start();
         crate::hostctl::init(info);
         guest_rt::shell::run("ctl> ", &COMMANDS)
     }
