@@ -8,6 +8,8 @@ fn main() {}
 #[cfg(target_os = "none")]
 mod cores;
 #[cfg(target_os = "none")]
+mod ring_service;
+#[cfg(target_os = "none")]
 mod workers;
 
 #[cfg(target_os = "none")]
@@ -19,10 +21,17 @@ mod kernel {
     use sis_platform::BootInfo;
 
     /// Every command of the `llm>` shell.
-    static COMMANDS: Commands = Commands::new(&[&COMMON, &crate::cores::COMMANDS, &DIAG]);
+    static COMMANDS: Commands = Commands::new(&[
+        &COMMON,
+        &crate::cores::COMMANDS,
+        &guest_rt::channel::commands::CHANNEL,
+        &crate::ring_service::COMMANDS,
+        &DIAG,
+    ]);
 
     fn main(info: &'static BootInfo) -> ! {
         crate::workers::start_all(info);
+        crate::ring_service::start();
         guest_rt::shell::run("llm> ", &COMMANDS)
     }
 
