@@ -222,3 +222,23 @@ fn racing_reader_never_returns_a_torn_record() {
     let st = AuditReader::attach(heap.region()).unwrap().stats();
     assert_eq!(st.overwritten, N - 2);
 }
+
+#[test]
+fn newest_returns_the_last_records_oldest_first() {
+    let heap = region(8);
+    let mut w = AuditWriter::init(heap.region()).unwrap();
+    let r = AuditReader::attach(heap.region()).unwrap();
+    let mut out = [AuditRecord::default(); 3];
+    assert_eq!(r.newest(&mut out).count, 0);
+    for i in 1..=12u64 {
+        w.append(0, i, &entry(i)).unwrap();
+    }
+    let b = r.newest(&mut out);
+    assert_eq!((b.count, b.next_seq, b.lost), (3, 13, 0));
+    let seqs: Vec<u64> = out.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [10, 11, 12]);
+    // Asking for more than the log keeps: the kept records, no loss reported.
+    let mut big = [AuditRecord::default(); 20];
+    let b = r.newest(&mut big);
+    assert_eq!((b.count, b.lost, big[0].seq, big[7].seq), (8, 0, 5, 12));
+}

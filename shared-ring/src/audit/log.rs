@@ -204,6 +204,13 @@ impl<M: Mem> AuditReader<M> {
         }
     }
 
+    /// Copies the newest records (up to `out.len()`, oldest of them first) into `out`.
+    pub fn newest(&self, out: &mut [AuditRecord]) -> ReadBatch {
+        let head = self.mem.load(W_WRITE_SEQ, Ordering::Acquire);
+        let n = (out.len() as u64).min(self.cap);
+        self.read(head.saturating_sub(n) + 1, out)
+    }
+
     /// Copies committed records with sequence numbers from `from_seq` on (1-based; 0 reads from
     /// the oldest kept) into `out`, oldest first.
     pub fn read(&self, from_seq: u64, out: &mut [AuditRecord]) -> ReadBatch {
