@@ -178,7 +178,7 @@ fn a_guest_cannot_write_the_audit_log() {
     let m = sis
         .expect(
             Source::Hv,
-            &format!("vm ctl stopped: stage-2 data fault at IPA {AUDIT_IPA:#x}"),
+            format!("vm ctl stopped: stage-2 data fault at IPA {AUDIT_IPA:#x}"),
             CMD,
         )
         .expect("fault report");
