@@ -20,6 +20,8 @@ options:
                           use TCP 127.0.0.1:PORT instead
   --model PATH            model file placed in the LLM partition (default: SmolLM2-135M-
                           Instruct Q4_1, fetched by scripts/fetch-model.sh when missing)
+  --tokenizer PATH        llama2.c tokenizer.bin placed after the model (for llama2.c
+                          checkpoints; GGUF files carry their own tokenizer)
   --no-model              boot without a model
   --icount N              -icount shift=N: virtual time follows instructions (repeatable)
   --no-build              do not run scripts/build.sh (use the last build)
@@ -30,6 +32,7 @@ USAGE
 console_socket=""
 datactl_socket=${DATACTL_SOCKET:-/tmp/sis-datactl.sock}
 model=""
+tokenizer=""
 no_model=0
 icount=""
 build=1
@@ -39,6 +42,7 @@ while [ $# -gt 0 ]; do
         --console-socket) console_socket=${2:?--console-socket needs a path}; shift 2 ;;
         --datactl-socket) datactl_socket=${2:?--datactl-socket needs a path}; shift 2 ;;
         --model) model=${2:?--model needs a path}; shift 2 ;;
+        --tokenizer) tokenizer=${2:?--tokenizer needs a path}; shift 2 ;;
         --no-model) no_model=1; shift ;;
         --icount) icount=${2:?--icount needs a number}; shift 2 ;;
         --no-build) build=0; shift ;;
@@ -57,8 +61,22 @@ fi
 [ -f "$hv" ] || { echo "run.sh: no hypervisor image at $hv (run scripts/build.sh)" >&2; exit 1; }
 
 # Where the partition table expects the model (sis_platform::layout::phys::MODEL_BASE/SIZE).
+# The last page of the region holds a manifest (sis_platform::layout::model_region): the guest
+# learns from it where the files are and how long they are.
 model_addr=0x70000000
-model_max=$((0x10000000))
+region_size=$((0x10000000))
+manifest_offset=$((region_size - 4096))
+manifest=""
+# Eight little-endian u64 words on stdout.
+le64() {
+    local v
+    for v in "$@"; do
+        local i
+        for i in 0 1 2 3 4 5 6 7; do
+            printf "\\x$(printf %02x $(( (v >> (8 * i)) & 255 )))"
+        done
+    done
+}
 if [ "$no_model" = 0 ]; then
     if [ -z "$model" ]; then
         model="$root/models/cache/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -66,10 +84,29 @@ if [ "$no_model" = 0 ]; then
     fi
     [ -f "$model" ] || { echo "run.sh: model file '$model' not found" >&2; exit 1; }
     size=$(stat -c %s "$model")
-    if [ "$size" -gt "$model_max" ]; then
-        echo "run.sh: model '$model' is $size bytes; the LLM partition holds at most $model_max" >&2
+    tok_off=0
+    tok_size=0
+    end=$size
+    if [ -n "$tokenizer" ]; then
+        [ -f "$tokenizer" ] || { echo "run.sh: tokenizer file '$tokenizer' not found" >&2; exit 1; }
+        tok_off=$(( (size + 4095) / 4096 * 4096 ))
+        tok_size=$(stat -c %s "$tokenizer")
+        end=$((tok_off + tok_size))
+    fi
+    if [ "$size" -eq 0 ] || [ "$end" -gt "$manifest_offset" ]; then
+        echo "run.sh: model '$model' ($size bytes) and tokenizer ($tok_size bytes) do not fit the LLM partition's $manifest_offset bytes" >&2
         exit 1
     fi
+    # The content depends only on the sizes, so runs sharing a file write identical bytes.
+    manifest="${TMPDIR:-/tmp}/sis-model-manifest-$size-$tok_off-$tok_size.bin"
+    if [ ! -f "$manifest" ]; then
+        tmp=$(mktemp "${TMPDIR:-/tmp}/sis-model-manifest.XXXXXX")
+        { printf 'SISMODL1'; le64 1 0 "$size" "$tok_off" "$tok_size" 0 0; } >"$tmp"
+        mv -f "$tmp" "$manifest"
+    fi
+elif [ -n "$tokenizer" ]; then
+    echo "run.sh: --tokenizer needs a model (drop --no-model)" >&2
+    exit 1
 fi
 
 args=(
@@ -95,6 +132,10 @@ args+=(-device virtio-serial-device -device "virtconsole,chardev=datactl,name=si
 args+=(-device virtio-rng-device)
 if [ "$no_model" = 0 ]; then
     args+=(-device "loader,file=$model,addr=$model_addr,force-raw=on")
+    if [ -n "$tokenizer" ]; then
+        args+=(-device "loader,file=$tokenizer,addr=$(printf '0x%x' $((model_addr + tok_off))),force-raw=on")
+    fi
+    args+=(-device "loader,file=$manifest,addr=$(printf '0x%x' $((model_addr + manifest_offset))),force-raw=on")
 fi
 if [ -n "$icount" ]; then
     args+=(-icount "shift=$icount")

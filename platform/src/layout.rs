@@ -99,3 +99,20 @@ pub mod ipa {
     /// Link address of every guest kernel.
     pub const KERNEL_BASE: u64 = RAM_BASE + 0x8_0000;
 }
+
+/// How the run script describes the files it places in the model region.
+///
+/// QEMU's loader copies raw files, so the guest cannot know their lengths from the region
+/// alone. `scripts/run.sh` therefore also writes a 64-byte manifest into the last page of the
+/// region: eight little-endian `u64` words `[MANIFEST_MAGIC, version (1), model offset, model
+/// length, tokenizer offset, tokenizer length (0 = none), 0, 0]`, offsets from the region base.
+pub mod model_region {
+    /// Offset of the manifest from the model region base (the region's last 4 KiB page).
+    pub const MANIFEST_OFFSET: u64 = super::phys::MODEL_SIZE - super::PAGE_SIZE;
+    /// First manifest word ("SISMODL1").
+    pub const MANIFEST_MAGIC: u64 = u64::from_le_bytes(*b"SISMODL1");
+    /// Manifest layout version.
+    pub const MANIFEST_VERSION: u64 = 1;
+    /// Bytes of the manifest.
+    pub const MANIFEST_SIZE: u64 = 64;
+}

@@ -1,0 +1,276 @@
+//! Argument parsing of the inference commands (`llminfer`, `llmstream`, `llmgraph`,
+//! `llmctl run`): pure logic over the shell's option parser, tested on the host. Every error is
+//! one line that names the offending word; nothing is submitted on an error.
+
+use alloc::format;
+use alloc::string::String;
+
+use guest_rt::shell::opts::{self, Spec};
+
+/// Most tokens one request may ask for.
+pub const MAX_TOKENS_LIMIT: u64 = 4096;
+/// Tokens generated when `--max-tokens` is not given.
+pub const DEFAULT_MAX_TOKENS: u32 = 8;
+/// Largest `--chunk`.
+pub const MAX_CHUNK: u64 = 64;
+/// Default chunk of `llmstream` and `llmgraph`.
+pub const DEFAULT_CHUNK: u32 = 4;
+/// Largest temperature, in thousandths.
+pub const MAX_TEMP_MILLI: u32 = 5000;
+/// Longest prompt in bytes (the ring's limit, so shell and ring accept the same prompts).
+pub const MAX_PROMPT_BYTES: usize = shared_ring::message::MAX_PROMPT;
+
+/// A parsed inference request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferArgs {
+    /// Prompt text.
+    pub prompt: String,
+    /// Tokens to generate at most.
+    pub max_tokens: u32,
+    /// Temperature in thousandths (0 = greedy).
+    pub temp_milli: u32,
+    /// Sampling seed.
+    pub seed: u64,
+    /// Wrap the prompt in the model's chat template.
+    pub chat: bool,
+    /// Tokens per chunk (stream and graph only).
+    pub chunk: u32,
+    /// Server to run on (`None` = the shell's server).
+    pub server: Option<String>,
+}
+
+/// Which options a command takes besides the common ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `llminfer`.
+    Infer,
+    /// `llmstream` and `llmgraph` (`--chunk`).
+    Chunked,
+}
+
+const INFER_SPEC: Spec = Spec {
+    valued: &["--max-tokens", "--temp", "--seed", "--server"],
+    switches: &["--chat"],
+};
+const CHUNKED_SPEC: Spec = Spec {
+    valued: &["--max-tokens", "--temp", "--seed", "--server", "--chunk"],
+    switches: &["--chat"],
+};
+
+/// Parses a decimal temperature (`0`, `0.7`, `1.25`) into thousandths.
+pub fn parse_temp(s: &str) -> Option<u32> {
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 3
+        || int.len() > 4
+    {
+        return None;
+    }
+    let i: u32 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut f: u32 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
+    for _ in frac.len()..3 {
+        f *= 10;
+    }
+    Some(i * 1000 + f)
+}
+
+fn ranged(p: &opts::Parsed<'_>, name: &str, lo: u64, hi: u64) -> Result<Option<u64>, String> {
+    match p.number(name).map_err(|e| format!("{e}"))? {
+        None => Ok(None),
+        Some(v) if (lo..=hi).contains(&v) => Ok(Some(v)),
+        Some(v) => Err(format!("option {name}: {v} is out of range ({lo}..={hi})")),
+    }
+}
+
+/// Parses the words after the command name.
+pub fn parse_infer(words: &[&str], kind: Kind) -> Result<InferArgs, String> {
+    let spec = match kind {
+        Kind::Infer => INFER_SPEC,
+        Kind::Chunked => CHUNKED_SPEC,
+    };
+    let p = opts::parse(words, spec).map_err(|e| format!("{e}"))?;
+    let prompt = match p.positional() {
+        [one] => *one,
+        [] => return Err("missing prompt (put it in double quotes)".into()),
+        [_, extra, ..] => {
+            return Err(format!(
+                "unexpected argument '{extra}' (quote a prompt with spaces)"
+            ))
+        }
+    };
+    if prompt.is_empty() {
+        return Err("empty prompt".into());
+    }
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(format!(
+            "prompt is {} bytes (max {MAX_PROMPT_BYTES})",
+            prompt.len()
+        ));
+    }
+    let max_tokens =
+        ranged(&p, "--max-tokens", 1, MAX_TOKENS_LIMIT)?.map_or(DEFAULT_MAX_TOKENS, |v| v as u32);
+    let temp_milli = match p.value("--temp") {
+        None => 0,
+        Some(t) => match parse_temp(t) {
+            Some(v) if v <= MAX_TEMP_MILLI => v,
+            Some(_) => return Err(format!("option --temp: '{t}' is out of range (0..=5)")),
+            None => return Err(format!("option --temp: '{t}' is not a decimal number")),
+        },
+    };
+    let seed = p.number("--seed").map_err(|e| format!("{e}"))?.unwrap_or(0);
+    let chunk = ranged(&p, "--chunk", 1, MAX_CHUNK)?.map_or(DEFAULT_CHUNK, |v| v as u32);
+    let server = match p.value("--server") {
+        Some(s) => Some(parse_name(s)?.into()),
+        None => None,
+    };
+    Ok(InferArgs {
+        prompt: prompt.into(),
+        max_tokens,
+        temp_milli,
+        seed,
+        chat: p.switch("--chat"),
+        chunk,
+        server,
+    })
+}
+
+/// Longest server name.
+pub const MAX_NAME: usize = 15;
+
+/// Checks a server name: 1..=15 characters of `[a-z0-9_-]`.
+pub fn parse_name(s: &str) -> Result<&str, String> {
+    if s.is_empty() || s.len() > MAX_NAME {
+        return Err(format!(
+            "server name '{s}' must be 1..={MAX_NAME} characters"
+        ));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "server name '{s}' may use only a-z, 0-9, '_' and '-'"
+        ));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_recipe_lines() {
+        let a = parse_infer(
+            &["why was op B slower than op A?", "--max-tokens", "8"],
+            Kind::Infer,
+        )
+        .unwrap();
+        assert_eq!(a.prompt, "why was op B slower than op A?");
+        assert_eq!(
+            (a.max_tokens, a.temp_milli, a.seed, a.chat),
+            (8, 0, 0, false)
+        );
+        let a = parse_infer(
+            &[
+                "p",
+                "--max-tokens",
+                "8",
+                "--chunk",
+                "2",
+                "--temp",
+                "0.7",
+                "--seed",
+                "42",
+                "--chat",
+            ],
+            Kind::Chunked,
+        )
+        .unwrap();
+        assert_eq!((a.chunk, a.temp_milli, a.seed, a.chat), (2, 700, 42, true));
+        assert_eq!(
+            parse_infer(&["p"], Kind::Chunked).unwrap().chunk,
+            DEFAULT_CHUNK
+        );
+        assert_eq!(
+            parse_infer(&["p"], Kind::Infer).unwrap().max_tokens,
+            DEFAULT_MAX_TOKENS
+        );
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_error() {
+        let e = |w: &[&str], k| parse_infer(w, k).unwrap_err();
+        assert_eq!(
+            e(&[], Kind::Infer),
+            "missing prompt (put it in double quotes)"
+        );
+        assert_eq!(
+            e(&["p", "--chunk", "2"], Kind::Infer),
+            "unknown option --chunk"
+        );
+        assert_eq!(
+            e(&["p", "--max-tokens"], Kind::Infer),
+            "option --max-tokens needs a value"
+        );
+        assert_eq!(
+            e(&["p", "--max-tokens", "0"], Kind::Infer),
+            "option --max-tokens: 0 is out of range (1..=4096)"
+        );
+        assert_eq!(
+            e(&["p", "--max-tokens", "x"], Kind::Infer),
+            "option --max-tokens: 'x' is not a number"
+        );
+        assert_eq!(
+            e(&["p", "--chunk", "65"], Kind::Chunked),
+            "option --chunk: 65 is out of range (1..=64)"
+        );
+        assert_eq!(
+            e(&["p", "--temp", "abc"], Kind::Infer),
+            "option --temp: 'abc' is not a decimal number"
+        );
+        assert_eq!(
+            e(&["p", "--temp", "9"], Kind::Infer),
+            "option --temp: '9' is out of range (0..=5)"
+        );
+        assert_eq!(
+            e(&["a", "b"], Kind::Infer),
+            "unexpected argument 'b' (quote a prompt with spaces)"
+        );
+        assert_eq!(e(&[""], Kind::Infer), "empty prompt");
+        let long = "x".repeat(MAX_PROMPT_BYTES + 1);
+        assert!(e(&[&long], Kind::Infer).contains("max 1024"));
+        assert!(e(&["p", "--server", "BG"], Kind::Infer).contains("may use only"));
+    }
+
+    #[test]
+    fn temperatures() {
+        assert_eq!(parse_temp("0"), Some(0));
+        assert_eq!(parse_temp("1"), Some(1000));
+        assert_eq!(parse_temp("0.05"), Some(50));
+        assert_eq!(parse_temp(".5"), Some(500));
+        assert_eq!(parse_temp("1.234"), Some(1234));
+        for bad in ["", ".", "1.2345", "-1", "1e3", "0x1", "1..2"] {
+            assert_eq!(parse_temp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_name("bg"), Ok("bg"));
+        assert!(parse_name("").is_err());
+        assert!(parse_name("a-very-long-name-x").is_err());
+        assert!(parse_name("a b").is_err());
+    }
+}
