@@ -5,12 +5,34 @@
 #[cfg(not(target_os = "none"))]
 fn main() {}
 
+extern crate alloc;
+
 #[cfg(target_os = "none")]
 mod cores;
 #[cfg(target_os = "none")]
+mod workers;
+
+// The LLM service (docs/llm-service.md); pure modules are also built for host tests.
+#[cfg(any(test, target_os = "none"))]
+mod graph;
+#[cfg(any(test, target_os = "none"))]
+mod manifest;
+#[cfg(target_os = "none")]
+mod model;
+#[cfg(target_os = "none")]
+mod parallel;
+#[cfg(target_os = "none")]
 mod ring_service;
 #[cfg(target_os = "none")]
-mod workers;
+mod service;
+#[cfg(any(test, target_os = "none"))]
+mod service_args;
+#[cfg(target_os = "none")]
+mod service_audit;
+#[cfg(target_os = "none")]
+mod service_loop;
+#[cfg(target_os = "none")]
+mod shell_llm;
 
 #[cfg(target_os = "none")]
 mod kernel {
@@ -24,6 +46,7 @@ mod kernel {
     static COMMANDS: Commands = Commands::new(&[
         &COMMON,
         &crate::cores::COMMANDS,
+        &crate::shell_llm::COMMANDS,
         &guest_rt::channel::commands::CHANNEL,
         &crate::ring_service::COMMANDS,
         &DIAG,
@@ -32,7 +55,7 @@ mod kernel {
     fn main(info: &'static BootInfo) -> ! {
         crate::workers::start_all(info);
         crate::ring_service::start();
-        guest_rt::shell::run("llm> ", &COMMANDS)
+        crate::service_loop::run("llm> ", &COMMANDS)
     }
 
     guest_rt::entry!(
