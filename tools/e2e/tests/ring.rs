@@ -1,6 +1,7 @@
 //! System tests of the inter-guest channel: `ping` round trips through the LLM guest with
 //! counters that agree on both sides and an audit record, a hostile LLM guest scribbling on
-//! the shared ring, a stopped peer, and the audit log being read-only to guests.
+//! the shared ring, a stopped peer, the audit log being read-only to guests, and a control
+//! guest restart (new epoch, the LLM guest re-attaches).
 //!
 //! No model needed: the ring service answers pings itself.
 
@@ -197,4 +198,15 @@ fn a_guest_cannot_write_the_audit_log() {
     assert!(out.contains(": 0x3154445541534953"), "{out}");
     let out = sis.run(Source::Llm, "audit 4", CMD).unwrap();
     assert!(out.contains("vm=ctl op=10(vm_fault)"), "{out}");
+
+    // A restarted control guest re-initialises the region (new epoch); the LLM guest
+    // re-attaches on its doorbell and the channel works.
+    sis.run(Source::Hv, "restart ctl", CMD).unwrap();
+    sis.expect(Source::Ctl, "ctl: shared ring initialised, epoch 2", BOOT)
+        .expect("ctl re-initialises the ring");
+    sis.wait_prompt(Source::Ctl, BOOT).expect("ctl> again");
+    ping_ok(&sis, 10);
+    let llm = sis.run(Source::Llm, "ring", CMD).unwrap();
+    assert!(llm.contains("epoch 2, attached 2 times"), "{llm}");
+    assert!(llm.contains("pings received 10 pongs sent 10"), "{llm}");
 }
