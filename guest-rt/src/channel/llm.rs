@@ -4,17 +4,17 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use heapless::Deque;
 use shared_ring::audit::{AuditEntry, Op, STATUS_REJECT};
 use shared_ring::region;
 use shared_ring::{
     ConsumerStats, LlmEnd, Producer, ProducerStats, RawRegion, Received, Request, Response,
-    SendError,
 };
 use sis_platform::layout::irq::DOORBELL;
 use sis_platform::partition::VM_CTL;
 
 use super::doorbell::{self, DoorbellError};
+pub use super::outbox::Sent;
+use super::outbox::{Outbox, Refused};
 use super::text::{add_consumer, add_producer, PingCounts, RingReport};
 use super::{audit, shm};
 use crate::sync::{self, IrqMutex};
@@ -28,7 +28,7 @@ pub type RequestFn = fn(Received<Request>);
 
 struct State {
     end: LlmEnd<RawRegion<'static>>,
-    pending: Deque<Response, PENDING>,
+    outbox: Outbox<Response, PENDING>,
 }
 
 static STATE: IrqMutex<Option<State>> = IrqMutex::new(None);
@@ -118,12 +118,13 @@ pub fn check_attach() -> Option<u64> {
                     add_consumer(c, old.end.requests.stats()),
                 ));
                 // Responses for the old epoch's requests mean nothing in the new one.
-                DROPPED.fetch_add(old.pending.len() as u64, Ordering::Relaxed);
+                let mut outbox = old.outbox;
+                DROPPED.fetch_add(outbox.discard() as u64, Ordering::Relaxed);
             }
             let e = end.epoch;
             *g = Some(State {
                 end,
-                pending: Deque::new(),
+                outbox: Outbox::new(),
             });
             ATTACHES.fetch_add(1, Ordering::Relaxed);
             Some(e)
@@ -187,15 +188,6 @@ pub fn drain() -> usize {
     taken + rejected as usize
 }
 
-/// What happened to a response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sent {
-    /// Published with this sequence number and the control guest rung.
-    Published(u64),
-    /// The ring was full: queued in this guest, sent when space frees up.
-    Queued,
-}
-
 /// Why a response was not sent (or not delivered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendFail {
@@ -221,28 +213,10 @@ impl fmt::Display for SendFail {
     }
 }
 
-/// Publishes the queued responses that fit; returns how many went out.
-fn flush_locked(s: &mut State) -> usize {
-    let mut n = 0;
-    while let Some(front) = s.pending.front() {
-        match s.end.responses.send(front) {
-            Ok(_) => {
-                if matches!(front, Response::Pong { .. }) {
-                    PONGS.fetch_add(1, Ordering::Relaxed);
-                }
-                s.pending.pop_front();
-                n += 1;
-            }
-            Err(SendError::TooLarge) => {
-                // Cannot happen for a queued response (it was encodable when queued); never
-                // let it block the queue.
-                s.pending.pop_front();
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(SendError::Full | SendError::CorruptTail) => break,
-        }
+fn count_pong(r: &Response) {
+    if matches!(r, Response::Pong { .. }) {
+        PONGS.fetch_add(1, Ordering::Relaxed);
     }
-    n
 }
 
 /// Sends the queued responses that fit now and rings the control guest if any went out.
@@ -251,7 +225,12 @@ fn flush_locked(s: &mut State) -> usize {
 /// [`SendFail::NotDelivered`] if responses went out but the doorbell failed.
 pub fn flush() -> Result<usize, SendFail> {
     let n = match STATE.lock().as_mut() {
-        Some(s) => flush_locked(s),
+        Some(s) => {
+            let before = s.outbox.dropped();
+            let n = s.outbox.flush(&mut s.end.responses, count_pong);
+            DROPPED.fetch_add(s.outbox.dropped() - before, Ordering::Relaxed);
+            n
+        }
         None => 0,
     };
     if n > 0 {
@@ -270,38 +249,18 @@ pub fn send(resp: &Response) -> Result<Sent, SendFail> {
     let (outcome, published) = {
         let mut g = STATE.lock();
         let s = g.as_mut().ok_or(SendFail::NotAttached)?;
-        let mut published = flush_locked(s);
-        let outcome = if s.pending.is_empty() {
-            match s.end.responses.send(resp) {
-                Ok(seq) => {
-                    if matches!(resp, Response::Pong { .. }) {
-                        PONGS.fetch_add(1, Ordering::Relaxed);
-                    }
-                    published += 1;
-                    Ok(Sent::Published(seq))
-                }
-                Err(SendError::TooLarge) => Err(SendFail::TooLarge),
-                Err(SendError::Full | SendError::CorruptTail) => queue(s, resp),
-            }
-        } else {
-            queue(s, resp)
-        };
-        (outcome, published)
+        let before = s.outbox.dropped();
+        let r = s.outbox.send(&mut s.end.responses, resp, count_pong);
+        DROPPED.fetch_add(s.outbox.dropped() - before, Ordering::Relaxed);
+        r
     };
     if published > 0 {
         doorbell::ring(VM_CTL).map_err(SendFail::NotDelivered)?;
     }
-    outcome
-}
-
-fn queue(s: &mut State, resp: &Response) -> Result<Sent, SendFail> {
-    match s.pending.push_back(resp.clone()) {
-        Ok(()) => Ok(Sent::Queued),
-        Err(_) => {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
-            Err(SendFail::QueueFull)
-        }
-    }
+    outcome.map_err(|e| match e {
+        Refused::TooLarge => SendFail::TooLarge,
+        Refused::QueueFull => SendFail::QueueFull,
+    })
 }
 
 /// Runs `f` on the response producer with the endpoint locked (IRQs masked on this core), for
@@ -360,7 +319,7 @@ pub fn report<'a>(header: &'a str) -> RingReport<'a> {
         r.epoch = Some(s.end.epoch);
         r.out = add_producer(past.0, s.end.responses.stats());
         r.inp = add_consumer(past.1, s.end.requests.stats());
-        r.queued = s.pending.len() as u64;
+        r.queued = s.outbox.len() as u64;
     }
     r
 }

@@ -12,12 +12,14 @@
 //!   stopped peer is an error the sender sees, never a hang.
 //! * [`audit`]: a typed append over `HV_AUDIT_APPEND` and a reader of the read-only log.
 //! * [`commands`]: the `ring` and `audit` shell commands (both guests).
-//! * [`rtt`], [`text`]: pure statistics and output formats (host tested).
+//! * [`outbox`], [`rtt`], [`text`]: back-pressure queue, statistics and output formats (pure,
+//!   host tested).
 //!
 //! The doorbell arrives as virtual SPI `layout::irq::DOORBELL` on the guest's boot core. Each
 //! interrupt drains at most one ring's worth of slots, so the work per interrupt is bounded.
 //! Protocol and counters are described in `docs/ring.md`.
 
+pub mod outbox;
 pub mod rtt;
 pub mod text;
 
