@@ -197,7 +197,7 @@ struct Job {
     decode_ns: u64,
 }
 
-/// A background source releasing one job every `every_ns` on a server.
+/// A background source releasing one job every `every_ns` on a server (tag = server id).
 struct Periodic {
     prompt: heapless::String<{ shared_ring::message::MAX_PROMPT }>,
     max_tokens: u32,
@@ -461,7 +461,7 @@ pub fn load(info: &BootInfo, wcet_cycles: Option<u64>, out: &mut dyn Write) -> R
 }
 
 /// Starts a background source on server `name`: `count` jobs of `max_tokens`, one every
-/// `every_ns`, the first one now. Their ends are reported on the console.
+/// `every_ns`, the first one now. Their ends are counted in `llmctl status`.
 pub fn start_periodic(
     name: &str,
     prompt: &str,
@@ -498,45 +498,30 @@ pub fn start_periodic(
     Ok(())
 }
 
-/// Reports background jobs on the console.
+/// Counts background jobs (shown by `llmctl status`; nothing is printed, so the shell's
+/// output is never interleaved with background work).
 struct BgSink;
 static BG_SINK: BgSink = BgSink;
 
 impl ReplySink for BgSink {
     fn token(&self, _tag: u64, _id: u32, _text: &str) {}
-    fn finished(&self, tag: u64, r: &Report) {
-        let (name, done, total) = bg_count(tag, true);
-        guest_rt::println!(
-            "[LLM][BG] {name}: job {done}/{total} done: {} tokens, response {} us, {}",
-            r.tokens,
-            r.response_ns / 1000,
-            if r.missed {
-                "deadline MISSED"
-            } else {
-                "deadline met"
-            }
-        );
+    fn finished(&self, tag: u64, _r: &Report) {
+        bg_count(tag, true);
     }
-    fn failed(&self, tag: u64, e: &JobError) {
-        let (name, _, total) = bg_count(tag, false);
-        guest_rt::println!("[LLM][BG] {name}: a job of {total} failed: {e}");
+    fn failed(&self, tag: u64, _e: &JobError) {
+        bg_count(tag, false);
     }
 }
 
-/// Counts a background job's end on the server whose id is `tag`; (name, done, total).
-fn bg_count(tag: u64, ok: bool) -> (heapless::String<MAX_NAME>, u32, u32) {
+/// Counts a background job's end on the server whose id is `tag`.
+fn bg_count(tag: u64, ok: bool) {
     let mut st = STATE.lock();
-    match st.servers.iter_mut().find(|s| u64::from(s.id.0) == tag) {
-        Some(s) => {
-            if ok {
-                s.bg_done += 1;
-            } else {
-                s.bg_failed += 1;
-            }
-            let total = s.periodic.as_ref().map_or(0, |p| p.total);
-            (s.name.clone(), s.bg_done, total)
+    if let Some(s) = st.servers.iter_mut().find(|s| u64::from(s.id.0) == tag) {
+        if ok {
+            s.bg_done += 1;
+        } else {
+            s.bg_failed += 1;
         }
-        None => (heapless::String::new(), 0, 0),
     }
 }
 
@@ -565,8 +550,9 @@ fn release_periodic(now: u64) {
         }
     }
     for r in due {
+        let tag = r.tag;
         if submit(r, &BG_SINK).is_err() {
-            BG_SINK.failed(0, &JobError::Rejected("service inbox full".into()));
+            BG_SINK.failed(tag, &JobError::Rejected("service inbox full".into()));
         }
     }
 }
@@ -1041,7 +1027,7 @@ pub fn print_status(out: &mut dyn Write) {
         let (jp50, jp99) = pct(ss.jitter);
         let _ = writeln!(
             out,
-            "server {}: wcet_cycles={} budget_ns={} period_ns={} max_tokens_per_period={} util_ppb={} jobs={} done={} rejected={} misses={} throttles={} tokens={} queue={} jitter_p50_ns={jp50} jitter_p99_ns={jp99}{}",
+            "server {}: wcet_cycles={} budget_ns={} period_ns={} max_tokens_per_period={} util_ppb={} jobs={} done={} rejected={} misses={} throttles={} tokens={} queue={} jitter_p50_ns={jp50} jitter_p99_ns={jp99} bg_done={} bg_failed={} bg_total={}{}",
             srv.name,
             srv.wcet_cycles,
             ss.config.budget_ns,
@@ -1055,6 +1041,9 @@ pub fn print_status(out: &mut dyn Write) {
             ss.counters.throttle_events,
             ss.counters.tokens,
             ss.queue_depth,
+            srv.bg_done,
+            srv.bg_failed,
+            srv.periodic.as_ref().map_or(0, |p| p.total),
             if ss.throttled_until.is_some() { " throttled" } else { "" }
         );
     }

@@ -25,6 +25,9 @@ pub fn rejected_lines() -> u64 {
 /// Runs the shell and the scheduler forever.
 pub fn run(prompt: &str, commands: &'static Commands) -> ! {
     service::init();
+    // The ring endpoint's thread-context upkeep (re-attach, queued sends, left-over requests)
+    // runs on every pass, as it would in the runtime's own shell loop.
+    service::set_poll_hook(Some(crate::ring_service::poll));
     let mut editor = LineEditor::<LINE_MAX>::new();
     guest_rt::print!("{prompt}");
     loop {
