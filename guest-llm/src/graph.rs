@@ -121,16 +121,6 @@ impl<T> Channel<T> {
     pub fn pop(&mut self) -> Option<T> {
         self.buf.pop_front()
     }
-
-    /// Items queued.
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
 }
 
 /// Producer -> bounded channel -> sink.
@@ -182,11 +172,6 @@ impl Graph {
     pub fn dropped(&self) -> u64 {
         self.channel.dropped
     }
-
-    /// Chunks the producer got into the channel.
-    pub fn sent(&self) -> u64 {
-        self.channel.sent
-    }
 }
 
 #[cfg(test)]
@@ -220,12 +205,12 @@ mod tests {
         assert!(ch.push(1));
         assert!(ch.push(2));
         assert!(!ch.push(3));
-        assert_eq!((ch.sent, ch.dropped, ch.len()), (2, 1, 2));
+        assert_eq!((ch.sent, ch.dropped, ch.buf.len()), (2, 1, 2));
         assert_eq!(ch.pop(), Some(1));
         assert!(ch.push(4));
         assert_eq!(ch.pop(), Some(2));
         assert_eq!(ch.pop(), Some(4));
-        assert!(ch.is_empty());
+        assert!(ch.pop().is_none());
     }
 
     #[test]
@@ -238,7 +223,7 @@ mod tests {
         }
         g.finish(|c| out.push(c.ids.clone()));
         assert_eq!(out, [vec![0, 1], vec![2, 3], vec![4, 5], vec![6]]);
-        assert_eq!((g.dropped(), g.emitted, g.sent()), (0, 4, 4));
+        assert_eq!((g.dropped(), g.emitted, g.channel.sent), (0, 4, 4));
     }
 
     #[test]
@@ -251,6 +236,6 @@ mod tests {
         let mut out = Vec::new();
         g.finish(|c| out.push(c.index));
         assert_eq!(out, [0, 1]);
-        assert_eq!((g.dropped(), g.sent(), g.emitted), (3, 2, 2));
+        assert_eq!((g.dropped(), g.channel.sent, g.emitted), (3, 2, 2));
     }
 }

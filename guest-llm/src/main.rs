@@ -32,6 +32,8 @@ mod service_audit;
 #[cfg(target_os = "none")]
 mod service_loop;
 #[cfg(target_os = "none")]
+mod service_ring;
+#[cfg(target_os = "none")]
 mod shell_llm;
 
 #[cfg(target_os = "none")]

@@ -986,19 +986,13 @@ pub fn print_status(out: &mut dyn Write) {
         .collect();
     drop(sched);
     let st = STATE.lock();
-    let tps = |tok: u64, ns: u64| {
-        if ns == 0 {
-            0
-        } else {
-            tok * 1_000_000_000 * 10 / ns
-        }
-    };
+    let tps = |tok: u64, ns: u64| (tok * 10_000_000_000).checked_div(ns).unwrap_or(0);
     let dec = tps(st.decode_tokens, st.decode_ns);
     let pre = tps(st.prefill_tokens, st.prefill_ns);
     let (lp50, lp99) = st.token_ns.percentiles().map_or((0, 0), |p| (p.p50, p.p99));
     let _ = writeln!(
         out,
-        "llm_tokens_per_sec={}.{} llm_prefill_tokens_per_sec={}.{} llm_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} steps={}",
+        "llm_tokens_per_sec={}.{} llm_prefill_tokens_per_sec={}.{} llm_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
         dec / 10,
         dec % 10,
         pre / 10,
@@ -1007,7 +1001,10 @@ pub fn print_status(out: &mut dyn Write) {
         lp50 / 1000,
         lp99 / 1000,
         crate::parallel::workers_in_use(),
-        st.steps
+        crate::parallel::stats().0,
+        crate::parallel::stats().1,
+        st.steps,
+        crate::service_loop::rejected_lines()
     );
     let (audited, audit_failed) = service_audit::counts();
     let _ = writeln!(
@@ -1059,12 +1056,33 @@ pub fn reset_metrics() {
     st.prefill_ns = 0;
 }
 
-/// Per-server deadline misses by name (for tests and the `run` summary).
-pub fn server_misses(name: &str) -> Option<u64> {
-    let id = STATE.lock().servers.iter().find(|s| s.name == name)?.id;
-    SCHED
-        .lock()
-        .server_stats(id)
-        .ok()
-        .map(|s| s.counters.deadline_misses)
+/// Counters for the ring's `Status` answer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Summary {
+    /// A model is loaded.
+    pub model_loaded: bool,
+    /// The default server's settings, if it exists.
+    pub default: Option<ServerSettings>,
+    /// Jobs queued or running.
+    pub jobs: usize,
+    /// Tokens generated since boot.
+    pub tokens: u64,
+    /// Deadline misses since boot.
+    pub deadline_misses: u64,
+    /// Requests refused since boot (admission, quota, queue).
+    pub rejected: u64,
+}
+
+/// The service's state in a few numbers.
+pub fn summary() -> Summary {
+    let default = server_settings(DEFAULT_SERVER);
+    let t = SCHED.lock().totals();
+    Summary {
+        model_loaded: model::get().is_some(),
+        default,
+        jobs: t.queue_depth,
+        tokens: t.counters.tokens,
+        deadline_misses: t.counters.deadline_misses,
+        rejected: t.counters.jobs_rejected() + t.admission.rejected(),
+    }
 }

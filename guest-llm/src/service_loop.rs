@@ -25,9 +25,10 @@ pub fn rejected_lines() -> u64 {
 /// Runs the shell and the scheduler forever.
 pub fn run(prompt: &str, commands: &'static Commands) -> ! {
     service::init();
-    // The ring endpoint's thread-context upkeep (re-attach, queued sends, left-over requests)
-    // runs on every pass, as it would in the runtime's own shell loop.
-    service::set_poll_hook(Some(crate::ring_service::poll));
+    // Ring requests go to the service; the ring endpoint's thread-context upkeep (re-attach,
+    // queued sends, left-over requests) and the ring's control requests run on every pass.
+    crate::service_ring::install();
+    service::set_poll_hook(Some(crate::service_ring::poll));
     let mut editor = LineEditor::<LINE_MAX>::new();
     guest_rt::print!("{prompt}");
     loop {

@@ -168,11 +168,9 @@ impl ReplySink for ShellSink {
                 );
             }
         }
-        let tps10 = if r.decode_ns == 0 {
-            0
-        } else {
-            u64::from(r.tokens) * 10_000_000_000 / r.decode_ns
-        };
+        let tps10 = (u64::from(r.tokens) * 10_000_000_000)
+            .checked_div(r.decode_ns)
+            .unwrap_or(0);
         guest_rt::println!(
             "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{} tok/s, deadline {}",
             r.job,
@@ -184,7 +182,11 @@ impl ReplySink for ShellSink {
             r.steps,
             tps10 / 10,
             tps10 % 10,
-            if r.missed { "MISSED" } else { "met" }
+            if r.missed {
+                alloc::format!("MISSED by {} us", r.lateness_ns / 1000)
+            } else {
+                String::from("met")
+            }
         );
         j.over = true;
         *SHELL_JOB.lock() = Some(j);
