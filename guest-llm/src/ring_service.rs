@@ -90,11 +90,111 @@ fn on_request(m: Received<Request>) {
 }
 
 /// The ring commands of the LLM guest.
-pub static COMMANDS: [Command; 1] = [Command {
-    name: "ringjunk",
-    help: "ringjunk [N]: hostile peer: N rounds of garbage into the llm->ctl ring (default 16, max 200)",
-    run: ringjunk,
-}];
+pub static COMMANDS: [Command; 2] = [
+    Command {
+        name: "ringjunk",
+        help: "ringjunk [N]: hostile peer: N rounds of garbage into the llm->ctl ring (default 16, max 200)",
+        run: ringjunk,
+    },
+    Command {
+        name: "ringflood",
+        help: "ringflood [N]: back-pressure test: a burst of N pongs to ctl, the first ringful without doorbells (default 1100, max 100000)",
+        run: ringflood,
+    },
+];
+
+const FLOOD_DEFAULT: u64 = 1100;
+const FLOOD_MAX: u64 = 100_000;
+/// How long `ringflood` waits without progress before giving up.
+const FLOOD_STALL_MS: u64 = 2000;
+
+/// Sends `n` stale pongs (t0 = 0..n; the control guest counts them as stale). The first ringful
+/// is published without doorbells, as a burst faster than the consumer reacts, so the ring is
+/// really full; the rest goes through [`send`], waiting whenever the outbox is full. Exercises
+/// back-pressure end to end: full refusals, the outbox, the control guest's space doorbell.
+fn ringflood(inv: &mut Invocation<'_, '_>) {
+    let n = match inv.args {
+        [_] => FLOOD_DEFAULT,
+        [_, n] => match parse_u64(n) {
+            Some(n) if (1..=FLOOD_MAX).contains(&n) => n,
+            _ => {
+                let _ = writeln!(inv.out, "ringflood: N must be 1..={FLOOD_MAX}");
+                return;
+            }
+        },
+        _ => {
+            let _ = writeln!(inv.out, "usage: ringflood [N]");
+            return;
+        }
+    };
+    // The silent burst: publish until the ring refuses.
+    let mut burst = 0;
+    while burst < n {
+        match llm::publish_quiet(&Response::Pong { t0: burst }) {
+            Ok(_) => burst += 1,
+            Err(SendFail::RingFull) => break,
+            Err(e) => {
+                let _ = writeln!(inv.out, "ringflood: {e}");
+                return;
+            }
+        }
+    }
+    let _ = llm::ring_peer();
+    let stall = timer::frequency() / 1000 * FLOOD_STALL_MS;
+    let (mut waits, mut last_progress) = (0u64, timer::counter());
+    let mut i = burst;
+    while i < n {
+        if llm::queued().unwrap_or(0) >= llm::PENDING {
+            if timer::counter().wrapping_sub(last_progress) > stall {
+                let _ = writeln!(
+                    inv.out,
+                    "ringflood: stalled after {i} of {n}: no ring space for {FLOOD_STALL_MS} ms"
+                );
+                return;
+            }
+            waits += 1;
+            let daif = sync::irq_save();
+            aarch64_cpu::asm::wfi();
+            sync::irq_restore(daif);
+            continue;
+        }
+        match send(&Response::Pong { t0: i }) {
+            Ok(_) => {
+                i += 1;
+                last_progress = timer::counter();
+            }
+            Err(e) => {
+                let _ = writeln!(inv.out, "ringflood: stopped after {i} of {n}: {e}");
+                return;
+            }
+        }
+    }
+    // Wait until the queue is empty and the control guest has taken everything.
+    let t0 = timer::counter();
+    loop {
+        let _ = llm::flush();
+        let queued = llm::queued().unwrap_or(0);
+        if let Some((tail, head)) = llm::response_positions() {
+            if queued == 0 && tail == head {
+                let _ = writeln!(
+                    inv.out,
+                    "ringflood: {n} responses sent ({burst} in the first burst), waited {waits} times for space; ctl took them all"
+                );
+                return;
+            }
+            if timer::counter().wrapping_sub(t0) > stall {
+                let _ = writeln!(
+                    inv.out,
+                    "ringflood: {n} sent but {queued} still queued, ctl at {tail} of {head}"
+                );
+                return;
+            }
+        }
+        let daif = sync::irq_save();
+        aarch64_cpu::asm::wfi();
+        sync::irq_restore(daif);
+    }
+}
 
 const JUNK_DEFAULT: u64 = 16;
 const JUNK_MAX: u64 = 200;

@@ -190,7 +190,7 @@ fn signal_space() {
 fn dispatch(m: Received<Response>) {
     if let Response::Pong { t0 } = m.msg {
         PONGS.fetch_add(1, Ordering::Relaxed);
-        if WAITING.load(Ordering::Acquire) == t0 {
+        if t0 != NO_PING && WAITING.load(Ordering::Acquire) == t0 {
             PONG_T1.store(timer::counter(), Ordering::Relaxed);
             PONG_T0.store(t0, Ordering::Release);
         } else {

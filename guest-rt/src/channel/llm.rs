@@ -197,6 +197,9 @@ pub enum SendFail {
     TooLarge,
     /// The ring is full and the wait queue too: dropped and counted.
     QueueFull,
+    /// [`publish_quiet`] only: the ring is full or responses are queued (nothing published,
+    /// nothing queued).
+    RingFull,
     /// Published (or queued), but the doorbell was not delivered (the control guest is
     /// stopped; its restart re-initialises the ring and the response is lost).
     NotDelivered(DoorbellError),
@@ -208,6 +211,7 @@ impl fmt::Display for SendFail {
             SendFail::NotAttached => f.write_str("not attached to the shared region"),
             SendFail::TooLarge => f.write_str("response too large for a slot"),
             SendFail::QueueFull => f.write_str("response ring and wait queue full: dropped"),
+            SendFail::RingFull => f.write_str("response ring full"),
             SendFail::NotDelivered(e) => write!(f, "response not delivered: {e}"),
         }
     }
@@ -263,6 +267,35 @@ pub fn send(resp: &Response) -> Result<Sent, SendFail> {
     })
 }
 
+/// Publishes `resp` without ringing the control guest and without queueing: for a burst whose
+/// sender rings once at the end ([`ring_peer`]). Keeps order: refused while responses are queued.
+///
+/// # Errors
+/// [`SendFail::NotAttached`], [`SendFail::TooLarge`], or [`SendFail::RingFull`].
+pub fn publish_quiet(resp: &Response) -> Result<u64, SendFail> {
+    let mut g = STATE.lock();
+    let s = g.as_mut().ok_or(SendFail::NotAttached)?;
+    if !s.outbox.is_empty() {
+        return Err(SendFail::RingFull);
+    }
+    match s.end.responses.send(resp) {
+        Ok(seq) => {
+            count_pong(resp);
+            Ok(seq)
+        }
+        Err(shared_ring::SendError::TooLarge) => Err(SendFail::TooLarge),
+        Err(_) => Err(SendFail::RingFull),
+    }
+}
+
+/// Rings the control guest's doorbell (after [`publish_quiet`]).
+///
+/// # Errors
+/// [`SendFail::NotDelivered`].
+pub fn ring_peer() -> Result<(), SendFail> {
+    doorbell::ring(VM_CTL).map_err(SendFail::NotDelivered)
+}
+
 /// Runs `f` on the response producer with the endpoint locked (IRQs masked on this core), for
 /// diagnostics that must touch the ring itself (`ringjunk`). `None` if not attached.
 pub fn with_producer<R>(
@@ -279,6 +312,11 @@ pub fn response_positions() -> Option<(u64, u64)> {
     let mem = shm::ring_region()?;
     let snap = region::snapshot(&mem).ok()?;
     Some((snap.responses.tail, s.end.responses.next_seq()))
+}
+
+/// Responses waiting in this guest for ring space (`None` if not attached).
+pub fn queued() -> Option<usize> {
+    STATE.lock().as_ref().map(|s| s.outbox.len())
 }
 
 /// (header errors seen, responses dropped) since boot.

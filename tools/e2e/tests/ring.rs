@@ -109,6 +109,31 @@ fn ping_1000_counters_agree_and_are_audited() {
         assert!(out.contains(want), "{src}: {out}");
     }
 
+    // Back-pressure: a burst larger than the response ring. The first ringful goes out
+    // without doorbells, so the ring is really full; the rest waits in the LLM guest's outbox
+    // and goes out when the control guest, having drained, rings for space.
+    let out = sis.run(Source::Llm, "ringflood 1100", CMD).unwrap();
+    assert!(
+        out.contains("ringflood: 1100 responses sent (1024 in the first burst)"),
+        "{out}"
+    );
+    assert!(out.contains("ctl took them all"), "{out}");
+    let ctl = sis.run(Source::Ctl, "ring", CMD).unwrap();
+    let llm = sis.run(Source::Llm, "ring", CMD).unwrap();
+    assert_eq!(field(&ctl, "stale_pongs"), 1100, "{ctl}");
+    assert!(field(&ctl, "space_doorbells") >= 1, "{ctl}");
+    assert!(ctl.contains("pongs received 2100"), "{ctl}");
+    assert!(llm.contains("pongs sent 2100"), "{llm}");
+    let llm_resp = line(&llm, resp);
+    assert!(field(llm_resp, "full") >= 1, "{llm}");
+    assert_eq!(field(llm_resp, "queued"), 0, "{llm}");
+    assert_eq!(field(llm_resp, "dropped"), 0, "{llm}");
+    assert_eq!(
+        field(llm_resp, "sent"),
+        field(line(&ctl, resp), "received"),
+        "ctl:\n{ctl}\nllm:\n{llm}"
+    );
+
     // A stopped peer: the sender gets an error at once, nothing hangs, it is counted.
     assert!(sis
         .run(Source::Hv, "stop llm", CMD)
