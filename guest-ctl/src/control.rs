@@ -43,20 +43,32 @@ pub trait AuditOut {
 /// Ticket of a request forwarded to the LLM partition, returned by [`LlmLink::forward`].
 pub type Ticket = u64;
 
+/// What became of an allowed request handed to the LLM link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    /// Sent; the reply comes later through [`Control::llm_reply`] with this ticket.
+    Wait(Ticket),
+    /// Answered at once with the first `n` bytes written to the line buffer (e.g. a poll
+    /// served from tokens already received).
+    Line(usize),
+    /// Answer `ERR code` now (e.g. `Unavailable` while the partition is stopped).
+    Err(ErrorCode),
+}
+
 /// The LLM partition as the control loop sees it.
 pub trait LlmLink {
-    /// Forwards an allowed request. `Ok(ticket)`: the reply comes later through
-    /// [`Control::llm_reply`]; `Err(code)`: answer `ERR code` now (e.g. `Unavailable` while
-    /// the partition is stopped or restarting).
-    fn forward(&mut self, req: &Request<'_>, now_ms: u64) -> Result<Ticket, ErrorCode>;
+    /// Handles an allowed request; `line` is a reply buffer for [`Forwarded::Line`].
+    fn forward(&mut self, req: &Request<'_>, now_ms: u64, line: &mut [u8]) -> Forwarded;
 }
 
 /// An [`LlmLink`] for when no LLM service answers: every request is `ERR 0x06`.
+#[cfg(test)]
 pub struct NoLlm;
 
+#[cfg(test)]
 impl LlmLink for NoLlm {
-    fn forward(&mut self, _req: &Request<'_>, _now_ms: u64) -> Result<Ticket, ErrorCode> {
-        Err(ErrorCode::Unavailable)
+    fn forward(&mut self, _req: &Request<'_>, _now_ms: u64, _line: &mut [u8]) -> Forwarded {
+        Forwarded::Err(ErrorCode::Unavailable)
     }
 }
 
@@ -282,7 +294,6 @@ impl Control {
 
     /// The LLM partition answered `ticket` with `line` (a complete reply line with its `\n`).
     /// Returns false if no frame waits for it (late after a timeout, or unknown).
-    #[cfg_attr(target_os = "none", allow(dead_code))] // until the LLM ring service answers
     pub fn llm_reply(&mut self, ticket: Ticket, line: &[u8], host: &mut dyn HostOut) -> bool {
         let f = &mut self.fifo;
         let found = (0..f.count).map(|k| (f.head + k) % SLOTS).find(
@@ -467,12 +478,16 @@ fn answer(
                 record(Op::CtlDeny, STATUS_REJECT, cmd, code as u8, fields);
                 return Answer::Line(n);
             }
-            match llm.forward(&req, now_ms) {
-                Ok(ticket) => {
+            match llm.forward(&req, now_ms, line) {
+                Forwarded::Wait(ticket) => {
                     record(Op::CtlAllow, STATUS_OK, cmd, 0, fields);
                     Answer::Wait(ticket)
                 }
-                Err(code) => {
+                Forwarded::Line(n) => {
+                    record(Op::CtlAllow, STATUS_OK, cmd, 0, fields);
+                    Answer::Line(n.min(LINE_MAX))
+                }
+                Forwarded::Err(code) => {
                     record(Op::CtlAllow, STATUS_OK, cmd, code as u8, fields);
                     Answer::Line(err_line(line, code))
                 }

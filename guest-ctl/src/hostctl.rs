@@ -13,7 +13,8 @@ use sis_frame::auth::{Authenticator, RateLimitConfig, Secrets};
 use sis_platform::BootInfo;
 use virtio_drivers::transport::DeviceType;
 
-use crate::control::{AuditOut, Control, HostOut, NoLlm, Now};
+use crate::control::{AuditOut, Control, HostOut, Now};
+use crate::llm_link::{self, LINK};
 use crate::vcon::{PortEvent, Vcon};
 use crate::{dma, rng, virtio};
 
@@ -91,6 +92,7 @@ pub fn init(info: &BootInfo) {
         },
         Err(e) => println!("CTL: {e}: no secrets, every host frame is refused with ERR 0x05"),
     }
+    llm_link::init();
     let Some(found) = console else {
         println!("VCON: no virtio-console device: host control is off");
         return;
@@ -131,9 +133,9 @@ fn on_irq(_intid: u32) {
     }
     let mut buf = [0u8; Vcon::RX_CHUNK];
     while let Some(n) = v.recv(&mut buf) {
-        CONTROL
-            .lock()
-            .on_bytes(&buf[..n], now(), v, &mut HvAudit, &mut NoLlm);
+        let mut c = CONTROL.lock();
+        let mut link = LINK.lock();
+        c.on_bytes(&buf[..n], now(), v, &mut HvAudit, &mut *link);
     }
     v.flush();
 }
@@ -147,8 +149,13 @@ fn on_tick(core: usize) {
     let mut guard = VCON.lock();
     let Some(v) = guard.as_mut() else { return };
     let mut c = CONTROL.lock();
+    let t = now();
     if c.pending() > 0 {
-        c.tick(now(), false, v);
+        c.tick(t, false, v);
+    }
+    // Abandoned jobs once a second is plenty.
+    if TICKS.load(Ordering::Relaxed).is_multiple_of(100) {
+        llm_link::tick(t.ms, v, &mut LINK.lock());
     }
 }
 

@@ -7,6 +7,7 @@
 
 // Host control (docs/control.md): pure logic, host tested...
 mod control;
+mod jobs;
 mod latency;
 mod txbuf;
 mod vcon_proto;
@@ -17,6 +18,8 @@ mod channel_cmds;
 mod dma;
 #[cfg(target_os = "none")]
 mod hostctl;
+#[cfg(target_os = "none")]
+mod llm_link;
 #[cfg(target_os = "none")]
 mod rng;
 #[cfg(target_os = "none")]

@@ -160,10 +160,25 @@ fn status(inv: &mut Invocation<'_, '_>) {
         l.max(),
         l.count()
     );
+    let (ls, js, running) = crate::llm_link::LINK.lock().stats();
     let _ = writeln!(
         out,
-        "llm: forwarded={} timeouts={} orphans={}",
-        s.forwarded, s.llm_timeouts, s.llm_orphans
+        "llm: forwarded={} timeouts={} orphans={} sent={} unreachable={} ring_full={} responses={} unmatched={} forgotten={} stream_drops={}",
+        s.forwarded,
+        s.llm_timeouts,
+        s.llm_orphans,
+        ls.sent,
+        ls.unreachable,
+        ls.ring_full,
+        crate::llm_link::responses(),
+        ls.unmatched,
+        ls.forgotten,
+        ls.stream_drops
+    );
+    let _ = writeln!(
+        out,
+        "jobs: running={running} started={} evicted={} dropped_chunks={} unknown={}",
+        js.started, js.evicted, js.dropped_chunks, js.unknown
     );
     let _ = writeln!(
         out,

@@ -40,10 +40,19 @@ impl AuditOut for Audit {
 struct Fwd(Vec<Ticket>);
 
 impl LlmLink for Fwd {
-    fn forward(&mut self, _req: &Request<'_>, _now: u64) -> Result<Ticket, ErrorCode> {
+    fn forward(&mut self, req: &Request<'_>, _now: u64, line: &mut [u8]) -> Forwarded {
+        if let Command::LlmInferPoll { infer_id, .. } = req.command {
+            // Served locally, at once.
+            let n = sis_frame::reply::write_ok(
+                line,
+                &[sis_frame::reply::Field::num("id", u64::from(infer_id))],
+            )
+            .unwrap();
+            return Forwarded::Line(n);
+        }
         let t = 100 + self.0.len() as u64;
         self.0.push(t);
-        Ok(t)
+        Forwarded::Wait(t)
     }
 }
 
@@ -185,6 +194,26 @@ fn forwarded_reply_keeps_frame_order() {
     assert!(!c.llm_reply(llm.0[0], b"OK id=1\n", &mut h));
     assert_eq!(c.stats().llm_orphans, 1);
     assert_eq!(c.stats().forwarded, 1);
+}
+
+#[test]
+fn answered_at_once_by_the_link_is_allowed_and_ordered() {
+    let mut c = ctl();
+    let (mut h, mut a, mut llm) = (Host::default(), Audit::default(), Fwd::default());
+    let mut wire = load(SECRETS.admin);
+    wire.extend(frame(
+        SECRETS.submit,
+        Command::LlmInferPoll {
+            infer_id: 9,
+            max: None,
+        },
+    ));
+    c.on_bytes(&wire, at(0), &mut h, &mut a, &mut llm);
+    assert!(h.lines.is_empty());
+    assert!(c.llm_reply(llm.0[0], b"OK\n", &mut h));
+    assert_eq!(text(&h), ["OK\n", "OK id=9\n"]);
+    assert_eq!(a.0[1].op, Op::CtlAllow as u16);
+    assert_eq!(a.0[1].tokens, 9);
 }
 
 #[test]
