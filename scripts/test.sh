@@ -25,3 +25,7 @@ CARGO_TARGET_DIR=$image_dir SIS_GUEST_DIR=$image_dir/aarch64-unknown-none/releas
 
 step "tests (host and QEMU end-to-end)"
 SIS_E2E_NO_BUILD=1 cargo test --workspace
+
+step "guest kernels without the hypervisor (QEMU at EL1)"
+SIS_GUEST_DIR=$image_dir/aarch64-unknown-none/release \
+    cargo test -p guest-rt --test native_qemu -- --ignored
