@@ -17,6 +17,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use guest_rt::channel::ctl::{self, ResponseHandler, SendFail};
+use guest_rt::channel::doorbell::{self, DoorbellError};
 use guest_rt::sync::IrqMutex;
 use shared_ring::message::{ErrorCode as RingError, InferFlags, InferRequest, Milli, MAX_PROMPT};
 use shared_ring::{Received, Request as RingRequest, Response, SendError};
@@ -24,6 +25,7 @@ use sis_frame::codec::{Command, Request};
 use sis_frame::reply::{
     write_end, write_err, write_ok, write_stream_token, EndReason, ErrorCode, Field,
 };
+use sis_platform::partition::VM_LLM;
 
 use crate::control::{Forwarded, HostOut, LlmLink, Ticket};
 use crate::hostctl::{self, CONTROL, VCON};
@@ -136,6 +138,14 @@ impl Link {
     }
 
     fn send(&mut self, req: &RingRequest, kind: Kind, now_ms: u64) -> Forwarded {
+        // Ask the hypervisor first whether the LLM VM runs (a doorbell to a stopped VM is
+        // refused; an extra one to a running VM only makes it look at its ring): a request
+        // published while it is stopped would run after it comes back although the host was
+        // told it failed.
+        if let Err(DoorbellError::PeerStopped) = doorbell::ring(VM_LLM) {
+            self.stats.unreachable += 1;
+            return Forwarded::Err(ErrorCode::Unavailable);
+        }
         match ctl::send(req) {
             Ok(seq) => {
                 self.stats.sent += 1;

@@ -449,7 +449,7 @@ fn two_thousand_frames_get_one_reply_each_in_order_across_an_llm_restart() {
     assert_eq!(field(&status, " failed="), 0, "{status}");
     assert_eq!(field(&status, "backpressure: drops="), 0, "{status}");
 
-    // Service resumes by itself: once any lock-out has passed, a valid frame is allowed again.
+    // Once any lock-out has passed, valid frames are allowed and forwarded again.
     let last_wait = replies
         .iter()
         .rev()
@@ -461,13 +461,69 @@ fn two_thousand_frames_get_one_reply_each_in_order_across_an_llm_restart() {
         port.w.write_all(&load_frame(admin, 25_000)).unwrap();
         let r = port.replies(1).remove(0);
         if !r.starts_with("ERR 0x07") {
-            assert!(Kind::Valid.allows(&r), "after the restart: '{r}'");
+            assert!(Kind::Valid.allows(&r), "after the lock-out: '{r}'");
             break;
         }
         assert!(Instant::now() < deadline, "still locked out: {r}");
         let ms: u64 = r["ERR 0x07 retry_ms=".len()..].trim().parse().unwrap();
         std::thread::sleep(Duration::from_millis(ms + 100));
     }
-    let vms = sis.run(Source::Hv, "vms", CMD).unwrap();
-    assert!(vms.contains("restarts=1"), "{vms}");
+
+    // While the LLM VM is stopped every valid frame gets an immediate ERR 0x06 (the doorbell
+    // is refused, nothing is forwarded)...
+    const PROBES: u64 = 20;
+    let out = sis.run(Source::Hv, "stop llm", CMD).unwrap();
+    assert!(out.contains("vm llm stopped"), "{out}");
+    let before = sis.run(Source::Ctl, "status", CMD).unwrap();
+    for k in 0..PROBES {
+        let t = Instant::now();
+        port.w.write_all(&load_frame(admin, 1000 + k)).unwrap();
+        let r = port.replies(1).remove(0);
+        assert_eq!(r, "ERR 0x06", "probe {k} while llm is stopped");
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "not immediate: {:?}",
+            t.elapsed()
+        );
+    }
+    let stopped = sis.run(Source::Ctl, "status", CMD).unwrap();
+    assert_eq!(
+        field(&stopped, "unreachable=") - field(&before, "unreachable="),
+        PROBES,
+        "{stopped}"
+    );
+    // ...and after it is back, service resumes by itself: every frame goes over the ring and
+    // is answered from the LLM partition's response.
+    sis.mark(Source::Llm);
+    let out = sis.run(Source::Hv, "start llm", CMD).unwrap();
+    assert!(out.contains("vm llm started"), "{out}");
+    sis.expect(Source::Llm, "shared ring attached", BOOT)
+        .expect("llm re-attaches to the ring");
+    let before = sis.run(Source::Ctl, "status", CMD).unwrap();
+    for k in 0..PROBES {
+        port.w.write_all(&load_frame(admin, 2000 + k)).unwrap();
+        let r = port.replies(1).remove(0);
+        assert!(
+            Kind::Valid.allows(&r) && r != "ERR 0x07",
+            "probe {k} after start: '{r}'"
+        );
+    }
+    let after = sis.run(Source::Ctl, "status", CMD).unwrap();
+    assert_eq!(
+        field(&after, " sent=") - field(&before, " sent="),
+        PROBES,
+        "{after}"
+    );
+    assert_eq!(
+        field(&after, "responses=") - field(&before, "responses="),
+        PROBES,
+        "{after}"
+    );
+    // Nothing refused while the VM was stopped was published, so nothing of it ran later.
+    assert_eq!(field(&after, "unmatched="), 0, "{after}");
+    assert_eq!(
+        field(&after, "timeouts="),
+        field(&before, "timeouts="),
+        "{after}"
+    );
 }
