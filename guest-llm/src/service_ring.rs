@@ -7,12 +7,14 @@
 //!   text for `Poll`. Every job ends with `Done` (status bits as the audit: ok, reject, miss);
 //!   a refused or failed job ends with `Done` carrying the reject bit.
 //! - `Load`, `Budget`, `Cancel` -> `Ack` or `Error{..}`; `Status` -> `Status`;
-//!   `Poll{id, max}` -> `Tokens` with up to `max` buffered tokens' text (possibly none),
-//!   followed by `Done` once the job has ended.
+//!   `Poll{id, max}` -> `Tokens` with up to `max` buffered tokens (0 = all) and at most
+//!   `MAX_CHUNK` bytes of text (possibly none), followed by `Done` once everything was polled
+//!   and the job has ended.
 //!
 //! The handler runs in the doorbell interrupt: it only queues. Everything else happens in
 //! thread context from the scheduler loop ([`poll`]).
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use guest_rt::sync::IrqMutex;
@@ -36,9 +38,9 @@ static CONTROL: IrqMutex<heapless::Deque<(u64, Request), CONTROL_QUEUE>> =
 struct RingJob {
     id: u32,
     stream: bool,
-    /// Text of tokens not yet polled, and their count.
+    /// Text of tokens not yet polled, and the byte length of each of those tokens.
     text: Vec<u8>,
-    tokens: u16,
+    lens: VecDeque<usize>,
     done: Option<Done>,
 }
 
@@ -110,7 +112,7 @@ fn job_entry(jobs: &mut Vec<RingJob>, tag: u64) -> &mut RingJob {
         id,
         stream: tag >> 32 != 0,
         text: Vec::new(),
-        tokens: 0,
+        lens: VecDeque::new(),
         done: None,
     });
     let last = jobs.len() - 1;
@@ -145,7 +147,7 @@ impl ReplySink for RingSink {
         let mut jobs = JOBS.lock();
         let j = job_entry(&mut jobs, tag);
         j.text.extend_from_slice(text.as_bytes());
-        j.tokens = j.tokens.saturating_add(1);
+        j.lens.push_back(text.len());
     }
 
     fn finished(&self, tag: u64, r: &Report) {
@@ -197,6 +199,11 @@ fn end(tag: u64, done: Done, tail: &str) {
     let mut jobs = JOBS.lock();
     let j = job_entry(&mut jobs, tag);
     j.text.extend_from_slice(tail.as_bytes());
+    match j.lens.back_mut() {
+        Some(last) => *last += tail.len(),
+        None if !tail.is_empty() => j.lens.push_back(tail.len()),
+        None => {}
+    }
     j.done = Some(done);
 }
 
@@ -271,15 +278,31 @@ fn poll_job(seq: u64, id: u32, max: u16) {
         return error(seq, ErrorCode::UnknownId);
     };
     let j = &mut jobs[i];
-    // Whole buffered text when `max` covers every buffered token, else nothing yet: token
-    // boundaries are not kept, so a partial answer would have to guess them.
-    let give = j.tokens <= max || max == 0;
-    let n = if give { j.tokens } else { 0 };
-    let take = if give { j.text.len().min(MAX_CHUNK) } else { 0 };
-    let text: Vec<u8> = j.text.drain(..take).collect();
-    if j.text.is_empty() {
-        j.tokens = 0;
+    // Whole tokens, at most `max` of them (0 = no limit) and at most MAX_CHUNK bytes; a token
+    // longer than a chunk goes out in pieces (the first piece counts it).
+    let limit = if max == 0 {
+        usize::MAX
+    } else {
+        usize::from(max)
+    };
+    let (mut n, mut bytes) = (0usize, 0usize);
+    while n < limit {
+        let Some(&len) = j.lens.front() else { break };
+        if bytes + len > MAX_CHUNK {
+            if n == 0 {
+                bytes = MAX_CHUNK;
+                if let Some(l) = j.lens.front_mut() {
+                    *l -= MAX_CHUNK;
+                }
+                n = 1;
+            }
+            break;
+        }
+        bytes += len;
+        n += 1;
+        j.lens.pop_front();
     }
+    let text: Vec<u8> = j.text.drain(..bytes).collect();
     let done = j.done.filter(|_| j.text.is_empty());
     if done.is_some() {
         jobs.remove(i);
@@ -287,7 +310,7 @@ fn poll_job(seq: u64, id: u32, max: u16) {
     drop(jobs);
     send(&Response::Tokens {
         id,
-        n,
+        n: n.min(usize::from(u16::MAX)) as u16,
         text: Bytes::from_slice(&text).unwrap_or_default(),
     });
     if let Some(d) = done {
