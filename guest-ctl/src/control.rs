@@ -13,8 +13,9 @@
 
 use shared_ring::audit::{AuditEntry, Op, STATUS_OK, STATUS_REJECT};
 use sis_frame::auth::{Authenticator, Decision};
+use sis_frame::codec::Version;
 use sis_frame::codec::{Command, Decoder, Event, Request};
-use sis_frame::reply::{write_err, write_refusal, write_rejected, ErrorCode};
+use sis_frame::reply::{write_err, write_refusal, write_rejected, ErrorCode, ReplayCache};
 
 use crate::latency::Latency;
 
@@ -24,6 +25,11 @@ pub const LINE_MAX: usize = 1024;
 pub const SLOTS: usize = 64;
 /// A forwarded frame gets `ERR 0x06` if the LLM partition has not answered by then.
 pub const LLM_TIMEOUT_MS: u64 = 1500;
+/// Replies of v1 requests kept for retries (sent again with the same token and `seq` because
+/// the reply was lost): entries, and the longest line kept.
+pub const REPLAY_SLOTS: usize = 16;
+/// See [`REPLAY_SLOTS`].
+pub const REPLAY_LINE: usize = 256;
 /// A partial frame older than this when more bytes arrive is abandoned (no reply: it was never
 /// complete), so a frame the host gave up on cannot swallow its next one.
 pub const ABANDON_MS: u64 = 500;
@@ -107,6 +113,8 @@ pub struct ControlStats {
     pub abandoned: u64,
     /// Reply lines that did not fit [`LINE_MAX`] (answered `ERR 0x0a` instead).
     pub line_overflow: u64,
+    /// v1 retries answered from the replay cache (not run again).
+    pub replayed: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -120,6 +128,8 @@ enum SlotState {
 struct Slot {
     state: SlotState,
     t0_us: u64,
+    /// (token, v1 seq) of an allowed request whose reply may be replayed to a retry.
+    key: Option<(u64, u32)>,
     line: [u8; LINE_MAX],
 }
 
@@ -128,6 +138,7 @@ struct Fifo {
     slots: [Slot; SLOTS],
     head: usize,
     count: usize,
+    replay: ReplayCache<REPLAY_SLOTS, REPLAY_LINE>,
 }
 
 /// The control loop's state.
@@ -167,10 +178,12 @@ impl Control {
                 slots: [Slot {
                     state: SlotState::Free,
                     t0_us: 0,
+                    key: None,
                     line: [0; LINE_MAX],
                 }; SLOTS],
                 head: 0,
                 count: 0,
+                replay: ReplayCache::new(),
             },
             last_rx_ms: 0,
             stats: ControlStats {
@@ -190,6 +203,7 @@ impl Control {
                 audit_deny: 0,
                 abandoned: 0,
                 line_overflow: 0,
+                replayed: 0,
             },
             latency: Latency::new(),
             clock_us,
@@ -262,7 +276,13 @@ impl Control {
                 .fifo
                 .take_slot(host, &mut self.stats, &mut self.latency, self.clock_us);
             let mut line = [0u8; LINE_MAX];
-            let outcome = answer(
+            let key = match ev {
+                Event::Request(r) if r.version == Version::V1 && r.seq != 0 => {
+                    Some((r.token, r.seq))
+                }
+                _ => None,
+            };
+            let (outcome, replayed) = answer(
                 ev,
                 &mut self.auth,
                 frame_no,
@@ -271,9 +291,14 @@ impl Control {
                 audit,
                 llm,
                 &mut self.stats,
+                &mut self.fifo.replay,
             );
             let s = &mut self.fifo.slots[slot];
             s.t0_us = now.us;
+            // Only a reply produced now is remembered; a refusal has no key worth keeping
+            // (a retry is checked again anyway).
+            s.key =
+                key.filter(|_| !replayed && matches!(outcome, Answer::Wait(_) | Answer::Line(_)));
             match outcome {
                 Answer::Line(n) => {
                     s.line[..n].copy_from_slice(&line[..n]);
@@ -384,6 +409,19 @@ impl Fifo {
             } else {
                 stats.tx_dropped += 1;
             }
+            if let Some((token, seq)) = self.slots[h].key.take() {
+                // Transient refusals are not replayed: a retry should try again.
+                let transient = [
+                    ErrorCode::Unavailable,
+                    ErrorCode::RateLimited,
+                    ErrorCode::Busy,
+                ]
+                .iter()
+                .any(|c| err_code(line) == Some(*c as u8));
+                if !transient {
+                    self.replay.store(token, seq, line);
+                }
+            }
             latency.record(clock_us().saturating_sub(self.slots[h].t0_us));
             self.slots[h].state = SlotState::Free;
             self.head = (h + 1) % SLOTS;
@@ -428,7 +466,8 @@ fn answer(
     audit: &mut dyn AuditOut,
     llm: &mut dyn LlmLink,
     stats: &mut ControlStats,
-) -> Answer {
+    replay: &mut ReplayCache<REPLAY_SLOTS, REPLAY_LINE>,
+) -> (Answer, bool) {
     let mut record = |op: Op, status: u16, cmd: u8, code: u8, f: (u32, u32, u64)| {
         let entry = AuditEntry {
             op: op as u16,
@@ -460,7 +499,7 @@ fn answer(
                 r.error.code() as u8,
                 (0, 0, 0),
             );
-            Answer::Line(n)
+            (Answer::Line(n), false)
         }
         Event::Request(req) => {
             let cmd = req.command.code() as u8;
@@ -476,20 +515,29 @@ fn answer(
                     .flatten()
                     .unwrap_or_else(|| err_line(line, code));
                 record(Op::CtlDeny, STATUS_REJECT, cmd, code as u8, fields);
-                return Answer::Line(n);
+                return (Answer::Line(n), false);
+            }
+            if req.version == Version::V1 {
+                if let Some(cached) = replay.lookup(req.token, req.seq) {
+                    let n = cached.len().min(LINE_MAX);
+                    line[..n].copy_from_slice(&cached[..n]);
+                    stats.replayed += 1;
+                    record(Op::CtlAllow, STATUS_OK, cmd, 0, fields);
+                    return (Answer::Line(n), true);
+                }
             }
             match llm.forward(&req, now_ms, line) {
                 Forwarded::Wait(ticket) => {
                     record(Op::CtlAllow, STATUS_OK, cmd, 0, fields);
-                    Answer::Wait(ticket)
+                    (Answer::Wait(ticket), false)
                 }
                 Forwarded::Line(n) => {
                     record(Op::CtlAllow, STATUS_OK, cmd, 0, fields);
-                    Answer::Line(n.min(LINE_MAX))
+                    (Answer::Line(n.min(LINE_MAX)), false)
                 }
                 Forwarded::Err(code) => {
                     record(Op::CtlAllow, STATUS_OK, cmd, code as u8, fields);
-                    Answer::Line(err_line(line, code))
+                    (Answer::Line(err_line(line, code)), false)
                 }
             }
         }

@@ -107,12 +107,13 @@ fn status(inv: &mut Invocation<'_, '_>) {
     let errs: u64 = s.err.iter().sum();
     let _ = writeln!(
         out,
-        "frames: rx={} tx={} ok={} err={} pending={}",
+        "frames: rx={} tx={} ok={} err={} pending={} replayed={}",
         s.frames_rx,
         s.replies_tx,
         s.ok,
         errs,
-        c.pending()
+        c.pending(),
+        s.replayed
     );
     let _ = write!(out, "errors:");
     for (code, n) in s.err.iter().enumerate().filter(|(_, n)| **n > 0) {

@@ -288,3 +288,80 @@ fn repeated_failures_rate_limit_even_valid_tokens() {
     assert_eq!(a.0.len(), 6);
     assert_eq!(a.0[5].op, Op::CtlDeny as u16);
 }
+
+fn v1_cancel(token: u64, seq: u32, id: u32) -> Vec<u8> {
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let req = Request {
+        version: Version::V1,
+        token,
+        seq,
+        command: Command::LlmCancel { infer_id: id },
+    };
+    let n = encode(&req, &mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+#[test]
+fn v1_retry_is_answered_from_the_replay_cache_not_run_twice() {
+    let mut c = ctl();
+    let (mut h, mut a, mut llm) = (Host::default(), Audit::default(), Fwd::default());
+    c.on_bytes(
+        &v1_cancel(SECRETS.submit, 7, 3),
+        at(0),
+        &mut h,
+        &mut a,
+        &mut llm,
+    );
+    assert!(c.llm_reply(llm.0[0], b"OK\n", &mut h));
+    // The reply was lost; the host retries the same request.
+    c.on_bytes(
+        &v1_cancel(SECRETS.submit, 7, 3),
+        at(1),
+        &mut h,
+        &mut a,
+        &mut llm,
+    );
+    assert_eq!(text(&h), ["OK\n", "OK\n"]);
+    assert_eq!(llm.0.len(), 1, "forwarded once");
+    assert_eq!(c.stats().replayed, 1);
+    assert_eq!(a.0.len(), 2, "each frame audited once");
+    // Another token with the same seq is not answered from the cache, nor is seq 0.
+    c.on_bytes(
+        &v1_cancel(SECRETS.admin, 7, 3),
+        at(2),
+        &mut h,
+        &mut a,
+        &mut llm,
+    );
+    c.on_bytes(
+        &v1_cancel(SECRETS.submit, 0, 3),
+        at(2),
+        &mut h,
+        &mut a,
+        &mut llm,
+    );
+    assert_eq!(llm.0.len(), 3);
+    // A transient refusal (timeout → ERR 0x06) is not replayed: the retry runs again.
+    c.on_bytes(
+        &v1_cancel(SECRETS.submit, 8, 3),
+        at(3),
+        &mut h,
+        &mut a,
+        &mut llm,
+    );
+    c.tick(at(3 + LLM_TIMEOUT_MS), false, &mut h);
+    c.on_bytes(
+        &v1_cancel(SECRETS.submit, 8, 3),
+        at(4000),
+        &mut h,
+        &mut a,
+        &mut llm,
+    );
+    assert_eq!(llm.0.len(), 5);
+    // A bad token never reaches the cache (auth first).
+    c.on_bytes(&v1_cancel(0xbad, 7, 3), at(4001), &mut h, &mut a, &mut llm);
+    assert!(c.llm_reply(llm.0[4], b"OK\n", &mut h));
+    let t = text(&h);
+    assert_eq!(t[t.len() - 2..], ["OK\n", "ERR 0x05\n"]);
+    assert_eq!(c.stats().replayed, 1);
+}
