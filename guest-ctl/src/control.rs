@@ -115,13 +115,24 @@ pub struct ControlStats {
     pub line_overflow: u64,
     /// v1 retries answered from the replay cache (not run again).
     pub replayed: u64,
+    /// Extra lines (`STREAM`/`END`) dropped: host queue full, or no room behind the replies.
+    pub extra_dropped: u64,
 }
 
 #[derive(Clone, Copy)]
 enum SlotState {
     Free,
-    Waiting { ticket: Ticket, deadline_ms: u64 },
-    Ready { len: usize },
+    Waiting {
+        ticket: Ticket,
+        deadline_ms: u64,
+    },
+    Ready {
+        len: usize,
+    },
+    /// A line that is not a frame's reply (a `STREAM`/`END` line) queued behind replies.
+    Extra {
+        len: usize,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -204,6 +215,7 @@ impl Control {
                 abandoned: 0,
                 line_overflow: 0,
                 replayed: 0,
+                extra_dropped: 0,
             },
             latency: Latency::new(),
             clock_us,
@@ -340,6 +352,30 @@ impl Control {
         true
     }
 
+    /// Sends a line that is not a frame's reply (`STREAM`/`END`): at once if no reply is
+    /// pending, else behind the pending replies, so it never overtakes the `OK id=N` of its
+    /// inference. Returns false (counted) if it had to be dropped.
+    pub fn send_extra(&mut self, line: &[u8], host: &mut dyn HostOut) -> bool {
+        let f = &mut self.fifo;
+        if f.count == 0 {
+            let ok = host.send_line(line);
+            if !ok {
+                self.stats.extra_dropped += 1;
+            }
+            return ok;
+        }
+        if f.count == SLOTS || line.len() > LINE_MAX {
+            self.stats.extra_dropped += 1;
+            return false;
+        }
+        let i = (f.head + f.count) % SLOTS;
+        f.count += 1;
+        f.slots[i].line[..line.len()].copy_from_slice(line);
+        f.slots[i].key = None;
+        f.slots[i].state = SlotState::Extra { len: line.len() };
+        true
+    }
+
     /// Answers `ERR 0x06` for forwarded frames past their deadline, or for all of them when
     /// `llm_down` (the partition stopped). Call periodically.
     pub fn tick(&mut self, now: Now, llm_down: bool, host: &mut dyn HostOut) {
@@ -395,8 +431,18 @@ impl Fifo {
     ) {
         while self.count > 0 {
             let h = self.head;
-            let SlotState::Ready { len } = self.slots[h].state else {
-                break;
+            let len = match self.slots[h].state {
+                SlotState::Ready { len } => len,
+                SlotState::Extra { len } => {
+                    if !host.send_line(&self.slots[h].line[..len]) {
+                        stats.extra_dropped += 1;
+                    }
+                    self.slots[h].state = SlotState::Free;
+                    self.head = (h + 1) % SLOTS;
+                    self.count -= 1;
+                    continue;
+                }
+                _ => break,
             };
             let line = &self.slots[h].line[..len];
             if line.starts_with(b"OK") {

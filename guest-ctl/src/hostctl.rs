@@ -155,7 +155,7 @@ fn on_tick(core: usize) {
     }
     // Abandoned jobs once a second is plenty.
     if TICKS.load(Ordering::Relaxed).is_multiple_of(100) {
-        llm_link::tick(t.ms, v, &mut LINK.lock());
+        llm_link::tick(t.ms, &mut c, v, &mut LINK.lock());
     }
 }
 

@@ -27,7 +27,7 @@ use sis_frame::reply::{
 };
 use sis_platform::partition::VM_LLM;
 
-use crate::control::{Forwarded, HostOut, LlmLink, Ticket};
+use crate::control::{Control, Forwarded, HostOut, LlmLink, Ticket};
 use crate::hostctl::{self, CONTROL, VCON};
 use crate::jobs::{Arrived, JobStats, Jobs};
 
@@ -288,7 +288,7 @@ fn on_response(msg: Response) {
         Response::Tokens { id, n, text } => {
             if let Arrived::Stream { index } = l.jobs.tokens(id, n, text.as_slice(), now.ms) {
                 let len = write_stream_token(&mut line, id, index, text.as_slice()).unwrap_or(0);
-                if len == 0 || !host.send_line(&line[..len]) {
+                if len == 0 || !c.send_extra(&line[..len], host) {
                     l.stats.stream_drops += 1;
                 }
             }
@@ -304,7 +304,7 @@ fn on_response(msg: Response) {
                 let end = l.jobs.end_of(d.id).unwrap_or(reason);
                 let code = (end == EndReason::Fail).then_some(ErrorCode::Internal);
                 let len = write_end(&mut line, d.id, tokens, end, code).unwrap_or(0);
-                if len == 0 || !host.send_line(&line[..len]) {
+                if len == 0 || !c.send_extra(&line[..len], host) {
                     l.stats.stream_drops += 1;
                 }
             }
@@ -314,7 +314,7 @@ fn on_response(msg: Response) {
 }
 
 /// Periodic upkeep (timer tick): ends jobs the LLM partition abandoned.
-pub fn tick(now_ms: u64, host: &mut dyn HostOut, l: &mut Link) {
+pub fn tick(now_ms: u64, c: &mut Control, host: &mut dyn HostOut, l: &mut Link) {
     let Some(cutoff) = now_ms.checked_sub(JOB_IDLE_MS) else {
         return;
     };
@@ -330,7 +330,7 @@ pub fn tick(now_ms: u64, host: &mut dyn HostOut, l: &mut Link) {
                 Some(ErrorCode::Unavailable),
             )
             .unwrap_or(0);
-            if n == 0 || !host.send_line(&line[..n]) {
+            if n == 0 || !c.send_extra(&line[..n], host) {
                 drops += 1;
             }
         }

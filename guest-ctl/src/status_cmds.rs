@@ -143,11 +143,12 @@ fn status(inv: &mut Invocation<'_, '_>) {
         vcon.as_ref().map_or((0, 0, 0, 0, 0), |v| v.tx_state());
     let _ = writeln!(
         out,
-        "backpressure: drops={} tx_line_drops={} tx_byte_drops={} fifo_busy={} queued={} queued_max={} in_flight={}",
-        s.tx_dropped + s.fifo_busy,
+        "backpressure: drops={} tx_line_drops={} tx_byte_drops={} fifo_busy={} extra_drops={} queued={} queued_max={} in_flight={}",
+        s.tx_dropped + s.fifo_busy + s.extra_dropped,
         tx_lines,
         tx_bytes,
         s.fifo_busy,
+        s.extra_dropped,
         queued,
         high,
         in_flight

@@ -365,3 +365,30 @@ fn v1_retry_is_answered_from_the_replay_cache_not_run_twice() {
     assert_eq!(t[t.len() - 2..], ["OK\n", "ERR 0x05\n"]);
     assert_eq!(c.stats().replayed, 1);
 }
+
+#[test]
+fn extra_lines_never_overtake_pending_replies() {
+    let mut c = ctl();
+    let (mut h, mut a, mut llm) = (Host::default(), Audit::default(), Fwd::default());
+    // Nothing pending: out at once.
+    assert!(c.send_extra(b"STREAM id=1 i=0 tok=a\n", &mut h));
+    let mut wire = infer(SECRETS.submit);
+    wire.extend(infer(SECRETS.submit));
+    c.on_bytes(&wire, at(0), &mut h, &mut a, &mut llm);
+    // The second inference is acknowledged and streams while the first still waits.
+    assert!(c.llm_reply(llm.0[1], b"OK id=2\n", &mut h));
+    assert!(c.send_extra(b"STREAM id=2 i=0 tok=x\n", &mut h));
+    assert_eq!(h.lines.len(), 1);
+    assert!(c.llm_reply(llm.0[0], b"OK id=1\n", &mut h));
+    assert_eq!(
+        text(&h),
+        [
+            "STREAM id=1 i=0 tok=a\n",
+            "OK id=1\n",
+            "OK id=2\n",
+            "STREAM id=2 i=0 tok=x\n"
+        ]
+    );
+    let s = c.stats();
+    assert_eq!((s.replies_tx, s.extra_dropped, c.pending()), (2, 0, 0));
+}
