@@ -31,6 +31,7 @@ mod qmp;
 mod sis;
 mod slots;
 mod source;
+pub mod text;
 
 pub use build::{build_once, BUILD_TIMEOUT};
 pub use command::{datactl_binary, run_command, CommandOutput};
@@ -41,5 +42,7 @@ pub use parse::{LineParser, ParseStats};
 pub use pattern::{Match, Pattern};
 pub use qmp::Qmp;
 pub use sis::{workspace_root, Options, Sis, DATACTL_SOCKET_FLAG};
+/// Platform constants (addresses tests poke at), from the one place that defines them.
+pub use sis_platform as platform;
 pub use slots::DEFAULT_PARALLEL;
 pub use source::Source;

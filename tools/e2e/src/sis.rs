@@ -171,6 +171,16 @@ fn connect_when_ready(
 }
 
 impl Sis {
+    /// The usual first step of a system test: builds once (see [`crate::build_once`]), starts
+    /// the system and waits (bounded by `timeout` each) for both guests' prompts.
+    pub fn boot(opts: Options, timeout: Duration) -> Result<Sis> {
+        crate::build::build_once()?;
+        let sis = Sis::start(opts)?;
+        sis.wait_prompt(crate::Source::Ctl, timeout)?;
+        sis.wait_prompt(crate::Source::Llm, timeout)?;
+        Ok(sis)
+    }
+
     /// Starts the system: a fresh temporary directory, `run.sh --no-build` in its own process
     /// group with its output in `qemu.log`, then connects the console (and QMP, resuming a
     /// paused start). Build first (`scripts/build.sh`); this does not build.

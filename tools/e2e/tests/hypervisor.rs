@@ -6,41 +6,18 @@
 
 use std::time::Duration;
 
-use sis_e2e::{build_once, Options, Sis, Source};
+use sis_e2e::text::{field, vm_line};
+use sis_e2e::{Options, Sis, Source};
 
 const BOOT: Duration = Duration::from_secs(60);
 const CMD: Duration = Duration::from_secs(20);
 
 fn boot() -> Sis {
-    build_once().expect("build");
-    let sis = Sis::start(Options {
+    let opts = Options {
         no_model: true,
         ..Options::default()
-    })
-    .expect("start QEMU");
-    sis.wait_prompt(Source::Ctl, BOOT).expect("ctl> prompt");
-    sis.wait_prompt(Source::Llm, BOOT).expect("llm> prompt");
-    sis
-}
-
-/// The number after `key` on a line of `text`.
-fn field(text: &str, key: &str) -> u64 {
-    let at = text
-        .find(key)
-        .unwrap_or_else(|| panic!("no '{key}' in:\n{text}"));
-    text[at + key.len()..]
-        .trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after '{key}' in:\n{text}"))
-}
-
-/// The `vms` line of one VM.
-fn vm_line<'a>(vms: &'a str, name: &str) -> &'a str {
-    vms.lines()
-        .find(|l| l.trim_start().starts_with(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no line for vm {name} in:\n{vms}"))
+    };
+    Sis::boot(opts, BOOT).expect("boot to both prompts")
 }
 
 #[test]

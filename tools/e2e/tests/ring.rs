@@ -7,47 +7,22 @@
 
 use std::time::Duration;
 
-use sis_e2e::{build_once, Options, Sis, Source};
+use sis_e2e::text::{field, line, vm_line};
+use sis_e2e::{Options, Sis, Source};
 
 const BOOT: Duration = Duration::from_secs(60);
 const CMD: Duration = Duration::from_secs(20);
 const PING_1000: Duration = Duration::from_secs(180);
 
-/// Guest-physical address of the audit log: `sis_platform::layout::ipa::AUDIT_BASE` (the
-/// harness does not link the platform crate; the test fails loudly if they ever differ,
-/// because the peek below then does not find the log's magic).
-const AUDIT_IPA: u64 = 0x3010_0000;
+/// Guest-physical address of the audit log.
+const AUDIT_IPA: u64 = sis_e2e::platform::layout::ipa::AUDIT_BASE;
 
 fn boot() -> Sis {
-    build_once().expect("build");
-    let sis = Sis::start(Options {
+    let opts = Options {
         no_model: true,
         ..Options::default()
-    })
-    .expect("start QEMU");
-    sis.wait_prompt(Source::Ctl, BOOT).expect("ctl> prompt");
-    sis.wait_prompt(Source::Llm, BOOT).expect("llm> prompt");
-    sis
-}
-
-/// The number after `key` in `text`.
-fn field(text: &str, key: &str) -> u64 {
-    let at = text
-        .find(key)
-        .unwrap_or_else(|| panic!("no '{key}' in:\n{text}"));
-    text[at + key.len()..]
-        .trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after '{key}' in:\n{text}"))
-}
-
-/// The line of `text` containing `key`.
-fn line<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
-        .find(|l| l.contains(key))
-        .unwrap_or_else(|| panic!("no line with '{key}' in:\n{text}"))
+    };
+    Sis::boot(opts, BOOT).expect("boot to both prompts")
 }
 
 /// (p50, p99) from a full `ping` reply line, asserting `n/n` replies.
@@ -64,10 +39,7 @@ fn ping_ok(sis: &Sis, n: u64) -> (u64, u64) {
 
 fn vm_running(sis: &Sis, name: &str) -> bool {
     let vms = sis.run(Source::Hv, "vms", CMD).expect("vms");
-    vms.lines()
-        .find(|l| l.trim_start().starts_with(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no vm {name} in:\n{vms}"))
-        .contains(" running ")
+    vm_line(&vms, name).contains(" running ")
 }
 
 #[test]
