@@ -986,17 +986,17 @@ pub fn print_status(out: &mut dyn Write) {
         .collect();
     drop(sched);
     let st = STATE.lock();
-    let tps = |tok: u64, ns: u64| (tok * 10_000_000_000).checked_div(ns).unwrap_or(0);
+    let tps = |tok: u64, ns: u64| (tok * 100_000_000_000).checked_div(ns).unwrap_or(0);
     let dec = tps(st.decode_tokens, st.decode_ns);
     let pre = tps(st.prefill_tokens, st.prefill_ns);
     let (lp50, lp99) = st.token_ns.percentiles().map_or((0, 0), |p| (p.p50, p.p99));
     let _ = writeln!(
         out,
-        "llm_tokens_per_sec={}.{} llm_prefill_tokens_per_sec={}.{} llm_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
-        dec / 10,
-        dec % 10,
-        pre / 10,
-        pre % 10,
+        "llm_tokens_per_sec={}.{:02} llm_prefill_tokens_per_sec={}.{:02} llm_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
+        dec / 100,
+        dec % 100,
+        pre / 100,
+        pre % 100,
         st.decode_tokens,
         lp50 / 1000,
         lp99 / 1000,

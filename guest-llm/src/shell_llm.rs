@@ -168,11 +168,11 @@ impl ReplySink for ShellSink {
                 );
             }
         }
-        let tps10 = (u64::from(r.tokens) * 10_000_000_000)
+        let tps100 = (u64::from(r.tokens) * 100_000_000_000)
             .checked_div(r.decode_ns)
             .unwrap_or(0);
         guest_rt::println!(
-            "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{} tok/s, deadline {}",
+            "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{:02} tok/s, deadline {}",
             r.job,
             r.tokens,
             r.stop,
@@ -180,8 +180,8 @@ impl ReplySink for ShellSink {
             r.response_ns / 1000,
             r.consumed_ns / 1000,
             r.steps,
-            tps10 / 10,
-            tps10 % 10,
+            tps100 / 100,
+            tps100 % 100,
             if r.missed {
                 alloc::format!("MISSED by {} us", r.lateness_ns / 1000)
             } else {
