@@ -25,6 +25,9 @@ pub const LINE_MAX: usize = 1024;
 pub const SLOTS: usize = 64;
 /// A forwarded frame gets `ERR 0x06` if the LLM partition has not answered by then.
 pub const LLM_TIMEOUT_MS: u64 = 1500;
+/// The same for `0x10` load: the LLM partition acknowledges a load once the model is parsed
+/// and mapped, which takes about a second for SmolLM2 under emulation.
+pub const LOAD_TIMEOUT_MS: u64 = 10_000;
 /// Replies of v1 requests kept for retries (sent again with the same token and `seq` because
 /// the reply was lost): entries, and the longest line kept.
 pub const REPLAY_SLOTS: usize = 16;
@@ -288,6 +291,13 @@ impl Control {
                 .fifo
                 .take_slot(host, &mut self.stats, &mut self.latency, self.clock_us);
             let mut line = [0u8; LINE_MAX];
+            let timeout_ms = match ev {
+                Event::Request(Request {
+                    command: Command::LlmLoad { .. },
+                    ..
+                }) => LOAD_TIMEOUT_MS,
+                _ => LLM_TIMEOUT_MS,
+            };
             let key = match ev {
                 Event::Request(r) if r.version == Version::V1 && r.seq != 0 => {
                     Some((r.token, r.seq))
@@ -320,7 +330,7 @@ impl Control {
                     self.stats.forwarded += 1;
                     s.state = SlotState::Waiting {
                         ticket,
-                        deadline_ms: now.ms + LLM_TIMEOUT_MS,
+                        deadline_ms: now.ms + timeout_ms,
                     };
                 }
             }

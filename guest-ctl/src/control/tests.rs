@@ -220,17 +220,23 @@ fn answered_at_once_by_the_link_is_allowed_and_ordered() {
 fn silent_llm_times_out_with_unavailable() {
     let mut c = ctl();
     let (mut h, mut a, mut llm) = (Host::default(), Audit::default(), Fwd::default());
-    c.on_bytes(&load(SECRETS.admin), at(10), &mut h, &mut a, &mut llm);
+    c.on_bytes(&infer(SECRETS.admin), at(10), &mut h, &mut a, &mut llm);
     c.tick(at(10 + LLM_TIMEOUT_MS - 1), false, &mut h);
     assert!(h.lines.is_empty());
     c.tick(at(10 + LLM_TIMEOUT_MS), false, &mut h);
     assert_eq!(text(&h), ["ERR 0x06\n"]);
+    // A load may take longer (the model is parsed before the acknowledgement).
+    c.on_bytes(&load(SECRETS.admin), at(100), &mut h, &mut a, &mut llm);
+    c.tick(at(100 + LOAD_TIMEOUT_MS - 1), false, &mut h);
+    assert_eq!(h.lines.len(), 1);
+    c.tick(at(100 + LOAD_TIMEOUT_MS), false, &mut h);
+    assert_eq!(text(&h), ["ERR 0x06\n", "ERR 0x06\n"]);
     // The LLM partition going down answers every waiting frame at once.
-    c.on_bytes(&load(SECRETS.admin), at(2000), &mut h, &mut a, &mut llm);
-    c.tick(at(2001), true, &mut h);
-    assert_eq!(h.lines.len(), 2);
-    assert_eq!(c.stats().llm_timeouts, 2);
-    assert!(!c.llm_reply(llm.0[1], b"OK\n", &mut h));
+    c.on_bytes(&load(SECRETS.admin), at(20_000), &mut h, &mut a, &mut llm);
+    c.tick(at(20_001), true, &mut h);
+    assert_eq!(h.lines.len(), 3);
+    assert_eq!(c.stats().llm_timeouts, 3);
+    assert!(!c.llm_reply(llm.0[2], b"OK\n", &mut h));
 }
 
 #[test]
