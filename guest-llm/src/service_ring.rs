@@ -78,11 +78,9 @@ fn submit_infer(seq: u64, r: InferRequest) -> Result<(), ErrorCode> {
         temp_milli: u32::from(r.temp.0),
         seed: r.seed,
         chat: r.flags.chat(),
-        kind: if r.flags.stream() {
-            JobKind::Stream
-        } else {
-            JobKind::Infer
-        },
+        // Audited as op 3 (the seed's control-plane infer) whatever the ring transport: the
+        // control guest streams every job over the ring.
+        kind: JobKind::Infer,
     };
     service::submit(req, &RING_SINK).map_err(|_| ErrorCode::Busy)?;
     send(&Response::Ack { req_seq: seq });
