@@ -375,6 +375,25 @@ fn tokens_replies_and_audit_without_a_model() {
     assert_eq!(field(&status, " tx="), 4, "{status}");
     assert_eq!(field(&status, "ctl_allow="), 2, "{status}");
     assert_eq!(field(&status, "ctl_deny="), 2, "{status}");
+
+    // A host that drops the connection half-way through a frame does not poison the next
+    // connection: the partial frame is abandoned (no reply) when the port closes.
+    let frame = cancel_frame(submit, 9);
+    {
+        let mut port = Port::connect(&sis);
+        port.w.write_all(&frame[..10]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut port = Port::connect(&sis);
+    port.w.write_all(&frame).unwrap();
+    let r = port.replies(1).remove(0);
+    // Cancel of an id nobody knows: answered by the LLM partition.
+    assert_eq!(r, "ERR 0x08");
+    assert_eq!(port.extra_line(Duration::from_millis(300)), None);
+    let status = sis.run(Source::Ctl, "status", CMD).unwrap();
+    assert_eq!(field(&status, "frames: rx="), 5, "{status}");
+    assert_eq!(field(&status, "abandoned_bytes="), 10, "{status}");
 }
 
 #[test]
