@@ -673,6 +673,21 @@ fn admit(p: Pending, now: u64) {
     sink.accepted(req.tag, id.0, tokens.len() as u32);
 }
 
+/// Prompt tokens for the next prefill step: as many as fit the slice at the measured prefill
+/// cost per token, between 1 and [`PREFILL_CHUNK`] (the full chunk before any measurement).
+fn prefill_chunk(slice_ns: u64) -> usize {
+    let (tokens, ns) = {
+        let st = STATE.lock();
+        (st.prefill_tokens, st.prefill_ns)
+    };
+    match ns.checked_div(tokens) {
+        Some(per_token) if per_token > 0 => {
+            (slice_ns / per_token).clamp(1, PREFILL_CHUNK as u64) as usize
+        }
+        _ => PREFILL_CHUNK,
+    }
+}
+
 enum Step {
     Prefill(usize),
     Token(u32),
@@ -705,7 +720,7 @@ fn run_step(server: ServerId, job_id: JobId, slice_ns: u64, charged: bool) {
     let result = if job.session.pending() > 0 {
         let before = job.session.pending();
         job.session
-            .prefill(PREFILL_CHUNK)
+            .prefill(prefill_chunk(slice_ns))
             .map(|left| Step::Prefill(before - left))
     } else {
         job.session.next_token().map(|t| match t {
