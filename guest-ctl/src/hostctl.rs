@@ -57,10 +57,11 @@ impl AuditOut for HvAudit {
     }
 }
 
-/// Fresh secrets from the rng: retried until they pass validation (a draw that fails it, e.g.
-/// a zero word, is astronomically rare but refused all the same).
+/// Fresh secrets from the rng, redrawn while they fail validation (a zero word or two equal
+/// words are astronomically rare from a working device); a device that keeps producing such
+/// values is treated as broken.
 pub fn draw_secrets() -> Result<Secrets, rng::RngError> {
-    loop {
+    for _ in 0..8 {
         let s = Secrets {
             admin: rng::u64()?,
             submit: rng::u64()?,
@@ -70,6 +71,7 @@ pub fn draw_secrets() -> Result<Secrets, rng::RngError> {
             return Ok(s);
         }
     }
+    Err(rng::RngError::Device)
 }
 
 /// Brings up host control: devices, secrets, interrupt, tick. Prints what it found; missing
