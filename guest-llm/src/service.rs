@@ -874,7 +874,10 @@ pub fn poll() -> bool {
     let now = now_ns();
     release_periodic(now);
     let mut worked = false;
-    while let Some(p) = INBOX.lock().pop_front() {
+    loop {
+        // Pop in its own statement: the IRQ-masking lock must not be held while admitting.
+        let next = INBOX.lock().pop_front();
+        let Some(p) = next else { break };
         admit(p, now_ns());
         worked = true;
     }
@@ -963,8 +966,15 @@ pub fn print_status(out: &mut dyn Write) {
             let _ = writeln!(out, "model: none (run 'llmctl load')");
         }
     }
-    let sched = SCHED.lock();
-    let t = sched.totals();
+    // Copy everything out first: the locks mask IRQs, printing must not happen under them.
+    let (t, stats) = {
+        let sched = SCHED.lock();
+        let stats: heapless::Vec<ServerStats, 8> = sched
+            .server_ids()
+            .filter_map(|id| sched.server_stats(id).ok())
+            .collect();
+        (sched.totals(), stats)
+    };
     let (jp50, jp99) = pct(t.jitter);
     let (rp50, rp99) = pct(t.response);
     let _ = writeln!(
@@ -994,17 +1004,42 @@ pub fn print_status(out: &mut dyn Write) {
         t.counters.throttle_events,
         t.counters.overrun_ns
     );
-    let ids: heapless::Vec<ServerId, 8> = sched.server_ids().collect();
-    let stats: heapless::Vec<ServerStats, 8> = ids
-        .iter()
-        .filter_map(|&id| sched.server_stats(id).ok())
-        .collect();
-    drop(sched);
-    let st = STATE.lock();
+    struct Row {
+        id: ServerId,
+        name: heapless::String<MAX_NAME>,
+        wcet_cycles: u64,
+        bg: (u32, u32, u32),
+    }
+    let (rows, decode, prefill, latency, steps, failures) = {
+        let st = STATE.lock();
+        let rows: heapless::Vec<Row, 8> = st
+            .servers
+            .iter()
+            .take(8)
+            .map(|s| Row {
+                id: s.id,
+                name: s.name.clone(),
+                wcet_cycles: s.wcet_cycles,
+                bg: (
+                    s.bg_done,
+                    s.bg_failed,
+                    s.periodic.as_ref().map_or(0, |p| p.total),
+                ),
+            })
+            .collect();
+        (
+            rows,
+            (st.decode_tokens, st.decode_ns),
+            (st.prefill_tokens, st.prefill_ns),
+            st.token_ns.percentiles(),
+            st.steps,
+            st.failures,
+        )
+    };
     let tps = |tok: u64, ns: u64| (tok * 100_000_000_000).checked_div(ns).unwrap_or(0);
-    let dec = tps(st.decode_tokens, st.decode_ns);
-    let pre = tps(st.prefill_tokens, st.prefill_ns);
-    let (lp50, lp99) = st.token_ns.percentiles().map_or((0, 0), |p| (p.p50, p.p99));
+    let dec = tps(decode.0, decode.1);
+    let pre = tps(prefill.0, prefill.1);
+    let (lp50, lp99) = latency.map_or((0, 0), |p| (p.p50, p.p99));
     let _ = writeln!(
         out,
         "llm_tokens_per_sec={}.{:02} llm_prefill_tokens_per_sec={}.{:02} llm_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
@@ -1012,13 +1047,13 @@ pub fn print_status(out: &mut dyn Write) {
         dec % 100,
         pre / 100,
         pre % 100,
-        st.decode_tokens,
+        decode.0,
         lp50 / 1000,
         lp99 / 1000,
         crate::parallel::workers_in_use(),
         crate::parallel::stats().0,
         crate::parallel::stats().1,
-        st.steps,
+        steps,
         crate::service_loop::rejected_lines()
     );
     let (audited, audit_failed) = service_audit::counts();
@@ -1030,10 +1065,10 @@ pub fn print_status(out: &mut dyn Write) {
         SLACK_NS.load(Ordering::Relaxed) / 1_000_000,
         SLICE_EXPIRED.load(Ordering::Relaxed),
         INBOX_FULL.load(Ordering::Relaxed),
-        st.failures
+        failures
     );
     for ss in &stats {
-        let Some(srv) = st.servers.iter().find(|s| s.id == ss.id) else {
+        let Some(srv) = rows.iter().find(|s| s.id == ss.id) else {
             continue;
         };
         let (jp50, jp99) = pct(ss.jitter);
@@ -1053,9 +1088,9 @@ pub fn print_status(out: &mut dyn Write) {
             ss.counters.throttle_events,
             ss.counters.tokens,
             ss.queue_depth,
-            srv.bg_done,
-            srv.bg_failed,
-            srv.periodic.as_ref().map_or(0, |p| p.total),
+            srv.bg.0,
+            srv.bg.1,
+            srv.bg.2,
             if ss.throttled_until.is_some() { " throttled" } else { "" }
         );
     }

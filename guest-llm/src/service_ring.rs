@@ -327,7 +327,10 @@ impl core::fmt::Write for Discard {
 /// Thread-context work of the ring side; called by the scheduler loop on every pass.
 pub fn poll() {
     ring_service::poll();
-    while let Some((seq, req)) = CONTROL.lock().pop_front() {
+    loop {
+        // Pop in its own statement: the IRQ-masking lock must not be held while handling.
+        let next = CONTROL.lock().pop_front();
+        let Some((seq, req)) = next else { break };
         control(seq, req);
     }
 }
