@@ -304,7 +304,7 @@ impl Control {
                 }
                 _ => None,
             };
-            let (outcome, replayed) = answer(
+            let (outcome, cacheable) = answer(
                 ev,
                 &mut self.auth,
                 frame_no,
@@ -317,10 +317,8 @@ impl Control {
             );
             let s = &mut self.fifo.slots[slot];
             s.t0_us = now.us;
-            // Only a reply produced now is remembered; a refusal has no key worth keeping
-            // (a retry is checked again anyway).
-            s.key =
-                key.filter(|_| !replayed && matches!(outcome, Answer::Wait(_) | Answer::Line(_)));
+            // Only the reply of an allowed request run now is remembered for retries.
+            s.key = key.filter(|_| cacheable);
             match outcome {
                 Answer::Line(n) => {
                     s.line[..n].copy_from_slice(&line[..n]);
@@ -512,6 +510,8 @@ fn command_fields(cmd: &Command<'_>) -> (u32, u32, u64) {
     }
 }
 
+/// Answers one delimited frame and audits it. The flag says whether the reply may be kept for
+/// retries: only for an allowed request that was run now (not a refusal, not a replay).
 #[allow(clippy::too_many_arguments)]
 fn answer(
     ev: Event<'_>,
@@ -579,21 +579,21 @@ fn answer(
                     line[..n].copy_from_slice(&cached[..n]);
                     stats.replayed += 1;
                     record(Op::CtlAllow, STATUS_OK, cmd, 0, fields);
-                    return (Answer::Line(n), true);
+                    return (Answer::Line(n), false);
                 }
             }
             match llm.forward(&req, now_ms, line) {
                 Forwarded::Wait(ticket) => {
                     record(Op::CtlAllow, STATUS_OK, cmd, 0, fields);
-                    (Answer::Wait(ticket), false)
+                    (Answer::Wait(ticket), true)
                 }
                 Forwarded::Line(n) => {
                     record(Op::CtlAllow, STATUS_OK, cmd, 0, fields);
-                    (Answer::Line(n.min(LINE_MAX)), false)
+                    (Answer::Line(n.min(LINE_MAX)), true)
                 }
                 Forwarded::Err(code) => {
                     record(Op::CtlAllow, STATUS_OK, cmd, code as u8, fields);
-                    (Answer::Line(err_line(line, code)), false)
+                    (Answer::Line(err_line(line, code)), true)
                 }
             }
         }

@@ -398,3 +398,30 @@ fn extra_lines_never_overtake_pending_replies() {
     let s = c.stats();
     assert_eq!((s.replies_tx, s.extra_dropped, c.pending()), (2, 0, 0));
 }
+
+#[test]
+fn refusals_are_not_kept_for_replay() {
+    let mut c = ctl();
+    let (mut h, mut a, mut llm) = (Host::default(), Audit::default(), Fwd::default());
+    // A submit token may not load: refused, and the refusal is not cached...
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let req = Request {
+        version: Version::V1,
+        token: SECRETS.submit,
+        seq: 5,
+        command: Command::LlmLoad { wcet_cycles: None },
+    };
+    let n = encode(&req, &mut buf).unwrap();
+    c.on_bytes(&buf[..n], at(0), &mut h, &mut a, &mut llm);
+    // ...so the same token and seq on an allowed request runs it.
+    c.on_bytes(
+        &v1_cancel(SECRETS.submit, 5, 1),
+        at(1),
+        &mut h,
+        &mut a,
+        &mut llm,
+    );
+    assert_eq!(llm.0.len(), 1);
+    assert_eq!(c.stats().replayed, 0);
+    assert_eq!(text(&h), ["ERR 0x05\n"]);
+}
