@@ -133,8 +133,19 @@ fn on_irq(_intid: u32) {
             PortEvent::Host(_) => CONTROL.lock().host_changed(),
         }
     }
+    serve_host(v);
+}
+
+/// Receive chunks handled per interrupt or tick: a host that never pauses cannot keep the
+/// core in the interrupt handler for good; what is left is picked up at the next interrupt or
+/// timer tick.
+const CHUNKS_PER_PASS: usize = 32;
+
+/// Runs received host bytes through the control loop (bounded), then pushes out replies.
+fn serve_host(v: &mut Vcon) {
     let mut buf = [0u8; Vcon::RX_CHUNK];
-    while let Some(n) = v.recv(&mut buf) {
+    for _ in 0..CHUNKS_PER_PASS {
+        let Some(n) = v.recv(&mut buf) else { break };
         let mut c = CONTROL.lock();
         let mut link = LINK.lock();
         c.on_bytes(&buf[..n], now(), v, &mut HvAudit, &mut *link);
@@ -150,6 +161,8 @@ fn on_tick(core: usize) {
     TICKS.fetch_add(1, Ordering::Relaxed);
     let mut guard = VCON.lock();
     let Some(v) = guard.as_mut() else { return };
+    // Leftovers of a bounded pass (and transmit buffers the device returned).
+    serve_host(v);
     let mut c = CONTROL.lock();
     let t = now();
     if c.pending() > 0 {
