@@ -799,3 +799,77 @@ fn seed_recipe_with_a_model_streams_the_llm_shells_tokens() {
         "no LLM infer record in {ops:?}"
     );
 }
+
+/// The value after `label` (`ADMIN TOKEN: 0x...`) in a command's output.
+fn printed_value(out: &str, label: &str) -> u64 {
+    let hex = out
+        .split(&format!("{label}: 0x"))
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {label} in:\n{out}"));
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+#[test]
+fn rotation_revokes_old_tokens_and_bad_values_change_nothing() {
+    let sis = boot();
+    let load = |token: u64| -> String {
+        let hex = format!("{token:#x}");
+        let out = sis
+            .datactl(&["--wait-ack", "--token", &hex, "llm-load"], DATACTL)
+            .unwrap();
+        out.stdout.trim().to_string()
+    };
+    // Legacy ADMIN token: rotating it revokes the old one at once.
+    let old = printed_value(
+        &sis.run(Source::Ctl, "ctladmin show", CMD).unwrap(),
+        "ADMIN TOKEN",
+    );
+    assert_eq!(
+        load(old),
+        "ERR 0x03",
+        "allowed, then refused by the LLM (no model)"
+    );
+    let new = printed_value(
+        &sis.run(Source::Ctl, "ctladmin", CMD).unwrap(),
+        "ADMIN TOKEN",
+    );
+    assert_ne!(old, new);
+    assert_eq!(load(old), "ERR 0x05");
+    assert_eq!(load(new), "ERR 0x03");
+    // Embedded tokens die with the control key.
+    let embedded = embed_token(&sis, "admin");
+    assert_eq!(load(embedded), "ERR 0x03");
+    let out = sis.run(Source::Ctl, "ctlkey rotate", CMD).unwrap();
+    printed_value(&out, "CTL KEY");
+    assert_eq!(load(embedded), "ERR 0x05");
+    assert_eq!(load(embed_token(&sis, "admin")), "ERR 0x03");
+    // Bad values are refused with the reason and change nothing.
+    let submit = printed_value(
+        &sis.run(Source::Ctl, "ctlsubmit show", CMD).unwrap(),
+        "SUBMIT TOKEN",
+    );
+    let out = sis.run(Source::Ctl, "ctlsubmit 0", CMD).unwrap();
+    assert!(
+        out.contains("refused: a token secret must not be zero"),
+        "{out}"
+    );
+    let out = sis
+        .run(Source::Ctl, &format!("ctlsubmit {new:#x}"), CMD)
+        .unwrap();
+    assert!(
+        out.contains("ADMIN and SUBMIT secrets must differ"),
+        "{out}"
+    );
+    let out = sis.run(Source::Ctl, "ctlsubmit zz", CMD).unwrap();
+    assert!(out.contains("bad value 'zz'"), "{out}");
+    let out = sis.run(Source::Ctl, "ctlembed root", CMD).unwrap();
+    assert!(out.contains("usage: ctlembed admin|submit|all"), "{out}");
+    let now = printed_value(
+        &sis.run(Source::Ctl, "ctlsubmit show", CMD).unwrap(),
+        "SUBMIT TOKEN",
+    );
+    assert_eq!(now, submit);
+    let status = sis.run(Source::Ctl, "status", CMD).unwrap();
+    assert_eq!(field(&status, "rotations="), 2, "{status}");
+}
