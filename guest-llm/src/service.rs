@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use guest_rt::sync::IrqMutex;
 use guest_rt::{smp, sync, timer};
 use shared_ring::audit::{AuditEntry, Op, STATUS_DEADLINE_MISS, STATUS_OK, STATUS_REJECT};
-use sis_engine::{chat, SamplerConfig, Session, SessionConfig, StopReason, Utf8Stream};
+use sis_engine::{SamplerConfig, Session, SessionConfig, StopReason, Utf8Stream};
 use sis_platform::BootInfo;
 use sis_sched::stats::SampleRing;
 use sis_sched::{
@@ -588,12 +588,16 @@ fn admit(p: Pending, now: u64) {
         tokens: 0,
         ..entry
     };
-    let text = if req.chat {
-        chat::chatml(None, &req.prompt)
+    // ChatML markers go in by token id: text the user typed is only ever text, so an
+    // `<|im_end|>` inside a prompt cannot close the turn (the same encoding as `llm-run --chat`).
+    let tokens = if req.chat {
+        match loaded.tokenizer.encode_chatml(None, &req.prompt) {
+            Ok(t) => t,
+            Err(e) => return fail(JobError::BadRequest(format!("--chat: {e}")), entry),
+        }
     } else {
-        String::from(req.prompt.as_str())
+        loaded.tokenizer.encode_prompt(&req.prompt)
     };
-    let tokens = loaded.tokenizer.encode_prompt(&text);
     let entry = AuditEntry {
         prompt_len: tokens.len() as u32,
         ..entry
