@@ -3,7 +3,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use shared_ring::audit::{AuditEntry, AuditReader, AuditRecord, AuditStats};
+use shared_ring::audit::{AuditEntry, AuditReader, AuditRecord, AuditStats, Op, STATUS_REJECT};
 use shared_ring::RawRegion;
 
 use super::shm;
@@ -79,4 +79,16 @@ pub fn latest(out: &mut [AuditRecord]) -> Result<(usize, AuditStats), ReadError>
     let st = r.stats();
     let from = (st.write_seq + 1).saturating_sub(out.len() as u64).max(1);
     Ok((r.read(from, out).count, st))
+}
+
+/// Records one drain pass of a ring that rejected `count` slots (`ring_reject`, `extra` = count).
+pub(crate) fn ring_rejects(count: u64) {
+    if count > 0 {
+        let _ = append(&AuditEntry {
+            op: Op::RingReject as u16,
+            status: STATUS_REJECT,
+            extra: count,
+            ..AuditEntry::default()
+        });
+    }
 }

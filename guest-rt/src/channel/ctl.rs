@@ -3,7 +3,6 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use shared_ring::audit::{AuditEntry, Op, STATUS_REJECT};
 use shared_ring::region::{self, RegionError};
 use shared_ring::{CtlEnd, Geometry, RawRegion, Received, Request, Response, SendError};
 use sis_platform::layout::irq::DOORBELL;
@@ -161,14 +160,7 @@ pub fn drain() -> usize {
             Err(_) => rejected += 1,
         }
     }
-    if rejected > 0 {
-        let _ = audit::append(&AuditEntry {
-            op: Op::RingReject as u16,
-            status: STATUS_REJECT,
-            extra: rejected,
-            ..AuditEntry::default()
-        });
-    }
+    audit::ring_rejects(rejected);
     if taken > 0 || rejected > 0 {
         signal_space();
     }

@@ -4,7 +4,6 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use shared_ring::audit::{AuditEntry, Op, STATUS_REJECT};
 use shared_ring::region;
 use shared_ring::{
     ConsumerStats, LlmEnd, Producer, ProducerStats, RawRegion, Received, Request, Response,
@@ -177,14 +176,7 @@ pub fn drain() -> usize {
             Err(_) => rejected += 1,
         }
     }
-    if rejected > 0 {
-        let _ = audit::append(&AuditEntry {
-            op: Op::RingReject as u16,
-            status: STATUS_REJECT,
-            extra: rejected,
-            ..AuditEntry::default()
-        });
-    }
+    audit::ring_rejects(rejected);
     taken + rejected as usize
 }
 

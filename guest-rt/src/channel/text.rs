@@ -3,7 +3,7 @@
 
 use core::fmt::{self, Write};
 
-use shared_ring::audit::{AuditRecord, AuditStats, Op, VM_HYPERVISOR};
+use shared_ring::audit::{AuditRecord, AuditStats, VM_HYPERVISOR};
 use shared_ring::{ConsumerStats, ProducerStats, RejectCounts, RejectReason};
 
 /// Doorbell counters of one guest.
@@ -173,28 +173,13 @@ pub fn write_audit_header(out: &mut dyn Write, st: &AuditStats, shown: usize) ->
 
 /// One record of `audit` (the same fields as the monitor's listing).
 pub fn write_audit_record(out: &mut dyn Write, r: &AuditRecord) -> fmt::Result {
-    let e = &r.entry;
-    writeln!(
-        out,
-        "  #{} t={}ns vm={} op={}({}) status={:#05b} prompt_len={} tokens={} wcet={} period={} extra={:#x}",
-        r.seq,
-        r.ts_ns,
-        vm_name(r.vm_id),
-        e.op,
-        Op::from_code(e.op).map_or("?", Op::name),
-        e.status,
-        e.prompt_len,
-        e.tokens,
-        e.wcet_cycles,
-        e.period_ns,
-        e.extra
-    )
+    writeln!(out, "  {}", shared_ring::audit::Text(r, vm_name(r.vm_id)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared_ring::audit::AuditEntry;
+    use shared_ring::audit::{AuditEntry, Op};
 
     #[test]
     fn ring_report_lines() {

@@ -270,7 +270,7 @@ fn ring() {
 }
 
 fn audit_tail() {
-    use shared_ring::audit::{AuditRecord, Op, VM_HYPERVISOR};
+    use shared_ring::audit::{AuditRecord, VM_HYPERVISOR};
     let mut recs = [AuditRecord::default(); 16];
     let (n, st) = super::audit::latest(&mut recs);
     hvprintln!(
@@ -285,21 +285,7 @@ fn audit_tail() {
             VM_HYPERVISOR => "hv",
             id => VMS.get(usize::from(id)).map_or("?", |vm| vm.cfg.name),
         };
-        let e = &r.entry;
-        hvprintln!(
-            "  #{} t={}ns vm={} op={}({}) status={:#05b} prompt_len={} tokens={} wcet={} period={} extra={:#x}",
-            r.seq,
-            r.ts_ns,
-            who,
-            e.op,
-            Op::from_code(e.op).map_or("?", Op::name),
-            e.status,
-            e.prompt_len,
-            e.tokens,
-            e.wcet_cycles,
-            e.period_ns,
-            e.extra
-        );
+        hvprintln!("  {}", shared_ring::audit::Text(r, who));
     }
 }
 

@@ -45,3 +45,29 @@ pub fn write_json_array<'a, W: Write, I: IntoIterator<Item = &'a AuditRecord>>(
     }
     w.write_char(']')
 }
+
+/// A record as one line of text, for the monitor's and the guests' `audit` listings:
+/// `#5 t=1234ns vm=ctl op=12(ring_ping) status=0b001 prompt_len=0 tokens=1000 wcet=0 period=0
+/// extra=0x3e8`. `vm` is the caller's name for the record's VM id.
+pub struct Text<'a>(pub &'a AuditRecord, pub &'a str);
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (r, e) = (self.0, &self.0.entry);
+        write!(
+            f,
+            "#{} t={}ns vm={} op={}({}) status={:#05b} prompt_len={} tokens={} wcet={} period={} extra={:#x}",
+            r.seq,
+            r.ts_ns,
+            self.1,
+            e.op,
+            super::Op::from_code(e.op).map_or("?", super::Op::name),
+            e.status,
+            e.prompt_len,
+            e.tokens,
+            e.wcet_cycles,
+            e.period_ns,
+            e.extra
+        )
+    }
+}

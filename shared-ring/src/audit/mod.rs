@@ -10,7 +10,7 @@
 mod json;
 mod log;
 
-pub use json::{write_json, write_json_array};
+pub use json::{write_json, write_json_array, Text};
 pub use log::{AuditReader, AuditStats, AuditWriter, ReadBatch};
 
 /// Operation codes (1..=4 are the seed's).
