@@ -43,7 +43,8 @@ pub fn receive(v: &mut Vcpu) {
 fn deliver(id: VmId, b: u8) {
     let vm = &VMS[id];
     if !vm.running() {
-        if vm.stats.input_dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+        vm.stats.input_dropped.fetch_add(1, Ordering::Relaxed);
+        if !vm.stats.input_notice.swap(true, Ordering::Relaxed) {
             hvprintln!(
                 "vm {} is stopped: input dropped (Ctrl-A 0, then 'start {}')",
                 vm.cfg.name,

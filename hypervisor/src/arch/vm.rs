@@ -62,6 +62,8 @@ pub struct Stats {
     pub restarts: AtomicU64,
     /// Console input bytes dropped (VM stopped or FIFO full).
     pub input_dropped: AtomicU64,
+    /// The user was told (once per stop) that input to this stopped VM is dropped.
+    pub input_notice: AtomicBool,
     /// Doorbells this VM rang.
     pub doorbells_sent: AtomicU64,
     /// Doorbells rung at this VM.
@@ -114,6 +116,7 @@ impl Vm {
                 irqs: AtomicU64::new(0),
                 restarts: AtomicU64::new(0),
                 input_dropped: AtomicU64::new(0),
+                input_notice: AtomicBool::new(false),
                 doorbells_sent: AtomicU64::new(0),
                 doorbells_received: AtomicU64::new(0),
                 audit_rejected: AtomicU64::new(0),
@@ -272,6 +275,7 @@ fn start_locked(vm: &Vm) -> Result<(), LifecycleError> {
     if vm.starts.fetch_add(1, Ordering::Relaxed) > 0 {
         vm.stats.restarts.fetch_add(1, Ordering::Relaxed);
     }
+    vm.stats.input_notice.store(false, Ordering::Relaxed);
     vm.state.store(RUNNING, Ordering::Release);
     super::audit::event(vm.id, Op::VmStart, STATUS_OK, entry);
     request_start(vm.cfg.cores[0], entry, ipa::BOOT_INFO);
