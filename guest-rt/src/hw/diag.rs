@@ -13,7 +13,7 @@ use super::{heap, irq, smp, timer, uart};
 use crate::shell::{parse_u64, Command, Invocation};
 
 /// The diagnostic command table.
-pub static DIAG: [Command; 5] = [
+pub static DIAG: [Command; 6] = [
     Command {
         name: "stats",
         help: "interrupt, UART, timer and heap counters",
@@ -33,6 +33,11 @@ pub static DIAG: [Command; 5] = [
         name: "irqburst",
         help: "pend SGIs 8-15 at once (more than the list registers hold) and count them",
         run: irqburst,
+    },
+    Command {
+        name: "hvprobe",
+        help: "feed bad arguments to every hypercall and PSCI call; all must be refused",
+        run: hvprobe,
     },
     Command {
         name: "poke",
@@ -318,4 +323,109 @@ fn irqburst(_inv: &mut Invocation) {
         seen.count_ones(),
         BURST_LAST - BURST_FIRST + 1
     );
+}
+
+/// One probe: a call with bad arguments and the error code it must return.
+struct Probe {
+    name: &'static str,
+    function: u32,
+    args: [u64; 3],
+    expect: i64,
+}
+
+/// Calls every hypercall and PSCI function with arguments the hypervisor must refuse, and
+/// checks the exact SMCCC/PSCI error code of each (nothing may change: no record written, no
+/// core started).
+fn hvprobe(_inv: &mut Invocation) {
+    use sis_platform::hypercall as hc;
+    use sis_platform::layout::ipa;
+    use smccc::psci;
+    let Ok((vm, mask, ram)) = super::hypercall::vm_info() else {
+        crate::println!("hvprobe: no hypervisor (native boot)");
+        return;
+    };
+    let own = u64::from(mask.trailing_zeros());
+    let foreign = (0..NUM_CORES as u64)
+        .find(|c| mask & (1 << c) == 0)
+        .unwrap_or(NUM_CORES as u64);
+    let probes = [
+        Probe {
+            name: "doorbell to itself",
+            function: hc::HV_DOORBELL,
+            args: [vm, 0, 0],
+            expect: hc::INVALID_PARAMETER,
+        },
+        Probe {
+            name: "doorbell to vm 7",
+            function: hc::HV_DOORBELL,
+            args: [7, 0, 0],
+            expect: hc::INVALID_PARAMETER,
+        },
+        Probe {
+            name: "audit op 999",
+            function: hc::HV_AUDIT_APPEND,
+            args: [999, 0, 0],
+            expect: hc::INVALID_PARAMETER,
+        },
+        Probe {
+            name: "audit status bit 3",
+            function: hc::HV_AUDIT_APPEND,
+            args: [1 | 0b1000 << 16, 0, 0],
+            expect: hc::INVALID_PARAMETER,
+        },
+        Probe {
+            name: "audit reserved bits",
+            function: hc::HV_AUDIT_APPEND,
+            args: [1 | 1 << 16, 1 << 40, 0],
+            expect: hc::INVALID_PARAMETER,
+        },
+        Probe {
+            name: "unknown vendor call",
+            function: hc::VENDOR_HYP_BASE + 0xFF,
+            args: [0, 0, 0],
+            expect: hc::NOT_SUPPORTED,
+        },
+        Probe {
+            name: "CPU_ON another VM's core",
+            function: psci::PSCI_CPU_ON_64,
+            args: [foreign, ipa::KERNEL_BASE, 0],
+            expect: -2,
+        },
+        Probe {
+            name: "CPU_ON entry outside RAM",
+            function: psci::PSCI_CPU_ON_64,
+            args: [own, ipa::RAM_BASE + ram, 0],
+            expect: -9,
+        },
+        Probe {
+            name: "AFFINITY_INFO another VM's core",
+            function: psci::PSCI_AFFINITY_INFO_64,
+            args: [foreign, 0, 0],
+            expect: -2,
+        },
+        Probe {
+            name: "AFFINITY_INFO level 1",
+            function: psci::PSCI_AFFINITY_INFO_64,
+            args: [own, 1, 0],
+            expect: -2,
+        },
+    ];
+    let mut ok = 0;
+    for p in &probes {
+        let mut args = [0u64; 17];
+        args[..3].copy_from_slice(&p.args);
+        let got = smccc::hvc64(p.function, args)[0] as i64;
+        let verdict = if got == p.expect {
+            ok += 1;
+            "ok"
+        } else {
+            "FAIL"
+        };
+        crate::println!(
+            "hvprobe: {}: {got} (expected {}) {verdict}",
+            p.name,
+            p.expect
+        );
+    }
+    crate::println!("hvprobe: {ok}/{} refused as expected", probes.len());
 }

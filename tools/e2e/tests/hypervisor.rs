@@ -183,3 +183,34 @@ fn list_register_overflow_is_refilled_on_the_maintenance_interrupt() {
         .unwrap()
         .contains("ticks:"));
 }
+
+#[test]
+fn bad_hypercall_and_psci_arguments_are_refused_and_change_nothing() {
+    let sis = boot();
+    let before = sis.run(Source::Hv, "audit", CMD).unwrap();
+    let written = field(&before, "audit:");
+    for src in [Source::Ctl, Source::Llm] {
+        let out = sis.run(src, "hvprobe", CMD).unwrap();
+        assert!(
+            out.contains("hvprobe: 10/10 refused as expected"),
+            "{src}: {out}"
+        );
+        assert!(!out.contains("FAIL"), "{src}: {out}");
+    }
+    // Nothing was written to the audit log; the refusals are counted per VM.
+    let after = sis.run(Source::Hv, "audit", CMD).unwrap();
+    assert_eq!(field(&after, "audit:"), written, "{after}");
+    let ring = sis.run(Source::Hv, "ring", CMD).unwrap();
+    for name in ["ctl", "llm"] {
+        let line = sis_e2e::text::line(&ring, &format!("vm {name}:"));
+        assert_eq!(field(line, "audit_rejected="), 3, "{line}");
+    }
+    // No core of another VM was started: both VMs still have exactly their own cores.
+    let llm = sis.run(Source::Llm, "info", CMD).unwrap();
+    assert!(llm.lines().any(|l| l.trim() == "cores: 1,2,3"), "{llm}");
+    let ctl = sis.run(Source::Ctl, "info", CMD).unwrap();
+    assert!(ctl.lines().any(|l| l.trim() == "cores: 0"), "{ctl}");
+    let vms = sis.run(Source::Hv, "vms", CMD).unwrap();
+    assert!(vm_line(&vms, "ctl").contains(" running "), "{vms}");
+    assert!(vm_line(&vms, "llm").contains(" running "), "{vms}");
+}
