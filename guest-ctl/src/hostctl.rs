@@ -10,6 +10,7 @@ use guest_rt::sync::IrqMutex;
 use guest_rt::{hypercall, irq, println, timer};
 use shared_ring::audit::AuditEntry;
 use sis_frame::auth::{Authenticator, RateLimitConfig, Secrets};
+use sis_platform::partition::VM_LLM;
 use sis_platform::BootInfo;
 use virtio_drivers::transport::DeviceType;
 
@@ -153,6 +154,23 @@ fn serve_host(v: &mut Vcon) {
     v.flush();
 }
 
+/// Generation of the LLM VM when last seen running (0: not yet seen).
+static LLM_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Whether frames waiting for the LLM partition can no longer be answered by it: it is stopped,
+/// or it was restarted (a new generation lost the old one's requests). Then they get `ERR 0x06`
+/// at once instead of at their deadline.
+fn llm_went_away() -> bool {
+    match hypercall::vm_state(VM_LLM as u64) {
+        Ok((true, generation)) => {
+            let seen = LLM_GENERATION.swap(generation, Ordering::Relaxed);
+            seen != 0 && seen != generation
+        }
+        Ok((false, _)) => true,
+        Err(_) => false,
+    }
+}
+
 /// Every timer tick (core 0): deadlines of forwarded frames.
 fn on_tick(core: usize) {
     if core != 0 {
@@ -165,8 +183,10 @@ fn on_tick(core: usize) {
     serve_host(v);
     let mut c = CONTROL.lock();
     let t = now();
+    // Checked every tick, so a restart is noticed even while nothing waits.
+    let llm_gone = llm_went_away();
     if c.pending() > 0 {
-        c.tick(t, false, v);
+        c.tick(t, llm_gone, v);
     }
     // Abandoned jobs once a second is plenty.
     if TICKS.load(Ordering::Relaxed).is_multiple_of(100) {

@@ -21,6 +21,10 @@ pub const HV_AUDIT_APPEND: u32 = VENDOR_HYP_BASE + 2;
 /// Returns `x0 = vm id`, `x1 = cpu mask`, `x2 = RAM size`.
 pub const HV_VM_INFO: u32 = VENDOR_HYP_BASE + 3;
 
+/// Reports another VM's state: `x1` = VM id; returns `x0` = 1 running / 0 stopped and
+/// `x1` = how many times it was started (changes on every restart). Bad id: `INVALID_PARAMETER`.
+pub const HV_VM_STATE: u32 = VENDOR_HYP_BASE + 4;
+
 /// ABI version reported by [`HV_VERSION`].
 pub const ABI_VERSION: u64 = 1 << 16;
 

@@ -74,6 +74,11 @@ pub fn audit_append(words: [u64; 5]) -> Result<u64, HvError> {
     call(hc::HV_AUDIT_APPEND, [a, b, c, d, e, 0]).map(|r| r[0])
 }
 
+/// Whether VM `id` runs, and its generation (how many times it was started).
+pub fn vm_state(id: u64) -> Result<(bool, u64), HvError> {
+    call(hc::HV_VM_STATE, [id, 0, 0, 0, 0, 0]).map(|r| (r[0] == 1, r[1]))
+}
+
 /// (VM id, core mask, RAM size) as the hypervisor sees this VM.
 pub fn vm_info() -> Result<(u64, u64, u64), HvError> {
     call(hc::HV_VM_INFO, [0; 6]).map(|r| (r[0], r[1], r[2]))

@@ -67,6 +67,13 @@ pub fn handle(v: &mut Vcpu) {
         }
         hc::HV_VERSION => hc::ABI_VERSION as i64,
         hc::HV_DOORBELL => doorbell(v, a1),
+        hc::HV_VM_STATE => match vm::VMS.get(a1 as usize) {
+            Some(peer) => {
+                v.regs.x[1] = peer.starts();
+                i64::from(peer.running())
+            }
+            None => hc::INVALID_PARAMETER,
+        },
         hc::HV_AUDIT_APPEND => {
             let args = [a1, a2, a3, v.regs.x[4], v.regs.x[5]];
             match AuditEntry::from_hypercall_args(args) {

@@ -126,6 +126,11 @@ impl Vm {
         }
     }
 
+    /// How many times the VM was started (its generation).
+    pub fn starts(&self) -> u64 {
+        self.starts.load(Ordering::Acquire)
+    }
+
     /// Whether the VM is running.
     pub fn running(&self) -> bool {
         self.state.load(Ordering::Acquire) == RUNNING
