@@ -188,6 +188,9 @@ impl LlmLink for Link {
                 if p.chat {
                     flags |= InferFlags::CHAT;
                 }
+                if p.stream {
+                    flags |= InferFlags::HOST_STREAM;
+                }
                 let ring = RingRequest::Infer(InferRequest {
                     id,
                     max_tokens: p.max_tokens,

@@ -78,9 +78,13 @@ fn submit_infer(seq: u64, r: InferRequest) -> Result<(), ErrorCode> {
         temp_milli: u32::from(r.temp.0),
         seed: r.seed,
         chat: r.flags.chat(),
-        // Audited as op 3 (the seed's control-plane infer) whatever the ring transport: the
-        // control guest streams every job over the ring.
-        kind: JobKind::Infer,
+        // The control guest streams every job over the ring; the audit op follows what the
+        // host asked for: 4 (stream) for a streamed reply, 3 (infer) otherwise.
+        kind: if r.flags.host_stream() {
+            JobKind::Stream
+        } else {
+            JobKind::Infer
+        },
     };
     service::submit(req, &RING_SINK).map_err(|_| ErrorCode::Busy)?;
     send(&Response::Ack { req_seq: seq });

@@ -68,6 +68,9 @@ impl InferFlags {
     pub const CHAT: u8 = 0b01;
     /// Stream tokens back as they are produced (`Tokens` responses before `Done`).
     pub const STREAM: u8 = 0b10;
+    /// The host asked for a streamed reply: audit the job as a stream (op 4), not an infer
+    /// (op 3). The ring transport itself may stream either way.
+    pub const HOST_STREAM: u8 = 0b100;
 
     /// True if the chat flag is set.
     pub fn chat(self) -> bool {
@@ -76,6 +79,10 @@ impl InferFlags {
     /// True if the stream flag is set.
     pub fn stream(self) -> bool {
         self.0 & Self::STREAM != 0
+    }
+    /// True if the host asked for a streamed reply.
+    pub fn host_stream(self) -> bool {
+        self.0 & Self::HOST_STREAM != 0
     }
 }
 
