@@ -477,6 +477,9 @@ fn llama2c_checkpoint_with_its_tokenizer() {
         ..Options::default()
     })
     .expect("start QEMU");
+    // Both guests fully booted: the control guest's boot messages would otherwise interleave
+    // with (and split) the lines this test matches.
+    sis.wait_prompt(Source::Ctl, BOOT).expect("ctl> prompt");
     sis.wait_prompt(Source::Llm, BOOT).expect("llm> prompt");
     let out = sis.run(Source::Llm, "llmctl load", INFER).unwrap();
     assert!(
