@@ -12,6 +12,10 @@ use sis_platform::partition::PARTITIONS;
 
 /// Escape byte (Ctrl-A).
 pub const ESCAPE: u8 = 0x01;
+/// Ends a physical line that another source interrupts, before `\r\n`: the ANSI "reset
+/// attributes" sequence, invisible on a terminal, tells tools that the source's line continues
+/// on its next tagged line (the break is not the source's own newline).
+pub const CONTINUED: &[u8] = b"\x1b[0m";
 /// Bytes of output history kept per source.
 pub const HISTORY_BYTES: usize = 2048;
 /// Lines of history replayed when the focus switches.
@@ -183,6 +187,7 @@ impl Console {
         match self.line_owner {
             Some(owner) if owner == src => {}
             Some(_) => {
+                CONTINUED.iter().copied().for_each(&mut *sink);
                 sink(b'\r');
                 sink(b'\n');
                 src.tag().bytes().for_each(&mut *sink);
@@ -230,6 +235,7 @@ impl Console {
     /// Ends a partial physical line, if any (before a hypervisor message).
     pub fn end_line(&mut self, sink: &mut impl FnMut(u8)) {
         if self.line_owner.take().is_some() {
+            CONTINUED.iter().copied().for_each(&mut *sink);
             sink(b'\r');
             sink(b'\n');
         }
@@ -293,7 +299,10 @@ mod tests {
         out(&mut c, Target::Vm(0), "x\n", &mut sink);
         out(&mut c, Target::Monitor, "m\n", &mut sink);
         let s = String::from_utf8(sink).unwrap();
-        assert_eq!(s, "[ctl] ctl> \r\n[llm] hello\r\n[ctl] x\r\n[hv] m\r\n");
+        assert_eq!(
+            s,
+            "[ctl] ctl> \x1b[0m\r\n[llm] hello\r\n[ctl] x\r\n[hv] m\r\n"
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ impl Mux {
         match self.owner {
             Some(o) if o == src => {}
             Some(_) => {
-                wire.extend_from_slice(b"\r\n");
+                // Like the hypervisor: an interrupted line is marked as continued.
+                wire.extend_from_slice(b"\x1b[0m\r\n");
                 wire.extend_from_slice(TAGS[src].as_bytes());
             }
             None => wire.extend_from_slice(TAGS[src].as_bytes()),
@@ -321,8 +322,10 @@ fn booted() -> (Fake, sis_e2e::Console) {
 fn boot_output_is_split_by_source() {
     let (_fake, c) = booted();
     assert_eq!(c.text(Source::Hv), "SIS fake hypervisor\nhv> ");
-    // The ctl prompt was interrupted by the llm prompt, which ends ctl's physical line.
-    assert_eq!(c.text(Source::Ctl), "ctl ready\nctl> \n");
+    // The llm prompt interrupted ctl's prompt line; the break is marked as a continuation, so
+    // ctl's view has no line break there.
+    assert_eq!(c.text(Source::Ctl), "ctl ready\nctl> ");
+    assert!(c.stats().parse.continued > 0);
     assert!(c.text(Source::Llm).starts_with("llm ready\nllm> "));
     c.expect(Source::Untagged, "fake firmware says hello\n", T)
         .unwrap();
@@ -463,8 +466,8 @@ fn expect_only_sees_output_after_the_previous_match() {
     c.wait_prompt(Source::Ctl, T).unwrap();
     c.send_line(Source::Ctl, "lines 3").unwrap();
     let m = c.expect(Source::Ctl, "line 1\n", T).unwrap();
-    // The boot prompt's line was interrupted (by llm), so the echo starts on a fresh line.
-    assert_eq!(m.before, "\nlines 3\n");
+    // The boot prompt's line was interrupted (by llm) but continues: the echo follows it.
+    assert_eq!(m.before, "lines 3\n");
     let m = c.expect(Source::Ctl, "line 3", T).unwrap();
     assert_eq!(m.before, "line 2\n");
     let e = c.expect(Source::Ctl, "line 1", SHORT).unwrap_err();
@@ -542,8 +545,8 @@ fn late_output_is_caught_and_short_waits_fail() {
 fn an_interrupted_line_continues_in_its_own_view() {
     let (_fake, c) = booted();
     let out = c.run(Source::Ctl, "partial", T).unwrap();
-    // The interruption ends the physical line, so the view shows a line break there.
-    assert_eq!(out, "part-\nrest\n");
+    // The interruption ends the physical line with a continuation mark: the view has no break.
+    assert_eq!(out, "part-rest\n");
     c.expect(Source::Llm, "interrupt\n", T).unwrap();
     assert!(!c.text(Source::Ctl).contains("interrupt"));
 }
@@ -561,9 +564,11 @@ fn run_tolerates_an_echo_split_by_another_console() {
         };
         assert_eq!(out, want, "{cmd}");
     }
-    // The echo really was split in the ctl view.
+    // The echo really was split on the wire, and the view joined it again.
+    let raw = String::from_utf8_lossy(&c.raw_log()).into_owned();
+    assert!(!raw.contains("echo split me please"), "{raw}");
     let text = c.text(Source::Ctl);
-    assert!(!text.contains("echo split me please"), "{text}");
+    assert!(text.contains("echo split me please"), "{text}");
     c.expect(Source::Llm, "chat ", T).unwrap();
 }
 
@@ -577,9 +582,11 @@ fn concurrent_sources_keep_their_order() {
         .filter(|l| l.starts_with("work "))
         .map(str::to_owned)
         .collect();
+    // The first tick continues llm's prompt line (`llm> tick 0`).
     let ticks: Vec<String> = c
         .text(Source::Llm)
         .lines()
+        .map(|l| l.trim_start_matches("llm> "))
         .filter(|l| l.starts_with("tick "))
         .map(str::to_owned)
         .collect();
