@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use sis_e2e::text::field;
 use sis_e2e::{build_once, Options, Sis, Source};
 
 const BOOT: Duration = Duration::from_secs(60);
@@ -42,18 +43,6 @@ fn boot_with(model: Option<std::path::PathBuf>) -> Sis {
         .expect("the console port is bound");
     sis.wait_prompt(Source::Ctl, BOOT).expect("ctl> prompt");
     sis
-}
-
-/// The number after `key` on a line of `text`.
-fn field(text: &str, key: &str) -> u64 {
-    let at = text
-        .find(key)
-        .unwrap_or_else(|| panic!("no '{key}' in:\n{text}"));
-    text[at + key.len()..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after '{key}' in:\n{text}"))
 }
 
 /// `EMBED TOKEN: 0x...` printed by `ctlembed <rights>`.
@@ -869,4 +858,65 @@ fn rotation_revokes_old_tokens_and_bad_values_change_nothing() {
     assert_eq!(now, submit);
     let status = sis.run(Source::Ctl, "status", CMD).unwrap();
     assert_eq!(field(&status, "rotations="), 2, "{status}");
+}
+
+#[test]
+fn host_control_resumes_after_the_control_guest_restarts() {
+    let sis = boot_with(Some(test_model()));
+    let admin = format!("{:#x}", embed_token(&sis, "admin"));
+    let load = |token: &str| {
+        sis.datactl(
+            &[
+                "--retries",
+                "4",
+                "--wait-ack",
+                "--token",
+                token,
+                "llm-load",
+                "--wcet-cycles",
+                "25000",
+            ],
+            DATACTL,
+        )
+        .unwrap()
+    };
+    assert_eq!(load(&admin).stdout.trim(), "OK");
+
+    // A new control guest from the pristine image: the device is set up again, the port bound,
+    // fresh secrets drawn, and the host connection keeps working without any host action.
+    let out = sis.run(Source::Hv, "restart ctl", CMD).unwrap();
+    assert!(out.contains("vm ctl restarted"), "{out}");
+    sis.expect(Source::Ctl, "VCON: READY", BOOT)
+        .expect("port bound again");
+    sis.wait_prompt(Source::Ctl, BOOT).expect("ctl> again");
+    let fresh = format!("{:#x}", embed_token(&sis, "admin"));
+    assert_ne!(fresh, admin, "secrets are drawn again at boot");
+    let old = load(&admin);
+    assert_eq!(
+        old.stdout.trim(),
+        "ERR 0x05",
+        "the old token is dead: {old:?}"
+    );
+    assert_eq!(load(&fresh).stdout.trim(), "OK");
+    let submit = format!("{:#x}", embed_token(&sis, "submit"));
+    let infer = sis
+        .datactl(
+            &[
+                "--retries",
+                "4",
+                "--wait-ack",
+                "--token",
+                &submit,
+                "llm-infer",
+                "why op b slow?",
+                "--max-tokens",
+                "4",
+            ],
+            DATACTL,
+        )
+        .unwrap();
+    assert!(infer.stdout.trim().starts_with("OK id="), "{infer:?}");
+    // The ring came back too (new epoch, the LLM guest re-attached).
+    let ping = sis.run(Source::Ctl, "ping 10", CMD).unwrap();
+    assert!(ping.contains("ping: 10/10 replies"), "{ping}");
 }
