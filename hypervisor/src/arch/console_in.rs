@@ -189,6 +189,8 @@ fn vms() {
     }
     let len = w.len;
     hvprintln!("{}", core::str::from_utf8(&line[..len]).unwrap_or("?"));
+    let bad_escapes = CONSOLE.lock().bad_escapes;
+    hvprintln!("console: unknown Ctrl-A keys dropped={bad_escapes}");
     for vm in VMS.iter() {
         let cfg = vm.cfg;
         let s = &vm.stats;

@@ -77,8 +77,14 @@ fn bad_input_gets_clear_errors() {
     assert!(out.contains("unknown command: nosuchcommand"), "{out}");
     let out = sis.run(Source::Ctl, "peek zzz", CMD).unwrap();
     assert!(out.contains("peek: bad address"), "{out}");
+    // An unknown console key is reported, dropped and counted; the focus does not move.
+    sis.mark(Source::Hv);
+    sis.send_raw(&[0x01, b'q']).unwrap();
+    sis.expect(Source::Hv, "unknown console key Ctrl-A 'q'", CMD)
+        .expect("bad key reported");
     // Nothing changed: both VMs still run.
     let vms = sis.run(Source::Hv, "vms", CMD).unwrap();
+    assert!(vms.contains("unknown Ctrl-A keys dropped=1"), "{vms}");
     assert!(vm_line(&vms, "ctl").contains(" running "), "{vms}");
     assert!(vm_line(&vms, "llm").contains(" running "), "{vms}");
 }
