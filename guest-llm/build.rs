@@ -1,23 +1,9 @@
-//! Links the kernel with the guest runtime's linker script at the platform's kernel address
-//! (only for the bare-metal target; the host build is an empty program).
-use std::env;
-use std::path::PathBuf;
-
+//! Links the kernel as the guest runtime says (its build script exports the linker script and
+//! the load address); only for the bare-metal target: the host build is an empty program.
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
-        return;
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        let args = std::env::var("DEP_GUEST_RT_LINK_ARGS").expect("guest-rt exports link args");
+        args.split(';')
+            .for_each(|a| println!("cargo:rustc-link-arg-bins={a}"));
     }
-    let manifest =
-        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let script = manifest.join("../guest-rt/link.ld");
-    let script = script
-        .canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-    println!("cargo:rerun-if-changed={}", script.display());
-    println!("cargo:rustc-link-arg-bins=-T{}", script.display());
-    println!(
-        "cargo:rustc-link-arg-bins=--defsym=KERNEL_BASE={:#x}",
-        sis_platform::layout::ipa::KERNEL_BASE
-    );
 }
