@@ -44,27 +44,24 @@ register_bitfields! {u64,
 
 macro_rules! sysreg {
     ($(#[$doc:meta])* $name:ident, $asm:literal, $fields:ty, rw) => {
-        sysreg!($(#[$doc])* $name, $asm, $fields, r);
-        impl Writeable for $name {
-            type T = u64;
-            type R = $fields;
-            #[inline]
-            fn set(&self, value: u64) {
-                #[cfg(target_arch = "aarch64")]
-                // SAFETY: writing a GIC CPU-interface register at EL2 has no memory effects.
-                unsafe {
-                    core::arch::asm!(concat!("msr ", $asm, ", {}"), in(reg) value,
-                        options(nomem, nostack))
-                };
-                #[cfg(not(target_arch = "aarch64"))]
-                let _ = value;
-            }
-        }
+        sysreg!(@struct $(#[$doc])* $name);
+        sysreg!(@read $name, $asm, $fields);
+        sysreg!(@write $name, $asm, $fields);
     };
     ($(#[$doc:meta])* $name:ident, $asm:literal, $fields:ty, r) => {
+        sysreg!(@struct $(#[$doc])* $name);
+        sysreg!(@read $name, $asm, $fields);
+    };
+    ($(#[$doc:meta])* $name:ident, $asm:literal, $fields:ty, w) => {
+        sysreg!(@struct $(#[$doc])* $name);
+        sysreg!(@write $name, $asm, $fields);
+    };
+    (@struct $(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[allow(non_camel_case_types)]
         pub struct $name;
+    };
+    (@read $name:ident, $asm:literal, $fields:ty) => {
         impl Readable for $name {
             type T = u64;
             type R = $fields;
@@ -85,10 +82,7 @@ macro_rules! sysreg {
             }
         }
     };
-    ($(#[$doc:meta])* $name:ident, $asm:literal, $fields:ty, w) => {
-        $(#[$doc])*
-        #[allow(non_camel_case_types)]
-        pub struct $name;
+    (@write $name:ident, $asm:literal, $fields:ty) => {
         impl Writeable for $name {
             type T = u64;
             type R = $fields;
