@@ -45,6 +45,13 @@ fn boot_with(model: Option<std::path::PathBuf>) -> Sis {
     sis
 }
 
+/// `datactl --retries 4 --wait-ack --token TOKEN ARGS...` (the seed's recipe options).
+fn datactl_acked(sis: &Sis, token: &str, args: &[&str]) -> sis_e2e::CommandOutput {
+    let mut all = vec!["--retries", "4", "--wait-ack", "--token", token];
+    all.extend_from_slice(args);
+    sis.datactl(&all, DATACTL).unwrap()
+}
+
 /// `EMBED TOKEN: 0x...` printed by `ctlembed <rights>`.
 fn embed_token(sis: &Sis, rights: &str) -> u64 {
     let out = sis
@@ -263,39 +270,14 @@ fn tokens_replies_and_audit_without_a_model() {
 
     let admin_hex = format!("{admin:#x}");
     let submit_hex = format!("{submit:#x}");
-    let load = sis
-        .datactl(
-            &[
-                "--retries",
-                "4",
-                "--wait-ack",
-                "--token",
-                &admin_hex,
-                "llm-load",
-                "--wcet-cycles",
-                "25000",
-            ],
-            DATACTL,
-        )
-        .unwrap();
+    let load = datactl_acked(&sis, &admin_hex, &["llm-load", "--wcet-cycles", "25000"]);
     // Allowed and forwarded; the LLM partition has no model file and says so.
     assert_eq!(load.stdout.trim(), "ERR 0x03", "load: {load:?}");
-    let infer = sis
-        .datactl(
-            &[
-                "--retries",
-                "4",
-                "--wait-ack",
-                "--token",
-                &submit_hex,
-                "llm-infer",
-                "why op b slow?",
-                "--max-tokens",
-                "4",
-            ],
-            DATACTL,
-        )
-        .unwrap();
+    let infer = datactl_acked(
+        &sis,
+        &submit_hex,
+        &["llm-infer", "why op b slow?", "--max-tokens", "4"],
+    );
     // The job is accepted (it fails inside the LLM partition: no model).
     assert!(
         infer.stdout.trim().starts_with("OK id="),
@@ -618,38 +600,13 @@ fn seed_recipe_with_a_model_streams_the_llm_shells_tokens() {
     const PROMPT: &str = "why op b slow?";
 
     // The seed's host recipe, now answered by the LLM partition.
-    let load = sis
-        .datactl(
-            &[
-                "--retries",
-                "4",
-                "--wait-ack",
-                "--token",
-                &admin_hex,
-                "llm-load",
-                "--wcet-cycles",
-                "25000",
-            ],
-            DATACTL,
-        )
-        .unwrap();
+    let load = datactl_acked(&sis, &admin_hex, &["llm-load", "--wcet-cycles", "25000"]);
     assert_eq!(load.stdout.trim(), "OK", "{load:?}");
-    let infer = sis
-        .datactl(
-            &[
-                "--retries",
-                "4",
-                "--wait-ack",
-                "--token",
-                &submit_hex,
-                "llm-infer",
-                PROMPT,
-                "--max-tokens",
-                "4",
-            ],
-            DATACTL,
-        )
-        .unwrap();
+    let infer = datactl_acked(
+        &sis,
+        &submit_hex,
+        &["llm-infer", PROMPT, "--max-tokens", "4"],
+    );
     let id: u32 = infer
         .stdout
         .trim()
@@ -864,22 +821,7 @@ fn rotation_revokes_old_tokens_and_bad_values_change_nothing() {
 fn host_control_resumes_after_the_control_guest_restarts() {
     let sis = boot_with(Some(test_model()));
     let admin = format!("{:#x}", embed_token(&sis, "admin"));
-    let load = |token: &str| {
-        sis.datactl(
-            &[
-                "--retries",
-                "4",
-                "--wait-ack",
-                "--token",
-                token,
-                "llm-load",
-                "--wcet-cycles",
-                "25000",
-            ],
-            DATACTL,
-        )
-        .unwrap()
-    };
+    let load = |token: &str| datactl_acked(&sis, token, &["llm-load", "--wcet-cycles", "25000"]);
     assert_eq!(load(&admin).stdout.trim(), "OK");
 
     // A new control guest from the pristine image: the device is set up again, the port bound,
@@ -899,22 +841,11 @@ fn host_control_resumes_after_the_control_guest_restarts() {
     );
     assert_eq!(load(&fresh).stdout.trim(), "OK");
     let submit = format!("{:#x}", embed_token(&sis, "submit"));
-    let infer = sis
-        .datactl(
-            &[
-                "--retries",
-                "4",
-                "--wait-ack",
-                "--token",
-                &submit,
-                "llm-infer",
-                "why op b slow?",
-                "--max-tokens",
-                "4",
-            ],
-            DATACTL,
-        )
-        .unwrap();
+    let infer = datactl_acked(
+        &sis,
+        &submit,
+        &["llm-infer", "why op b slow?", "--max-tokens", "4"],
+    );
     assert!(infer.stdout.trim().starts_with("OK id="), "{infer:?}");
     // The ring came back too (new epoch, the LLM guest re-attached).
     let ping = sis.run(Source::Ctl, "ping 10", CMD).unwrap();
