@@ -53,4 +53,9 @@ fn cores(inv: &mut Invocation<'_, '_>) {
             );
         }
     }
+    let _ = writeln!(
+        inv.out,
+        "wake interrupts sent to sleeping workers: {}",
+        workers::wakes()
+    );
 }

@@ -1,6 +1,9 @@
-//! Worker cores: every core of the partition except the boot core. Each idles in WFE (timer
-//! interrupts still tick) and runs jobs posted to its mailbox; this is the hook the engine and
-//! scheduler dispatch work through.
+//! Worker cores: every core of the partition except the boot core. Each runs jobs posted to its
+//! mailbox; this is the hook the engine and scheduler dispatch work through.
+//!
+//! Between jobs a worker polls its mailbox for a short while (jobs of one token follow each other
+//! closely), then sleeps in WFI until [`submit`] wakes it with an SGI. WFE would be cheaper to
+//! wake, but an emulator does not sleep on it, so idle workers would each burn a host core.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -18,6 +21,12 @@ static MAILBOX: [AtomicUsize; NUM_CORES] = [const { AtomicUsize::new(0) }; NUM_C
 static DONE: [AtomicU64; NUM_CORES] = [const { AtomicU64::new(0) }; NUM_CORES];
 /// Cores running the worker loop.
 static WORKERS: AtomicU64 = AtomicU64::new(0);
+/// Bit `n` set: worker `n` is about to sleep, or sleeps, in WFI and needs an SGI to wake.
+static SLEEPING: AtomicU64 = AtomicU64::new(0);
+/// Wake SGIs sent to sleeping workers.
+static WAKES: AtomicU64 = AtomicU64::new(0);
+/// How long an idle worker polls its mailbox before it sleeps, in microseconds.
+const POLL_US: u64 = 2_000;
 
 /// Why a job was not posted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,23 +72,58 @@ pub fn submit(core: usize, job: Job) -> Result<(), SubmitError> {
         return Err(SubmitError::NotAWorker(core));
     }
     MAILBOX[core]
-        .compare_exchange(0, job as usize, Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(0, job as usize, Ordering::SeqCst, Ordering::Acquire)
         .map_err(|_| SubmitError::Busy(core))?;
-    // Wake workers sleeping in WFE (SEV is a broadcast event, never trapped).
-    aarch64_cpu::asm::sev();
+    // The worker announces its sleep before it checks the mailbox a last time (both SeqCst):
+    // either it sees this job, or this sees its flag and wakes it.
+    if SLEEPING.load(Ordering::SeqCst) & (1 << core) != 0 {
+        WAKES.fetch_add(1, Ordering::Relaxed);
+        smp::wake(core);
+    }
     Ok(())
+}
+
+/// Wake SGIs sent to sleeping workers since boot.
+pub fn wakes() -> u64 {
+    WAKES.load(Ordering::Relaxed)
+}
+
+/// Takes the job posted to `core`, polling for up to [`POLL_US`], then sleeping in WFI until
+/// [`submit`] wakes the core.
+fn next_job(core: usize) -> usize {
+    let start = guest_rt::timer::counter();
+    let poll = guest_rt::timer::frequency() * POLL_US / 1_000_000;
+    loop {
+        let job = MAILBOX[core].swap(0, Ordering::AcqRel);
+        if job != 0 {
+            return job;
+        }
+        if guest_rt::timer::counter().wrapping_sub(start) < poll {
+            core::hint::spin_loop();
+            continue;
+        }
+        // Announce the sleep before the last check (both SeqCst, see `submit`).
+        SLEEPING.fetch_or(1 << core, Ordering::SeqCst);
+        let job = smp::sleep_unless(|| {
+            let job = MAILBOX[core].swap(0, Ordering::SeqCst);
+            (job != 0).then_some(job)
+        });
+        SLEEPING.fetch_and(!(1 << core), Ordering::SeqCst);
+        if let Some(job) = job {
+            return job;
+        }
+    }
 }
 
 /// The worker loop a secondary core runs once it is online.
 fn worker_main(core: usize) -> ! {
+    if let Err(e) = smp::enable_wake() {
+        guest_rt::println!("llm: core {core}: no wake interrupt ({e:?}), not a worker");
+        guest_rt::halt_core();
+    }
     WORKERS.fetch_or(1 << core, Ordering::AcqRel);
     loop {
-        let job = MAILBOX[core].swap(0, Ordering::AcqRel);
-        if job == 0 {
-            // Wakes on SEV from `submit` or on any interrupt (the timer tick).
-            aarch64_cpu::asm::wfe();
-            continue;
-        }
+        let job = next_job(core);
         // SAFETY: non-zero mailbox values are only ever stored by `submit` from a `Job`.
         let job: Job = unsafe { core::mem::transmute::<usize, Job>(job) };
         job(core);

@@ -90,3 +90,37 @@ pub(crate) fn run_secondary_main(core: usize) -> ! {
     let main: SecondaryMain = unsafe { core::mem::transmute::<usize, SecondaryMain>(f) };
     main(core)
 }
+
+/// The SGI one core sends another to wake it from WFI ([`wake`]). Its handler does nothing:
+/// taking the interrupt is the wake-up.
+pub const WAKE_SGI: u32 = 2;
+
+/// Lets this core be woken by [`wake`]: enables [`WAKE_SGI`] on it with an empty handler.
+pub fn enable_wake() -> Result<(), super::gic::GicError> {
+    super::irq::enable(WAKE_SGI, |_| {})
+}
+
+/// Wakes `core` from WFI (it must have called [`enable_wake`]).
+pub fn wake(core: usize) {
+    if core < NUM_CORES {
+        super::gic::send_sgi(WAKE_SGI, core);
+    }
+}
+
+/// Runs `check` and, if it finds nothing to do, sleeps in WFI until an interrupt (such as a
+/// [`wake`]) arrives. IRQs stay masked from the check to the WFI, so a wake sent after the
+/// check stays pending and ends the WFI at once instead of being taken, and lost, before it.
+pub fn sleep_unless<T>(check: impl FnOnce() -> Option<T>) -> Option<T> {
+    use aarch64_cpu::registers::DAIF;
+    use tock_registers::interfaces::{Readable, Writeable};
+    let daif = DAIF.get();
+    // SAFETY: masks IRQs on this core only; DAIF is restored below, and a pending IRQ is taken
+    // then.
+    unsafe { core::arch::asm!("msr daifset, #2", options(nomem, nostack)) };
+    let found = check();
+    if found.is_none() {
+        aarch64_cpu::asm::wfi();
+    }
+    DAIF.set(daif);
+    found
+}
