@@ -102,9 +102,9 @@ fn audit_cmd(inv: &mut Invocation<'_, '_>) {
     };
     let mut recs = [AuditRecord::default(); AUDIT_MAX];
     match audit::latest(&mut recs[..n]) {
-        Ok((count, st)) => {
-            let _ = write_audit_header(inv.out, &st, count);
-            for r in &recs[..count] {
+        Ok((listing, st)) => {
+            let _ = write_audit_header(inv.out, &st, &listing);
+            for r in &recs[..listing.count] {
                 let _ = write_audit_record(inv.out, r);
             }
         }

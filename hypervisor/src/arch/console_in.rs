@@ -7,6 +7,7 @@ use core::sync::atomic::Ordering;
 use sis_platform::layout::irq;
 use sis_platform::partition::VmId;
 
+use super::hypercall::CALLS;
 use super::print::CONSOLE;
 use super::uart;
 use super::vcpu::Vcpu;
@@ -212,7 +213,7 @@ fn vms() {
             (d.vuart.rx_bytes, d.vuart.rx_dropped)
         };
         hvprintln!(
-            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={}",
+            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={} doorbells_limited={} audit_denied={}",
             cfg.name,
             if vm.running() { "running" } else { "stopped" },
             cores,
@@ -226,6 +227,8 @@ fn vms() {
             s.restarts.load(Ordering::Relaxed),
             rx,
             dropped + s.input_dropped.load(Ordering::Relaxed),
+            CALLS[vm.id].doorbells_limited.load(Ordering::Relaxed),
+            CALLS[vm.id].audit_denied.load(Ordering::Relaxed),
         );
     }
 }
@@ -262,33 +265,63 @@ fn ring() {
         Err(()) => hvprintln!("shared ring: not initialised (no valid header)"),
     }
     for vm in VMS.iter() {
+        let c = &CALLS[vm.id];
         hvprintln!(
-            "  vm {}: doorbells sent={} received={} audit_rejected={}",
+            "  vm {}: doorbells sent={} received={} coalesced={} limited={} audit_rejected={} audit_denied={}",
             vm.cfg.name,
             vm.stats.doorbells_sent.load(Ordering::Relaxed),
             vm.stats.doorbells_received.load(Ordering::Relaxed),
-            vm.stats.audit_rejected.load(Ordering::Relaxed)
+            c.doorbells_coalesced.load(Ordering::Relaxed),
+            c.doorbells_limited.load(Ordering::Relaxed),
+            vm.stats.audit_rejected.load(Ordering::Relaxed),
+            c.audit_denied.load(Ordering::Relaxed)
         );
     }
 }
 
+/// Name of a VM id in audit listings (`hv` for the hypervisor itself).
+fn vm_name(id: u16) -> &'static str {
+    match id {
+        shared_ring::audit::VM_HYPERVISOR => "hv",
+        id => VMS.get(usize::from(id)).map_or("?", |vm| vm.cfg.name),
+    }
+}
+
 fn audit_tail() {
-    use shared_ring::audit::{AuditRecord, VM_HYPERVISOR};
+    use shared_ring::audit::AuditRecord;
     let mut recs = [AuditRecord::default(); 16];
-    let (n, st) = super::audit::latest(&mut recs);
+    let Some(snap) = super::audit::latest(&mut recs) else {
+        hvprintln!("audit: log header invalid");
+        return;
+    };
+    let st = snap.stats;
     hvprintln!(
-        "audit: {} records written, capacity {}, overwritten {}, invalid {}",
+        "audit: {} records written, capacity {}, overwritten {}, invalid {}, refused {}",
         st.write_seq,
         st.capacity,
         st.overwritten,
-        st.invalid
+        st.invalid,
+        st.refused
     );
-    for r in &recs[..n] {
-        let who = match r.vm_id {
-            VM_HYPERVISOR => "hv",
-            id => VMS.get(usize::from(id)).map_or("?", |vm| vm.cfg.name),
-        };
-        hvprintln!("  {}", shared_ring::audit::Text(r, who));
+    for s in &snap.segments[..snap.nsegs] {
+        hvprintln!(
+            "  segment by={} vm={}: capacity {} written {} overwritten {} refused {} invalid {}",
+            vm_name(s.writer),
+            vm_name(s.subject),
+            s.capacity,
+            s.write_seq,
+            s.overwritten,
+            s.refused,
+            s.invalid
+        );
+    }
+    hvprintln!(
+        "  newest {} records (merged by time), {} missing in that span",
+        snap.count,
+        snap.lost
+    );
+    for r in &recs[..snap.count] {
+        hvprintln!("  {}", shared_ring::audit::Text(r, vm_name));
     }
 }
 
