@@ -18,9 +18,61 @@ use crate::monitor::{self, Command, Edit, LineEditor, LINE_MAX};
 
 static MONITOR_LINE: spin::Mutex<LineEditor> = spin::Mutex::new(LineEditor::new());
 
-/// One byte a guest wrote to its PL011 data register.
+/// One byte a guest wrote to its PL011 data register: sanitised and assembled into its line by
+/// the multiplexer; if a partial line is left held, this core's idle timer is set for it.
 pub fn guest_output(vm: VmId, b: u8) {
-    CONSOLE.lock().output(Target::Vm(vm), b, &mut uart::put);
+    let now = super::audit::now_ns();
+    let deadline = {
+        let mut c = CONSOLE.lock();
+        c.guest_output(Target::Vm(vm), b, now, &mut uart::put);
+        c.deadline()
+    };
+    idle_timer::arm(deadline);
+}
+
+/// The EL2 physical timer (`CNTHP`) of the core that last held a partial guest line: writes the
+/// lines idle long enough, then waits for the next one (or stops).
+///
+/// Why this timer: partial lines must come out even when nothing else happens (a guest that
+/// printed its prompt and sleeps in WFI, which is not trapped, makes no exits). The EL2
+/// physical timer belongs to the hypervisor on every core, guests cannot see or program it, and
+/// its interrupt reaches EL2 whether the core runs a guest or idles, so the core that took the
+/// bytes is woken when they are due. Flushing on exits alone would depend on the guest's own
+/// timer ticks.
+pub mod idle_timer {
+    use aarch64_cpu::registers::{CNTFRQ_EL0, CNTHP_CTL_EL2};
+    use tock_registers::interfaces::{Readable, Writeable};
+
+    use super::super::print::CONSOLE;
+    use super::super::uart;
+
+    /// Sets this core's timer for `deadline_ns` (since boot), or stops it.
+    pub fn arm(deadline_ns: Option<u64>) {
+        match deadline_ns {
+            Some(ns) => {
+                let freq = u128::from(CNTFRQ_EL0.get());
+                let ticks = (u128::from(ns) * freq / 1_000_000_000) as u64;
+                // SAFETY: CNTHP_CVAL_EL2 is the hypervisor's own timer compare value; writing it
+                // only schedules an interrupt to EL2.
+                unsafe {
+                    core::arch::asm!("msr cnthp_cval_el2, {}", in(reg) ticks, options(nomem, nostack));
+                }
+                CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
+            }
+            None => CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR),
+        }
+    }
+
+    /// The timer fired: write what is due and set it for what remains.
+    pub fn fired() {
+        let now = super::super::audit::now_ns();
+        let deadline = {
+            let mut c = CONSOLE.lock();
+            c.flush_idle(now, &mut uart::put);
+            c.deadline()
+        };
+        arm(deadline);
+    }
 }
 
 /// Drains the physical UART (its interrupt is routed to core 0).
@@ -54,6 +106,9 @@ fn deliver(id: VmId, b: u8) {
         }
         return;
     }
+    CONSOLE
+        .lock()
+        .delivered(Target::Vm(id), super::audit::now_ns());
     let target = {
         let mut d = vm.inner.lock();
         // A full FIFO drops the byte and counts it in the UART's own counter.
@@ -190,8 +245,24 @@ fn vms() {
     }
     let len = w.len;
     hvprintln!("{}", core::str::from_utf8(&line[..len]).unwrap_or("?"));
-    let bad_escapes = CONSOLE.lock().bad_escapes;
+    let (bad_escapes, out) = {
+        let c = CONSOLE.lock();
+        let out: [crate::console::SourceStats; VMS.len()] =
+            core::array::from_fn(|id| c.stats(Target::Vm(id)));
+        (c.bad_escapes, out)
+    };
     hvprintln!("console: unknown Ctrl-A keys dropped={bad_escapes}");
+    for (vm, s) in VMS.iter().zip(out.iter()) {
+        hvprintln!(
+            "console {}: lines={} partial_writes={} long_splits={} escaped={} backspaces_refused={}",
+            vm.cfg.name,
+            s.lines,
+            s.partial_writes,
+            s.long_splits,
+            s.escaped,
+            s.backspaces_refused
+        );
+    }
     for vm in VMS.iter() {
         let cfg = vm.cfg;
         let s = &vm.stats;
