@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use shared_ring::audit::{
-    AuditEntry, AuditReader, AuditRecord, AuditStats, Listing, Op, SegmentInfo, STATUS_REJECT,
+    AuditEntry, AuditReader, AuditRecord, Listing, Op, SegmentInfo, STATUS_REJECT,
 };
 use shared_ring::RawRegion;
 
@@ -71,17 +71,6 @@ pub fn reader() -> Result<AuditReader<RawRegion<'static>>, ReadError> {
         shared_ring::audit::AuditError::BadRegion(why) => ReadError::BadRegion(why),
         _ => ReadError::BadRegion("unexpected error"),
     })
-}
-
-/// Copies the newest records of every writer (up to `out.len()`, merged by time, oldest first)
-/// and returns the listing (count, records missing in its span) with the log's counters.
-///
-/// # Errors
-/// [`ReadError`].
-pub fn latest(out: &mut [AuditRecord]) -> Result<(Listing, AuditStats), ReadError> {
-    let r = reader()?;
-    let st = r.stats();
-    Ok((r.newest(|_| true, out), st))
 }
 
 /// Calls `f` with every record kept of the segments `select` accepts, merged by time, oldest

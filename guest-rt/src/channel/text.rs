@@ -165,6 +165,17 @@ pub fn vm_name(id: u16) -> &'static str {
         .map_or("?", |vm| vm.name)
 }
 
+/// The VM id of a name in audit listings (`hv` = the hypervisor), the inverse of [`vm_name`].
+pub fn vm_id(name: &str) -> Option<u16> {
+    if name == "hv" {
+        return Some(VM_HYPERVISOR);
+    }
+    sis_platform::partition::PARTITIONS
+        .iter()
+        .position(|vm| vm.name == name)
+        .map(|i| i as u16)
+}
+
 /// The header line of `audit`: the log's counters, then what the listing shows and how many
 /// records are missing inside its span (rewritten while it was read).
 pub fn write_audit_header(out: &mut dyn Write, st: &AuditStats, shown: &Listing) -> fmt::Result {
@@ -311,6 +322,9 @@ mod tests {
         assert_eq!(vm_name(1), "llm");
         assert_eq!(vm_name(VM_HYPERVISOR), "hv");
         assert_eq!(vm_name(7), "?");
+        assert_eq!(vm_id("llm"), Some(1));
+        assert_eq!(vm_id("hv"), Some(VM_HYPERVISOR));
+        assert_eq!(vm_id("nope"), None);
         let mut s = String::new();
         write_audit_header(
             &mut s,
