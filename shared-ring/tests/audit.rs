@@ -346,11 +346,11 @@ fn reader_rejects_bad_regions() {
     assert!(AuditReader::attach(heap.region()).is_err());
     AuditWriter::init(heap.region(), &standard_segments(2)).unwrap();
     let mem = heap.region();
-    assert!(AuditReader::attach(mem.clone()).is_ok());
+    assert!(AuditReader::attach(mem).is_ok());
     // Version 1 readers' layout is refused, and so is ours by them (version word).
     mem.store(1, 1, Ordering::Relaxed);
     assert!(matches!(
-        AuditReader::attach(mem.clone()),
+        AuditReader::attach(mem),
         Err(AuditError::BadRegion(_))
     ));
     mem.store(1, 2, Ordering::Relaxed);
@@ -359,10 +359,7 @@ fn reader_rejects_bad_regions() {
         let old = mem.load(word, Ordering::Relaxed);
         mem.store(word, v, Ordering::Relaxed);
         assert!(
-            matches!(
-                AuditReader::attach(mem.clone()),
-                Err(AuditError::BadRegion(_))
-            ),
+            matches!(AuditReader::attach(mem), Err(AuditError::BadRegion(_))),
             "word {word} = {v}"
         );
         mem.store(word, old, Ordering::Relaxed);
