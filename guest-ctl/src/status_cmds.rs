@@ -1,9 +1,9 @@
 //! `status` (host-control counters) and `llmjson` (the audit log as JSON, every source) for
 //! the `ctl>` shell.
 
+use guest_rt::channel::audit as log;
 use guest_rt::shell::{Command, Invocation};
-use shared_ring::audit::{write_json, AuditReader, AuditRecord, Op};
-use shared_ring::RawRegion;
+use shared_ring::audit::{write_json, Op};
 
 use crate::hostctl::{CONTROL, VCON};
 use crate::{dma, rng};
@@ -22,42 +22,6 @@ pub static COMMANDS: [Command; 2] = [
     },
 ];
 
-/// A reader of the hypervisor's audit log through this VM's read-only mapping.
-fn audit_reader() -> Result<AuditReader<RawRegion<'static>>, &'static str> {
-    let info = guest_rt::boot_info();
-    if info.audit_base == 0 || info.audit_size == 0 {
-        return Err("no audit log (native boot)");
-    }
-    // SAFETY: the boot info names the audit region the hypervisor maps into this VM (read-only
-    // at stage 2, normal cacheable memory at stage 1) for the life of the VM; nothing here makes
-    // a Rust reference to it and the reader only loads words atomically.
-    let region = unsafe { RawRegion::new(info.audit_base as *mut u8, info.audit_size as usize) }
-        .map_err(|_| "audit region misaligned")?;
-    AuditReader::attach(region).map_err(|_| "audit log header invalid")
-}
-
-/// Calls `f` for every record kept in the log, oldest first; returns records lost to wrap.
-fn for_each_record(
-    reader: &AuditReader<RawRegion<'static>>,
-    from: u64,
-    mut f: impl FnMut(&AuditRecord),
-) -> u64 {
-    let mut batch = [AuditRecord::default(); 32];
-    let mut next = from;
-    let mut lost = 0;
-    loop {
-        let r = reader.read(next, &mut batch);
-        lost += r.lost;
-        for rec in &batch[..r.count] {
-            f(rec);
-        }
-        if r.count == 0 {
-            return lost;
-        }
-        next = r.next_seq;
-    }
-}
-
 fn llmjson(inv: &mut Invocation<'_, '_>) {
     let last = match inv.args.get(1..) {
         Some([]) | None => None,
@@ -73,28 +37,40 @@ fn llmjson(inv: &mut Invocation<'_, '_>) {
             return;
         }
     };
-    let reader = match audit_reader() {
+    let reader = match log::reader() {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(inv.out, "llmjson: {e}");
             return;
         }
     };
-    let head = reader.stats().write_seq;
-    let from = match last {
-        Some(n) => head.saturating_sub(n) + 1,
+    // `--last N`: the newest N records of every writer, merged by time (skip the older ones).
+    let skip = match last {
+        Some(n) => {
+            let mut kept = 0u64;
+            reader.for_each(|_| true, |_| kept += 1);
+            kept.saturating_sub(n)
+        }
         None => 0,
     };
+    let mut seen = 0u64;
     let _ = inv.out.write_char('[');
     let mut first = true;
     let mut out = &mut *inv.out;
-    for_each_record(&reader, from, |rec| {
-        if !first {
-            let _ = out.write_char(',');
-        }
-        first = false;
-        let _ = write_json(rec, &mut out);
-    });
+    reader.for_each(
+        |_| true,
+        |rec| {
+            seen += 1;
+            if seen <= skip {
+                return;
+            }
+            if !first {
+                let _ = out.write_char(',');
+            }
+            first = false;
+            let _ = write_json(rec, &mut out);
+        },
+    );
     let _ = writeln!(inv.out, "]");
 }
 
@@ -237,21 +213,20 @@ fn status(inv: &mut Invocation<'_, '_>) {
         out,
         "dma: pages={used}/{pages} refused={refused} rng: bytes={drawn} errors={rng_err}"
     );
-    if let Ok(reader) = audit_reader() {
-        let (mut allow, mut deny) = (0u64, 0u64);
-        let vm = guest_rt::boot_info().vm_id as u16;
-        let lost = for_each_record(&reader, 0, |r| {
-            if r.vm_id == vm && r.entry.op == Op::CtlAllow as u16 {
-                allow += 1;
-            } else if r.vm_id == vm && r.entry.op == Op::CtlDeny as u16 {
-                deny += 1;
-            }
-        });
+    let (mut allow, mut deny) = (0u64, 0u64);
+    let listing = log::for_each(log::own_segment, |r| {
+        if r.entry.op == Op::CtlAllow as u16 {
+            allow += 1;
+        } else if r.entry.op == Op::CtlDeny as u16 {
+            deny += 1;
+        }
+    });
+    if let (Ok(l), Ok(reader)) = (listing, log::reader()) {
         let st = reader.stats();
         let _ = writeln!(
             out,
-            "audit_log: ctl_allow={allow} ctl_deny={deny} records={} overwritten={} lost={lost}",
-            st.write_seq, st.overwritten
+            "audit_log: ctl_allow={allow} ctl_deny={deny} records={} overwritten={} lost={}",
+            st.write_seq, st.overwritten, l.lost
         );
     }
 }

@@ -5,9 +5,9 @@
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use guest_rt::channel::audit as log;
 use guest_rt::hypercall;
-use shared_ring::audit::{self, AuditEntry, AuditReader, AuditRecord, Op};
-use shared_ring::RawRegion;
+use shared_ring::audit::{self, AuditEntry, AuditRecord, Op};
 use sis_platform::BootInfo;
 
 /// Appends that failed (no hypervisor, or refused).
@@ -39,42 +39,19 @@ pub fn is_llm_op(op: u16) -> bool {
     )
 }
 
-fn reader(info: &BootInfo) -> Result<AuditReader<RawRegion<'static>>, &'static str> {
-    if info.audit_base == 0 || info.audit_size == 0 {
-        return Err("no audit log (native boot)");
-    }
-    // SAFETY: the hypervisor maps the audit region (normal memory, read-only at stage 2) at
-    // `audit_base` for the VM's whole life; the reader only loads from it, and no Rust
-    // reference to it exists anywhere.
-    let region = unsafe { RawRegion::new(info.audit_base as *mut u8, info.audit_size as usize) }
-        .map_err(|_| "audit region is misaligned")?;
-    AuditReader::attach(region).map_err(|_| "audit log header is invalid")
-}
-
-/// Calls `f` with every record of this VM's LLM operations still in the log, oldest first.
-/// Returns the number of records lost to wrap-around before they could be read.
+/// Calls `f` with every record of this VM's LLM operations still in the log (its own segment:
+/// nobody else can write there), oldest first. Returns the number of this VM's records lost to
+/// wrap-around before they could be read (a reader sees the gap in its sequence numbers).
 pub fn for_each_llm_record(
-    info: &BootInfo,
+    _info: &BootInfo,
     mut f: impl FnMut(&AuditRecord),
-) -> Result<u64, &'static str> {
-    let r = reader(info)?;
-    let mut buf = [AuditRecord::default(); 32];
-    let mut next = 0;
-    let mut lost = 0;
-    loop {
-        let batch = r.read(next, &mut buf);
-        lost += batch.lost;
-        for rec in &buf[..batch.count] {
-            if u64::from(rec.vm_id) == info.vm_id && is_llm_op(rec.entry.op) {
-                f(rec);
-            }
+) -> Result<u64, log::ReadError> {
+    let l = log::for_each(log::own_segment, |rec| {
+        if is_llm_op(rec.entry.op) {
+            f(rec);
         }
-        if batch.count == 0 || batch.next_seq == next {
-            break;
-        }
-        next = batch.next_seq;
-    }
-    Ok(lost)
+    })?;
+    Ok(l.lost)
 }
 
 /// Prints the records as one JSON array (`[]` when there is none).

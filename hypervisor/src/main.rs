@@ -10,6 +10,7 @@ pub mod console;
 pub mod elf;
 pub mod esr;
 pub mod monitor;
+pub mod ratelimit;
 pub mod stage2;
 pub mod sysreg;
 pub mod vgic;

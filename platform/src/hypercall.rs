@@ -12,11 +12,16 @@ pub const VENDOR_HYP_BASE: u32 = 0xC600_0000;
 /// Returns the ABI version: `x0 = (major << 16) | minor`.
 pub const HV_VERSION: u32 = VENDOR_HYP_BASE;
 /// Raises the doorbell virtual IRQ (`layout::irq::DOORBELL`) in another VM. `x1` = target VM
-/// id (not the caller's). Returns 0, `INVALID_PARAMETER`, or `TARGET_STOPPED`.
+/// id (not the caller's). Returns 0 (raised, or already pending: doorbells coalesce and only a
+/// newly pending doorbell kicks the target's core), `INVALID_PARAMETER`, `TARGET_STOPPED`, or
+/// `RATE_LIMITED` (more than [`DOORBELL_RATE`] calls per second on average, bursts of
+/// [`DOORBELL_BURST`]: nothing raised, counted; the peer still drains on its timer tick).
 pub const HV_DOORBELL: u32 = VENDOR_HYP_BASE + 1;
 /// Appends a record to the audit log. `x1..x5` = the entry packed as
-/// `shared_ring::audit::AuditEntry::to_hypercall_args`. Returns the record's sequence number
-/// (> 0) or `INVALID_PARAMETER` (unknown op, undefined status bits, reserved bits set).
+/// `shared_ring::audit::AuditEntry::to_hypercall_args`. Returns the record's sequence number in
+/// the caller's own segment (> 0), `INVALID_PARAMETER` (unknown op, undefined status bits,
+/// reserved bits set) or `DENIED` (an op only the hypervisor records, such as `vm_start`);
+/// refusals are counted, nothing is written.
 pub const HV_AUDIT_APPEND: u32 = VENDOR_HYP_BASE + 2;
 /// Returns `x0 = vm id`, `x1 = cpu mask`, `x2 = RAM size`.
 pub const HV_VM_INFO: u32 = VENDOR_HYP_BASE + 3;
@@ -38,3 +43,14 @@ pub const NOT_REQUIRED: i64 = -2;
 pub const INVALID_PARAMETER: i64 = -3;
 /// SIS: the target VM of a doorbell is stopped (nothing was raised).
 pub const TARGET_STOPPED: i64 = -4;
+/// SIS: the caller may not do this (a guest appending an audit op reserved to the hypervisor).
+pub const DENIED: i64 = -5;
+/// SIS: the caller exceeded its rate limit (doorbells); nothing was done.
+pub const RATE_LIMITED: i64 = -6;
+
+/// Doorbell calls a VM may make per second on average (per calling VM, on the system counter).
+/// Well above what the ring needs (a `ping` round trip rings once each way, about 40 000 per
+/// second under emulation), far below what a loop of calls reaches.
+pub const DOORBELL_RATE: u64 = 100_000;
+/// Doorbell calls a VM may make at once after a quiet period.
+pub const DOORBELL_BURST: u64 = 1024;

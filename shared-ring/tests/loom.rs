@@ -3,7 +3,9 @@
 #![cfg(loom)]
 
 use loom::thread;
-use shared_ring::audit::{AuditEntry, AuditReader, AuditRecord, AuditWriter, STATUS_OK};
+use shared_ring::audit::{
+    AuditEntry, AuditReader, AuditRecord, AuditWriter, SegmentSpec, STATUS_OK,
+};
 use shared_ring::mem::LoomRegion;
 use shared_ring::{attach, init, Geometry, Request, RingGeometry, SendError};
 
@@ -108,17 +110,25 @@ fn audit_seqlock_never_tears() {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(3);
     b.check(|| {
-        let mem = LoomRegion::new(64 + 64);
-        let mut w = AuditWriter::init(mem.clone()).unwrap();
+        let mem = LoomRegion::new(64 + 64 + 64);
+        let mut w = AuditWriter::init(
+            mem.clone(),
+            &[SegmentSpec {
+                writer: 1,
+                subject: 1,
+                weight: 1,
+            }],
+        )
+        .unwrap();
         let r = AuditReader::attach(mem).unwrap();
         let t = thread::spawn(move || {
             for i in 1..=2u64 {
-                w.append(1, i, &entry(i)).unwrap();
+                w.append(1, 1, i, &entry(i)).unwrap();
             }
         });
         let mut out = [AuditRecord::default(); 1];
         for from in 1..=2u64 {
-            let b = r.read(from, &mut out);
+            let b = r.read(0, from, &mut out);
             for rec in &out[..b.count] {
                 assert_eq!(rec.entry, entry(rec.seq), "torn record");
                 assert_eq!(rec.ts_ns, rec.seq);

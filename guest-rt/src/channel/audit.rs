@@ -1,9 +1,12 @@
-//! The audit log from a guest: a typed append (`HV_AUDIT_APPEND`) and a reader of the log the
-//! hypervisor maps read-only into every guest.
+//! The audit log from a guest: a typed append (`HV_AUDIT_APPEND`) and the one reader of the log
+//! the hypervisor maps read-only into every guest (the `audit` command, guest-ctl's `llmjson`
+//! and `status`, guest-llm's `llmjson` and `llmctl audit` all read through [`reader`]).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use shared_ring::audit::{AuditEntry, AuditReader, AuditRecord, AuditStats, Op, STATUS_REJECT};
+use shared_ring::audit::{
+    AuditEntry, AuditReader, AuditRecord, Listing, Op, SegmentInfo, STATUS_REJECT,
+};
 use shared_ring::RawRegion;
 
 use super::shm;
@@ -16,8 +19,9 @@ static FAILED: AtomicU64 = AtomicU64::new(0);
 /// record's sequence number. Counted either way.
 ///
 /// # Errors
-/// The hypercall's error: no hypervisor, or `InvalidParameter` for an unknown op or undefined
-/// status bits (the hypervisor validates and counts it as invalid).
+/// The hypercall's error: no hypervisor, `InvalidParameter` for an unknown op or undefined
+/// status bits, `Other(DENIED)` for an op only the hypervisor may record (the hypervisor counts
+/// both and writes nothing).
 pub fn append(entry: &AuditEntry) -> Result<u64, HvError> {
     match hypercall::audit_append(entry.to_hypercall_args()) {
         Ok(seq) => {
@@ -69,16 +73,21 @@ pub fn reader() -> Result<AuditReader<RawRegion<'static>>, ReadError> {
     })
 }
 
-/// Copies the newest records (up to `out.len()`, oldest first) and returns how many, with the
-/// log's counters.
+/// Calls `f` with every record kept of the segments `select` accepts, merged by time, oldest
+/// first; the listing counts the records lost (overwritten) in those segments.
 ///
 /// # Errors
 /// [`ReadError`].
-pub fn latest(out: &mut [AuditRecord]) -> Result<(usize, AuditStats), ReadError> {
-    let r = reader()?;
-    let st = r.stats();
-    let from = (st.write_seq + 1).saturating_sub(out.len() as u64).max(1);
-    Ok((r.read(from, out).count, st))
+pub fn for_each(
+    select: impl Fn(&SegmentInfo) -> bool,
+    f: impl FnMut(&AuditRecord),
+) -> Result<Listing, ReadError> {
+    Ok(reader()?.for_each(select, f))
+}
+
+/// Whether a segment holds this VM's own appends.
+pub fn own_segment(s: &SegmentInfo) -> bool {
+    u64::from(s.writer) == crate::boot_info().vm_id && s.subject == s.writer
 }
 
 /// Records one drain pass of a ring that rejected `count` slots (`ring_reject`, `extra` = count).

@@ -33,7 +33,8 @@ pub static CHANNEL: [Command; 2] = [
     },
     Command {
         name: "audit",
-        help: "audit [N]: the newest N audit records (default 16, max 64)",
+        help:
+            "audit [N] [ctl|llm|hv]: the newest N audit records (default 16, max 64), of one writer",
         run: audit_cmd,
     },
 ];
@@ -86,25 +87,42 @@ fn ring(inv: &mut Invocation<'_, '_>) {
 }
 
 fn audit_cmd(inv: &mut Invocation<'_, '_>) {
-    let n = match inv.args {
-        [_] => AUDIT_DEFAULT,
-        [_, n] => match parse_u64(n) {
-            Some(n) if (1..=AUDIT_MAX as u64).contains(&n) => n as usize,
-            _ => {
-                let _ = writeln!(inv.out, "audit: N must be 1..={AUDIT_MAX}");
-                return;
-            }
-        },
+    let (n, writer) = match inv.args {
+        [_] => (Some(AUDIT_DEFAULT as u64), None),
+        [_, n] => (parse_u64(n), None),
+        [_, n, w] => (parse_u64(n), Some(*w)),
         _ => {
-            let _ = writeln!(inv.out, "usage: audit [N]");
+            let _ = writeln!(inv.out, "usage: audit [N] [ctl|llm|hv]");
             return;
         }
     };
+    let n = match n {
+        Some(n) if (1..=AUDIT_MAX as u64).contains(&n) => n as usize,
+        _ => {
+            let _ = writeln!(inv.out, "audit: N must be 1..={AUDIT_MAX}");
+            return;
+        }
+    };
+    let writer = match writer {
+        None => None,
+        Some(w) => match super::text::vm_id(w) {
+            Some(id) => Some(id),
+            None => {
+                let _ = writeln!(inv.out, "audit: unknown writer '{w}' (ctl, llm or hv)");
+                return;
+            }
+        },
+    };
     let mut recs = [AuditRecord::default(); AUDIT_MAX];
-    match audit::latest(&mut recs[..n]) {
-        Ok((count, st)) => {
-            let _ = write_audit_header(inv.out, &st, count);
-            for r in &recs[..count] {
+    let listing = audit::reader().map(|r| {
+        let st = r.stats();
+        let l = r.newest(|s| writer.is_none_or(|w| s.writer == w), &mut recs[..n]);
+        (l, st)
+    });
+    match listing {
+        Ok((listing, st)) => {
+            let _ = write_audit_header(inv.out, &st, &listing);
+            for r in &recs[..listing.count] {
                 let _ = write_audit_record(inv.out, r);
             }
         }

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use sis_platform::hypercall::TARGET_STOPPED;
+use sis_platform::hypercall::{RATE_LIMITED, TARGET_STOPPED};
 use sis_platform::partition::VmId;
 
 use super::text::DoorbellStats;
@@ -12,6 +12,7 @@ use crate::hypercall::{self, HvError};
 static TX: AtomicU64 = AtomicU64::new(0);
 static RX: AtomicU64 = AtomicU64::new(0);
 static PEER_STOPPED: AtomicU64 = AtomicU64::new(0);
+static LIMITED: AtomicU64 = AtomicU64::new(0);
 static FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// Why a doorbell was not delivered.
@@ -34,10 +35,18 @@ impl fmt::Display for DoorbellError {
 }
 
 /// Raises the doorbell interrupt in VM `peer`. Counted either way.
+///
+/// A doorbell the hypervisor's rate limit refuses is counted (`rate_limited`) and is not an
+/// error: whatever was published stays in the ring, and the peer drains its ring on every timer
+/// tick as well as on every doorbell ([`super::on_tick`]), so nothing is lost, only delayed.
 pub fn ring(peer: VmId) -> Result<(), DoorbellError> {
     match hypercall::doorbell(peer as u64) {
         Ok(()) => {
             TX.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(HvError::Other(s)) if s == RATE_LIMITED => {
+            LIMITED.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
         Err(HvError::Other(s)) if s == TARGET_STOPPED => {
@@ -62,6 +71,7 @@ pub fn stats() -> DoorbellStats {
         tx: TX.load(Ordering::Relaxed),
         rx: RX.load(Ordering::Relaxed),
         peer_stopped: PEER_STOPPED.load(Ordering::Relaxed),
+        rate_limited: LIMITED.load(Ordering::Relaxed),
         failed: FAILED.load(Ordering::Relaxed),
     }
 }

@@ -3,7 +3,7 @@
 
 use core::fmt::{self, Write};
 
-use shared_ring::audit::{AuditRecord, AuditStats, VM_HYPERVISOR};
+use shared_ring::audit::{AuditRecord, AuditStats, Listing, VM_HYPERVISOR};
 use shared_ring::{ConsumerStats, ProducerStats, RejectCounts, RejectReason};
 
 /// Doorbell counters of one guest.
@@ -15,6 +15,9 @@ pub struct DoorbellStats {
     pub rx: u64,
     /// Doorbells refused because the peer VM was stopped.
     pub peer_stopped: u64,
+    /// Doorbells refused by the hypervisor's rate limit (the message stays in the ring; the
+    /// peer drains it on its next doorbell or timer tick).
+    pub rate_limited: u64,
     /// Doorbell hypercalls that failed otherwise.
     pub failed: u64,
 }
@@ -120,8 +123,8 @@ pub fn write_ring(out: &mut dyn Write, r: &RingReport<'_>) -> fmt::Result {
     let d = &r.doorbells;
     writeln!(
         out,
-        "  doorbells: tx {} rx {} peer_stopped {} failed {}",
-        d.tx, d.rx, d.peer_stopped, d.failed
+        "  doorbells: tx {} rx {} peer_stopped {} rate_limited {} failed {}",
+        d.tx, d.rx, d.peer_stopped, d.rate_limited, d.failed
     )?;
     writeln!(
         out,
@@ -162,18 +165,30 @@ pub fn vm_name(id: u16) -> &'static str {
         .map_or("?", |vm| vm.name)
 }
 
-/// The header line of `audit`.
-pub fn write_audit_header(out: &mut dyn Write, st: &AuditStats, shown: usize) -> fmt::Result {
+/// The VM id of a name in audit listings (`hv` = the hypervisor), the inverse of [`vm_name`].
+pub fn vm_id(name: &str) -> Option<u16> {
+    if name == "hv" {
+        return Some(VM_HYPERVISOR);
+    }
+    sis_platform::partition::PARTITIONS
+        .iter()
+        .position(|vm| vm.name == name)
+        .map(|i| i as u16)
+}
+
+/// The header line of `audit`: the log's counters, then what the listing shows and how many
+/// records are missing inside its span (rewritten while it was read).
+pub fn write_audit_header(out: &mut dyn Write, st: &AuditStats, shown: &Listing) -> fmt::Result {
     writeln!(
         out,
-        "audit: {} records written, capacity {}, overwritten {}, invalid {}, showing {}",
-        st.write_seq, st.capacity, st.overwritten, st.invalid, shown
+        "audit: {} records written, capacity {}, overwritten {}, invalid {}, refused {}, showing {}, missing {}",
+        st.write_seq, st.capacity, st.overwritten, st.invalid, st.refused, shown.count, shown.lost
     )
 }
 
 /// One record of `audit` (the same fields as the monitor's listing).
 pub fn write_audit_record(out: &mut dyn Write, r: &AuditRecord) -> fmt::Result {
-    writeln!(out, "  {}", shared_ring::audit::Text(r, vm_name(r.vm_id)))
+    writeln!(out, "  {}", shared_ring::audit::Text(r, vm_name))
 }
 
 #[cfg(test)]
@@ -223,7 +238,7 @@ mod tests {
              \x20 requests (ctl->llm): sent 10 full 1 too_large 0 corrupt_tail 0 queued 0 dropped 0\n\
              \x20 responses (llm->ctl): received 9 unhandled 0 rejected 5 (bad_index 0 bad_length 0 bad_sequence 3 decode 2 trailing 0)\n\
              \x20 ping: pings sent 10 pongs received 9\n\
-             \x20 doorbells: tx 10 rx 9 peer_stopped 0 failed 0\n\
+             \x20 doorbells: tx 10 rx 9 peer_stopped 0 rate_limited 0 failed 0\n\
              \x20 audit: appended 1 failed 0\n"
         );
         let mut s = String::new();
@@ -289,6 +304,7 @@ mod tests {
             seq: 5,
             ts_ns: 1234,
             vm_id: 0,
+            writer: 0,
             entry: AuditEntry {
                 op: Op::RingPing as u16,
                 status: 1,
@@ -301,26 +317,30 @@ mod tests {
         write_audit_record(&mut s, &r).unwrap();
         assert_eq!(
             s,
-            "  #5 t=1234ns vm=ctl op=12(ring_ping) status=0b001 prompt_len=0 tokens=1000 wcet=0 period=0 extra=0x3e8\n"
+            "  #5 by=ctl t=1234ns vm=ctl op=12(ring_ping) status=0b001 prompt_len=0 tokens=1000 wcet=0 period=0 extra=0x3e8\n"
         );
         assert_eq!(vm_name(1), "llm");
         assert_eq!(vm_name(VM_HYPERVISOR), "hv");
         assert_eq!(vm_name(7), "?");
+        assert_eq!(vm_id("llm"), Some(1));
+        assert_eq!(vm_id("hv"), Some(VM_HYPERVISOR));
+        assert_eq!(vm_id("nope"), None);
         let mut s = String::new();
         write_audit_header(
             &mut s,
             &AuditStats {
-                capacity: 16383,
+                capacity: 16378,
                 write_seq: 3,
                 overwritten: 0,
                 invalid: 1,
+                refused: 2,
             },
-            3,
+            &Listing { count: 3, lost: 0 },
         )
         .unwrap();
         assert_eq!(
             s,
-            "audit: 3 records written, capacity 16383, overwritten 0, invalid 1, showing 3\n"
+            "audit: 3 records written, capacity 16378, overwritten 0, invalid 1, refused 2, showing 3, missing 0\n"
         );
     }
 }

@@ -39,6 +39,15 @@ impl Write for Console {
     }
 }
 
+/// Writes `bytes` to the UART exactly as given (no CR LF translation), under the print lock.
+/// For the isolation probes: what the hypervisor must make safe.
+pub fn write_raw(bytes: &[u8]) {
+    let _g = LOCK.lock();
+    for &b in bytes {
+        uart::put_byte(b);
+    }
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments<'_>) {
     let _ = Console.write_fmt(args);

@@ -82,6 +82,7 @@ fn on_tick(_intid: u32) {
         t.fetch_add(1, Ordering::Relaxed);
     }
     super::diag::on_tick(core);
+    crate::channel::on_tick(core);
     let hook = TICK_HOOK.load(Ordering::Acquire);
     if hook != 0 {
         // SAFETY: non-zero values are only stored by `set_tick_hook` from a `TickHook`.

@@ -7,6 +7,7 @@ use core::sync::atomic::Ordering;
 use sis_platform::layout::irq;
 use sis_platform::partition::VmId;
 
+use super::hypercall::CALLS;
 use super::print::CONSOLE;
 use super::uart;
 use super::vcpu::Vcpu;
@@ -17,9 +18,61 @@ use crate::monitor::{self, Command, Edit, LineEditor, LINE_MAX};
 
 static MONITOR_LINE: spin::Mutex<LineEditor> = spin::Mutex::new(LineEditor::new());
 
-/// One byte a guest wrote to its PL011 data register.
+/// One byte a guest wrote to its PL011 data register: sanitised and assembled into its line by
+/// the multiplexer; if a partial line is left held, this core's idle timer is set for it.
 pub fn guest_output(vm: VmId, b: u8) {
-    CONSOLE.lock().output(Target::Vm(vm), b, &mut uart::put);
+    let now = super::audit::now_ns();
+    let deadline = {
+        let mut c = CONSOLE.lock();
+        c.guest_output(Target::Vm(vm), b, now, &mut uart::put);
+        c.deadline()
+    };
+    idle_timer::arm(deadline);
+}
+
+/// The EL2 physical timer (`CNTHP`) of the core that last held a partial guest line: writes the
+/// lines idle long enough, then waits for the next one (or stops).
+///
+/// Why this timer: partial lines must come out even when nothing else happens (a guest that
+/// printed its prompt and sleeps in WFI, which is not trapped, makes no exits). The EL2
+/// physical timer belongs to the hypervisor on every core, guests cannot see or program it, and
+/// its interrupt reaches EL2 whether the core runs a guest or idles, so the core that took the
+/// bytes is woken when they are due. Flushing on exits alone would depend on the guest's own
+/// timer ticks.
+pub mod idle_timer {
+    use aarch64_cpu::registers::{CNTFRQ_EL0, CNTHP_CTL_EL2};
+    use tock_registers::interfaces::{Readable, Writeable};
+
+    use super::super::print::CONSOLE;
+    use super::super::uart;
+
+    /// Sets this core's timer for `deadline_ns` (since boot), or stops it.
+    pub fn arm(deadline_ns: Option<u64>) {
+        match deadline_ns {
+            Some(ns) => {
+                let freq = u128::from(CNTFRQ_EL0.get());
+                let ticks = (u128::from(ns) * freq / 1_000_000_000) as u64;
+                // SAFETY: CNTHP_CVAL_EL2 is the hypervisor's own timer compare value; writing it
+                // only schedules an interrupt to EL2.
+                unsafe {
+                    core::arch::asm!("msr cnthp_cval_el2, {}", in(reg) ticks, options(nomem, nostack));
+                }
+                CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
+            }
+            None => CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR),
+        }
+    }
+
+    /// The timer fired: write what is due and set it for what remains.
+    pub fn fired() {
+        let now = super::super::audit::now_ns();
+        let deadline = {
+            let mut c = CONSOLE.lock();
+            c.flush_idle(now, &mut uart::put);
+            c.deadline()
+        };
+        arm(deadline);
+    }
 }
 
 /// Drains the physical UART (its interrupt is routed to core 0).
@@ -53,6 +106,9 @@ fn deliver(id: VmId, b: u8) {
         }
         return;
     }
+    CONSOLE
+        .lock()
+        .delivered(Target::Vm(id), super::audit::now_ns());
     let target = {
         let mut d = vm.inner.lock();
         // A full FIFO drops the byte and counts it in the UART's own counter.
@@ -189,8 +245,24 @@ fn vms() {
     }
     let len = w.len;
     hvprintln!("{}", core::str::from_utf8(&line[..len]).unwrap_or("?"));
-    let bad_escapes = CONSOLE.lock().bad_escapes;
+    let (bad_escapes, out) = {
+        let c = CONSOLE.lock();
+        let out: [crate::console::SourceStats; VMS.len()] =
+            core::array::from_fn(|id| c.stats(Target::Vm(id)));
+        (c.bad_escapes, out)
+    };
     hvprintln!("console: unknown Ctrl-A keys dropped={bad_escapes}");
+    for (vm, s) in VMS.iter().zip(out.iter()) {
+        hvprintln!(
+            "console {}: lines={} partial_writes={} long_splits={} escaped={} backspaces_refused={}",
+            vm.cfg.name,
+            s.lines,
+            s.partial_writes,
+            s.long_splits,
+            s.escaped,
+            s.backspaces_refused
+        );
+    }
     for vm in VMS.iter() {
         let cfg = vm.cfg;
         let s = &vm.stats;
@@ -212,7 +284,7 @@ fn vms() {
             (d.vuart.rx_bytes, d.vuart.rx_dropped)
         };
         hvprintln!(
-            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={}",
+            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={} doorbells_limited={} audit_denied={}",
             cfg.name,
             if vm.running() { "running" } else { "stopped" },
             cores,
@@ -226,6 +298,8 @@ fn vms() {
             s.restarts.load(Ordering::Relaxed),
             rx,
             dropped + s.input_dropped.load(Ordering::Relaxed),
+            CALLS[vm.id].doorbells_limited.load(Ordering::Relaxed),
+            CALLS[vm.id].audit_denied.load(Ordering::Relaxed),
         );
     }
 }
@@ -262,33 +336,63 @@ fn ring() {
         Err(()) => hvprintln!("shared ring: not initialised (no valid header)"),
     }
     for vm in VMS.iter() {
+        let c = &CALLS[vm.id];
         hvprintln!(
-            "  vm {}: doorbells sent={} received={} audit_rejected={}",
+            "  vm {}: doorbells sent={} received={} coalesced={} limited={} audit_rejected={} audit_denied={}",
             vm.cfg.name,
             vm.stats.doorbells_sent.load(Ordering::Relaxed),
             vm.stats.doorbells_received.load(Ordering::Relaxed),
-            vm.stats.audit_rejected.load(Ordering::Relaxed)
+            c.doorbells_coalesced.load(Ordering::Relaxed),
+            c.doorbells_limited.load(Ordering::Relaxed),
+            vm.stats.audit_rejected.load(Ordering::Relaxed),
+            c.audit_denied.load(Ordering::Relaxed)
         );
     }
 }
 
+/// Name of a VM id in audit listings (`hv` for the hypervisor itself).
+fn vm_name(id: u16) -> &'static str {
+    match id {
+        shared_ring::audit::VM_HYPERVISOR => "hv",
+        id => VMS.get(usize::from(id)).map_or("?", |vm| vm.cfg.name),
+    }
+}
+
 fn audit_tail() {
-    use shared_ring::audit::{AuditRecord, VM_HYPERVISOR};
+    use shared_ring::audit::AuditRecord;
     let mut recs = [AuditRecord::default(); 16];
-    let (n, st) = super::audit::latest(&mut recs);
+    let Some(snap) = super::audit::latest(&mut recs) else {
+        hvprintln!("audit: log header invalid");
+        return;
+    };
+    let st = snap.stats;
     hvprintln!(
-        "audit: {} records written, capacity {}, overwritten {}, invalid {}",
+        "audit: {} records written, capacity {}, overwritten {}, invalid {}, refused {}",
         st.write_seq,
         st.capacity,
         st.overwritten,
-        st.invalid
+        st.invalid,
+        st.refused
     );
-    for r in &recs[..n] {
-        let who = match r.vm_id {
-            VM_HYPERVISOR => "hv",
-            id => VMS.get(usize::from(id)).map_or("?", |vm| vm.cfg.name),
-        };
-        hvprintln!("  {}", shared_ring::audit::Text(r, who));
+    for s in &snap.segments[..snap.nsegs] {
+        hvprintln!(
+            "  segment by={} vm={}: capacity {} written {} overwritten {} refused {} invalid {}",
+            vm_name(s.writer),
+            vm_name(s.subject),
+            s.capacity,
+            s.write_seq,
+            s.overwritten,
+            s.refused,
+            s.invalid
+        );
+    }
+    hvprintln!(
+        "  newest {} records (merged by time), {} missing in that span",
+        snap.count,
+        snap.lost
+    );
+    for r in &recs[..snap.count] {
+        hvprintln!("  {}", shared_ring::audit::Text(r, vm_name));
     }
 }
 

@@ -121,11 +121,12 @@ pub fn init_cpu(core: usize) {
     while rd.waker.is_set(GICR_WAKER::ChildrenAsleep) {}
     let sgi = gicr_sgi(core);
     sgi.igroupr0.set(u32::MAX);
-    for intid in [irq::SGI_KICK, irq::MAINTENANCE, irq::VTIMER] {
+    for intid in [irq::SGI_KICK, irq::MAINTENANCE, irq::VTIMER, irq::HYP_TIMER] {
         sgi.ipriorityr[intid as usize].set(PRIORITY);
     }
-    sgi.isenabler0
-        .set((1 << irq::SGI_KICK) | (1 << irq::MAINTENANCE) | (1 << irq::VTIMER));
+    sgi.isenabler0.set(
+        (1 << irq::SGI_KICK) | (1 << irq::MAINTENANCE) | (1 << irq::VTIMER) | (1 << irq::HYP_TIMER),
+    );
 
     ICC_SRE_EL2.write(
         ICC_SRE_EL2::SRE::SET

@@ -2,14 +2,19 @@
 //! hypercalls (`sis_platform::hypercall`). Every argument is validated; bad ones get an SMCCC /
 //! PSCI error code and change nothing.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
 use sis_platform::hypercall as hc;
 use sis_platform::layout::ipa;
+use sis_platform::partition::PARTITIONS;
 use smccc::psci;
+use tock_registers::interfaces::Readable;
 
-use shared_ring::audit::AuditEntry;
+use shared_ring::audit::{AuditEntry, AuditError};
 use sis_platform::layout::irq;
+
+use crate::ratelimit::{Limit, TokenBucket};
 
 use super::audit;
 use super::vcpu::Vcpu;
@@ -74,19 +79,7 @@ pub fn handle(v: &mut Vcpu) {
             }
             None => hc::INVALID_PARAMETER,
         },
-        hc::HV_AUDIT_APPEND => {
-            let args = [a1, a2, a3, v.regs.x[4], v.regs.x[5]];
-            match AuditEntry::from_hypercall_args(args) {
-                Ok(e) => match audit::append(v.vm.id as u16, &e) {
-                    Ok(seq) => seq as i64,
-                    Err(_) => hc::INVALID_PARAMETER,
-                },
-                Err(_) => {
-                    v.vm.stats.audit_rejected.fetch_add(1, Ordering::Relaxed);
-                    hc::INVALID_PARAMETER
-                }
-            }
-        }
+        hc::HV_AUDIT_APPEND => audit_append(v),
         hc::HV_VM_INFO => {
             v.regs.x[1] = v.vm.cfg.cpu_mask();
             v.regs.x[2] = v.vm.cfg.ram.size;
@@ -97,7 +90,60 @@ pub fn handle(v: &mut Vcpu) {
     v.regs.x[0] = ret as u64;
 }
 
-/// Raises the doorbell in VM `target` on the vCPU its distributor routes it to.
+/// Per-VM counters of the doorbell and audit hypercalls (the monitor's `vms` and `ring`).
+pub struct CallStats {
+    /// Doorbells refused by the rate limit.
+    pub doorbells_limited: AtomicU64,
+    /// Doorbells that found the target's doorbell already pending (no kick).
+    pub doorbells_coalesced: AtomicU64,
+    /// Audit appends refused because the op is reserved to the hypervisor.
+    pub audit_denied: AtomicU64,
+}
+
+/// Counters per VM, indexed like the partition table.
+pub static CALLS: [CallStats; PARTITIONS.len()] = [const {
+    CallStats {
+        doorbells_limited: AtomicU64::new(0),
+        doorbells_coalesced: AtomicU64::new(0),
+        audit_denied: AtomicU64::new(0),
+    }
+}; PARTITIONS.len()];
+
+/// Each VM's doorbell token bucket (the caller's).
+static DOORBELL_BUCKET: [spin::Mutex<TokenBucket>; PARTITIONS.len()] =
+    [const { spin::Mutex::new(TokenBucket::new()) }; PARTITIONS.len()];
+
+/// Appends the caller's audit entry to its own segment (`HV_AUDIT_APPEND`).
+fn audit_append(v: &Vcpu) -> i64 {
+    let id = v.vm.id;
+    let args = [
+        v.regs.x[1],
+        v.regs.x[2],
+        v.regs.x[3],
+        v.regs.x[4],
+        v.regs.x[5],
+    ];
+    let refused = match AuditEntry::from_hypercall_args(args) {
+        Ok(e) => match audit::guest_append(id, &e) {
+            Ok(seq) => return seq as i64,
+            Err(e) => e,
+        },
+        Err(e) => {
+            audit::guest_invalid(id);
+            e
+        }
+    };
+    if let AuditError::Forbidden(_) = refused {
+        CALLS[id].audit_denied.fetch_add(1, Ordering::Relaxed);
+        hc::DENIED
+    } else {
+        v.vm.stats.audit_rejected.fetch_add(1, Ordering::Relaxed);
+        hc::INVALID_PARAMETER
+    }
+}
+
+/// Raises the doorbell in VM `target` on the vCPU its distributor routes it to. Rate-limited per
+/// caller; a doorbell already pending in the target is not raised again and kicks nobody.
 fn doorbell(v: &Vcpu, target: u64) -> i64 {
     let Some(peer) = vm::VMS.get(target as usize) else {
         return hc::INVALID_PARAMETER;
@@ -108,13 +154,33 @@ fn doorbell(v: &Vcpu, target: u64) -> i64 {
     if !peer.running() {
         return hc::TARGET_STOPPED;
     }
-    let t = peer.inner.lock().vgic.target(irq::DOORBELL);
-    peer.pending[t].raise(irq::DOORBELL);
-    peer.kick(t);
+    let calls = &CALLS[v.vm.id];
+    let limit = Limit {
+        freq: CNTFRQ_EL0.get(),
+        rate: hc::DOORBELL_RATE,
+        burst: hc::DOORBELL_BURST,
+    };
+    if !DOORBELL_BUCKET[v.vm.id]
+        .lock()
+        .take(CNTPCT_EL0.get(), limit)
+    {
+        calls.doorbells_limited.fetch_add(1, Ordering::Relaxed);
+        return hc::RATE_LIMITED;
+    }
     v.vm.stats.doorbells_sent.fetch_add(1, Ordering::Relaxed);
     peer.stats
         .doorbells_received
         .fetch_add(1, Ordering::Relaxed);
+    // Already pending on one of the peer's vCPUs (not yet in a list register): it will be
+    // delivered, nothing to raise and no core to interrupt. Checked without the peer's lock.
+    let (word, bit) = (irq::DOORBELL as usize / 32, 1 << (irq::DOORBELL % 32));
+    if (0..peer.cfg.cores.len()).any(|i| peer.pending[i].word(word) & bit != 0) {
+        calls.doorbells_coalesced.fetch_add(1, Ordering::Relaxed);
+        return 0;
+    }
+    let t = peer.inner.lock().vgic.target(irq::DOORBELL);
+    peer.pending[t].raise(irq::DOORBELL);
+    peer.kick(t);
     0
 }
 

@@ -235,6 +235,11 @@ impl Vcpu {
                     self.vm.pending[v].raise(spi);
                     self.vm.kick(v);
                 }
+                irq::HYP_TIMER => {
+                    // Partial console lines are due (level-sensitive: re-armed or stopped first).
+                    console_in::idle_timer::fired();
+                    gic::deactivate(intid);
+                }
                 irq::MAINTENANCE => {
                     // The list registers drained (underflow). The line stays asserted while
                     // UIE is set, so clear it now; `flush` refills and sets it again if needed.

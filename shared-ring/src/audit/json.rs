@@ -5,7 +5,8 @@ use core::fmt::{self, Write};
 
 /// Writes one record as a JSON object:
 /// `{"op":3,"prompt_len":26,"tokens":4,"wcet_cycles":25000,"period_ns":0,"ts_ns":123,`
-/// `"status":1,"vm":1,"seq":7,"extra":0}`.
+/// `"status":1,"vm":1,"writer":1,"seq":7,"extra":0}` (`vm` = the subject, `writer` = who
+/// appended it, 65535 for the hypervisor; `seq` counts within the writer's segment).
 ///
 /// # Errors
 /// Only those of the writer.
@@ -14,7 +15,7 @@ pub fn write_json<W: Write>(r: &AuditRecord, w: &mut W) -> fmt::Result {
     write!(
         w,
         "{{\"op\":{},\"prompt_len\":{},\"tokens\":{},\"wcet_cycles\":{},\"period_ns\":{},\
-         \"ts_ns\":{},\"status\":{},\"vm\":{},\"seq\":{},\"extra\":{}}}",
+         \"ts_ns\":{},\"status\":{},\"vm\":{},\"writer\":{},\"seq\":{},\"extra\":{}}}",
         e.op,
         e.prompt_len,
         e.tokens,
@@ -23,6 +24,7 @@ pub fn write_json<W: Write>(r: &AuditRecord, w: &mut W) -> fmt::Result {
         r.ts_ns,
         e.status,
         r.vm_id,
+        r.writer,
         r.seq,
         e.extra
     )
@@ -47,19 +49,21 @@ pub fn write_json_array<'a, W: Write, I: IntoIterator<Item = &'a AuditRecord>>(
 }
 
 /// A record as one line of text, for the monitor's and the guests' `audit` listings:
-/// `#5 t=1234ns vm=ctl op=12(ring_ping) status=0b001 prompt_len=0 tokens=1000 wcet=0 period=0
-/// extra=0x3e8`. `vm` is the caller's name for the record's VM id.
-pub struct Text<'a>(pub &'a AuditRecord, pub &'a str);
+/// `#5 by=ctl t=1234ns vm=ctl op=12(ring_ping) status=0b001 prompt_len=0 tokens=1000 wcet=0
+/// period=0 extra=0x3e8`: the sequence number in the writer's segment, the writer, then the
+/// subject. `name` gives the caller's name for a VM id ([`super::VM_HYPERVISOR`] included).
+pub struct Text<'a>(pub &'a AuditRecord, pub fn(u16) -> &'static str);
 
 impl fmt::Display for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (r, e) = (self.0, &self.0.entry);
         write!(
             f,
-            "#{} t={}ns vm={} op={}({}) status={:#05b} prompt_len={} tokens={} wcet={} period={} extra={:#x}",
+            "#{} by={} t={}ns vm={} op={}({}) status={:#05b} prompt_len={} tokens={} wcet={} period={} extra={:#x}",
             r.seq,
+            (self.1)(r.writer),
             r.ts_ns,
-            self.1,
+            (self.1)(r.vm_id),
             e.op,
             super::Op::from_code(e.op).map_or("?", super::Op::name),
             e.status,

@@ -3,15 +3,21 @@
 //! The hypervisor owns the log region (written by it only, mapped read-only into the guests).
 //! Guests ask for a record with the `HV_AUDIT_APPEND` hypercall, passing an [`AuditEntry`] packed
 //! by [`AuditEntry::to_hypercall_args`]; the hypervisor unpacks and validates it
-//! ([`AuditEntry::from_hypercall_args`]), stamps VM id and time, and appends it with
-//! [`AuditWriter::append`]. Anyone holding the region reads records with [`AuditReader`].
-//! Prompt text is never logged, only lengths and counters.
+//! ([`AuditEntry::from_hypercall_args`]) and appends it to the guest's own segment with
+//! [`AuditWriter::append`], stamping writer, subject, sequence number and time. Ops that only
+//! the hypervisor may record ([`Op::hypervisor_only`]) are refused for guests. The hypervisor's
+//! own records name itself as writer and the VM they are about as subject. Anyone holding the
+//! region reads records with [`AuditReader`]. Prompt text is never logged, only lengths and
+//! counters.
 
 mod json;
 mod log;
 
 pub use json::{write_json, write_json_array, Text};
-pub use log::{AuditReader, AuditStats, AuditWriter, ReadBatch};
+pub use log::{
+    standard_segments, AuditReader, AuditStats, AuditWriter, Listing, ReadBatch, SegmentInfo,
+    SegmentSpec, SegmentStats, GUEST_WEIGHT, HV_WEIGHT, MAX_SEGMENTS, VERSION,
+};
 
 /// Operation codes (1..=4 are the seed's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +68,12 @@ impl Op {
             12 => Op::RingPing,
             _ => return None,
         })
+    }
+
+    /// Whether only the hypervisor may record this op (a guest's append is refused): events the
+    /// hypervisor observes about a VM, which a guest must not be able to forge.
+    pub fn hypervisor_only(self) -> bool {
+        matches!(self, Op::VmFault | Op::VmStart)
     }
 
     /// Short name for text listings.
@@ -122,6 +134,10 @@ pub enum AuditError {
     Reserved,
     /// The region is too small, misaligned, or its header is invalid.
     BadRegion(&'static str),
+    /// A guest used an op reserved to the hypervisor ([`Op::hypervisor_only`]).
+    Forbidden(u16),
+    /// The log has no segment for this (writer, subject) pair.
+    NoSegment,
 }
 
 impl AuditEntry {
@@ -137,6 +153,11 @@ impl AuditEntry {
             return Err(AuditError::BadStatus(self.status));
         }
         Ok(())
+    }
+
+    /// Whether the entry's op is reserved to the hypervisor.
+    pub fn is_hypervisor_only(&self) -> bool {
+        Op::from_code(self.op).is_some_and(Op::hypervisor_only)
     }
 
     /// Packs the entry into the `x1..x5` arguments of `HV_AUDIT_APPEND`:
@@ -178,12 +199,16 @@ impl AuditEntry {
 /// One record as stored: an entry stamped by the hypervisor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AuditRecord {
-    /// Sequence number (1-based, gap-free as written; gaps a reader sees are overwritten records).
+    /// Sequence number in its writer's segment (1-based, gap-free as written; gaps a reader sees
+    /// are overwritten records).
     pub seq: u64,
-    /// Time stamp in nanoseconds since hypervisor boot.
+    /// Time stamp in nanoseconds since hypervisor boot (strictly increasing over the log).
     pub ts_ns: u64,
-    /// VM the entry came from (the hypervisor's own records use `u16::MAX`).
+    /// The VM the record is about (the subject): the appending guest itself, or the VM a
+    /// hypervisor event concerns ([`VM_HYPERVISOR`] for the hypervisor itself).
     pub vm_id: u16,
+    /// Who appended it: a VM id, or [`VM_HYPERVISOR`].
+    pub writer: u16,
     /// The entry.
     pub entry: AuditEntry,
 }

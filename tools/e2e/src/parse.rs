@@ -6,14 +6,13 @@
 //! line without a newline) is visible at once. Carriage returns are dropped, so `\r\n` becomes
 //! `\n` in the per-source text; the raw stream is kept elsewhere, unchanged.
 //!
-//! When another source interrupts a partial line, the hypervisor ends the physical line with
-//! [`CONTINUED`] before `\r\n`: that break is not the source's own, so it adds nothing to the
-//! source's text, and the source's next tagged line continues where it stopped.
+//! The hypervisor writes each guest's lines whole, so a physical line is one source's line. Only
+//! a partial line it had to write early (a prompt or typing echo left idle, then another
+//! source's line) is ended by the multiplexer and continued under a new tag; the parser keeps
+//! that break (nothing marks it), and the waits that match prompts and echoed commands tolerate
+//! it ([`crate::Pattern::split_tolerant`]).
 
 use crate::source::Source;
-
-/// What the hypervisor puts before `\r\n` when it ends a line another source interrupted.
-pub const CONTINUED: &[u8] = b"\x1b[0m";
 
 /// What the parser knows about the physical line in progress.
 #[derive(Debug)]
@@ -34,8 +33,6 @@ pub struct ParseStats {
     pub empty_lines: u64,
     /// Carriage returns removed from per-source text.
     pub carriage_returns: u64,
-    /// Physical lines ended by an interruption (marked [`CONTINUED`]), not by their source.
-    pub continued: u64,
 }
 
 /// Incremental parser of the tagged physical stream.
@@ -43,8 +40,6 @@ pub struct ParseStats {
 pub struct LineParser {
     state: LineState,
     stats: ParseStats,
-    /// Bytes of a possible [`CONTINUED`] marker (plus the byte after it) held back.
-    marker: Vec<u8>,
 }
 
 impl Default for LineParser {
@@ -84,7 +79,6 @@ impl LineParser {
         LineParser {
             state: LineState::Start(Vec::new()),
             stats: ParseStats::default(),
-            marker: Vec::new(),
         }
     }
 
@@ -111,24 +105,7 @@ impl LineParser {
             match &mut self.state {
                 LineState::In(src) => {
                     let src = *src;
-                    if !self.marker.is_empty() || b == CONTINUED[0] {
-                        self.marker.push(b);
-                        let n = self.marker.len();
-                        if n <= CONTINUED.len() && CONTINUED.starts_with(&self.marker) {
-                            continue; // maybe the marker: hold it back
-                        }
-                        let held = std::mem::take(&mut self.marker);
-                        if n == CONTINUED.len() + 1 && b == b'\n' {
-                            // An interruption, not the source's newline: its text goes on.
-                            self.stats.continued += 1;
-                            self.state = LineState::Start(Vec::new());
-                            continue;
-                        }
-                        // Ordinary bytes after all (only the last one can be a newline).
-                        emit(src, &held);
-                    } else {
-                        emit(src, &[b]);
-                    }
+                    emit(src, &[b]);
                     if b == b'\n' {
                         self.stats.lines[src.index()] += 1;
                         self.state = LineState::Start(Vec::new());
@@ -190,14 +167,12 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_line_continues_without_a_break() {
-        let input: &[u8] =
-            b"[ctl] ctl> \x1b[0m\r\n[llm] hello\x1b[0m\r\n[ctl] help\r\n[llm]  world\r\n";
+    fn an_interrupted_partial_line_keeps_its_break() {
+        let input: &[u8] = b"[ctl] ctl> \r\n[llm] hello\r\n[ctl] help\r\n";
         let (whole, p) = parse(&[input]);
-        assert_eq!(whole[Source::Ctl.index()], "ctl> help\n");
-        assert_eq!(whole[Source::Llm.index()], "hello world\n");
-        assert_eq!(p.stats().continued, 2);
-        assert_eq!(p.stats().lines, [0, 1, 1, 0]);
+        assert_eq!(whole[Source::Ctl.index()], "ctl> \nhelp\n");
+        assert_eq!(whole[Source::Llm.index()], "hello\n");
+        assert_eq!(p.stats().lines, [0, 2, 1, 0]);
         for cut in 0..input.len() {
             let (split, _) = parse(&[&input[..cut], &input[cut..]]);
             assert_eq!(split, whole, "cut at {cut}");
@@ -205,10 +180,9 @@ mod tests {
     }
 
     #[test]
-    fn an_escape_that_is_not_the_marker_is_content() {
-        let (t, p) = parse(&[b"[llm] a\x1b[1mb\n[llm] c\x1b[0mx\n"]);
-        assert_eq!(t[Source::Llm.index()], "a\x1b[1mb\nc\x1b[0mx\n");
-        assert_eq!(p.stats().continued, 0);
+    fn escape_bytes_are_content() {
+        let (t, _) = parse(&[b"[llm] a\x1b[1mb\n[llm] c\x1b[0m\r\n"]);
+        assert_eq!(t[Source::Llm.index()], "a\x1b[1mb\nc\x1b[0m\n");
     }
 
     #[test]

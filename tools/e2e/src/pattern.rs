@@ -33,9 +33,9 @@ impl Pattern {
         Pattern::regex(&format!("(?m)^{}", split_tolerant_regex(prompt)))
     }
 
-    /// Matches `text` even if line breaks were inserted between its characters (a system that
-    /// does not mark interrupted lines as continued (see `parse.rs`) shows such breaks in
-    /// the middle of, say, an echoed command).
+    /// Matches `text` even if line breaks were inserted between its characters (a partial line
+    /// the hypervisor wrote early, such as a prompt or the echo of a command being typed, and
+    /// that another console's line then ended, goes on under a new tag: see `parse.rs`).
     pub fn split_tolerant(text: &str) -> Result<Pattern> {
         Pattern::regex(&split_tolerant_regex(text))
     }
