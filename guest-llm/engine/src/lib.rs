@@ -18,11 +18,13 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod blocks;
 pub mod chat;
 pub mod error;
 pub mod forward;
 pub mod gguf;
 pub mod half;
+pub mod kernels;
 pub mod le;
 pub mod llama2c;
 pub mod matrix;
