@@ -41,7 +41,7 @@ pub mod session;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
-pub use model::{Config, Model};
+pub use model::{Arch, Config, Model};
 pub use parallel::{Parallel, Serial};
 pub use sampler::SamplerConfig;
 pub use session::{Session, SessionConfig, StopReason};

@@ -150,12 +150,12 @@ fn minimal_model_loads_and_runs() {
 #[test]
 fn unsupported_tensor_type_is_named() {
     let mut ts = tensors();
-    ts[2].ty = 14; // Q6_K
+    ts[2].ty = 11; // Q3_K, still missing
     let e = err(&build(&kv(), &ts, 0));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     let m = e.to_string();
     assert!(
-        m.contains("blk.0.attn_q.weight") && m.contains("Q6_K"),
+        m.contains("blk.0.attn_q.weight") && m.contains("Q3_K"),
         "{m}"
     );
 }
