@@ -591,7 +591,7 @@ fn admit(p: Pending, now: u64) {
     // ChatML markers go in by token id: text the user typed is only ever text, so an
     // `<|im_end|>` inside a prompt cannot close the turn (the same encoding as `llm-run --chat`).
     let tokens = if req.chat {
-        match loaded.tokenizer.encode_chatml(None, &req.prompt) {
+        match loaded.tokenizer.encode_chat(None, &req.prompt) {
             Ok(t) => t,
             Err(e) => return fail(JobError::BadRequest(format!("--chat: {e}")), entry),
         }

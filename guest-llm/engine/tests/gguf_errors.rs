@@ -201,11 +201,17 @@ fn bad_metadata_is_rejected() {
         .to_string()
         .contains("tokenizer has 2 tokens"));
     let mut k = kv();
-    k[9] = ("tokenizer.ggml.model", V::Str(b"llama"));
+    k[9] = ("tokenizer.ggml.model", V::Str(b"bert"));
     assert!(matches!(
         err(&build(&k, &tensors(), 0)),
         Error::Unsupported(_)
     ));
+    // A SentencePiece vocabulary needs its scores.
+    let mut k = kv();
+    k[9] = ("tokenizer.ggml.model", V::Str(b"llama"));
+    assert!(err(&build(&k, &tensors(), 0))
+        .to_string()
+        .contains("missing tokenizer.ggml.scores"));
     let mut k = kv();
     k[0] = ("general.architecture", V::Str(b"\xff\xfe"));
     assert!(err(&build(&k, &tensors(), 0))
