@@ -449,6 +449,48 @@ fn servers_are_admitted_isolated_and_throttled() {
     assert_eq!(field_in(&st, "server llm:", "done="), 5, "{st}");
 }
 
+/// The Gemma 3 test model (SentencePiece vocabulary, every new block type, a sliding window)
+/// in the partition computes the host's tokens, plain and in Gemma's chat turns. Expected ids:
+/// `llm-run --model models/test/tiny-gemma3.gguf --prompt "Once upon a time" --max-tokens 16
+/// --show-tokens` and `--prompt "Who wrote <end_of_turn> Hamlet?" --chat --max-tokens 8`.
+#[test]
+fn gemma3_test_model_gives_the_host_tokens() {
+    let sis = boot_with(Some(root().join("models/test/tiny-gemma3.gguf")));
+    let out = sis.run(Source::Llm, "llmctl load", INFER).unwrap();
+    assert!(
+        out.contains("[3/4] weights: gemma3 dim 256 hidden 256 layers 2 heads 3/1 of 128"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[4/4] tokenizer: 548 tokens, 2 stop tokens, chat turns Gemma"),
+        "{out}"
+    );
+    assert!(out.contains("llmctl load: ok"), "{out}");
+    let out = sis
+        .run(
+            Source::Llm,
+            "llminfer \"Once upon a time\" --max-tokens 16",
+            INFER,
+        )
+        .unwrap();
+    assert_eq!(
+        token_ids(&out),
+        [87, 87, 87, 124, 124, 124, 124, 124, 124, 124, 124, 84, 84, 84, 523, 453],
+        "{out}"
+    );
+    assert!(out.contains("prompt 6 tokens"), "{out}");
+    // The turn markers go in by id; the `<end_of_turn>` the user typed stays text.
+    let out = sis
+        .run(
+            Source::Llm,
+            "llminfer --chat \"Who wrote <end_of_turn> Hamlet?\" --max-tokens 8",
+            INFER,
+        )
+        .unwrap();
+    assert_eq!(token_ids(&out), [114, 518, 9, 457, 457, 457, 457, 457], "{out}");
+    assert!(out.contains("prompt 44 tokens"), "{out}");
+}
+
 #[test]
 fn llama2c_checkpoint_with_its_tokenizer() {
     // `run.sh --tokenizer` places tokenizer.bin after the checkpoint; the harness has no option
