@@ -3,10 +3,10 @@
 //! Everything returned borrows from the file slice. The file is untrusted: counts,
 //! lengths, dimensions and offsets are all checked before use.
 
+use crate::blocks::Format;
 use crate::error::{format_err, Error, Result};
 use crate::le::Reader;
 use crate::matrix::{Matrix, Storage};
-use crate::blocks::Format;
 use alloc::vec::Vec;
 
 const MAGIC: u32 = 0x4655_4747; // "GGUF" little-endian
@@ -112,7 +112,10 @@ impl<'a> Array<'a> {
     pub fn int(&self, i: usize) -> Result<i128> {
         match self.scalar(i)? {
             Value::Int(v) => Ok(v),
-            _ => Err(format_err!("array holds type {}, not integers", self.elem_type)),
+            _ => Err(format_err!(
+                "array holds type {}, not integers",
+                self.elem_type
+            )),
         }
     }
 
@@ -120,7 +123,10 @@ impl<'a> Array<'a> {
     pub fn float(&self, i: usize) -> Result<f64> {
         match self.scalar(i)? {
             Value::Float(v) => Ok(v),
-            _ => Err(format_err!("array holds type {}, not floats", self.elem_type)),
+            _ => Err(format_err!(
+                "array holds type {}, not floats",
+                self.elem_type
+            )),
         }
     }
 
@@ -128,7 +134,10 @@ impl<'a> Array<'a> {
     pub fn bool(&self, i: usize) -> Result<bool> {
         match self.scalar(i)? {
             Value::Bool(v) => Ok(v),
-            _ => Err(format_err!("array holds type {}, not bools", self.elem_type)),
+            _ => Err(format_err!(
+                "array holds type {}, not bools",
+                self.elem_type
+            )),
         }
     }
 }

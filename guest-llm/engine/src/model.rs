@@ -260,7 +260,8 @@ impl<'a> Model<'a> {
             )));
         }
         let key = |k: &str| format!("{arch}.{k}");
-        let u = |k: &str, max: usize| -> Result<usize> { Ok(g.uint(&key(k), max as u64)? as usize) };
+        let u =
+            |k: &str, max: usize| -> Result<usize> { Ok(g.uint(&key(k), max as u64)? as usize) };
         let opt_u = |k: &str, max: usize| -> Result<Option<usize>> {
             match g.get(&key(k)) {
                 Some(_) => u(k, max).map(Some),
@@ -333,7 +334,13 @@ impl<'a> Model<'a> {
         if g.float(&key("final_logit_softcapping"))?.unwrap_or(0.0) != 0.0 {
             return Err(Error::Unsupported("final logit soft-capping".into()));
         }
-        let (d, h, kv, v, qd) = (dim, config.hidden_dim, config.kv_dim(), vocab_size, config.q_dim());
+        let (d, h, kv, v, qd) = (
+            dim,
+            config.hidden_dim,
+            config.kv_dim(),
+            vocab_size,
+            config.q_dim(),
+        );
         let norm = |name: &str, n: usize| -> Result<Vector<'a>> {
             let m = g.matrix(name, 1, n)?;
             match m.storage {
@@ -413,9 +420,7 @@ fn gemma3_constants(
                         a.len
                     ));
                 }
-                (0..a.len)
-                    .map(|i| a.bool(i))
-                    .collect::<Result<Vec<_>>>()?
+                (0..a.len).map(|i| a.bool(i)).collect::<Result<Vec<_>>>()?
             }
             Some(_) => {
                 let p = g.uint(PATTERN, limits::LAYERS as u64)? as usize;
@@ -424,12 +429,14 @@ fn gemma3_constants(
             None => (0..n_layers).map(|il| il % 6 < 5).collect(),
         }
     };
-    let per_head = if n_layers == 62 { dim / n_heads } else { head_dim };
+    let per_head = if n_layers == 62 {
+        dim / n_heads
+    } else {
+        head_dim
+    };
     Ok(Gemma3 {
         sliding_window: window,
-        rope_theta_local: g
-            .float("gemma3.rope.freq_base_swa")?
-            .unwrap_or(10_000.0) as f32,
+        rope_theta_local: g.float("gemma3.rope.freq_base_swa")?.unwrap_or(10_000.0) as f32,
         local,
         query_scale: 1.0 / libm::sqrtf(per_head as f32),
     })

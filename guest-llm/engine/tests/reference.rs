@@ -198,7 +198,13 @@ struct TopK {
 /// --topk K`): tokenization must be identical; greedy decoding may only part from
 /// llama.cpp's where llama.cpp's own top-2 gap is below `max_gap`; logits (teacher-forced
 /// on llama.cpp's tokens) must stay within `tol`.
-fn compare_with_top_k(model: &Model<'_>, tok: &sis_engine::Tokenizer<'_>, r: &Value, max_gap: f64, tol: f64) -> TopK {
+fn compare_with_top_k(
+    model: &Model<'_>,
+    tok: &sis_engine::Tokenizer<'_>,
+    r: &Value,
+    max_gap: f64,
+    tol: f64,
+) -> TopK {
     let prompt = ids(&r["prompt_tokens"]);
     assert_eq!(tok.encode_prompt(r["prompt"].as_str().unwrap()), prompt);
     for case in r["tokenize"].as_array().unwrap() {
@@ -295,6 +301,10 @@ fn gemma3_matches_llama_cpp() {
             "Gemma 3 {name}: {} of {} greedy tokens identical, max |logit diff| over llama.cpp's top-k {:.4}",
             t.same, t.steps, t.worst
         );
-        assert!(t.same >= 32, "{name}: only {} greedy tokens identical", t.same);
+        assert!(
+            t.same >= 32,
+            "{name}: only {} greedy tokens identical",
+            t.same
+        );
     }
 }

@@ -487,8 +487,46 @@ fn gemma3_test_model_gives_the_host_tokens() {
             INFER,
         )
         .unwrap();
-    assert_eq!(token_ids(&out), [114, 518, 9, 457, 457, 457, 457, 457], "{out}");
+    assert_eq!(
+        token_ids(&out),
+        [114, 518, 9, 457, 457, 457, 457, 457],
+        "{out}"
+    );
     assert!(out.contains("prompt 44 tokens"), "{out}");
+}
+
+/// The real Gemma 3 270M Q4_K_M (`scripts/fetch-model.sh gemma3`) in the partition: the
+/// host's greedy tokens (`llm-run --model models/cache/gemma-3-270m-q4_k_m.gguf --prompt
+/// "Once upon a time" --max-tokens 16 --show-tokens`), with load and inference times printed.
+#[test]
+#[ignore = "needs models/cache/gemma-3-270m-q4_k_m.gguf (scripts/fetch-model.sh gemma3); minutes under emulation"]
+fn gemma3_270m_gives_the_host_tokens() {
+    let model = root().join("models/cache/gemma-3-270m-q4_k_m.gguf");
+    assert!(model.exists(), "run scripts/fetch-model.sh gemma3 first");
+    let sis = boot_with(Some(model));
+    let slow = Duration::from_secs(1800);
+    let t0 = std::time::Instant::now();
+    let out = sis.run(Source::Llm, "llmctl load", slow).unwrap();
+    eprintln!("llmctl load: {:.1} s\n{out}", t0.elapsed().as_secs_f64());
+    assert!(out.contains("llmctl load: ok"), "{out}");
+    let t0 = std::time::Instant::now();
+    let out = sis
+        .run(
+            Source::Llm,
+            "llminfer \"Once upon a time\" --max-tokens 16",
+            slow,
+        )
+        .unwrap();
+    eprintln!("llminfer: {:.1} s\n{out}", t0.elapsed().as_secs_f64());
+    assert_eq!(
+        token_ids(&out),
+        [
+            236764, 993, 691, 496, 3953, 7489, 8712, 236761, 2625, 691, 496, 1401, 5497, 3953,
+            236764, 532
+        ],
+        "{out}"
+    );
+    eprintln!("{}", sis.run(Source::Llm, "llmctl status", CMD).unwrap());
 }
 
 #[test]

@@ -8,13 +8,13 @@ pub mod special;
 pub mod spm;
 pub mod utf8;
 
+pub use crate::chat::ChatFormat;
 use crate::error::{format_err, Result};
 use crate::gguf::Gguf;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-pub use bpe::BpeTokenizer;
-pub use crate::chat::ChatFormat;
 pub use bpe::token_type;
+pub use bpe::BpeTokenizer;
 pub use sentencepiece::SentencePiece;
 pub use spm::SpmTokenizer;
 pub use utf8::Utf8Stream;
@@ -106,11 +106,9 @@ impl<'a> Tokenizer<'a> {
         let spm = match model {
             "gpt2" => false,
             "llama" => true,
-            _ => {
-                return Err(crate::Error::Unsupported(alloc::format!(
-                    "tokenizer model {model:?} (supported: gpt2 byte-level BPE, llama SentencePiece)"
-                )))
-            }
+            _ => return Err(crate::Error::Unsupported(alloc::format!(
+                "tokenizer model {model:?} (supported: gpt2 byte-level BPE, llama SentencePiece)"
+            ))),
         };
         let toks = g
             .array("tokenizer.ggml.tokens")?

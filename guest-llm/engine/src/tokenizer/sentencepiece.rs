@@ -153,7 +153,10 @@ impl<'a> SentencePiece<'a> {
 
     fn encode_fragment(&self, s: &str, out: &mut Vec<u32>) {
         // Symbols are byte ranges of `s`, one per character to start.
-        let mut syms: Vec<(usize, usize)> = s.char_indices().map(|(i, c)| (i, i + c.len_utf8())).collect();
+        let mut syms: Vec<(usize, usize)> = s
+            .char_indices()
+            .map(|(i, c)| (i, i + c.len_utf8()))
+            .collect();
         super::merge::merge(&mut syms, |a, b| {
             let id = self.token_id(&s[a.0..b.1])?;
             Some((Score(self.scores[id as usize]), (a.0, b.1)))
@@ -213,7 +216,9 @@ mod tests {
     use alloc::vec;
 
     fn tok(prefix: bool) -> SentencePiece<'static> {
-        let mut pieces = vec!["<unk>", "<s>", "</s>", "\n", "▁", "a", "b", "ab", "▁ab", "▁a", "c"];
+        let mut pieces = vec![
+            "<unk>", "<s>", "</s>", "\n", "▁", "a", "b", "ab", "▁ab", "▁a", "c",
+        ];
         let mut scores = vec![0.0, 0.0, 0.0, 0.0, -5.0, -1.0, -1.0, -2.0, -3.0, -4.0, -1.0];
         let mut types = vec![3, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1];
         const BYTES: [&str; 4] = ["<0x41>", "<0xC3>", "<0xA9>", "<0x0A>"];
