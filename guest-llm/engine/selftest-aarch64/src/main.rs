@@ -221,7 +221,11 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
     let cols = 512;
     for _ in 0..20 {
         let xs: alloc::vec::Vec<alloc::vec::Vec<f32>> = (0..8)
-            .map(|_| (0..cols).map(|_| (rnd() % 4001) as f32 / 100.0 - 20.0).collect())
+            .map(|_| {
+                (0..cols)
+                    .map(|_| (rnd() % 4001) as f32 / 100.0 - 20.0)
+                    .collect()
+            })
             .collect();
         let a8: alloc::vec::Vec<Q8Acts> = xs.iter().map(|x| Q8Acts::quantize(x)).collect();
         let ak: alloc::vec::Vec<Q8KActs> = xs.iter().map(|x| Q8KActs::quantize(x)).collect();
@@ -250,12 +254,36 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
                 }
             }
             let (a, b, c) = match f {
-                Format::Q4_0 => (p::dot_q4_0_n(&row, r8), n::dot_q4_0_n(&row, r8), n::dot_q4_0_n(&row, [r8[5]])[0]),
-                Format::Q5_0 => (p::dot_q5_0_n(&row, r8), n::dot_q5_0_n(&row, r8), n::dot_q5_0_n(&row, [r8[5]])[0]),
-                Format::Q5_1 => (p::dot_q5_1_n(&row, r8), n::dot_q5_1_n(&row, r8), n::dot_q5_1_n(&row, [r8[5]])[0]),
-                Format::Q4_K => (p::dot_q4_k_n(&row, rk), n::dot_q4_k_n(&row, rk), n::dot_q4_k_n(&row, [rk[5]])[0]),
-                Format::Q5_K => (p::dot_q5_k_n(&row, rk), n::dot_q5_k_n(&row, rk), n::dot_q5_k_n(&row, [rk[5]])[0]),
-                _ => (p::dot_q6_k_n(&row, rk), n::dot_q6_k_n(&row, rk), n::dot_q6_k_n(&row, [rk[5]])[0]),
+                Format::Q4_0 => (
+                    p::dot_q4_0_n(&row, r8),
+                    n::dot_q4_0_n(&row, r8),
+                    n::dot_q4_0_n(&row, [r8[5]])[0],
+                ),
+                Format::Q5_0 => (
+                    p::dot_q5_0_n(&row, r8),
+                    n::dot_q5_0_n(&row, r8),
+                    n::dot_q5_0_n(&row, [r8[5]])[0],
+                ),
+                Format::Q5_1 => (
+                    p::dot_q5_1_n(&row, r8),
+                    n::dot_q5_1_n(&row, r8),
+                    n::dot_q5_1_n(&row, [r8[5]])[0],
+                ),
+                Format::Q4_K => (
+                    p::dot_q4_k_n(&row, rk),
+                    n::dot_q4_k_n(&row, rk),
+                    n::dot_q4_k_n(&row, [rk[5]])[0],
+                ),
+                Format::Q5_K => (
+                    p::dot_q5_k_n(&row, rk),
+                    n::dot_q5_k_n(&row, rk),
+                    n::dot_q5_k_n(&row, [rk[5]])[0],
+                ),
+                _ => (
+                    p::dot_q6_k_n(&row, rk),
+                    n::dot_q6_k_n(&row, rk),
+                    n::dot_q6_k_n(&row, [rk[5]])[0],
+                ),
             };
             if a.map(f32::to_bits) != b.map(f32::to_bits) || a[5].to_bits() != c.to_bits() {
                 write(&format!("neon block kernel {f:?} differs\n"));
