@@ -219,7 +219,11 @@ pub fn values_k(format: Format, blk: &[u8], j: usize) -> [i16; QK] {
     let qs = &blk[qs_at + 32 * (j / 2)..qs_at + 32 * (j / 2) + 32];
     let mut v = [0i16; QK];
     for l in 0..32 {
-        let q = if j % 2 == 0 { qs[l] & 0x0f } else { qs[l] >> 4 };
+        let q = if j.is_multiple_of(2) {
+            qs[l] & 0x0f
+        } else {
+            qs[l] >> 4
+        };
         let h = if format == Format::Q5_K {
             ((blk[16 + l] >> j) & 1) * 16
         } else {

@@ -106,9 +106,11 @@ impl<'a> Tokenizer<'a> {
         let spm = match model {
             "gpt2" => false,
             "llama" => true,
-            _ => return Err(crate::Error::Unsupported(alloc::format!(
+            _ => {
+                return Err(crate::Error::Unsupported(alloc::format!(
                 "tokenizer model {model:?} (supported: gpt2 byte-level BPE, llama SentencePiece)"
-            ))),
+            )))
+            }
         };
         let toks = g
             .array("tokenizer.ggml.tokens")?
