@@ -11,6 +11,12 @@ Outputs (all deterministic for a given numpy/gguf version):
   tiny-tokenizer.bin    llama2.c tokenizer.bin for both llama2.c checkpoints.
   tiny-l2c-ref.json     reference logits (float64 numpy forward pass written from the
                         llama2.c run.c math) for both llama2.c checkpoints.
+  tiny-gemma3.gguf      gemma3-architecture GGUF: dim 256, 2 layers (one local with a
+                        4-position sliding window, one global), 3 query heads / 1 KV head
+                        of 128, FFN 256, SentencePiece vocabulary (control tokens, Gemma's
+                        turn tokens, user-defined newline/space runs, 256 byte tokens,
+                        scored pieces). Tensor types: Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K,
+                        Q8_0 (embedding, tied classifier) and F32 norms.
 
 Usage: python3 scripts/make-test-models.py [OUT_DIR]   (needs numpy and gguf)
 """
@@ -144,6 +150,179 @@ def make_gguf(path, rng):
         add(f"blk.{i}.ffn_down.weight", normal((dim, hidden), 1.0 / np.sqrt(hidden)), big)
     add("output_norm.weight", 1.0 + normal((dim,), 0.1), Q.F32)
     add("output.weight", normal((vocab, dim), 3.0 / np.sqrt(dim)), Q.F16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def f16(v):
+    return np.float16(v).astype(np.float32)
+
+
+def q4k_like(x, bits):
+    """Q4_K (bits 4) / Q5_K (bits 5) blocks of the rows of x (cols % 256 == 0): per
+    sub-block of 32 a 6-bit scale and minimum relative to the block's f16 d and dmin."""
+    top = (1 << bits) - 1
+    out = bytearray()
+    for sb in x.reshape(-1, 256):
+        sub = sb.reshape(8, 32)
+        mins = np.maximum(0.0, -sub.min(axis=1))
+        scales = (sub.max(axis=1) + mins) / top
+        d = f16(max(scales.max(), 1e-8) / 63)
+        dmin = f16(max(mins.max(), 1e-8) / 63)
+        sc = np.clip(np.round(scales / d), 1, 63).astype(np.int64)
+        mn = np.clip(np.round(mins / dmin), 0, 63).astype(np.int64)
+        q = np.clip(np.round((sub + (dmin * mn)[:, None]) / (d * sc)[:, None]), 0, top)
+        q = q.astype(np.int64)
+        packed = bytearray(12)
+        for j in range(4):
+            packed[j] = sc[j] | ((sc[j + 4] >> 4) << 6)
+            packed[j + 4] = mn[j] | ((mn[j + 4] >> 4) << 6)
+            packed[j + 8] = (sc[j + 4] & 15) | ((mn[j + 4] & 15) << 4)
+        out += np.float16(d).tobytes() + np.float16(dmin).tobytes() + bytes(packed)
+        if bits == 5:
+            qh = np.zeros(32, np.int64)
+            for j in range(8):
+                qh |= ((q[j] >> 4) & 1) << j
+            out += bytes(qh.astype(np.uint8))
+        for c in range(4):
+            out += bytes(((q[2 * c] & 15) | ((q[2 * c + 1] & 15) << 4)).astype(np.uint8))
+    return np.frombuffer(bytes(out), np.uint8)
+
+
+def q6k(x):
+    """Q6_K blocks: 16 sub-blocks of 16 with int8 scales relative to the f16 d."""
+    out = bytearray()
+    for sb in x.reshape(-1, 256):
+        sub = sb.reshape(16, 16)
+        amax = np.abs(sub).max(axis=1)
+        scales = np.where(amax > 0, amax / 31.5, 1e-8)
+        d = f16(scales.max() / 127)
+        sc = np.clip(np.round(scales / d), 1, 127).astype(np.int64)
+        q = np.clip(np.round(sub / (d * sc)[:, None]), -32, 31).astype(np.int64) + 32
+        v = q.reshape(256)
+        ql = np.zeros(128, np.int64)
+        qh = np.zeros(64, np.int64)
+        for n in range(2):
+            b = v[128 * n:128 * n + 128]
+            q1, q2, q3, q4 = b[0:32], b[32:64], b[64:96], b[96:128]
+            ql[64 * n:64 * n + 32] = (q1 & 15) | ((q3 & 15) << 4)
+            ql[64 * n + 32:64 * n + 64] = (q2 & 15) | ((q4 & 15) << 4)
+            qh[32 * n:32 * n + 32] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6)
+        out += bytes(ql.astype(np.uint8)) + bytes(qh.astype(np.uint8))
+        out += sc.astype(np.int8).tobytes() + np.float16(d).tobytes()
+    return np.frombuffer(bytes(out), np.uint8)
+
+
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+GEMMA_USER_DEFINED = ["\n", "\n\n", "  ", "<table>"]
+
+
+def gemma_vocab():
+    """A small SentencePiece vocabulary in Gemma's shape: control tokens, user-defined
+    tokens, the 256 byte tokens, the corpus' characters (space as U+2581), then merged
+    pieces scored by rank."""
+    pieces = list(GEMMA_SPECIALS) + list(GEMMA_USER_DEFINED)
+    types = [3] * len(GEMMA_SPECIALS) + [4] * len(GEMMA_USER_DEFINED)
+    scores = [-1000.0] * len(pieces)
+    for b in range(256):
+        pieces.append(f"<0x{b:02X}>")
+        types.append(6)
+        scores.append(0.0)
+    seen = set(pieces)
+    text = CORPUS.replace("\n", " ")
+    for ch in sorted(set(text.replace(" ", "\u2581"))):
+        if ch not in seen and ch not in "日本語😀":  # leave a few to byte fallback
+            pieces.append(ch)
+            types.append(1)
+            scores.append(-100.0)
+            seen.add(ch)
+    u2b = {v: k for k, v in bytes_to_unicode().items()}
+    for rank, (a, b) in enumerate(train_bpe(CORPUS, 240)):
+        piece = bytes(u2b[c] for c in a + b).decode("utf-8", errors="ignore")
+        piece = piece.replace(" ", "\u2581")
+        if piece and piece not in seen:
+            pieces.append(piece)
+            types.append(1)
+            scores.append(-float(rank))
+            seen.add(piece)
+    return pieces, types, scores
+
+
+def make_gemma3(path, rng):
+    import gguf
+    from gguf import GGMLQuantizationType as Q
+
+    pieces, types, scores = gemma_vocab()
+    vocab = len(pieces)
+    dim, hidden, layers, heads, kv_heads, hd, ctx = 256, 256, 2, 3, 1, 128, 512
+    w = gguf.GGUFWriter(path, "gemma3")
+    w.add_name("sis tiny gemma3 test model")
+    w.add_block_count(layers)
+    w.add_context_length(ctx)
+    w.add_embedding_length(dim)
+    w.add_feed_forward_length(hidden)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_uint32("gemma3.attention.key_length", hd)
+    w.add_uint32("gemma3.attention.value_length", hd)
+    w.add_float32("gemma3.attention.layer_norm_rms_epsilon", 1e-6)
+    w.add_float32("gemma3.rope.freq_base", 100000.0)
+    w.add_uint32("gemma3.attention.sliding_window", 4)
+    w.add_uint32("gemma3.attention.sliding_window_pattern", 2)
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(pieces)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(2)
+    w.add_eos_token_id(1)
+    w.add_unk_token_id(3)
+    w.add_pad_token_id(0)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    w.add_add_space_prefix(False)
+
+    def normal(shape, std):
+        return (rng.standard_normal(shape) * std).astype(np.float32)
+
+    def add(name, arr, qtype):
+        if qtype == Q.F32:
+            w.add_tensor(name, arr.astype(np.float32))
+            return
+        if qtype in (Q.Q4_K, Q.Q5_K, Q.Q6_K):
+            raw = q6k(arr) if qtype == Q.Q6_K else q4k_like(arr, 4 if qtype == Q.Q4_K else 5)
+            raw = raw.reshape(arr.shape[0], -1)
+            back = gguf.quants.dequantize(raw, qtype)
+            assert np.abs(back - arr).max() <= np.abs(arr).max() * 0.2, name
+        else:
+            raw = gguf.quants.quantize(arr, qtype)
+        w.add_tensor(name, raw, raw_dtype=qtype)
+
+    # Embeddings are scaled by sqrt(dim) = 16 in the model, and the post-norms set the
+    # size of each block's contribution to the residual: comparable sizes keep the tied
+    # classifier from just repeating the current token.
+    add("token_embd.weight", normal((vocab, dim), 0.25), Q.Q8_0)
+    kinds = [
+        dict(q=Q.Q4_K, k=Q.Q5_K, v=Q.Q6_K, o=Q.Q4_0, gate=Q.Q5_0, up=Q.Q5_1, down=Q.Q6_K),
+        dict(q=Q.Q5_0, k=Q.Q4_0, v=Q.Q5_1, o=Q.Q5_0, gate=Q.Q4_K, up=Q.Q5_K, down=Q.Q4_K),
+    ]
+    for i, t in enumerate(kinds):
+        add(f"blk.{i}.attn_norm.weight", 1.0 + normal((dim,), 0.1), Q.F32)
+        add(f"blk.{i}.attn_q.weight", normal((heads * hd, dim), 1.0 / np.sqrt(dim)), t["q"])
+        add(f"blk.{i}.attn_k.weight", normal((kv_heads * hd, dim), 1.0 / np.sqrt(dim)), t["k"])
+        add(f"blk.{i}.attn_v.weight", normal((kv_heads * hd, dim), 1.0 / np.sqrt(dim)), t["v"])
+        add(f"blk.{i}.attn_q_norm.weight", 1.0 + normal((hd,), 0.2), Q.F32)
+        add(f"blk.{i}.attn_k_norm.weight", 1.0 + normal((hd,), 0.2), Q.F32)
+        add(f"blk.{i}.attn_output.weight", normal((dim, heads * hd), 1.0 / np.sqrt(heads * hd)), t["o"])
+        add(f"blk.{i}.post_attention_norm.weight", 16.0 + normal((dim,), 2.0), Q.F32)
+        add(f"blk.{i}.ffn_norm.weight", 1.0 + normal((dim,), 0.1), Q.F32)
+        add(f"blk.{i}.ffn_gate.weight", normal((hidden, dim), 2.0 / np.sqrt(dim)), t["gate"])
+        add(f"blk.{i}.ffn_up.weight", normal((hidden, dim), 1.0 / np.sqrt(dim)), t["up"])
+        add(f"blk.{i}.ffn_down.weight", normal((dim, hidden), 1.0 / np.sqrt(hidden)), t["down"])
+        add(f"blk.{i}.post_ffw_norm.weight", 16.0 + normal((dim,), 2.0), Q.F32)
+    add("output_norm.weight", 1.0 + normal((dim,), 0.1), Q.F32)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -308,6 +487,7 @@ def main():
         os.path.dirname(os.path.abspath(__file__)), "..", "models", "test")
     os.makedirs(out, exist_ok=True)
     make_gguf(os.path.join(out, "tiny-llama.gguf"), np.random.default_rng(SEED))
+    make_gemma3(os.path.join(out, "tiny-gemma3.gguf"), np.random.default_rng(SEED + 3))
 
     pieces = make_l2c_tokenizer(os.path.join(out, "tiny-tokenizer.bin"))
     cfg = (64, 160, 2, 4, 2, len(pieces), 128)

@@ -23,6 +23,9 @@ CARGO_TARGET_DIR=$image_dir cargo clippy --quiet --release --target aarch64-unkn
 CARGO_TARGET_DIR=$image_dir SIS_GUEST_DIR=$image_dir/aarch64-unknown-none/release \
     cargo clippy --quiet --release --target aarch64-unknown-none-softfloat -p hypervisor -- -D warnings
 
+step "engine on aarch64 (NEON, qemu-aarch64): kernels equal the portable ones, digests equal the host's"
+guest-llm/engine/selftest-aarch64/run.sh --digests-only
+
 step "tests (host and QEMU end-to-end)"
 SIS_E2E_NO_BUILD=1 cargo test --workspace
 

@@ -138,9 +138,10 @@ pub fn load(info: &BootInfo, out: &mut dyn Write) -> Result<&'static Loaded, Str
     };
     let _ = writeln!(
         out,
-        "llmctl load: [4/4] tokenizer: {} tokens, {} stop tokens",
+        "llmctl load: [4/4] tokenizer: {} tokens, {} stop tokens, chat turns {:?}",
         loaded.tokenizer.vocab_size(),
-        loaded.tokenizer.stop.len()
+        loaded.tokenizer.stop.len(),
+        loaded.tokenizer.chat
     );
     let loaded = Box::leak(Box::new(Loaded {
         load_cycles: timer::counter().wrapping_sub(t0),
@@ -154,12 +155,17 @@ fn print_config(out: &mut dyn Write, model: &Model<'_>) {
     let c = &model.config;
     let _ = writeln!(
         out,
-        "llmctl load: [3/4] weights: dim {} hidden {} layers {} heads {}/{} vocab {} context {}, {} bytes",
+        "llmctl load: [3/4] weights: {} dim {} hidden {} layers {} heads {}/{} of {} vocab {} context {}, {} bytes",
+        match c.arch {
+            sis_engine::Arch::Llama => "llama",
+            sis_engine::Arch::Gemma3(_) => "gemma3",
+        },
         c.dim,
         c.hidden_dim,
         c.n_layers,
         c.n_heads,
         c.n_kv_heads,
+        c.head_dim,
         c.vocab_size,
         c.max_seq_len,
         model.weight_bytes()

@@ -588,10 +588,11 @@ fn admit(p: Pending, now: u64) {
         tokens: 0,
         ..entry
     };
-    // ChatML markers go in by token id: text the user typed is only ever text, so an
-    // `<|im_end|>` inside a prompt cannot close the turn (the same encoding as `llm-run --chat`).
+    // Chat turn markers (ChatML or Gemma's, as the model's file says) go in by token id: text
+    // the user typed is only ever text, so an `<|im_end|>` or `<end_of_turn>` inside a prompt
+    // cannot close the turn (the same encoding as `llm-run --chat`).
     let tokens = if req.chat {
-        match loaded.tokenizer.encode_chatml(None, &req.prompt) {
+        match loaded.tokenizer.encode_chat(None, &req.prompt) {
             Ok(t) => t,
             Err(e) => return fail(JobError::BadRequest(format!("--chat: {e}")), entry),
         }

@@ -30,6 +30,8 @@ TOKENIZE_CASES = [
     "Über café naïve résumé — emoji 😀 日本語",
     "<|im_start|>user text<|im_end|>",
     "a\u00a0b\u2003c",
+    "two  spaces,   three, tab\tand\n\n\nnewlines<table><tr>",
+    "<start_of_turn>user\nhi<end_of_turn>",
 ]
 
 
@@ -38,20 +40,34 @@ def main():
     ap.add_argument("model")
     ap.add_argument("out")
     ap.add_argument("--prompt", default="Once upon a time, the little robot")
-    ap.add_argument("--chat", action="store_true", help="wrap the prompt in ChatML")
+    ap.add_argument("--chat", action="store_true",
+                    help="wrap the prompt in the model's chat turns (Gemma's if the "
+                         "vocabulary has <start_of_turn>, else ChatML)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--full", action="store_true", help="store full logits")
     ap.add_argument("--topk", type=int, default=64)
+    ap.add_argument("--sequential", action="store_true",
+                    help="evaluate the prompt one token at a time (llama.cpp's batched and "
+                         "token-by-token logits differ by up to ~1 on real models)")
     a = ap.parse_args()
 
     m = Llama(a.model, n_ctx=512, n_threads=1, n_threads_batch=1, logits_all=True,
               verbose=False, seed=0)
     prompt = a.prompt
     if a.chat:
-        prompt = f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
-    add_bos = m.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        gemma = m.tokenize(b"<start_of_turn>", add_bos=False, special=True)
+        if len(gemma) == 1:
+            prompt = f"<start_of_turn>user\n{prompt.strip()}<end_of_turn>\n<start_of_turn>model\n"
+        else:
+            prompt = f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
+    default_bos = "true" if m.metadata.get("tokenizer.ggml.model") == "llama" else "false"
+    add_bos = m.metadata.get("tokenizer.ggml.add_bos_token", default_bos) == "true"
     toks = m.tokenize(prompt.encode(), add_bos=add_bos, special=True)
-    m.eval(toks)
+    if a.sequential:
+        for t in toks:
+            m.eval([t])
+    else:
+        m.eval(toks)
     greedy = []
     for _ in range(a.steps):
         nxt = int(np.argmax(m.scores[m.n_tokens - 1]))
@@ -69,6 +85,7 @@ def main():
         "model": a.model.split("/")[-1],
         "llama_cpp_python": __import__("llama_cpp").__version__,
         "prompt": prompt,
+        "prompt_eval": "sequential" if a.sequential else "batch",
         "prompt_tokens": toks,
         "greedy": greedy,
         "logits_kind": "full" if a.full else f"top{a.topk}",

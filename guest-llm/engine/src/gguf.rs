@@ -3,10 +3,10 @@
 //! Everything returned borrows from the file slice. The file is untrusted: counts,
 //! lengths, dimensions and offsets are all checked before use.
 
+use crate::blocks::Format;
 use crate::error::{format_err, Error, Result};
 use crate::le::Reader;
 use crate::matrix::{Matrix, Storage};
-use crate::quant::{Q4_1_BLOCK, Q8_0_BLOCK, QK};
 use alloc::vec::Vec;
 
 const MAGIC: u32 = 0x4655_4747; // "GGUF" little-endian
@@ -26,6 +26,9 @@ pub mod ggml_type {
     /// 8-bit blocks with scale.
     pub const Q8_0: u32 = 8;
 }
+
+/// The tensor types this engine computes with, for messages.
+pub const SUPPORTED_TYPES: &str = "F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K";
 
 /// Name of a ggml tensor type id, for messages.
 pub fn type_name(t: u32) -> &'static str {
@@ -94,18 +97,47 @@ impl<'a> Array<'a> {
         })
     }
 
-    /// Reads element `i` of an integer array.
-    pub fn int(&self, i: usize) -> Result<i128> {
+    /// Reads scalar element `i` (any numeric or bool element type).
+    fn scalar(&self, i: usize) -> Result<Value<'a>> {
         let size = scalar_size(self.elem_type)
-            .filter(|_| !matches!(self.elem_type, vt::F32 | vt::F64 | vt::BOOL))
-            .ok_or_else(|| format_err!("array holds type {}, not integers", self.elem_type))?;
+            .ok_or_else(|| format_err!("array holds type {}, not scalars", self.elem_type))?;
         if i >= self.len {
             return Err(format_err!("array index {i} out of range ({})", self.len));
         }
         let mut r = Reader::new(&self.raw[i * size..(i + 1) * size]);
-        match read_scalar(&mut r, self.elem_type)? {
+        read_scalar(&mut r, self.elem_type)
+    }
+
+    /// Reads element `i` of an integer array.
+    pub fn int(&self, i: usize) -> Result<i128> {
+        match self.scalar(i)? {
             Value::Int(v) => Ok(v),
-            _ => Err(format_err!("array element is not an integer")),
+            _ => Err(format_err!(
+                "array holds type {}, not integers",
+                self.elem_type
+            )),
+        }
+    }
+
+    /// Reads element `i` of a float array.
+    pub fn float(&self, i: usize) -> Result<f64> {
+        match self.scalar(i)? {
+            Value::Float(v) => Ok(v),
+            _ => Err(format_err!(
+                "array holds type {}, not floats",
+                self.elem_type
+            )),
+        }
+    }
+
+    /// Reads element `i` of a bool array.
+    pub fn bool(&self, i: usize) -> Result<bool> {
+        match self.scalar(i)? {
+            Value::Bool(v) => Ok(v),
+            _ => Err(format_err!(
+                "array holds type {}, not bools",
+                self.elem_type
+            )),
         }
     }
 }
@@ -241,13 +273,13 @@ fn tensor_bytes(ty: u32, n: u64, ne0: u64) -> Option<u64> {
     match ty {
         ggml_type::F32 => n.checked_mul(4),
         ggml_type::F16 => n.checked_mul(2),
-        ggml_type::Q8_0 if ne0.is_multiple_of(QK as u64) => {
-            (n / QK as u64).checked_mul(Q8_0_BLOCK as u64)
+        _ => {
+            let f = Format::from_ggml(ty)?;
+            if !ne0.is_multiple_of(f.block_values() as u64) {
+                return None;
+            }
+            f.bytes_for(n)
         }
-        ggml_type::Q4_1 if ne0.is_multiple_of(QK as u64) => {
-            (n / QK as u64).checked_mul(Q4_1_BLOCK as u64)
-        }
-        _ => None,
     }
 }
 
@@ -332,10 +364,12 @@ impl<'a> Gguf<'a> {
                     };
                     &file[abs as usize..end as usize]
                 }
-                (None, Some(_)) if matches!(ty, ggml_type::Q8_0 | ggml_type::Q4_1) => {
+                (None, Some(_)) if Format::from_ggml(ty).is_some() => {
                     return Err(format_err!(
-                        "tensor {name}: row length {} is not a multiple of {QK}",
-                        dims[0]
+                        "tensor {name}: row length {} is not a multiple of the {} block size {}",
+                        dims[0],
+                        type_name(ty),
+                        Format::from_ggml(ty).map_or(0, |f| f.block_values())
                     ))
                 }
                 (_, None) => return Err(format_err!("tensor {name}: offset overflows")),
@@ -434,14 +468,15 @@ impl<'a> Gguf<'a> {
         let storage = match t.ty {
             ggml_type::F32 => Storage::F32(t.data),
             ggml_type::F16 => Storage::F16(t.data),
-            ggml_type::Q8_0 => Storage::Q8_0(t.data),
-            ggml_type::Q4_1 => Storage::Q4_1(t.data),
-            other => {
-                return Err(Error::Unsupported(alloc::format!(
-                    "tensor {name} has type {} ({other}); supported: F32, F16, Q8_0, Q4_1",
-                    type_name(other)
-                )))
-            }
+            other => match Format::from_ggml(other) {
+                Some(f) => Storage::quantized(f, t.data),
+                None => {
+                    return Err(Error::Unsupported(alloc::format!(
+                        "tensor {name} has type {} ({other}); supported: {SUPPORTED_TYPES}",
+                        type_name(other)
+                    )))
+                }
+            },
         };
         Matrix::new(rows, cols, storage, name)
     }

@@ -18,11 +18,13 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod blocks;
 pub mod chat;
 pub mod error;
 pub mod forward;
 pub mod gguf;
 pub mod half;
+pub mod kernels;
 pub mod le;
 pub mod llama2c;
 pub mod matrix;
@@ -39,7 +41,7 @@ pub mod session;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
-pub use model::{Config, Model};
+pub use model::{Arch, Config, Model};
 pub use parallel::{Parallel, Serial};
 pub use sampler::SamplerConfig;
 pub use session::{Session, SessionConfig, StopReason};

@@ -4,7 +4,7 @@
 use crate::error::{format_err, Error, Result};
 use crate::le::Reader;
 use crate::matrix::{Matrix, Storage};
-use crate::model::{Config, Layer, Model, Vector};
+use crate::model::{Arch, Config, Layer, Model, Vector};
 use alloc::format;
 use alloc::vec::Vec;
 
@@ -118,8 +118,14 @@ pub fn load(file: &[u8]) -> Result<Model<'_>> {
         n_kv_heads: dim(p[4], "n_kv_heads")?,
         vocab_size: dim(p[5].checked_abs().unwrap_or(0), "vocab_size")?,
         max_seq_len: dim(p[6], "seq_len")?,
+        head_dim: 0,
         rope_theta: 10_000.0,
         rms_eps: 1e-5,
+        arch: Arch::Llama,
+    };
+    let config = Config {
+        head_dim: config.dim / config.n_heads.max(1),
+        ..config
     };
     config.validate()?;
     let data_start = if version == 0 { 28 } else { HEADER_V12 };
@@ -186,6 +192,7 @@ pub fn load(file: &[u8]) -> Result<Model<'_>> {
                 w_gate: w1[i],
                 w_up: w3[i],
                 w_down: w2[i],
+                gemma: None,
             })
             .collect();
         Model {
@@ -230,7 +237,7 @@ fn load_v0<'a>(c: &mut Cursor<'a>, config: Config, shared: bool) -> Result<Model
     let w3 = mats(c, hd, d, "w3")?;
     let output_norm = c.norm(d, "final norm")?;
     // Legacy RoPE tables (unused: frequencies are computed), seq_len x head_dim/2 twice.
-    let half = config.head_dim() / 2;
+    let half = config.head_dim / 2;
     c.f32s(config.max_seq_len.saturating_mul(half), "freq_cis_real")?;
     c.f32s(config.max_seq_len.saturating_mul(half), "freq_cis_imag")?;
     let output = if shared {
@@ -249,6 +256,7 @@ fn load_v0<'a>(c: &mut Cursor<'a>, config: Config, shared: bool) -> Result<Model
             w_gate: w1[i],
             w_up: w3[i],
             w_down: w2[i],
+            gemma: None,
         })
         .collect();
     Ok(Model {

@@ -1,22 +1,28 @@
 //! Borrowed weight matrices and the (parallel) matrix product.
 
+use crate::blocks::{self, Format};
 use crate::error::{format_err, Error, Result};
 use crate::half::{f16_to_f32, round_f16};
 use crate::le::{f32_at, u16_at};
 use crate::parallel::Parallel;
-use crate::quant::{self, GroupActs, Q8Acts, Q4_1_BLOCK, Q8_0_BLOCK, QK};
+use crate::quant::{self, GroupActs, Q8Acts, Q8KActs, Q4_1_BLOCK, Q8_0_BLOCK, QK};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 // Row kernels: NEON on aarch64, portable elsewhere (x86_64 hosts switch to AVX2 at run
 // time in `rows_dispatch`). All compute identical bits.
 #[cfg(not(all(target_arch = "aarch64", target_feature = "neon")))]
+use crate::kernels::portable as blk;
+#[cfg(not(all(target_arch = "aarch64", target_feature = "neon")))]
 use crate::quant as kern;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 use crate::quant_neon as kern;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+use crate::quant_neon as blk;
 
 /// Storage format of a weight tensor, borrowed from the model file.
 #[derive(Debug, Clone, Copy)]
+#[allow(non_camel_case_types)]
 pub enum Storage<'a> {
     /// Little-endian f32 values.
     F32(&'a [u8]),
@@ -26,6 +32,18 @@ pub enum Storage<'a> {
     Q8_0(&'a [u8]),
     /// ggml Q4_1 blocks.
     Q4_1(&'a [u8]),
+    /// ggml Q4_0 blocks.
+    Q4_0(&'a [u8]),
+    /// ggml Q5_0 blocks.
+    Q5_0(&'a [u8]),
+    /// ggml Q5_1 blocks.
+    Q5_1(&'a [u8]),
+    /// ggml Q4_K super-blocks.
+    Q4_K(&'a [u8]),
+    /// ggml Q5_K super-blocks.
+    Q5_K(&'a [u8]),
+    /// ggml Q6_K super-blocks.
+    Q6_K(&'a [u8]),
     /// llama2.c int8 values with one f32 scale per `group` values.
     GroupQ8 {
         /// int8 values, row-major.
@@ -35,6 +53,37 @@ pub enum Storage<'a> {
         /// Values per group.
         group: usize,
     },
+}
+
+impl<'a> Storage<'a> {
+    /// Wraps the data of a ggml tensor of block format `format`.
+    pub fn quantized(format: Format, data: &'a [u8]) -> Self {
+        match format {
+            Format::Q4_0 => Storage::Q4_0(data),
+            Format::Q4_1 => Storage::Q4_1(data),
+            Format::Q5_0 => Storage::Q5_0(data),
+            Format::Q5_1 => Storage::Q5_1(data),
+            Format::Q8_0 => Storage::Q8_0(data),
+            Format::Q4_K => Storage::Q4_K(data),
+            Format::Q5_K => Storage::Q5_K(data),
+            Format::Q6_K => Storage::Q6_K(data),
+        }
+    }
+
+    /// The block format and data of a ggml-quantized matrix.
+    pub fn block_format(&self) -> Option<(Format, &'a [u8])> {
+        Some(match *self {
+            Storage::Q4_0(b) => (Format::Q4_0, b),
+            Storage::Q4_1(b) => (Format::Q4_1, b),
+            Storage::Q5_0(b) => (Format::Q5_0, b),
+            Storage::Q5_1(b) => (Format::Q5_1, b),
+            Storage::Q8_0(b) => (Format::Q8_0, b),
+            Storage::Q4_K(b) => (Format::Q4_K, b),
+            Storage::Q5_K(b) => (Format::Q5_K, b),
+            Storage::Q6_K(b) => (Format::Q6_K, b),
+            Storage::F32(_) | Storage::F16(_) | Storage::GroupQ8 { .. } => return None,
+        })
+    }
 }
 
 /// A `rows x cols` row-major matrix in its file format.
@@ -58,6 +107,44 @@ pub fn set_simd_enabled(on: bool) {
     SIMD.store(on, Ordering::Relaxed);
 }
 
+/// Row `r` of the new block formats against inputs `t0..t0 + tb` with the kernels of
+/// module `$k` (see [`crate::kernels`]); evaluates to whether the storage was one of them.
+macro_rules! block_rows {
+    ($k:path, $m:expr, $r:expr, $acts:expr, $t0:expr, $tb:expr, $o:expr) => {{
+        use $k as k;
+        let (m, r, t0, o) = ($m, $r, $t0, $o);
+        let row = |format: Format, b: &'a [u8]| {
+            let rb = m.cols / format.block_values() * format.block_bytes();
+            &b[r * rb..(r + 1) * rb]
+        };
+        macro_rules! run {
+            ($f:ident, $format:expr, $b:expr, $a:expr) => {{
+                let w = row($format, $b);
+                if $tb == TOKEN_BLOCK {
+                    o.copy_from_slice(&k::$f(
+                        w,
+                        core::array::from_fn::<_, TOKEN_BLOCK, _>(|j| &$a[t0 + j]),
+                    ));
+                } else {
+                    for (j, v) in o.iter_mut().enumerate() {
+                        *v = k::$f(w, [&$a[t0 + j]])[0];
+                    }
+                }
+                true
+            }};
+        }
+        match (&m.storage, $acts) {
+            (Storage::Q4_0(b), Acts::Q8(a)) => run!(dot_q4_0_n, Format::Q4_0, b, a),
+            (Storage::Q5_0(b), Acts::Q8(a)) => run!(dot_q5_0_n, Format::Q5_0, b, a),
+            (Storage::Q5_1(b), Acts::Q8(a)) => run!(dot_q5_1_n, Format::Q5_1, b, a),
+            (Storage::Q4_K(b), Acts::Q8K(a)) => run!(dot_q4_k_n, Format::Q4_K, b, a),
+            (Storage::Q5_K(b), Acts::Q8K(a)) => run!(dot_q5_k_n, Format::Q5_K, b, a),
+            (Storage::Q6_K(b), Acts::Q8K(a)) => run!(dot_q6_k_n, Format::Q6_K, b, a),
+            _ => false,
+        }
+    }};
+}
+
 /// Rows handed to one work item of a parallel product.
 pub const ROWS_PER_CHUNK: usize = 16;
 /// Inputs multiplied together against each weight block during batched prefill.
@@ -67,6 +154,7 @@ enum Acts {
     F32(Vec<f32>),
     F16(Vec<f32>),
     Q8(Vec<Q8Acts>),
+    Q8K(Vec<Q8KActs>),
     Group(Vec<GroupActs>, usize),
 }
 
@@ -88,18 +176,24 @@ impl<'a> Matrix<'a> {
         let (have, need) = match storage {
             Storage::F32(b) => (b.len(), n.checked_mul(4)),
             Storage::F16(b) => (b.len(), n.checked_mul(2)),
-            Storage::Q8_0(b) | Storage::Q4_1(b) => {
-                if !cols.is_multiple_of(QK) {
+            Storage::Q8_0(b)
+            | Storage::Q4_1(b)
+            | Storage::Q4_0(b)
+            | Storage::Q5_0(b)
+            | Storage::Q5_1(b)
+            | Storage::Q4_K(b)
+            | Storage::Q5_K(b)
+            | Storage::Q6_K(b) => {
+                let Some((format, _)) = storage.block_format() else {
+                    unreachable!("quantized storage has a block format")
+                };
+                let bv = format.block_values();
+                if !cols.is_multiple_of(bv) {
                     return Err(format_err!(
-                        "{name}: row length {cols} is not a multiple of the block size {QK}"
+                        "{name}: row length {cols} is not a multiple of the block size {bv} of {format:?}"
                     ));
                 }
-                let bs = if matches!(storage, Storage::Q8_0(_)) {
-                    Q8_0_BLOCK
-                } else {
-                    Q4_1_BLOCK
-                };
-                (b.len(), (n / QK).checked_mul(bs))
+                (b.len(), (n / bv).checked_mul(format.block_bytes()))
             }
             Storage::GroupQ8 { q, s, group } => {
                 if group == 0 || !cols.is_multiple_of(group) {
@@ -128,8 +222,9 @@ impl<'a> Matrix<'a> {
     /// Bytes of weight data (as held in the file).
     pub fn byte_len(&self) -> usize {
         match self.storage {
-            Storage::F32(b) | Storage::F16(b) | Storage::Q8_0(b) | Storage::Q4_1(b) => b.len(),
             Storage::GroupQ8 { q, s, .. } => q.len() + s.len(),
+            Storage::F32(b) | Storage::F16(b) => b.len(),
+            _ => self.storage.block_format().map_or(0, |(_, b)| b.len()),
         }
     }
 
@@ -179,6 +274,12 @@ impl<'a> Matrix<'a> {
                     *o = (q[k] as i8) as f32 * f32_at(s, k / group);
                 }
             }
+            other => {
+                if let Some((format, b)) = other.block_format() {
+                    let rb = c / format.block_values() * format.block_bytes();
+                    blocks::dequantize_row(format, &b[r * rb..(r + 1) * rb], out);
+                }
+            }
         }
         Ok(())
     }
@@ -188,6 +289,8 @@ impl<'a> Matrix<'a> {
             && match (&self.storage, &inp.acts) {
                 (Storage::F32(_), Acts::F32(_)) | (Storage::F16(_), Acts::F16(_)) => true,
                 (Storage::Q8_0(_) | Storage::Q4_1(_), Acts::Q8(_)) => true,
+                (Storage::Q4_0(_) | Storage::Q5_0(_) | Storage::Q5_1(_), Acts::Q8(_)) => true,
+                (Storage::Q4_K(_) | Storage::Q5_K(_) | Storage::Q6_K(_), Acts::Q8K(_)) => true,
                 (Storage::GroupQ8 { group, .. }, Acts::Group(_, g)) => group == g,
                 _ => false,
             }
@@ -208,9 +311,18 @@ impl<'a> Matrix<'a> {
         match self.storage {
             Storage::F32(_) => Acts::F32(xs.to_vec()),
             Storage::F16(_) => Acts::F16(xs.iter().map(|&v| round_f16(v)).collect()),
-            Storage::Q8_0(_) | Storage::Q4_1(_) => Acts::Q8(
+            Storage::Q8_0(_)
+            | Storage::Q4_1(_)
+            | Storage::Q4_0(_)
+            | Storage::Q5_0(_)
+            | Storage::Q5_1(_) => Acts::Q8(
                 (0..n)
                     .map(|t| Q8Acts::quantize(&xs[t * c..(t + 1) * c]))
+                    .collect(),
+            ),
+            Storage::Q4_K(_) | Storage::Q5_K(_) | Storage::Q6_K(_) => Acts::Q8K(
+                (0..n)
+                    .map(|t| Q8KActs::quantize(&xs[t * c..(t + 1) * c]))
                     .collect(),
             ),
             Storage::GroupQ8 { group, .. } => Acts::Group(
@@ -237,6 +349,9 @@ impl<'a> Matrix<'a> {
         let c = self.cols;
         for (i, r) in (r0..r1).enumerate() {
             let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
+            if block_rows!(blk, self, r, acts, t0, tb, &mut *o) {
+                continue;
+            }
             match (&self.storage, acts) {
                 (Storage::Q4_1(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
                     let rb = (c / QK) * Q4_1_BLOCK;
@@ -282,6 +397,9 @@ impl<'a> Matrix<'a> {
         let c = self.cols;
         for (i, r) in (r0..r1).enumerate() {
             let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
+            if block_rows!(crate::quant_avx2, self, r, acts, t0, tb, &mut *o) {
+                continue;
+            }
             match (&self.storage, acts) {
                 (Storage::Q4_1(b), Acts::Q8(a)) => {
                     let rb = (c / QK) * Q4_1_BLOCK;

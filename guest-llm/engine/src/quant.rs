@@ -13,8 +13,7 @@ use crate::le::{f32_at, u16_at};
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// Values per block in Q8_0 and Q4_1.
-pub const QK: usize = 32;
+pub use crate::blocks::{QK, QK_K};
 /// Bytes per Q8_0 block: f16 scale + 32 signed bytes.
 pub const Q8_0_BLOCK: usize = 34;
 /// Bytes per Q4_1 block: f16 scale, f16 minimum, 16 bytes of nibbles.
@@ -66,6 +65,60 @@ impl Q8Acts {
             }
             out.d[b] = round_f16(d);
             out.s[b] = round_f16(sum as f32 * d);
+        }
+        out
+    }
+}
+
+/// Activations quantized to 8 bits per 256-value block for the K formats (ggml's Q8_K:
+/// an f32 scale and the sums of each 16 values).
+#[derive(Debug, Clone, Default)]
+pub struct Q8KActs {
+    /// Per-block scale (f32, not rounded).
+    pub d: Vec<f32>,
+    /// Quantized values (in -127..=127), widened to 16 bits.
+    pub q: Vec<i16>,
+    /// Sum of each 16 quantized values.
+    pub bsums: Vec<i16>,
+}
+
+impl Q8KActs {
+    /// Quantizes `x` (length a multiple of [`QK_K`]) as ggml's `quantize_row_q8_K_ref`:
+    /// the scale is `-max / 127` where `max` is the first value of largest magnitude (so
+    /// the quantized values have the opposite sign when it is positive), values rounded
+    /// half to even and capped at 127.
+    pub fn quantize(x: &[f32]) -> Self {
+        let nb = x.len() / QK_K;
+        let mut out = Q8KActs {
+            d: vec![0.0; nb],
+            q: vec![0; nb * QK_K],
+            bsums: vec![0; nb * QK_K / 16],
+        };
+        for (b, xb) in x.chunks_exact(QK_K).enumerate() {
+            let mut amax = 0.0f32;
+            let mut max = 0.0f32;
+            for &v in xb {
+                let a = libm::fabsf(v);
+                if a > amax {
+                    amax = a;
+                    max = v;
+                }
+            }
+            if amax == 0.0 {
+                continue;
+            }
+            let iscale = -127.0 / max;
+            let q = &mut out.q[b * QK_K..(b + 1) * QK_K];
+            for (q, &v) in q.iter_mut().zip(xb) {
+                *q = (round_even(iscale * v) as i32).min(127) as i16;
+            }
+            for (s, q16) in out.bsums[b * 16..(b + 1) * 16]
+                .iter_mut()
+                .zip(q.chunks_exact(16))
+            {
+                *s = q16.iter().sum();
+            }
+            out.d[b] = 1.0 / iscale;
         }
         out
     }

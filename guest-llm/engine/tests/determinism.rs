@@ -58,6 +58,16 @@ fn gguf_logits_independent_of_batching_threads_and_simd() {
 }
 
 #[test]
+fn gemma3_logits_independent_of_batching_threads_and_simd() {
+    // Every new block type, both RoPE bases and a 4-position sliding window.
+    let f = read("models/test/tiny-gemma3.gguf");
+    let (model, tok) = load_gguf(&f).unwrap();
+    let toks = tok.encode_prompt("Once upon a time, the little robot counted 12345 waves.");
+    assert!(toks.len() > 10);
+    check(&model, &toks);
+}
+
+#[test]
 fn llama2c_logits_independent_of_batching_threads_and_simd() {
     let t = read("models/test/tiny-tokenizer.bin");
     for ck in [
@@ -71,6 +81,17 @@ fn llama2c_logits_independent_of_batching_threads_and_simd() {
             &tok.encode_prompt("Once upon a time there was a robot"),
         );
     }
+}
+
+#[test]
+#[ignore = "needs models/cache/gemma-3-270m-q4_k_m.gguf (scripts/fetch-model.sh gemma3); slow in debug"]
+fn gemma3_270m_logits_independent_of_batching_threads_and_simd() {
+    let f = read("models/cache/gemma-3-270m-q4_k_m.gguf");
+    let (model, tok) = load_gguf(&f).unwrap();
+    check(
+        &model,
+        &tok.encode_prompt("The capital of France is Paris, and the capital of Italy is"),
+    );
 }
 
 #[test]
@@ -92,13 +113,12 @@ fn digests_equal_aarch64_golden() {
     let golden = String::from_utf8(read("models/test/digests.txt")).unwrap();
     let t = read("models/test/tiny-tokenizer.bin");
     let mut lines = Vec::new();
-    let g = read("models/test/tiny-llama.gguf");
-    let (m, tok) = load_gguf(&g).unwrap();
-    let d = digest(&m, &Serial, &tok.encode_prompt(PROMPT), 40).unwrap();
-    lines.push(format!(
-        "tiny-llama.gguf hash={:016x} tokens={:?}",
-        d.hash, d.tokens
-    ));
+    for name in ["tiny-llama.gguf", "tiny-gemma3.gguf"] {
+        let g = read(&format!("models/test/{name}"));
+        let (m, tok) = load_gguf(&g).unwrap();
+        let d = digest(&m, &Serial, &tok.encode_prompt(PROMPT), 40).unwrap();
+        lines.push(format!("{name} hash={:016x} tokens={:?}", d.hash, d.tokens));
+    }
     for name in ["tiny-l2c-f32.bin", "tiny-l2c-q8.bin"] {
         let f = read(&format!("models/test/{name}"));
         let (m, tok) = load_llama2c(&f, &t).unwrap();

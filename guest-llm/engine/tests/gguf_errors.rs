@@ -150,12 +150,12 @@ fn minimal_model_loads_and_runs() {
 #[test]
 fn unsupported_tensor_type_is_named() {
     let mut ts = tensors();
-    ts[2].ty = 14; // Q6_K
+    ts[2].ty = 11; // Q3_K, still missing
     let e = err(&build(&kv(), &ts, 0));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     let m = e.to_string();
     assert!(
-        m.contains("blk.0.attn_q.weight") && m.contains("Q6_K"),
+        m.contains("blk.0.attn_q.weight") && m.contains("Q3_K"),
         "{m}"
     );
 }
@@ -201,11 +201,17 @@ fn bad_metadata_is_rejected() {
         .to_string()
         .contains("tokenizer has 2 tokens"));
     let mut k = kv();
-    k[9] = ("tokenizer.ggml.model", V::Str(b"llama"));
+    k[9] = ("tokenizer.ggml.model", V::Str(b"bert"));
     assert!(matches!(
         err(&build(&k, &tensors(), 0)),
         Error::Unsupported(_)
     ));
+    // A SentencePiece vocabulary needs its scores.
+    let mut k = kv();
+    k[9] = ("tokenizer.ggml.model", V::Str(b"llama"));
+    assert!(err(&build(&k, &tensors(), 0))
+        .to_string()
+        .contains("missing tokenizer.ggml.scores"));
     let mut k = kv();
     k[0] = ("general.architecture", V::Str(b"\xff\xfe"));
     assert!(err(&build(&k, &tensors(), 0))

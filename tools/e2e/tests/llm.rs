@@ -449,6 +449,86 @@ fn servers_are_admitted_isolated_and_throttled() {
     assert_eq!(field_in(&st, "server llm:", "done="), 5, "{st}");
 }
 
+/// The Gemma 3 test model (SentencePiece vocabulary, every new block type, a sliding window)
+/// in the partition computes the host's tokens, plain and in Gemma's chat turns. Expected ids:
+/// `llm-run --model models/test/tiny-gemma3.gguf --prompt "Once upon a time" --max-tokens 16
+/// --show-tokens` and `--prompt "Who wrote <end_of_turn> Hamlet?" --chat --max-tokens 8`.
+#[test]
+fn gemma3_test_model_gives_the_host_tokens() {
+    let sis = boot_with(Some(root().join("models/test/tiny-gemma3.gguf")));
+    let out = sis.run(Source::Llm, "llmctl load", INFER).unwrap();
+    assert!(
+        out.contains("[3/4] weights: gemma3 dim 256 hidden 256 layers 2 heads 3/1 of 128"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[4/4] tokenizer: 548 tokens, 2 stop tokens, chat turns Gemma"),
+        "{out}"
+    );
+    assert!(out.contains("llmctl load: ok"), "{out}");
+    let out = sis
+        .run(
+            Source::Llm,
+            "llminfer \"Once upon a time\" --max-tokens 16",
+            INFER,
+        )
+        .unwrap();
+    assert_eq!(
+        token_ids(&out),
+        [87, 87, 87, 124, 124, 124, 124, 124, 124, 124, 124, 84, 84, 84, 523, 453],
+        "{out}"
+    );
+    assert!(out.contains("prompt 6 tokens"), "{out}");
+    // The turn markers go in by id; the `<end_of_turn>` the user typed stays text.
+    let out = sis
+        .run(
+            Source::Llm,
+            "llminfer --chat \"Who wrote <end_of_turn> Hamlet?\" --max-tokens 8",
+            INFER,
+        )
+        .unwrap();
+    assert_eq!(
+        token_ids(&out),
+        [114, 518, 9, 457, 457, 457, 457, 457],
+        "{out}"
+    );
+    assert!(out.contains("prompt 44 tokens"), "{out}");
+}
+
+/// The real Gemma 3 270M Q4_K_M (`scripts/fetch-model.sh gemma3`) in the partition: the
+/// host's greedy tokens (`llm-run --model models/cache/gemma-3-270m-q4_k_m.gguf --prompt
+/// "Once upon a time" --max-tokens 16 --show-tokens`), with load and inference times printed.
+#[test]
+#[ignore = "needs models/cache/gemma-3-270m-q4_k_m.gguf (scripts/fetch-model.sh gemma3); minutes under emulation"]
+fn gemma3_270m_gives_the_host_tokens() {
+    let model = root().join("models/cache/gemma-3-270m-q4_k_m.gguf");
+    assert!(model.exists(), "run scripts/fetch-model.sh gemma3 first");
+    let sis = boot_with(Some(model));
+    let slow = Duration::from_secs(1800);
+    let t0 = std::time::Instant::now();
+    let out = sis.run(Source::Llm, "llmctl load", slow).unwrap();
+    eprintln!("llmctl load: {:.1} s\n{out}", t0.elapsed().as_secs_f64());
+    assert!(out.contains("llmctl load: ok"), "{out}");
+    let t0 = std::time::Instant::now();
+    let out = sis
+        .run(
+            Source::Llm,
+            "llminfer \"Once upon a time\" --max-tokens 16",
+            slow,
+        )
+        .unwrap();
+    eprintln!("llminfer: {:.1} s\n{out}", t0.elapsed().as_secs_f64());
+    assert_eq!(
+        token_ids(&out),
+        [
+            236764, 993, 691, 496, 3953, 7489, 8712, 236761, 2625, 691, 496, 1401, 5497, 3953,
+            236764, 532
+        ],
+        "{out}"
+    );
+    eprintln!("{}", sis.run(Source::Llm, "llmctl status", CMD).unwrap());
+}
+
 #[test]
 fn llama2c_checkpoint_with_its_tokenizer() {
     // `run.sh --tokenizer` places tokenizer.bin after the checkpoint; the harness has no option

@@ -16,11 +16,14 @@ use sis_engine::selftest::{digest, PROMPT};
 use sis_engine::{load_gguf, load_llama2c, Serial};
 
 static GGUF: &[u8] = include_bytes!("../../../../models/test/tiny-llama.gguf");
+static GEMMA3: &[u8] = include_bytes!("../../../../models/test/tiny-gemma3.gguf");
 static L2C_F32: &[u8] = include_bytes!("../../../../models/test/tiny-l2c-f32.bin");
 static L2C_Q8: &[u8] = include_bytes!("../../../../models/test/tiny-l2c-q8.bin");
 static L2C_TOK: &[u8] = include_bytes!("../../../../models/test/tiny-tokenizer.bin");
 
-const HEAP_SIZE: usize = 384 << 20;
+// Both real models (98 MB + 253 MB) when they are in models/cache; a bump allocator
+// never frees.
+const HEAP_SIZE: usize = 768 << 20;
 struct Heap(UnsafeCell<[u8; HEAP_SIZE]>);
 // SAFETY: the bump allocator hands out disjoint ranges via an atomic offset.
 unsafe impl Sync for Heap {}
@@ -79,7 +82,19 @@ fn read_file(path: &str) -> Option<alloc::vec::Vec<u8>> {
     if fd < 0 {
         return None;
     }
-    let mut out = alloc::vec::Vec::new();
+    let size: isize;
+    // SAFETY: Linux `lseek(fd, 0, SEEK_END)`.
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 62usize, inout("x0") fd => size,
+            in("x1") 0usize, in("x2") 2usize, options(nostack));
+    }
+    // SAFETY: Linux `lseek(fd, 0, SEEK_SET)`.
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 62usize, inout("x0") fd => _,
+            in("x1") 0usize, in("x2") 0usize, options(nostack));
+    }
+    // One allocation of the file's size (the bump allocator never reuses memory).
+    let mut out = alloc::vec::Vec::with_capacity(size.max(0) as usize);
     let mut buf = alloc::vec![0u8; 1 << 20];
     loop {
         let n: isize;
@@ -114,16 +129,17 @@ fn now() -> f64 {
     ts[0] as f64 + ts[1] as f64 * 1e-9
 }
 
-/// Prompt and generation speed on SmolLM2 if the model is in models/cache.
-fn smollm2_speed() {
-    let Some(f) = read_file("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf") else {
-        write("smollm2: models/cache/SmolLM2-135M-Instruct.Q4_1.gguf not found, skipped\n");
+/// Prompt and generation speed of a real model (`label: ...` line) if it is in
+/// models/cache: the chat prompt "What is the capital of France?" and 8 greedy tokens.
+fn speed(label: &str, file: &str) {
+    let Some(f) = read_file(file) else {
+        write(&format!("{label}: {file} not found, skipped\n"));
         return;
     };
-    let (m, t) = load_gguf(&f).expect("SmolLM2");
-    let prompt = t.encode_prompt(
-        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
-    );
+    let (m, t) = load_gguf(&f).expect("real model");
+    let prompt = t
+        .encode_chat(None, "What is the capital of France?")
+        .expect("chat turns");
     let mut cache = sis_engine::forward::KvCache::new(&m, 64).unwrap();
     let t0 = now();
     let mut logits = sis_engine::forward::forward(
@@ -151,7 +167,7 @@ fn smollm2_speed() {
     let t2 = now();
     let text = String::from_utf8_lossy(&t.decode_all(&out)).into_owned();
     write(&format!(
-        "smollm2: prompt {} tok {:.2} tok/s, generation 8 tok {:.2} tok/s, text {:?}\n",
+        "{label}: prompt {} tok {:.2} tok/s, generation 8 tok {:.2} tok/s, text {:?}\n",
         prompt.len(),
         prompt.len() as f64 / (t1 - t0),
         8.0 / (t2 - t1),
@@ -193,6 +209,88 @@ fn kernels_match() -> bool {
             return false;
         }
     }
+    block_kernels_match(&mut rnd)
+}
+
+/// The NEON block kernels (Q4_0 .. Q6_K) against the portable ones, one and eight inputs.
+fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
+    use sis_engine::blocks::Format;
+    use sis_engine::kernels::portable as p;
+    use sis_engine::quant::Q8KActs;
+    use sis_engine::quant_neon as n;
+    let cols = 512;
+    for _ in 0..20 {
+        let xs: alloc::vec::Vec<alloc::vec::Vec<f32>> = (0..8)
+            .map(|_| {
+                (0..cols)
+                    .map(|_| (rnd() % 4001) as f32 / 100.0 - 20.0)
+                    .collect()
+            })
+            .collect();
+        let a8: alloc::vec::Vec<Q8Acts> = xs.iter().map(|x| Q8Acts::quantize(x)).collect();
+        let ak: alloc::vec::Vec<Q8KActs> = xs.iter().map(|x| Q8KActs::quantize(x)).collect();
+        let r8: [&Q8Acts; 8] = core::array::from_fn(|t| &a8[t]);
+        let rk: [&Q8KActs; 8] = core::array::from_fn(|t| &ak[t]);
+        for f in [
+            Format::Q4_0,
+            Format::Q5_0,
+            Format::Q5_1,
+            Format::Q4_K,
+            Format::Q5_K,
+            Format::Q6_K,
+        ] {
+            let mut row: alloc::vec::Vec<u8> = (0..cols / f.block_values() * f.block_bytes())
+                .map(|_| rnd() as u8)
+                .collect();
+            // Finite binary16 scales: clear the top exponent bit of every scale field.
+            for blk in row.chunks_exact_mut(f.block_bytes()) {
+                let at: &[usize] = match f {
+                    Format::Q6_K => &[209],
+                    Format::Q4_0 | Format::Q5_0 => &[1],
+                    _ => &[1, 3],
+                };
+                for &i in at {
+                    blk[i] &= 0xbf;
+                }
+            }
+            let (a, b, c) = match f {
+                Format::Q4_0 => (
+                    p::dot_q4_0_n(&row, r8),
+                    n::dot_q4_0_n(&row, r8),
+                    n::dot_q4_0_n(&row, [r8[5]])[0],
+                ),
+                Format::Q5_0 => (
+                    p::dot_q5_0_n(&row, r8),
+                    n::dot_q5_0_n(&row, r8),
+                    n::dot_q5_0_n(&row, [r8[5]])[0],
+                ),
+                Format::Q5_1 => (
+                    p::dot_q5_1_n(&row, r8),
+                    n::dot_q5_1_n(&row, r8),
+                    n::dot_q5_1_n(&row, [r8[5]])[0],
+                ),
+                Format::Q4_K => (
+                    p::dot_q4_k_n(&row, rk),
+                    n::dot_q4_k_n(&row, rk),
+                    n::dot_q4_k_n(&row, [rk[5]])[0],
+                ),
+                Format::Q5_K => (
+                    p::dot_q5_k_n(&row, rk),
+                    n::dot_q5_k_n(&row, rk),
+                    n::dot_q5_k_n(&row, [rk[5]])[0],
+                ),
+                _ => (
+                    p::dot_q6_k_n(&row, rk),
+                    n::dot_q6_k_n(&row, rk),
+                    n::dot_q6_k_n(&row, [rk[5]])[0],
+                ),
+            };
+            if a.map(f32::to_bits) != b.map(f32::to_bits) || a[5].to_bits() != c.to_bits() {
+                write(&format!("neon block kernel {f:?} differs\n"));
+                return false;
+            }
+        }
+    }
     true
 }
 
@@ -202,11 +300,13 @@ pub extern "C" fn _start() -> ! {
         "neon-kernels {}\n",
         if kernels_match() { "match" } else { "MISMATCH" }
     ));
-    let (m, t) = load_gguf(GGUF).expect("tiny gguf");
-    write(&line(
-        "tiny-llama.gguf",
-        &digest(&m, &Serial, &t.encode_prompt(PROMPT), 40).unwrap(),
-    ));
+    for (name, f) in [("tiny-llama.gguf", GGUF), ("tiny-gemma3.gguf", GEMMA3)] {
+        let (m, t) = load_gguf(f).expect("tiny gguf");
+        write(&line(
+            name,
+            &digest(&m, &Serial, &t.encode_prompt(PROMPT), 40).unwrap(),
+        ));
+    }
     for (name, f) in [("tiny-l2c-f32.bin", L2C_F32), ("tiny-l2c-q8.bin", L2C_Q8)] {
         let (m, t) = load_llama2c(f, L2C_TOK).expect("tiny llama2.c");
         write(&line(
@@ -214,6 +314,7 @@ pub extern "C" fn _start() -> ! {
             &digest(&m, &Serial, &t.encode_prompt(PROMPT), 40).unwrap(),
         ));
     }
-    smollm2_speed();
+    speed("smollm2", "models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    speed("gemma3", "models/cache/gemma-3-270m-q4_k_m.gguf");
     exit(0)
 }

@@ -94,8 +94,7 @@ fn run() -> Result<(), String> {
 
     let prompt = if a.chat {
         let sys = a.system.as_deref().filter(|s| !s.is_empty());
-        tok.encode_chatml(sys, &a.prompt)
-            .map_err(|e| e.to_string())?
+        tok.encode_chat(sys, &a.prompt).map_err(|e| e.to_string())?
     } else {
         tok.encode_prompt(&a.prompt)
     };

@@ -1,6 +1,7 @@
 //! GPT-2 byte-level BPE built from a GGUF vocabulary and merge list (borrowed).
 
 use super::pretokenize::PreTokenizer;
+use super::special::{Piece, Specials};
 use crate::error::{format_err, Result};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -46,7 +47,7 @@ pub struct BpeTokenizer<'a> {
     types: Vec<u8>,
     by_text: Vec<u32>,
     merges: Vec<(&'a str, &'a str, u32)>,
-    specials: Vec<u32>,
+    specials: Specials,
     byte_char: [char; 256],
     pre: PreTokenizer,
 }
@@ -85,20 +86,7 @@ impl<'a> BpeTokenizer<'a> {
         }
         ms.sort_by(|x, y| (x.0, x.1, x.2).cmp(&(y.0, y.1, y.2)));
         ms.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
-        let mut specials: Vec<u32> = (0..tokens.len() as u32)
-            .filter(|&i| {
-                matches!(
-                    types[i as usize],
-                    token_type::CONTROL | token_type::USER_DEFINED
-                ) && !tokens[i as usize].is_empty()
-            })
-            .collect();
-        specials.sort_by(|&a, &b| {
-            tokens[b as usize]
-                .len()
-                .cmp(&tokens[a as usize].len())
-                .then(a.cmp(&b))
-        });
+        let specials = Specials::new(&tokens, &types);
         Ok(BpeTokenizer {
             tokens,
             types,
@@ -140,36 +128,18 @@ impl<'a> BpeTokenizer<'a> {
             .map(|k| self.merges[k].2)
     }
 
-    /// Encodes `text`. With `parse_special`, control and user-defined token texts in
-    /// `text` become those tokens; otherwise all text is ordinary.
+    /// Encodes `text`. User-defined token texts in `text` become those tokens; with
+    /// `parse_special` control token texts too (see [`super::special`]).
     pub fn encode(&self, text: &str, parse_special: bool, out: &mut Vec<u32>) {
-        let mut rest = text;
-        while !rest.is_empty() {
-            let (plain_end, special) = if parse_special {
-                self.find_special(rest)
-            } else {
-                (rest.len(), None)
-            };
-            self.encode_plain(&rest[..plain_end], out);
-            match special {
-                Some(id) => {
-                    out.push(id);
-                    rest = &rest[plain_end + self.tokens[id as usize].len()..];
-                }
-                None => rest = &rest[plain_end..],
+        for piece in self
+            .specials
+            .partition(text, parse_special, &self.tokens, &self.types)
+        {
+            match piece {
+                Piece::Text(a, b) => self.encode_plain(&text[a..b], out),
+                Piece::Token(id) => out.push(id),
             }
         }
-    }
-
-    fn find_special(&self, s: &str) -> (usize, Option<u32>) {
-        for (i, _) in s.char_indices() {
-            for &id in &self.specials {
-                if s[i..].starts_with(self.tokens[id as usize]) {
-                    return (i, Some(id));
-                }
-            }
-        }
-        (s.len(), None)
     }
 
     fn encode_plain(&self, text: &str, out: &mut Vec<u32>) {

@@ -3,14 +3,19 @@
 pub mod bpe;
 mod merge;
 pub mod pretokenize;
+pub mod sentencepiece;
+pub mod special;
 pub mod spm;
 pub mod utf8;
 
+pub use crate::chat::ChatFormat;
 use crate::error::{format_err, Result};
 use crate::gguf::Gguf;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+pub use bpe::token_type;
 pub use bpe::BpeTokenizer;
+pub use sentencepiece::SentencePiece;
 pub use spm::SpmTokenizer;
 pub use utf8::Utf8Stream;
 
@@ -69,23 +74,44 @@ pub struct Tokenizer<'a> {
     pub stop: Vec<u32>,
     /// Whether prompts start with BOS (as llama.cpp decides for this model).
     pub add_bos: bool,
+    /// The chat turn format of the model.
+    pub chat: ChatFormat,
 }
 
 #[derive(Debug, Clone)]
 enum Kind<'a> {
     Bpe(Box<BpeTokenizer<'a>>),
+    Sp(Box<SentencePiece<'a>>),
     Spm(Box<SpmTokenizer<'a>>),
 }
 
+/// Texts of the tokens llama.cpp ends generation on whatever the metadata says (its
+/// end-of-generation list, the entries that apply to the vocabularies handled here).
+const EOG_TEXTS: [&str; 8] = [
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|eom_id|>",
+    "<EOT>",
+    "<|end_of_text|>",
+];
+
 impl<'a> Tokenizer<'a> {
-    /// Builds the GPT-2 BPE tokenizer stored in a GGUF file.
+    /// Builds the tokenizer stored in a GGUF file: GPT-2 byte-level BPE
+    /// (`tokenizer.ggml.model = gpt2`) or SentencePiece (`llama`).
     pub fn from_gguf(g: &Gguf<'a>) -> Result<Self> {
         let model = g.string("tokenizer.ggml.model")?.unwrap_or("");
-        if model != "gpt2" {
-            return Err(crate::Error::Unsupported(alloc::format!(
-                "tokenizer model {model:?} (only gpt2 byte-level BPE)"
-            )));
-        }
+        let spm = match model {
+            "gpt2" => false,
+            "llama" => true,
+            _ => {
+                return Err(crate::Error::Unsupported(alloc::format!(
+                "tokenizer model {model:?} (supported: gpt2 byte-level BPE, llama SentencePiece)"
+            )))
+            }
+        };
         let toks = g
             .array("tokenizer.ggml.tokens")?
             .ok_or_else(|| format_err!("missing tokenizer.ggml.tokens"))?;
@@ -98,13 +124,7 @@ impl<'a> Tokenizer<'a> {
             ),
             None => None,
         };
-        let merges = match g.array("tokenizer.ggml.merges")? {
-            Some(a) => a.strings()?.collect::<Result<Vec<_>>>()?,
-            None => Vec::new(),
-        };
-        let pre = g.string("tokenizer.ggml.pre")?;
-        let bpe = BpeTokenizer::new(tokens, types, &merges, pre)?;
-        let n = bpe.vocab_size() as u64;
+        let n = tokens.len() as u64;
         let id = |k: &str| -> Result<Option<u32>> {
             match g.get(k) {
                 Some(_) => {
@@ -117,27 +137,63 @@ impl<'a> Tokenizer<'a> {
                 None => Ok(None),
             }
         };
-        let bos = id("tokenizer.ggml.bos_token_id")?;
-        let mut stop = Vec::new();
-        for k in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
-            if let Some(t) = id(k)? {
-                if !stop.contains(&t) {
-                    stop.push(t);
-                }
+        let flag = |k: &str, default: bool| -> Result<bool> {
+            match g.get(k) {
+                Some(crate::gguf::Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(format_err!("{k} is not a bool")),
+                None => Ok(default),
+            }
+        };
+        // llama.cpp's defaults: SentencePiece vocabularies add BOS (id 1, EOS 2) and a
+        // space prefix; gpt2 ones neither.
+        let default_id = |k: &str, d: u32| -> Result<Option<u32>> {
+            Ok(id(k)?.or((spm && (d as u64) < n).then_some(d)))
+        };
+        let bos = default_id("tokenizer.ggml.bos_token_id", 1)?;
+        let eos = default_id("tokenizer.ggml.eos_token_id", 2)?;
+        let add_bos = flag("tokenizer.ggml.add_bos_token", spm)?;
+        let kind = if spm {
+            let types = types.unwrap_or_else(|| alloc::vec![token_type::NORMAL; tokens.len()]);
+            let scores = match g.array("tokenizer.ggml.scores")? {
+                Some(a) => (0..a.len)
+                    .map(|i| a.float(i).map(|v| v as f32))
+                    .collect::<Result<Vec<_>>>()?,
+                None => return Err(format_err!("missing tokenizer.ggml.scores")),
+            };
+            let unknown = default_id("tokenizer.ggml.unknown_token_id", 0)?;
+            let prefix = flag("tokenizer.ggml.add_space_prefix", true)?;
+            Kind::Sp(Box::new(SentencePiece::new(
+                tokens, scores, types, unknown, prefix,
+            )?))
+        } else {
+            let merges = match g.array("tokenizer.ggml.merges")? {
+                Some(a) => a.strings()?.collect::<Result<Vec<_>>>()?,
+                None => Vec::new(),
+            };
+            let pre = g.string("tokenizer.ggml.pre")?;
+            Kind::Bpe(Box::new(BpeTokenizer::new(tokens, types, &merges, pre)?))
+        };
+        let mut tok = Tokenizer {
+            kind,
+            bos,
+            stop: Vec::new(),
+            add_bos: add_bos && bos.is_some(),
+            chat: ChatFormat::None,
+        };
+        let by_text: Vec<u32> = EOG_TEXTS.iter().filter_map(|s| tok.token_id(s)).collect();
+        for t in [eos, id("tokenizer.ggml.eot_token_id")?]
+            .into_iter()
+            .flatten()
+            .chain(by_text)
+        {
+            if !tok.stop.contains(&t) {
+                tok.stop.push(t);
             }
         }
-        let add_bos = match g.get("tokenizer.ggml.add_bos_token") {
-            Some(crate::gguf::Value::Bool(b)) => *b,
-            Some(_) => return Err(format_err!("tokenizer.ggml.add_bos_token is not a bool")),
-            // llama.cpp's default for gpt2-style vocabularies is no BOS.
-            None => false,
-        };
-        Ok(Tokenizer {
-            kind: Kind::Bpe(Box::new(bpe)),
-            bos,
-            stop,
-            add_bos: add_bos && bos.is_some(),
-        })
+        tok.chat = ChatFormat::choose(g.string("tokenizer.chat_template")?, |t| {
+            tok.token_id(t).is_some()
+        });
+        Ok(tok)
     }
 
     /// Parses llama2.c's `tokenizer.bin` for a model with `vocab_size` tokens.
@@ -149,6 +205,7 @@ impl<'a> Tokenizer<'a> {
             // run.c stops when the model produces BOS (sequence delimiter); EOS too.
             stop: alloc::vec![spm::BOS, spm::EOS],
             add_bos: true,
+            chat: ChatFormat::None,
         })
     }
 
@@ -156,6 +213,7 @@ impl<'a> Tokenizer<'a> {
     pub fn vocab_size(&self) -> usize {
         match &self.kind {
             Kind::Bpe(b) => b.vocab_size(),
+            Kind::Sp(s) => s.vocab_size(),
             Kind::Spm(s) => s.vocab_size(),
         }
     }
@@ -164,6 +222,7 @@ impl<'a> Tokenizer<'a> {
     pub fn token_id(&self, s: &str) -> Option<u32> {
         match &self.kind {
             Kind::Bpe(b) => b.token_id(s),
+            Kind::Sp(sp) => sp.token_id(s),
             Kind::Spm(sp) => sp.piece_id(s.as_bytes()),
         }
     }
@@ -173,6 +232,7 @@ impl<'a> Tokenizer<'a> {
         let mut out = Vec::new();
         match &self.kind {
             Kind::Bpe(b) => b.encode(text, false, &mut out),
+            Kind::Sp(s) => s.encode(text, false, &mut out),
             Kind::Spm(s) => {
                 s.encode(text, false, &mut out);
             }
@@ -191,6 +251,12 @@ impl<'a> Tokenizer<'a> {
                 }
                 b.encode(text, true, &mut out);
             }
+            Kind::Sp(s) => {
+                if let (true, Some(bos)) = (self.add_bos, self.bos) {
+                    out.push(bos);
+                }
+                s.encode(text, true, &mut out);
+            }
             Kind::Spm(s) => {
                 s.encode(text, self.add_bos, &mut out);
             }
@@ -198,40 +264,40 @@ impl<'a> Tokenizer<'a> {
         out
     }
 
-    /// Encodes one ChatML user turn (optionally after a system turn) and opens the
-    /// assistant turn, like `encode_prompt(&chat::chatml(system, user))`, except that
-    /// the template's `<|im_start|>`/`<|im_end|>` are inserted by id and the system and
-    /// user texts are encoded as plain text: text that looks like a control token
-    /// cannot inject one.
-    pub fn encode_chatml(&self, system: Option<&str>, user: &str) -> crate::Result<Vec<u32>> {
-        let (Some(start), Some(end)) = (self.token_id("<|im_start|>"), self.token_id("<|im_end|>"))
-        else {
+    /// Encodes one user turn (optionally with a system message) in the model's chat
+    /// format ([`Tokenizer::chat`]) and opens the model's turn, like
+    /// `encode_prompt(&self.chat.text(system, user))`, except that the turn markers (and
+    /// BOS) are inserted by id and the system and user texts are encoded as plain text:
+    /// text that looks like a control token cannot inject one.
+    pub fn encode_chat(&self, system: Option<&str>, user: &str) -> crate::Result<Vec<u32>> {
+        let (start, end) = self.chat.markers();
+        let (Some(start), Some(end)) = (self.token_id(start), self.token_id(end)) else {
             return Err(crate::Error::Unsupported(
-                "this vocabulary has no ChatML tokens (<|im_start|>, <|im_end|>)".into(),
+                "this vocabulary has no chat turn tokens (ChatML <|im_start|>/<|im_end|> or \
+                 Gemma <start_of_turn>/<end_of_turn>)"
+                    .into(),
             ));
         };
         let mut out = Vec::new();
         if let (true, Some(bos)) = (self.add_bos, self.bos) {
             out.push(bos);
         }
-        let turn = |role: &str, text: Option<&str>, out: &mut Vec<u32>| {
+        let mut s = alloc::string::String::new();
+        for (role, content) in self.chat.turns(system, user) {
             out.push(start);
-            let mut s = alloc::string::String::from(role);
+            s.clear();
+            s.push_str(role);
             s.push('\n');
-            if let Some(t) = text {
-                s.push_str(t);
-            }
+            s.push_str(&content);
             out.extend(self.encode(&s));
-            if text.is_some() {
-                out.push(end);
-                out.extend(self.encode("\n"));
-            }
-        };
-        if let Some(sys) = system {
-            turn("system", Some(sys), &mut out);
+            out.push(end);
+            out.extend(self.encode("\n"));
         }
-        turn("user", Some(user), &mut out);
-        turn("assistant", None, &mut out);
+        out.push(start);
+        s.clear();
+        s.push_str(self.chat.model_role());
+        s.push('\n');
+        out.extend(self.encode(&s));
         Ok(out)
     }
 
@@ -240,6 +306,13 @@ impl<'a> Tokenizer<'a> {
     pub fn decode(&self, prev: Option<u32>, id: u32, out: &mut Vec<u8>) {
         match &self.kind {
             Kind::Bpe(b) => b.decode(id, false, out),
+            Kind::Sp(s) => {
+                let at_start = match prev {
+                    None => true,
+                    Some(p) => s.is_control(p),
+                };
+                s.decode(id, at_start, out)
+            }
             Kind::Spm(s) => s.decode(prev, id, out),
         }
     }
