@@ -137,11 +137,6 @@ fn on_doorbell(_intid: u32) {
     drain();
 }
 
-/// Timer tick on the boot core: drains like a doorbell (nothing happens before `start`).
-pub(crate) fn on_tick() {
-    drain();
-}
-
 /// Drains the response ring (at most one ring's worth of slots) and dispatches what it took;
 /// returns how many slots it looked at. Called from the doorbell interrupt; threads may call it
 /// too (e.g. to pick up responses left by a bounded pass).

@@ -13,6 +13,9 @@ static TX: AtomicU64 = AtomicU64::new(0);
 static RX: AtomicU64 = AtomicU64::new(0);
 static PEER_STOPPED: AtomicU64 = AtomicU64::new(0);
 static LIMITED: AtomicU64 = AtomicU64::new(0);
+/// Bit `n` set: a doorbell to VM `n` was refused by the rate limit and is rung again at the
+/// next timer tick ([`retry_owed`]).
+static OWED: AtomicU64 = AtomicU64::new(0);
 static FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// Why a doorbell was not delivered.
@@ -37,8 +40,8 @@ impl fmt::Display for DoorbellError {
 /// Raises the doorbell interrupt in VM `peer`. Counted either way.
 ///
 /// A doorbell the hypervisor's rate limit refuses is counted (`rate_limited`) and is not an
-/// error: whatever was published stays in the ring, and the peer drains its ring on every timer
-/// tick as well as on every doorbell ([`super::on_tick`]), so nothing is lost, only delayed.
+/// error: whatever was published stays in the ring, and the doorbell is owed: it is rung again
+/// at the boot core's next timer tick ([`retry_owed`]), so nothing is lost, only delayed.
 pub fn ring(peer: VmId) -> Result<(), DoorbellError> {
     match hypercall::doorbell(peer as u64) {
         Ok(()) => {
@@ -47,6 +50,9 @@ pub fn ring(peer: VmId) -> Result<(), DoorbellError> {
         }
         Err(HvError::Other(s)) if s == RATE_LIMITED => {
             LIMITED.fetch_add(1, Ordering::Relaxed);
+            if peer < 64 {
+                OWED.fetch_or(1 << peer, Ordering::AcqRel);
+            }
             Ok(())
         }
         Err(HvError::Other(s)) if s == TARGET_STOPPED => {
@@ -57,6 +63,16 @@ pub fn ring(peer: VmId) -> Result<(), DoorbellError> {
             FAILED.fetch_add(1, Ordering::Relaxed);
             Err(DoorbellError::Hv(e))
         }
+    }
+}
+
+/// Rings every doorbell the rate limit refused since the last call (a refusal owes it again).
+pub(crate) fn retry_owed() {
+    let mut owed = OWED.swap(0, Ordering::AcqRel);
+    while owed != 0 {
+        let peer = owed.trailing_zeros() as VmId;
+        owed &= owed - 1;
+        let _ = ring(peer);
     }
 }
 

@@ -137,20 +137,9 @@ pub fn check_attach() -> Option<u64> {
 
 fn on_doorbell(_intid: u32) {
     doorbell::count_rx();
-    upkeep();
-}
-
-fn upkeep() {
     check_attach();
     let _ = flush();
     drain();
-}
-
-/// Timer tick on the boot core: the doorbell's work, once the endpoint is started.
-pub(crate) fn on_tick() {
-    if ON_REQUEST.load(Ordering::Acquire) != 0 {
-        upkeep();
-    }
 }
 
 /// Drains the request ring (at most one ring's worth of slots) into the request function;

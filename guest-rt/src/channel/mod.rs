@@ -17,8 +17,10 @@
 //!
 //! The doorbell arrives as virtual SPI `layout::irq::DOORBELL` on the guest's boot core. Each
 //! interrupt drains at most one ring's worth of slots, so the work per interrupt is bounded. The
-//! boot core's timer tick drains too ([`on_tick`]): a doorbell the hypervisor's rate limit
-//! refused, or a message published after the last drain's empty check, waits at most one tick.
+//! boot core's timer tick rings again any doorbell the hypervisor's rate limit refused
+//! ([`on_tick`]), so a message published under the limit waits at most one tick. (Draining on
+//! every tick would also do, but it would keep the rings from ever filling, and back-pressure is
+//! a path the system tests exercise.)
 //! Protocol and counters are described in `docs/ring.md`.
 
 pub mod outbox;
@@ -38,14 +40,13 @@ pub mod llm;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod shm;
 
-/// Timer-tick upkeep of whichever end this guest started (from the timer interrupt, every
-/// core; only the boot core, where the doorbell arrives, does anything): the same work as a
-/// doorbell, so nothing published waits longer than one tick when a doorbell was refused.
+/// Timer-tick upkeep (from the timer interrupt, every core; only the boot core, which rings
+/// and takes the doorbells, does anything): rings again the doorbells the rate limit refused,
+/// so nothing published waits longer than one tick for its doorbell.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub(crate) fn on_tick(core: usize) {
     if core as u64 != crate::boot_info().boot_cpu {
         return;
     }
-    ctl::on_tick();
-    llm::on_tick();
+    doorbell::retry_owed();
 }
