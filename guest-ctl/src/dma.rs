@@ -33,6 +33,30 @@ static RAM_BASE: AtomicU64 = AtomicU64::new(0);
 static RAM_END: AtomicU64 = AtomicU64::new(0);
 static PA_OFFSET: AtomicU64 = AtomicU64::new(0);
 
+/// Device addresses the next buffer shared in each direction is given instead of its own
+/// (0: none). Only the `dmaattack` debug command sets them: it plays a compromised driver that
+/// points its devices at memory it does not own, which the platform must contain.
+static REDIRECT_TO_DEVICE: AtomicU64 = AtomicU64::new(0);
+static REDIRECT_FROM_DEVICE: AtomicU64 = AtomicU64::new(0);
+
+fn redirect_slot(direction: BufferDirection) -> &'static AtomicU64 {
+    match direction {
+        BufferDirection::DriverToDevice => &REDIRECT_TO_DEVICE,
+        BufferDirection::DeviceToDriver | BufferDirection::Both => &REDIRECT_FROM_DEVICE,
+    }
+}
+
+/// Hands the next buffer shared in `direction` to the device at `addr` (once).
+pub fn redirect_next(direction: BufferDirection, addr: u64) {
+    redirect_slot(direction).store(addr, Ordering::Release);
+}
+
+/// Cancels redirections not used yet.
+pub fn clear_redirects() {
+    REDIRECT_TO_DEVICE.store(0, Ordering::Release);
+    REDIRECT_FROM_DEVICE.store(0, Ordering::Release);
+}
+
 /// Records the RAM window and offset from the boot info. Call before any driver starts.
 pub fn init(info: &sis_platform::BootInfo) {
     RAM_BASE.store(info.ram_base, Ordering::Relaxed);
@@ -124,7 +148,11 @@ unsafe impl Hal for CtlHal {
         NonNull::new(paddr as *mut u8).expect("MMIO address is not null")
     }
 
-    unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
+    unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
+        match redirect_slot(direction).swap(0, Ordering::AcqRel) {
+            0 => {}
+            addr => return addr,
+        }
         to_device(buffer.as_ptr().cast::<u8>() as u64, buffer.len())
     }
 

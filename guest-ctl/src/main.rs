@@ -13,6 +13,8 @@ mod txbuf;
 mod vcon_proto;
 // ...and its hardware edge.
 #[cfg(target_os = "none")]
+mod attack_cmds;
+#[cfg(target_os = "none")]
 mod channel_cmds;
 #[cfg(target_os = "none")]
 mod dma;
@@ -50,6 +52,7 @@ mod kernel {
         &guest_rt::channel::commands::CHANNEL,
         &crate::channel_cmds::COMMANDS,
         &DIAG,
+        &crate::attack_cmds::COMMANDS,
     ]);
 
     fn main(info: &'static BootInfo) -> ! {

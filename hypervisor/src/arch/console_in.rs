@@ -189,6 +189,9 @@ fn vms() {
     }
     let len = w.len;
     hvprintln!("{}", core::str::from_utf8(&line[..len]).unwrap_or("?"));
+    let irqs: [u64; sis_platform::layout::phys::NUM_CORES] =
+        core::array::from_fn(|c| super::vcpu::CORE_IRQS[c].load(Ordering::Relaxed));
+    hvprintln!("core irqs taken: {}", crate::monitor::PerCore(&irqs));
     let bad_escapes = CONSOLE.lock().bad_escapes;
     hvprintln!("console: unknown Ctrl-A keys dropped={bad_escapes}");
     for vm in VMS.iter() {
