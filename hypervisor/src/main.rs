@@ -10,6 +10,8 @@ pub mod console;
 pub mod elf;
 pub mod esr;
 pub mod monitor;
+pub mod pci;
+pub mod smmu;
 pub mod stage2;
 pub mod sysreg;
 pub mod vgic;

@@ -357,8 +357,16 @@ fn load(vm: &Vm) -> Result<u64, LifecycleError> {
         model_base,
         model_size,
         timer_freq: CNTFRQ_EL0.get(),
-        pci_ecam_base: if cfg.pci.is_empty() { 0 } else { ipa::PCI_ECAM_BASE },
-        pci_ecam_size: if cfg.pci.is_empty() { 0 } else { ipa::PCI_ECAM_SIZE },
+        pci_ecam_base: if cfg.pci.is_empty() {
+            0
+        } else {
+            ipa::PCI_ECAM_BASE
+        },
+        pci_ecam_size: if cfg.pci.is_empty() {
+            0
+        } else {
+            ipa::PCI_ECAM_SIZE
+        },
     };
     let at = ram_pa(cfg, ipa::BOOT_INFO) as *mut BootInfo;
     // SAFETY: the boot-info page is the first page of the VM's RAM (below KERNEL_BASE, so no
