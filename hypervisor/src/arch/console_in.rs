@@ -194,6 +194,14 @@ fn vms() {
     hvprintln!("core irqs taken: {}", crate::monitor::PerCore(&irqs));
     let bad_escapes = CONSOLE.lock().bad_escapes;
     hvprintln!("console: unknown Ctrl-A keys dropped={bad_escapes}");
+    let smmu = &super::smmu::COUNTERS;
+    hvprintln!(
+        "smmu: events={} unassigned={} lost={} gerrors={}",
+        smmu.events.load(Ordering::Relaxed),
+        smmu.unassigned.load(Ordering::Relaxed),
+        smmu.lost.load(Ordering::Relaxed),
+        smmu.gerrors.load(Ordering::Relaxed)
+    );
     for vm in VMS.iter() {
         let cfg = vm.cfg;
         let s = &vm.stats;
@@ -215,7 +223,7 @@ fn vms() {
             (d.vuart.rx_bytes, d.vuart.rx_dropped)
         };
         hvprintln!(
-            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={}",
+            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={} dma_faults={} cfg_refused={}",
             cfg.name,
             if vm.running() { "running" } else { "stopped" },
             cores,
@@ -229,6 +237,8 @@ fn vms() {
             s.restarts.load(Ordering::Relaxed),
             rx,
             dropped + s.input_dropped.load(Ordering::Relaxed),
+            s.dma_faults.load(Ordering::Relaxed),
+            super::pci::REFUSED[vm.id].load(Ordering::Relaxed),
         );
     }
 }

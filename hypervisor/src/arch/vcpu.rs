@@ -137,6 +137,7 @@ impl Vcpu {
                 }
                 lr::write(n, lr::Lr::new(0));
             }
+            lr::clear_active_priorities();
             // Hardware interrupts acknowledged but never delivered are still active.
             let pending = &self.vm.pending[self.idx];
             for intid in core::iter::once(irq::VTIMER).chain(self.vm.cfg.irqs.iter().copied()) {
@@ -250,6 +251,10 @@ impl Vcpu {
                 irq::SGI_KICK => {
                     // Kicks only wake the loop to read the mailbox and pending interrupts.
                     CORE_KICKS[self.core].fetch_add(1, Ordering::Relaxed);
+                    gic::deactivate(intid);
+                }
+                irq::SMMU_EVENTQ | irq::SMMU_GERROR => {
+                    super::devices::smmu_irq(intid);
                     gic::deactivate(intid);
                 }
                 _ => gic::deactivate(intid),

@@ -149,10 +149,11 @@ impl Bus {
                     // The status half is written as zeros: its error bits are write-1-to-clear.
                     cfg.write(rid, reg::COMMAND, new);
                 }
-                // Writes to other command bits, or to status, are refused (the value the
-                // register already has is not a refusal).
+                // Changing other command bits, or clearing status bits (write-1-to-clear), is
+                // refused; rewriting the command's current value, or zeros into the status, is
+                // what drivers do and not a refusal.
                 (data ^ cur) & bytes & !command::GUEST_WRITABLE & 0xFFFF == 0
-                    && bytes & 0xFFFF_0000 == 0
+                    && data & bytes & 0xFFFF_0000 == 0
             }
             reg::BAR0..=0x24 => {
                 let index = usize::from((dword - reg::BAR0) / 4);
@@ -279,9 +280,18 @@ mod tests {
         assert_eq!(read(&mut bus, &mut cfg, VM_CTL, CONSOLE + 4, 2), 0x6);
         assert!(write(&mut bus, &mut cfg, VM_CTL, CONSOLE + 5, 1, 0x4));
         assert_eq!(read(&mut bus, &mut cfg, VM_CTL, CONSOLE + 4, 2), 0x406);
-        // Status bits come with the read; writing them is refused.
+        // Status bits come with the read; clearing them is refused, a whole-dword write with
+        // the status half zero (what drivers write) is not.
         assert_eq!(read(&mut bus, &mut cfg, VM_CTL, CONSOLE + 6, 2), 0x10);
         assert!(!write(&mut bus, &mut cfg, VM_CTL, CONSOLE + 6, 2, 0xFFFF));
+        assert!(write(
+            &mut bus,
+            &mut cfg,
+            VM_CTL,
+            CONSOLE + 4,
+            4,
+            0x0000_0006
+        ));
         // The interrupt line is a scratch byte; the pin is read-only.
         assert!(write(&mut bus, &mut cfg, VM_CTL, CONSOLE + 0x3C, 1, 36));
         assert_eq!(read(&mut bus, &mut cfg, VM_CTL, CONSOLE + 0x3C, 2), 0x0124);
@@ -290,7 +300,10 @@ mod tests {
         // IDs, capabilities: read-only.
         assert!(!write(&mut bus, &mut cfg, VM_CTL, CONSOLE, 4, 0));
         assert!(!write(&mut bus, &mut cfg, VM_CTL, CONSOLE + 0x44, 4, 0));
-        assert_eq!(cfg.writes_to(0x08), [(0x04, 0x0006), (0x04, 0x0406)]);
+        assert_eq!(
+            cfg.writes_to(0x08),
+            [(0x04, 0x0006), (0x04, 0x0406), (0x04, 0x0006)]
+        );
     }
 
     #[test]

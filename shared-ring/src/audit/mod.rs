@@ -42,6 +42,9 @@ pub enum Op {
     VmStart = 11,
     /// A `ping` run over the ring finished (`tokens` = replies, `extra` = pings requested).
     RingPing = 12,
+    /// The SMMU refused a DMA of the VM's device, and the VM was stopped (`extra` = the device
+    /// address). Written by the hypervisor only.
+    DmaFault = 13,
 }
 
 impl Op {
@@ -60,6 +63,7 @@ impl Op {
             10 => Op::VmFault,
             11 => Op::VmStart,
             12 => Op::RingPing,
+            13 => Op::DmaFault,
             _ => return None,
         })
     }
@@ -79,6 +83,7 @@ impl Op {
             Op::VmFault => "vm_fault",
             Op::VmStart => "vm_start",
             Op::RingPing => "ring_ping",
+            Op::DmaFault => "dma_fault",
         }
     }
 }
