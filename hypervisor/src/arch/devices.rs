@@ -13,14 +13,20 @@ use crate::hvprintln;
 use crate::smmu::event::{Event, Rid};
 
 /// Boot (core 0, before stage-2 tables are built and before any VM starts): enumerates the
-/// bus and programs the SMMU. Without a working SMMU no device ever gets bus mastering.
-pub fn init() {
-    pci::init();
-    let mut owned = [(0u32, 0 as VmId); 16];
-    let n = pci::owned(&mut owned);
+/// bus and programs the SMMU. Without a working SMMU no device ever gets bus mastering; if the
+/// device tree does not show the PCIe host and SMMU where the platform constants put them,
+/// neither is touched.
+pub fn init(where_expected: bool) {
     if PARTITIONS.iter().all(|vm| vm.pci.is_empty()) {
         return;
     }
+    if !where_expected {
+        hvprintln!("pci: the device tree disagrees with the platform: PCI devices stay off");
+        return;
+    }
+    pci::init();
+    let mut owned = [(0u32, 0 as VmId); 16];
+    let n = pci::owned(&mut owned);
     match smmu::init(&owned[..n]) {
         Ok(()) => hvprintln!("smmu: enabled, {n} streams assigned, every other stream refused"),
         Err(e) => hvprintln!("smmu: {e}: PCI devices stay off (no DMA without the SMMU)"),

@@ -97,12 +97,12 @@ fn boot_primary() {
         PARTITIONS.len(),
         phys::NUM_CORES
     );
-    dtb::check(phys::DTB_ADDR);
+    let devices_where_expected = dtb::check(phys::DTB_ADDR);
     gic::init_distributor();
     gic::init_cpu(0);
     gic::enable_spi(irq::UART, 0);
     uart::init();
-    devices::init();
+    devices::init(devices_where_expected);
     build_stage2();
     audit::init();
     for core in 1..phys::NUM_CORES {

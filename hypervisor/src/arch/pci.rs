@@ -37,7 +37,9 @@ impl ConfigAccess for Ecam {
     }
 }
 
-static BUS: spin::Mutex<Option<Bus>> = spin::Mutex::new(None);
+/// The root bus: empty (every view reads as absent) until enumeration, and for good if the
+/// hypervisor keeps PCI off.
+static BUS: spin::Mutex<Bus> = spin::Mutex::new(Bus::empty());
 
 /// Configuration writes refused per VM (the monitor's `vms`).
 pub static REFUSED: [AtomicU64; PARTITIONS.len()] = [const { AtomicU64::new(0) }; PARTITIONS.len()];
@@ -74,18 +76,16 @@ pub fn init() {
     for p in bus.problems() {
         hvprintln!("pci: {p}");
     }
-    *BUS.lock() = Some(bus);
+    *BUS.lock() = bus;
 }
 
 /// The stream IDs (requester IDs) of the functions `vm` owns.
 pub fn streams(vm: VmId) -> ([u32; MAX_OWNED], usize) {
     let mut out = [0; MAX_OWNED];
     let mut n = 0;
-    if let Some(bus) = BUS.lock().as_ref() {
-        for f in bus.owned_by(vm).take(MAX_OWNED) {
-            out[n] = f.rid;
-            n += 1;
-        }
+    for f in BUS.lock().owned_by(vm).take(MAX_OWNED) {
+        out[n] = f.rid;
+        n += 1;
     }
     (out, n)
 }
@@ -93,12 +93,10 @@ pub fn streams(vm: VmId) -> ([u32; MAX_OWNED], usize) {
 /// Every (stream ID, owner) pair.
 pub fn owned(out: &mut [(u32, VmId)]) -> usize {
     let mut n = 0;
-    if let Some(bus) = BUS.lock().as_ref() {
-        for f in bus.functions() {
-            if let (Some(vm), Some(slot)) = (f.owner, out.get_mut(n)) {
-                *slot = (f.rid, vm);
-                n += 1;
-            }
+    for f in BUS.lock().functions() {
+        if let (Some(vm), Some(slot)) = (f.owner, out.get_mut(n)) {
+            *slot = (f.rid, vm);
+            n += 1;
         }
     }
     n
@@ -106,16 +104,14 @@ pub fn owned(out: &mut [(u32, VmId)]) -> usize {
 
 /// The VM that owns stream (requester) `rid`.
 pub fn owner(rid: u32) -> Option<VmId> {
-    BUS.lock().as_ref()?.get(rid)?.owner
+    BUS.lock().get(rid)?.owner
 }
 
 /// Calls `f(addr, size)` for every BAR of every function `vm` owns (its stage-2 maps them).
 pub fn for_each_bar(vm: VmId, mut f: impl FnMut(u64, u64)) {
-    if let Some(bus) = BUS.lock().as_ref() {
-        for func in bus.owned_by(vm) {
-            for b in func.bars.iter().flatten() {
-                f(b.addr, b.size.max(crate::pci::enumerate::BAR_ALIGN));
-            }
+    for func in BUS.lock().owned_by(vm) {
+        for b in func.bars.iter().flatten() {
+            f(b.addr, b.size.max(crate::pci::enumerate::BAR_ALIGN));
         }
     }
 }
@@ -130,9 +126,8 @@ pub fn trapped(vm: VmId, addr: u64, size: u64, write: Option<u64>) -> Option<Res
         return None;
     }
     let offset = addr - ipa::PCI_ECAM_BASE;
-    let mut guard = BUS.lock();
-    let bus = guard.as_mut()?;
-    Some(match bus.view_access(vm, &mut Ecam, offset, size, write) {
+    let result = BUS.lock().view_access(vm, &mut Ecam, offset, size, write);
+    Some(match result {
         Ok(done) => {
             if done.refused {
                 REFUSED[vm].fetch_add(1, Ordering::Relaxed);
@@ -181,8 +176,7 @@ fn virtio_reset(f: &Function) -> bool {
 /// Switches off every function `vm` owns: no DMA (bus mastering off), no INTx, the virtio
 /// device reset, then no decoding either.
 pub fn stop_devices(vm: VmId) {
-    let guard = BUS.lock();
-    let Some(bus) = guard.as_ref() else { return };
+    let bus = BUS.lock();
     for f in bus.owned_by(vm) {
         Ecam.write(f.rid, reg::COMMAND, command::MEMORY | command::INTX_DISABLE);
         if !virtio_reset(f) {
@@ -195,8 +189,7 @@ pub fn stop_devices(vm: VmId) {
 /// Switches on every function `vm` owns for a fresh start: reset, decoding and bus mastering
 /// on, INTx enabled (its DMA is confined by the SMMU, which the caller has checked).
 pub fn start_devices(vm: VmId) {
-    let mut guard = BUS.lock();
-    let Some(bus) = guard.as_mut() else { return };
+    let mut bus = BUS.lock();
     let (sids, n) = {
         let mut out = [0; MAX_OWNED];
         let mut n = 0;

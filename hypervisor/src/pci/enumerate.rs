@@ -216,6 +216,14 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// A bus with no functions (what a VM sees when the hypervisor switched PCI off).
+    pub const fn empty() -> Bus {
+        Bus {
+            functions: [None; MAX_FUNCTIONS],
+            problems: [None; MAX_PROBLEMS],
+        }
+    }
+
     /// Every function found.
     pub fn functions(&self) -> impl Iterator<Item = &Function> {
         self.functions.iter().flatten()
@@ -254,10 +262,7 @@ impl Bus {
         table: &[VmConfig],
         window: &mut BarWindow,
     ) -> Bus {
-        let mut bus = Bus {
-            functions: [None; MAX_FUNCTIONS],
-            problems: [None; MAX_PROBLEMS],
-        };
+        let mut bus = Bus::empty();
         let mut n = 0;
         for device in 0..32u8 {
             let mut multi = false;
