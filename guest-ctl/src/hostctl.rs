@@ -81,9 +81,7 @@ pub fn init(info: &BootInfo) {
     dma::init(info);
     let mut console = None;
     virtio::probe(info, |found| match found.kind {
-        DeviceType::EntropySource if !rng::present() => {
-            rng::init(found.transport, found.function)
-        }
+        DeviceType::EntropySource if !rng::present() => rng::init(found.transport, found.function),
         DeviceType::Console if console.is_none() => console = Some(found),
         _ => {}
     });
@@ -132,10 +130,7 @@ const BIND_WAIT_MS: u64 = 2000;
 fn wait_bound() {
     let deadline = now().ms + BIND_WAIT_MS;
     while now().ms < deadline {
-        let bound = VCON
-            .lock()
-            .as_ref()
-            .is_some_and(|v| v.link().2.is_some());
+        let bound = VCON.lock().as_ref().is_some_and(|v| v.link().2.is_some());
         if bound {
             return;
         }

@@ -20,8 +20,8 @@ use virtio_drivers::{Error, PAGE_SIZE};
 
 use crate::dma::{alloc_buffer, CtlHal};
 use crate::txbuf::TxBuf;
-use crate::virtio::CtlTransport;
 use crate::vcon_proto as proto;
+use crate::virtio::CtlTransport;
 
 /// Name of the host-control port.
 pub const PORT_NAME: &[u8] = b"sis.datactl";

@@ -13,9 +13,7 @@
 
 use sis_platform::partition::PARTITIONS;
 use sis_platform::BootInfo;
-use virtio_drivers::transport::pci::bus::{
-    Command, ConfigurationAccess, DeviceFunction, PciRoot,
-};
+use virtio_drivers::transport::pci::bus::{Command, ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{PhysAddr, Result};

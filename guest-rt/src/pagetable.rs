@@ -286,7 +286,10 @@ mod tests {
         // The PCI configuration view and everything else up to RAM: device memory.
         let ecam = (ipa::PCI_ECAM_BASE / L2_BLOCK) as usize;
         assert_eq!(l2[ecam], block(ipa::PCI_ECAM_BASE, Kind::Device));
-        assert_eq!(l2[ENTRIES - 1], block(ipa::RAM_BASE - L2_BLOCK, Kind::Device));
+        assert_eq!(
+            l2[ENTRIES - 1],
+            block(ipa::RAM_BASE - L2_BLOCK, Kind::Device)
+        );
         assert_eq!(low_kind(ipa::AUDIT_BASE + L2_BLOCK), Kind::Device);
     }
 
