@@ -25,7 +25,7 @@ pub fn init(where_expected: bool) {
         return;
     }
     pci::init();
-    let mut owned = [(0u32, 0 as VmId); 16];
+    let mut owned = [(0u32, 0 as VmId); crate::pci::enumerate::MAX_FUNCTIONS];
     let n = pci::owned(&mut owned);
     match smmu::init(&owned[..n]) {
         Ok(()) => hvprintln!("smmu: enabled, {n} streams assigned, every other stream refused"),

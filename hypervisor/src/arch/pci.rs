@@ -189,26 +189,14 @@ pub fn stop_devices(vm: VmId) {
 /// Switches on every function `vm` owns for a fresh start: reset, decoding and bus mastering
 /// on, INTx enabled (its DMA is confined by the SMMU, which the caller has checked).
 pub fn start_devices(vm: VmId) {
-    let mut bus = BUS.lock();
-    let (sids, n) = {
-        let mut out = [0; MAX_OWNED];
-        let mut n = 0;
-        for f in bus.owned_by(vm).take(MAX_OWNED) {
-            out[n] = f.rid;
-            n += 1;
-        }
-        (out, n)
-    };
-    for &rid in &sids[..n] {
-        let Some(f) = bus.get_mut(rid) else { continue };
+    for f in BUS.lock().owned_by_mut(vm) {
         // The previous run's view state goes with it.
         f.sizing = 0;
         f.line = 0;
-        let f = *f;
-        Ecam.write(rid, reg::COMMAND, command::MEMORY | command::INTX_DISABLE);
-        if !virtio_reset(&f) {
-            hvprintln!("pci {}: virtio device did not reset", Rid(rid));
+        Ecam.write(f.rid, reg::COMMAND, command::MEMORY | command::INTX_DISABLE);
+        if !virtio_reset(f) {
+            hvprintln!("pci {}: virtio device did not reset", Rid(f.rid));
         }
-        Ecam.write(rid, reg::COMMAND, command::MEMORY | command::BUS_MASTER);
+        Ecam.write(f.rid, reg::COMMAND, command::MEMORY | command::BUS_MASTER);
     }
 }

@@ -234,6 +234,14 @@ impl Bus {
         self.functions().filter(move |f| f.owner == Some(vm))
     }
 
+    /// The functions `vm` owns, mutable (their view state).
+    pub fn owned_by_mut(&mut self, vm: VmId) -> impl Iterator<Item = &mut Function> {
+        self.functions
+            .iter_mut()
+            .flatten()
+            .filter(move |f| f.owner == Some(vm))
+    }
+
     /// The function with requester ID `rid`, if present.
     pub fn get(&self, rid: u32) -> Option<&Function> {
         self.functions().find(|f| f.rid == rid)
