@@ -1,11 +1,9 @@
-//! DMA memory and address translation for the pass-through virtio devices.
+//! DMA memory and device addresses for the virtio PCI devices.
 //!
-//! Guest RAM is offset-mapped: the guest sees it at `BootInfo.ram_base` (0x4000_0000) while it
-//! lives at `BootInfo.ram_pa` in the machine (0x4400_0000 for guest-ctl). QEMU performs virtio
-//! DMA on machine-physical addresses (virt has no IOMMU in front of virtio-mmio), so every
-//! address handed to a device is translated by adding `ram_pa - ram_base`, and every buffer must
-//! lie inside guest RAM. The flip side is a known limit: the device can be told to DMA anywhere,
-//! so pass-through trusts the control guest's driver with machine memory.
+//! The devices sit behind the SMMU, which the hypervisor programs so that a device address is
+//! this VM's guest-physical address and reaches its RAM and nothing else. Stage 1 is the
+//! identity, so a buffer's address is what the device is given; every buffer must still lie
+//! inside guest RAM (anything else would fault in the SMMU and stop the VM).
 //!
 //! DMA pages come from a static pool in `.bss` (inside the image, so inside RAM), handed out by a
 //! bump allocator: the drivers allocate their queues and buffers once at boot and keep them.
@@ -28,16 +26,38 @@ static NEXT_PAGE: AtomicUsize = AtomicUsize::new(0);
 /// Allocations refused because the pool was exhausted.
 static EXHAUSTED: AtomicU64 = AtomicU64::new(0);
 
-/// Guest-physical RAM window and its machine-physical offset.
+/// Guest-physical RAM window.
 static RAM_BASE: AtomicU64 = AtomicU64::new(0);
 static RAM_END: AtomicU64 = AtomicU64::new(0);
-static PA_OFFSET: AtomicU64 = AtomicU64::new(0);
 
-/// Records the RAM window and offset from the boot info. Call before any driver starts.
+/// Device addresses the next buffer shared in each direction is given instead of its own
+/// (0: none). Only the `dmaattack` debug command sets them: it plays a compromised driver that
+/// points its devices at memory it does not own, which the platform must contain.
+static REDIRECT_TO_DEVICE: AtomicU64 = AtomicU64::new(0);
+static REDIRECT_FROM_DEVICE: AtomicU64 = AtomicU64::new(0);
+
+fn redirect_slot(direction: BufferDirection) -> &'static AtomicU64 {
+    match direction {
+        BufferDirection::DriverToDevice => &REDIRECT_TO_DEVICE,
+        BufferDirection::DeviceToDriver | BufferDirection::Both => &REDIRECT_FROM_DEVICE,
+    }
+}
+
+/// Hands the next buffer shared in `direction` to the device at `addr` (once).
+pub fn redirect_next(direction: BufferDirection, addr: u64) {
+    redirect_slot(direction).store(addr, Ordering::Release);
+}
+
+/// Cancels redirections not used yet.
+pub fn clear_redirects() {
+    REDIRECT_TO_DEVICE.store(0, Ordering::Release);
+    REDIRECT_FROM_DEVICE.store(0, Ordering::Release);
+}
+
+/// Records the RAM window from the boot info. Call before any driver starts.
 pub fn init(info: &sis_platform::BootInfo) {
     RAM_BASE.store(info.ram_base, Ordering::Relaxed);
-    RAM_END.store(info.ram_base + info.ram_size, Ordering::Relaxed);
-    PA_OFFSET.store(info.ram_pa.wrapping_sub(info.ram_base), Ordering::Release);
+    RAM_END.store(info.ram_base + info.ram_size, Ordering::Release);
 }
 
 /// (pages used, pages in the pool, refused allocations).
@@ -49,21 +69,21 @@ pub fn stats() -> (usize, usize, u64) {
     )
 }
 
-/// The machine-physical address a device must be given for guest address `va` (stage-1 is
-/// the identity, so `va` is also the guest-physical address).
+/// The device address of guest address `va`: its guest-physical address (stage 1 is the
+/// identity), which the SMMU translates into this VM's RAM.
 ///
 /// # Panics
 /// If `[va, va + len)` is not inside guest RAM: handing a device such an address would let it
 /// DMA into memory that is not ours, so it is a bug to stop on.
 pub fn to_device(va: u64, len: usize) -> PhysAddr {
+    let end = RAM_END.load(Ordering::Acquire);
     let base = RAM_BASE.load(Ordering::Relaxed);
-    let end = RAM_END.load(Ordering::Relaxed);
     let last = va.checked_add(len as u64);
     assert!(
         va >= base && last.is_some_and(|l| l <= end),
         "DMA buffer {va:#x}+{len:#x} outside guest RAM {base:#x}..{end:#x}"
     );
-    va.wrapping_add(PA_OFFSET.load(Ordering::Acquire))
+    va
 }
 
 /// Takes `pages` zeroed, page-aligned pages from the pool for good; `None` when exhausted.
@@ -104,8 +124,8 @@ pub fn alloc_buffer(len: usize) -> Option<&'static mut [u8]> {
 pub struct CtlHal;
 
 // SAFETY: `dma_alloc` returns zeroed, page-aligned pages that nothing else aliases (pool pages
-// are handed out once); `share` translates addresses of live buffers inside guest RAM to the
-// machine-physical addresses QEMU uses (checked by `to_device`); nothing needs copying back.
+// are handed out once); `share` gives the device the guest-physical address of live buffers
+// inside guest RAM (checked by `to_device`), which the SMMU maps; nothing needs copying back.
 unsafe impl Hal for CtlHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         match alloc_pages(pages) {
@@ -120,11 +140,15 @@ unsafe impl Hal for CtlHal {
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
-        // Only used by the PCI transport; device pages are identity-mapped anyway.
+        // BARs are mapped at their guest-physical address, which stage 1 maps one to one.
         NonNull::new(paddr as *mut u8).expect("MMIO address is not null")
     }
 
-    unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
+    unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
+        match redirect_slot(direction).swap(0, Ordering::AcqRel) {
+            0 => {}
+            addr => return addr,
+        }
         to_device(buffer.as_ptr().cast::<u8>() as u64, buffer.len())
     }
 

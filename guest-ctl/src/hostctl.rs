@@ -80,8 +80,8 @@ pub fn draw_secrets() -> Result<Secrets, rng::RngError> {
 pub fn init(info: &BootInfo) {
     dma::init(info);
     let mut console = None;
-    virtio::probe(info.vm_id as usize, |found| match found.kind {
-        DeviceType::EntropySource if !rng::present() => rng::init(found.transport, found.addr),
+    virtio::probe(info, |found| match found.kind {
+        DeviceType::EntropySource if !rng::present() => rng::init(found.transport, found.function),
         DeviceType::Console if console.is_none() => console = Some(found),
         _ => {}
     });
@@ -105,8 +105,8 @@ pub fn init(info: &BootInfo) {
             *VCON.lock() = Some(v);
             VCON_INTID.store(found.intid, Ordering::Relaxed);
             println!(
-                "VCON: virtio-console at {:#x}, INTID {}, binding port sis.datactl",
-                found.addr, found.intid
+                "VCON: virtio-console at {}, INTID {}, binding port sis.datactl",
+                found.function, found.intid
             );
             if let Err(e) = irq::enable(found.intid, on_irq) {
                 println!("VCON: cannot enable INTID {}: {e:?}", found.intid);
@@ -115,9 +115,28 @@ pub fn init(info: &BootInfo) {
             timer::set_tick_hook(Some(on_tick));
             // Control messages may already be waiting.
             on_irq(found.intid);
+            wait_bound();
         }
-        Err(e) => println!("VCON: virtio-console at {:#x} failed: {e}", found.addr),
+        Err(e) => println!("VCON: virtio-console at {} failed: {e}", found.function),
     }
+}
+
+/// How long boot waits for the device to announce the host-control port.
+const BIND_WAIT_MS: u64 = 2000;
+
+/// Waits (bounded) until the port is bound, so `VCON: READY` comes before the shell's first
+/// prompt: the device answers the driver's `DEVICE_READY` asynchronously (its interrupt does
+/// the binding). If it takes longer, binding still completes in the background.
+fn wait_bound() {
+    let deadline = now().ms + BIND_WAIT_MS;
+    while now().ms < deadline {
+        let bound = VCON.lock().as_ref().is_some_and(|v| v.link().2.is_some());
+        if bound {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+    println!("VCON: port sis.datactl not announced yet, still waiting");
 }
 
 /// The console's interrupt: control messages, then host bytes through the control loop.

@@ -13,6 +13,8 @@ mod txbuf;
 mod vcon_proto;
 // ...and its hardware edge.
 #[cfg(target_os = "none")]
+mod attack_cmds;
+#[cfg(target_os = "none")]
 mod channel_cmds;
 #[cfg(target_os = "none")]
 mod dma;
@@ -51,6 +53,7 @@ mod kernel {
         &crate::channel_cmds::COMMANDS,
         &DIAG,
         &guest_rt::probes::PROBES,
+        &crate::attack_cmds::COMMANDS,
     ]);
 
     fn main(info: &'static BootInfo) -> ! {

@@ -8,12 +8,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use guest_rt::sync::IrqMutex;
 use virtio_drivers::device::rng::VirtIORng;
-use virtio_drivers::transport::mmio::MmioTransport;
+use virtio_drivers::transport::pci::bus::DeviceFunction;
 use virtio_drivers::transport::Transport;
 
 use crate::dma::CtlHal;
+use crate::virtio::CtlTransport;
 
-type Device = VirtIORng<CtlHal, MmioTransport<'static>>;
+type Device = VirtIORng<CtlHal, CtlTransport>;
 
 static RNG: IrqMutex<Option<Device>> = IrqMutex::new(None);
 /// Bytes drawn from the device since boot.
@@ -40,7 +41,7 @@ impl fmt::Display for RngError {
 }
 
 /// Starts the driver on `transport`; prints the outcome.
-pub fn init(transport: MmioTransport<'static>, addr: u64) {
+pub fn init(transport: CtlTransport, at: DeviceFunction) {
     if transport.device_type() != virtio_drivers::transport::DeviceType::EntropySource {
         return;
     }
@@ -48,9 +49,9 @@ pub fn init(transport: MmioTransport<'static>, addr: u64) {
         Ok(mut dev) => {
             dev.disable_interrupts();
             *RNG.lock() = Some(dev);
-            guest_rt::println!("RNG: virtio-rng at {addr:#x}");
+            guest_rt::println!("RNG: virtio-rng at {at}");
         }
-        Err(e) => guest_rt::println!("RNG: virtio-rng at {addr:#x} failed to start: {e}"),
+        Err(e) => guest_rt::println!("RNG: virtio-rng at {at} failed to start: {e}"),
     }
 }
 

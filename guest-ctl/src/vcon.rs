@@ -15,13 +15,13 @@
 use core::fmt;
 
 use virtio_drivers::queue::VirtQueue;
-use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::{DeviceStatus, Transport};
 use virtio_drivers::{Error, PAGE_SIZE};
 
 use crate::dma::{alloc_buffer, CtlHal};
 use crate::txbuf::TxBuf;
 use crate::vcon_proto as proto;
+use crate::virtio::CtlTransport;
 
 /// Name of the host-control port.
 pub const PORT_NAME: &[u8] = b"sis.datactl";
@@ -56,7 +56,7 @@ struct RxPool<const N: usize, const L: usize> {
 }
 
 impl<const N: usize, const L: usize> RxPool<N, L> {
-    fn new(t: &mut MmioTransport<'static>, idx: u16) -> Result<Self, Error> {
+    fn new(t: &mut CtlTransport, idx: u16) -> Result<Self, Error> {
         let q = Queue::new(t, idx, false, false)?;
         let mem = alloc_buffer(N * L).ok_or(Error::DmaError)?;
         Ok(RxPool {
@@ -76,7 +76,7 @@ impl<const N: usize, const L: usize> RxPool<N, L> {
         Ok(())
     }
 
-    fn post_all(&mut self, t: &mut MmioTransport<'static>) -> Result<(), Error> {
+    fn post_all(&mut self, t: &mut CtlTransport) -> Result<(), Error> {
         for i in 0..N {
             if self.tokens[i].is_none() {
                 self.post(i)?;
@@ -92,7 +92,7 @@ impl<const N: usize, const L: usize> RxPool<N, L> {
     /// through the returned full length) and re-posts it. Returns (copied, length used).
     fn recv(
         &mut self,
-        t: &mut MmioTransport<'static>,
+        t: &mut CtlTransport,
         out: &mut [u8],
     ) -> Option<Result<(usize, usize), Error>> {
         let tok = self.q.peek_used()?;
@@ -128,7 +128,7 @@ struct TxPool<const N: usize, const L: usize> {
 }
 
 impl<const N: usize, const L: usize> TxPool<N, L> {
-    fn new(t: &mut MmioTransport<'static>, idx: u16) -> Result<Self, Error> {
+    fn new(t: &mut CtlTransport, idx: u16) -> Result<Self, Error> {
         let q = Queue::new(t, idx, false, false)?;
         let mem = alloc_buffer(N * L).ok_or(Error::DmaError)?;
         Ok(TxPool {
@@ -156,7 +156,7 @@ impl<const N: usize, const L: usize> TxPool<N, L> {
     }
 
     /// Sends `bytes` (at most `L`) now if a buffer is free; false otherwise.
-    fn send(&mut self, t: &mut MmioTransport<'static>, bytes: &[u8]) -> Result<bool, Error> {
+    fn send(&mut self, t: &mut CtlTransport, bytes: &[u8]) -> Result<bool, Error> {
         let Some(i) = self.free_slot() else {
             return Ok(false);
         };
@@ -234,6 +234,8 @@ pub enum PortEvent {
 /// Why the driver did not start.
 #[derive(Debug)]
 pub enum VconError {
+    /// The device refused the negotiated features.
+    Features,
     /// A queue could not be set up.
     Queue(u16, Error),
 }
@@ -241,6 +243,7 @@ pub enum VconError {
 impl fmt::Display for VconError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            VconError::Features => f.write_str("the device refused the features (FEATURES_OK)"),
             VconError::Queue(q, e) => write!(f, "queue {q}: {e}"),
         }
     }
@@ -248,7 +251,7 @@ impl fmt::Display for VconError {
 
 /// The driver.
 pub struct Vcon {
-    t: MmioTransport<'static>,
+    t: CtlTransport,
     multiport: bool,
     max_ports: u32,
     ports: [Option<Port>; MAX_PORTS],
@@ -262,13 +265,16 @@ pub struct Vcon {
 
 impl Vcon {
     /// Brings the device up: features, queues, `DRIVER_OK`, receive buffers, `DEVICE_READY`.
-    pub fn start(mut t: MmioTransport<'static>) -> Result<Self, VconError> {
+    pub fn start(mut t: CtlTransport) -> Result<Self, VconError> {
         t.set_status(DeviceStatus::empty());
         t.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
         let offered = t.read_device_features();
         let features = offered & F_MULTIPORT;
         t.write_driver_features(features);
         t.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK);
+        if !t.get_status().contains(DeviceStatus::FEATURES_OK) {
+            return Err(VconError::Features);
+        }
         t.set_guest_page_size(PAGE_SIZE as u32);
         let multiport = features & F_MULTIPORT != 0;
         let max_ports = if multiport {

@@ -3,8 +3,9 @@
 //!
 //! 4 KiB granule, 39-bit virtual addresses, so translation starts at level 1 (1 GiB per entry).
 //!
-//! - First GiB: a level-2 table of 2 MiB blocks: device memory below [`ipa::MODEL_BASE`], normal
-//!   non-executable memory from there to [`ipa::RAM_BASE`] (model, shared ring, audit log).
+//! - First GiB: a level-2 table of 2 MiB blocks: normal non-executable memory for the model,
+//!   shared ring and audit log (from [`ipa::MODEL_BASE`] to the end of the audit log), device
+//!   memory everywhere else (devices, PCI BARs, the PCI configuration view).
 //! - Second GiB (where RAM starts): a level-2 table; the 2 MiB blocks holding the kernel image
 //!   are split into 4 KiB pages by level-3 tables so that text is read-only executable, rodata
 //!   read-only, and everything else read-write non-executable (W^X). The rest of RAM is
@@ -153,9 +154,16 @@ pub fn table(pa: u64) -> u64 {
     d.get()
 }
 
+/// End of the normal memory in the first GiB (model, shared ring, audit log).
+const LOW_MEMORY_END: u64 = ipa::AUDIT_BASE + sis_platform::layout::phys::AUDIT_SIZE;
+const _: () = assert!(
+    ipa::MODEL_BASE < ipa::SHARED_BASE && ipa::SHARED_BASE < ipa::AUDIT_BASE,
+    "the model, shared ring and audit log are in this order"
+);
+
 /// Kind of the 2 MiB block at `pa` inside the first GiB.
 pub fn low_kind(pa: u64) -> Kind {
-    if (ipa::MODEL_BASE..ipa::RAM_BASE).contains(&pa) {
+    if (ipa::MODEL_BASE..LOW_MEMORY_END).contains(&pa) {
         Kind::Data
     } else {
         Kind::Device
@@ -272,9 +280,17 @@ mod tests {
         let model = (ipa::MODEL_BASE / L2_BLOCK) as usize;
         assert_eq!(l2[model - 1] & (7 << 2), ATTR_DEVICE << 2);
         assert_eq!(l2[model], block(ipa::MODEL_BASE, Kind::Data));
-        assert_eq!(l2[ENTRIES - 1], block(ipa::RAM_BASE - L2_BLOCK, Kind::Data));
         let shared = (ipa::SHARED_BASE / L2_BLOCK) as usize;
         assert_eq!(low_kind(shared as u64 * L2_BLOCK), Kind::Data);
+        assert_eq!(low_kind(ipa::AUDIT_BASE), Kind::Data);
+        // The PCI configuration view and everything else up to RAM: device memory.
+        let ecam = (ipa::PCI_ECAM_BASE / L2_BLOCK) as usize;
+        assert_eq!(l2[ecam], block(ipa::PCI_ECAM_BASE, Kind::Device));
+        assert_eq!(
+            l2[ENTRIES - 1],
+            block(ipa::RAM_BASE - L2_BLOCK, Kind::Device)
+        );
+        assert_eq!(low_kind(ipa::AUDIT_BASE + L2_BLOCK), Kind::Device);
     }
 
     #[test]

@@ -133,6 +133,21 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError<'_>> {
     }))
 }
 
+/// Per-core counters as `0=N 1=N ...` (a `vms` line).
+pub struct PerCore<'a>(pub &'a [u64]);
+
+impl fmt::Display for PerCore<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (core, n) in self.0.iter().enumerate() {
+            if core > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{core}={n}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A line being typed at the monitor.
 pub struct LineEditor {
     buf: [u8; LINE_MAX],
@@ -255,6 +270,12 @@ mod tests {
             parse("stop ctl llm").unwrap_err().to_string(),
             "stop: too many arguments"
         );
+    }
+
+    #[test]
+    fn per_core_counters() {
+        assert_eq!(PerCore(&[3, 0, 17]).to_string(), "0=3 1=0 2=17");
+        assert_eq!(PerCore(&[]).to_string(), "");
     }
 
     #[test]

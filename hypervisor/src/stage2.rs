@@ -155,6 +155,15 @@ impl<'a> Stage2<'a> {
         kind: MemKind,
         access: Access,
     ) -> Result<(), MapError> {
+        self.map_leaves(ipa, pa, size, Self::leaf_bits(kind, access))
+    }
+
+    /// Maps `[ipa, ipa + size)` to `[pa, pa + size)` with leaf attribute bits `bits` (valid,
+    /// access flag, permissions, memory attributes, shareability, execute-never). The tree of
+    /// tables is the same in the stage-1 and stage-2 formats (4 KiB granule, 32-bit input,
+    /// start level 1); only the leaves' attribute bits differ, so the SMMU's stage-1 tables
+    /// (`crate::smmu::iopt`) are built here too.
+    pub fn map_leaves(&mut self, ipa: u64, pa: u64, size: u64, bits: u64) -> Result<(), MapError> {
         if size == 0
             || !ipa.is_multiple_of(PAGE)
             || !pa.is_multiple_of(PAGE)
@@ -166,7 +175,6 @@ impl<'a> Stage2<'a> {
         if end > 1 << IPA_BITS {
             return Err(MapError::OutOfRange);
         }
-        let bits = Self::leaf_bits(kind, access);
         let (mut ipa, mut pa) = (ipa, pa);
         while ipa < end {
             let l1 = ((ipa >> L1_SHIFT) & 0x1FF) as usize;
@@ -195,6 +203,17 @@ impl<'a> Stage2<'a> {
 
     /// Walks the tables in software, as the MMU would.
     pub fn translate(&self, ipa: u64) -> Option<Translation> {
+        let (e, pa, size) = self.leaf(ipa)?;
+        Some(Translation {
+            pa,
+            writable: e & desc::S2AP_RW == desc::S2AP_RW,
+            device: e & (0b1111 << 2) == desc::ATTR_DEVICE,
+            size,
+        })
+    }
+
+    /// The leaf descriptor that maps `ipa`, the output address and the leaf's size.
+    pub fn leaf(&self, ipa: u64) -> Option<(u64, u64, u64)> {
         if ipa >= 1 << IPA_BITS {
             return None;
         }
@@ -204,15 +223,10 @@ impl<'a> Stage2<'a> {
             if e & desc::VALID == 0 {
                 return None;
             }
-            let leaf = level == 3 || e & desc::TABLE_OR_PAGE == 0;
-            if leaf {
+            if level == 3 || e & desc::TABLE_OR_PAGE == 0 {
                 let size = 1u64 << shift;
-                return Some(Translation {
-                    pa: (e & desc::ADDR_MASK & !(size - 1)) | (ipa & (size - 1)),
-                    writable: e & desc::S2AP_RW == desc::S2AP_RW,
-                    device: e & (0b1111 << 2) == desc::ATTR_DEVICE,
-                    size,
-                });
+                let pa = (e & desc::ADDR_MASK & !(size - 1)) | (ipa & (size - 1));
+                return Some((e, pa, size));
             }
             t = self.table_index(e & desc::ADDR_MASK);
         }

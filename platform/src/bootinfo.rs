@@ -41,10 +41,12 @@ pub struct BootInfo {
     pub model_size: u64,
     /// CNTFRQ_EL0 as the hypervisor read it.
     pub timer_freq: u64,
-    /// Host-physical address of `ram_base`. Pass-through virtio devices DMA to physical
-    /// addresses (QEMU `virt` has no IOMMU for virtio-mmio), so a driver adds
-    /// `ram_pa - ram_base` to the buffer addresses it gives a device.
-    pub ram_pa: u64,
+    /// Guest-physical base of the VM's view of PCI configuration space (ECAM layout, bus 0,
+    /// trapped and filtered by the hypervisor), 0 if the VM has no PCI functions. Its devices
+    /// DMA through the SMMU to guest-physical addresses of its own RAM.
+    pub pci_ecam_base: u64,
+    /// Size of that view.
+    pub pci_ecam_size: u64,
 }
 
 impl BootInfo {
@@ -82,7 +84,8 @@ impl BootInfo {
             model_base: 0,
             model_size: 0,
             timer_freq: 0,
-            ram_pa: ipa::RAM_BASE,
+            pci_ecam_base: 0,
+            pci_ecam_size: 0,
         }
     }
 }
@@ -93,7 +96,7 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(core::mem::size_of::<BootInfo>(), 15 * 8 + 8);
+        assert_eq!(core::mem::size_of::<BootInfo>(), 15 * 8 + 2 * 8);
         assert_eq!(core::mem::offset_of!(BootInfo, ram_base), 32);
     }
 

@@ -48,6 +48,26 @@ pub mod phys {
     /// Largest model the partition table reserves room for.
     pub const MODEL_SIZE: u64 = 0x1000_0000;
 
+    /// SMMUv3 in front of the PCIe host bridge (`-machine virt,iommu=smmuv3`); the hypervisor's
+    /// alone (mapped into no guest).
+    pub const SMMU_BASE: u64 = 0x0905_0000;
+    /// Size of the SMMU's two 64 KiB register pages.
+    pub const SMMU_SIZE: u64 = 0x2_0000;
+    /// PCIe ECAM in the low window (`highmem=off`): 16 buses of 1 MiB, 4 KiB per function.
+    pub const PCIE_ECAM_BASE: u64 = 0x3f00_0000;
+    /// Size of the ECAM window.
+    pub const PCIE_ECAM_SIZE: u64 = 0x0100_0000;
+    /// The 32-bit PCIe memory window (CPU and PCI addresses are the same).
+    pub const PCIE_MMIO_BASE: u64 = 0x1000_0000;
+    /// Size of the 32-bit PCIe memory window.
+    pub const PCIE_MMIO_SIZE: u64 = 0x2eff_0000;
+    /// The part of the memory window the hypervisor assigns BARs from. BARs are mapped into
+    /// their owner at guest-physical = physical, so no VM may have a mapping here (the partition
+    /// table checks it), and guests map it as device memory.
+    pub const PCIE_BAR_BASE: u64 = 0x1000_0000;
+    /// Size of the BAR window.
+    pub const PCIE_BAR_SIZE: u64 = 0x1000_0000;
+
     /// Shared inter-guest ring region.
     pub const SHARED_BASE: u64 = 0x4800_0000;
     /// Size of the shared ring region.
@@ -74,6 +94,14 @@ pub mod irq {
     pub const VIRTIO_MMIO_BASE_IRQ: u32 = 48;
     /// Purely virtual SPI raised in the peer by the doorbell hypercall.
     pub const DOORBELL: u32 = 40;
+    /// INTA of PCI slot 0 on the root bus (QEMU `virt` routes INTA-D to SPIs 3-6). A function
+    /// in slot `s` raises pin `p` (0 = INTA) on `PCIE_INTX_BASE + (s + p) % 4`: see
+    /// [`crate::partition::intx`].
+    pub const PCIE_INTX_BASE: u32 = 35;
+    /// The SMMU's event-queue interrupt (edge; SPI 74).
+    pub const SMMU_EVENTQ: u32 = 106;
+    /// The SMMU's global-error interrupt (edge; SPI 77).
+    pub const SMMU_GERROR: u32 = 109;
     /// Highest INTID the emulated distributor implements (GICD_TYPER.ITLinesNumber = 2 → 96).
     pub const MAX_SPI: u32 = 95;
 }
@@ -92,6 +120,11 @@ pub mod ipa {
     pub const SHARED_BASE: u64 = 0x3000_0000;
     /// Audit log (read-only in both guests).
     pub const AUDIT_BASE: u64 = 0x3010_0000;
+    /// The filtered view of PCI configuration space a VM with PCI functions gets (bus 0 only,
+    /// ECAM layout, every access trapped and emulated), where the machine's ECAM is.
+    pub const PCI_ECAM_BASE: u64 = super::phys::PCIE_ECAM_BASE;
+    /// Size of the view: one bus.
+    pub const PCI_ECAM_SIZE: u64 = 0x10_0000;
     /// Guest RAM base: every guest's RAM starts here in its own address space.
     pub const RAM_BASE: u64 = 0x4000_0000;
     /// Where the hypervisor writes the [`crate::BootInfo`] block (first page of guest RAM).
@@ -99,6 +132,12 @@ pub mod ipa {
     /// Link address of every guest kernel.
     pub const KERNEL_BASE: u64 = RAM_BASE + 0x8_0000;
 }
+
+const _: () = assert!(
+    phys::PCIE_BAR_BASE >= phys::PCIE_MMIO_BASE
+        && phys::PCIE_BAR_BASE + phys::PCIE_BAR_SIZE <= phys::PCIE_MMIO_BASE + phys::PCIE_MMIO_SIZE,
+    "the BAR window must lie inside the PCIe memory window"
+);
 
 /// How the run script describes the files it places in the model region.
 ///

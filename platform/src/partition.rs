@@ -37,6 +37,35 @@ pub struct Mapping {
     pub access: Access,
 }
 
+/// A PCI function (on the root bus, behind the SMMU) assigned to a VM. The hypervisor
+/// enumerates the bus, assigns the function's BARs, maps them into the VM, shows the VM a
+/// filtered view of the function's configuration space, confines its DMA to the VM's RAM and
+/// forwards its INTx interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciFunction {
+    /// Bus number (only the root bus, 0, is supported).
+    pub bus: u8,
+    /// Device (slot) number, 1..=31 (slot 0 is the host bridge).
+    pub device: u8,
+    /// Function number, 0..=7.
+    pub function: u8,
+    /// The INTID its INTA# line raises: [`intx`]`(device, 0)`, one of the VM's `irqs`.
+    pub intx: u32,
+}
+
+impl PciFunction {
+    /// The PCI requester ID, which is also its SMMU stream ID: `bus << 8 | device << 3 | fn`.
+    pub const fn requester_id(&self) -> u32 {
+        (self.bus as u32) << 8 | (self.device as u32) << 3 | self.function as u32
+    }
+}
+
+/// The INTID that pin `pin` (0 = INTA .. 3 = INTD) of a function in slot `device` of the root
+/// bus raises (the standard swizzle QEMU `virt` describes in its `interrupt-map`).
+pub const fn intx(device: u8, pin: u8) -> u32 {
+    irq::PCIE_INTX_BASE + (device as u32 + pin as u32) % 4
+}
+
 /// Emulated devices a VM gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Emulated {
@@ -61,6 +90,8 @@ pub struct VmConfig {
     pub devices: &'static [Mapping],
     /// Physical SPIs routed to this VM.
     pub irqs: &'static [u32],
+    /// PCI functions assigned to this VM.
+    pub pci: &'static [PciFunction],
     /// Emulated devices.
     pub emulated: Emulated,
     /// Guest image.
@@ -90,25 +121,22 @@ const AUDIT_RO: Mapping = Mapping {
     access: Access::ReadOnly,
 };
 
-/// The top virtio-mmio page: QEMU fills transports from the top slot down, so the first eight
-/// `-device virtio-*-device` (the run script's virtio-console and virtio-rng) land here.
-const VIRTIO_TOP_PAGE: Mapping = Mapping {
-    pa: phys::VIRTIO_MMIO_BASE + 0x3000,
-    ipa: phys::VIRTIO_MMIO_BASE + 0x3000,
-    size: PAGE_SIZE,
-    access: Access::ReadWrite,
-};
-
-/// SPIs of the transports in [`VIRTIO_TOP_PAGE`] (slots 24-31).
-const VIRTIO_TOP_IRQS: [u32; 8] = {
-    let mut irqs = [0; 8];
-    let mut i = 0;
-    while i < 8 {
-        irqs[i] = irq::VIRTIO_MMIO_BASE_IRQ + 24 + i as u32;
-        i += 1;
-    }
-    irqs
-};
+/// guest-ctl's devices: virtio-serial (port `sis.datactl`) in slot 1 and virtio-rng in slot 2
+/// (`scripts/run.sh` puts them there), each raising its INTA.
+const CTL_PCI: [PciFunction; 2] = [
+    PciFunction {
+        bus: 0,
+        device: 1,
+        function: 0,
+        intx: intx(1, 0),
+    },
+    PciFunction {
+        bus: 0,
+        device: 2,
+        function: 0,
+        intx: intx(2, 0),
+    },
+];
 
 const MODEL_RO: Mapping = Mapping {
     pa: phys::MODEL_BASE,
@@ -131,8 +159,9 @@ pub const PARTITIONS: [VmConfig; 2] = [
         cores: &[0],
         ram: ram(0x4400_0000, 0x0400_0000),
         regions: &[SHARED_RW, AUDIT_RO],
-        devices: &[VIRTIO_TOP_PAGE],
-        irqs: &VIRTIO_TOP_IRQS,
+        devices: &[],
+        irqs: &[intx(1, 0), intx(2, 0)],
+        pci: &CTL_PCI,
         emulated: Emulated { uart: true },
         image: Image::Ctl,
     },
@@ -144,6 +173,7 @@ pub const PARTITIONS: [VmConfig; 2] = [
         regions: &[SHARED_RW, AUDIT_RO, MODEL_RO],
         devices: &[],
         irqs: &[],
+        pci: &[],
         emulated: Emulated { uart: true },
         image: Image::Llm,
     },
@@ -177,6 +207,17 @@ pub enum ConfigError {
     IrqOutOfRange { vm: usize, irq: u32 },
     /// A device page outside the MMIO window.
     DeviceNotMmio { vm: usize },
+    /// A PCI function given twice (to two VMs, or twice to one).
+    PciFunctionTwice { bus: u8, device: u8, function: u8 },
+    /// A PCI function that cannot be assigned: not on the root bus, the host bridge (slot 0),
+    /// or a device or function number out of range.
+    PciBadFunction { vm: usize },
+    /// A PCI function's INTx is not the INTID its slot's INTA is routed to, or not one of the
+    /// VM's interrupts.
+    PciIntx { vm: usize },
+    /// A mapping of a VM with PCI functions overlaps the BAR window or the configuration view
+    /// in its guest-physical space (BARs are mapped at their physical address).
+    PciWindowOverlap { vm: usize },
 }
 
 impl ConfigError {
@@ -193,6 +234,18 @@ impl ConfigError {
             ConfigError::IrqTwice { .. } => "partition table: an IRQ is given twice",
             ConfigError::IrqOutOfRange { .. } => "partition table: IRQ is not an SPI",
             ConfigError::DeviceNotMmio { .. } => "partition table: device page outside MMIO",
+            ConfigError::PciFunctionTwice { .. } => {
+                "partition table: a PCI function is given twice"
+            }
+            ConfigError::PciBadFunction { .. } => {
+                "partition table: PCI function not assignable (root bus, slots 1-31, fn 0-7)"
+            }
+            ConfigError::PciIntx { .. } => {
+                "partition table: PCI INTx is not its slot's INTA or not the VM's interrupt"
+            }
+            ConfigError::PciWindowOverlap { .. } => {
+                "partition table: a mapping overlaps the PCI BAR window or configuration view"
+            }
         }
     }
 }
@@ -363,7 +416,63 @@ pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
             }
             i += 1;
         }
+        if let Err(e) = validate_pci(vms, v) {
+            return Err(e);
+        }
         v += 1;
+    }
+    Ok(())
+}
+
+/// The PCI rules for VM `v`: functions assignable and given once, INTx routed as the slot's
+/// INTA and owned by the VM, and no mapping where the VM sees BARs or its configuration view.
+const fn validate_pci(vms: &[VmConfig], v: usize) -> Result<(), ConfigError> {
+    let vm = &vms[v];
+    let mut i = 0;
+    while i < vm.pci.len() {
+        let f = &vm.pci[i];
+        if f.bus != 0 || f.device == 0 || f.device > 31 || f.function > 7 {
+            return Err(ConfigError::PciBadFunction { vm: v });
+        }
+        let mut o = 0;
+        while o < vms.len() {
+            let mut k = 0;
+            while k < vms[o].pci.len() {
+                let g = &vms[o].pci[k];
+                if (o != v || k != i) && g.requester_id() == f.requester_id() {
+                    return Err(ConfigError::PciFunctionTwice {
+                        bus: f.bus,
+                        device: f.device,
+                        function: f.function,
+                    });
+                }
+                k += 1;
+            }
+            o += 1;
+        }
+        let mut owned = false;
+        let mut k = 0;
+        while k < vm.irqs.len() {
+            owned |= vm.irqs[k] == f.intx;
+            k += 1;
+        }
+        if f.intx != intx(f.device, 0) || !owned {
+            return Err(ConfigError::PciIntx { vm: v });
+        }
+        i += 1;
+    }
+    if !vm.pci.is_empty() {
+        let total = 1 + vm.regions.len() + vm.devices.len();
+        let mut i = 0;
+        while i < total {
+            let m = nth_mapping(vm, i);
+            if overlaps(m.ipa, m.size, phys::PCIE_BAR_BASE, phys::PCIE_BAR_SIZE)
+                || overlaps(m.ipa, m.size, ipa::PCI_ECAM_BASE, ipa::PCI_ECAM_SIZE)
+            {
+                return Err(ConfigError::PciWindowOverlap { vm: v });
+            }
+            i += 1;
+        }
     }
     Ok(())
 }
@@ -494,7 +603,6 @@ mod tests {
     fn irq_given_twice() {
         let mut t = base();
         t[0].irqs = &[48];
-        t[0].devices = &[];
         t[1].irqs = &[49, 48];
         assert_eq!(validate(&t), Err(ConfigError::IrqTwice { irq: 48 }));
     }
@@ -502,7 +610,6 @@ mod tests {
     #[test]
     fn irq_kept_by_hypervisor() {
         let mut t = base();
-        t[0].devices = &[];
         t[0].irqs = &[irq::UART];
         assert_eq!(validate(&t), Err(ConfigError::IrqTwice { irq: irq::UART }));
     }
@@ -510,12 +617,145 @@ mod tests {
     #[test]
     fn irq_not_an_spi() {
         let mut t = base();
-        t[0].devices = &[];
         t[0].irqs = &[27];
         assert_eq!(
             validate(&t),
             Err(ConfigError::IrqOutOfRange { vm: 0, irq: 27 })
         );
+    }
+
+    fn leak<T>(x: T) -> &'static [T] {
+        core::slice::from_ref(Box::leak(Box::new(x)))
+    }
+
+    fn function(device: u8) -> PciFunction {
+        PciFunction {
+            bus: 0,
+            device,
+            function: 0,
+            intx: intx(device, 0),
+        }
+    }
+
+    #[test]
+    fn ctl_owns_its_pci_functions_and_their_intx() {
+        let ctl = &PARTITIONS[VM_CTL];
+        assert_eq!(ctl.pci.len(), 2);
+        assert_eq!(ctl.pci[0].requester_id(), 0x08);
+        assert_eq!(ctl.pci[1].requester_id(), 0x10);
+        // QEMU virt: slot 1 INTA -> SPI 4 (INTID 36), slot 2 INTA -> SPI 5 (INTID 37).
+        assert_eq!((ctl.pci[0].intx, ctl.pci[1].intx), (36, 37));
+        assert_eq!(intx(3, 1), 35);
+        assert!(PARTITIONS[VM_LLM].pci.is_empty());
+    }
+
+    #[test]
+    fn pci_function_given_twice() {
+        let mut t = base();
+        t[1].irqs = &[36];
+        t[1].pci = leak(function(1));
+        t[0].irqs = &[37];
+        t[0].pci = leak(function(2));
+        assert_eq!(validate(&t), Ok(()));
+        t[1].pci = leak(function(2));
+        t[1].irqs = &[37];
+        t[0].irqs = &[];
+        t[0].pci = leak(PciFunction {
+            intx: 0,
+            ..function(2)
+        });
+        // vm 0's interrupt list no longer has 37, so vm 1 may own it, but the function is
+        // the same.
+        assert_eq!(
+            validate(&t),
+            Err(ConfigError::PciFunctionTwice {
+                bus: 0,
+                device: 2,
+                function: 0
+            })
+        );
+        let mut t = base();
+        t[0].pci = Box::leak(Box::new([function(1), function(1)]));
+        assert_eq!(
+            validate(&t),
+            Err(ConfigError::PciFunctionTwice {
+                bus: 0,
+                device: 1,
+                function: 0
+            })
+        );
+    }
+
+    #[test]
+    fn pci_function_not_assignable() {
+        for f in [
+            PciFunction {
+                bus: 1,
+                ..function(1)
+            },
+            function(0),
+            PciFunction {
+                device: 32,
+                intx: intx(32, 0),
+                ..function(1)
+            },
+            PciFunction {
+                function: 8,
+                ..function(1)
+            },
+        ] {
+            let mut t = base();
+            t[0].pci = leak(f);
+            assert_eq!(
+                validate(&t),
+                Err(ConfigError::PciBadFunction { vm: 0 }),
+                "{f:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pci_intx_must_be_the_slots_inta_and_owned() {
+        let mut t = base();
+        // Slot 1's INTA is 36, not 37.
+        t[0].pci = leak(PciFunction {
+            intx: 37,
+            ..function(1)
+        });
+        assert_eq!(validate(&t), Err(ConfigError::PciIntx { vm: 0 }));
+        // The right INTID, but the VM does not own it.
+        let mut t = base();
+        t[0].irqs = &[37];
+        t[0].pci = leak(function(1));
+        assert_eq!(validate(&t), Err(ConfigError::PciIntx { vm: 0 }));
+        // Two VMs on one INTx line: the line is an interrupt given twice.
+        let mut t = base();
+        t[1].irqs = &[36];
+        t[1].pci = leak(function(5));
+        assert_eq!(validate(&t), Err(ConfigError::IrqTwice { irq: 36 }));
+    }
+
+    #[test]
+    fn mapping_over_the_bar_window_or_config_view() {
+        for at in [phys::PCIE_BAR_BASE + 0x10_0000, ipa::PCI_ECAM_BASE] {
+            let m = Mapping {
+                pa: phys::SHARED_BASE,
+                ipa: at,
+                size: phys::SHARED_SIZE,
+                access: Access::ReadWrite,
+            };
+            let mut t = base();
+            t[0].regions = leak(m);
+            assert_eq!(
+                validate(&t),
+                Err(ConfigError::PciWindowOverlap { vm: 0 }),
+                "{at:#x}"
+            );
+            // A VM without PCI functions sees neither, so the same mapping is fine there.
+            let mut t = base();
+            t[1].regions = leak(m);
+            assert_eq!(validate(&t), Ok(()), "{at:#x}");
+        }
     }
 
     #[test]

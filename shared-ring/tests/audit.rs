@@ -327,8 +327,8 @@ fn hypercall_packing_round_trips_and_validates() {
         Err(AuditError::Reserved)
     );
     assert_eq!(
-        AuditEntry::from_hypercall_args([13, 0, 0, 0, 0]),
-        Err(AuditError::BadOp(13))
+        AuditEntry::from_hypercall_args([14, 0, 0, 0, 0]),
+        Err(AuditError::BadOp(14))
     );
     assert_eq!(
         AuditEntry::from_hypercall_args([3 | 0xf0 << 16, 0, 0, 0, 0]),
@@ -338,6 +338,8 @@ fn hypercall_packing_round_trips_and_validates() {
     assert_eq!(Op::from_code(11).map(Op::name), Some("vm_start"));
     assert_eq!(Op::from_code(12), Some(Op::RingPing));
     assert_eq!(Op::from_code(12).map(Op::name), Some("ring_ping"));
+    assert_eq!(Op::from_code(13), Some(Op::DmaFault));
+    assert_eq!(Op::from_code(13).map(Op::name), Some("dma_fault"));
 }
 
 #[test]

@@ -245,6 +245,9 @@ fn vms() {
     }
     let len = w.len;
     hvprintln!("{}", core::str::from_utf8(&line[..len]).unwrap_or("?"));
+    let irqs: [u64; sis_platform::layout::phys::NUM_CORES] =
+        core::array::from_fn(|c| super::vcpu::CORE_IRQS[c].load(Ordering::Relaxed));
+    hvprintln!("core irqs taken: {}", crate::monitor::PerCore(&irqs));
     let (bad_escapes, out) = {
         let c = CONSOLE.lock();
         let out: [crate::console::SourceStats; VMS.len()] =
@@ -263,6 +266,14 @@ fn vms() {
             s.backspaces_refused
         );
     }
+    let smmu = &super::smmu::COUNTERS;
+    hvprintln!(
+        "smmu: events={} unassigned={} lost={} gerrors={}",
+        smmu.events.load(Ordering::Relaxed),
+        smmu.unassigned.load(Ordering::Relaxed),
+        smmu.lost.load(Ordering::Relaxed),
+        smmu.gerrors.load(Ordering::Relaxed)
+    );
     for vm in VMS.iter() {
         let cfg = vm.cfg;
         let s = &vm.stats;
@@ -284,7 +295,7 @@ fn vms() {
             (d.vuart.rx_bytes, d.vuart.rx_dropped)
         };
         hvprintln!(
-            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={} doorbells_limited={} audit_denied={}",
+            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={} doorbells_limited={} audit_denied={} dma_faults={} cfg_refused={}",
             cfg.name,
             if vm.running() { "running" } else { "stopped" },
             cores,
@@ -300,6 +311,8 @@ fn vms() {
             dropped + s.input_dropped.load(Ordering::Relaxed),
             CALLS[vm.id].doorbells_limited.load(Ordering::Relaxed),
             CALLS[vm.id].audit_denied.load(Ordering::Relaxed),
+            s.dma_faults.load(Ordering::Relaxed),
+            super::pci::REFUSED[vm.id].load(Ordering::Relaxed),
         );
     }
 }

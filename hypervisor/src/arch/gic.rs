@@ -39,8 +39,13 @@ register_structs! {
         (0x0100 => isenabler: [ReadWrite<u32>; 32]),
         (0x0180 => icenabler: [ReadWrite<u32>; 32]),
         (0x0200 => _r1),
+        (0x0280 => icpendr: [ReadWrite<u32>; 32]),
+        (0x0300 => _r3),
+        (0x0380 => icactiver: [ReadWrite<u32>; 32]),
         (0x0400 => ipriorityr: [ReadWrite<u8>; 1024]),
         (0x0800 => _r2),
+        (0x0C00 => icfgr: [ReadWrite<u32>; 64]),
+        (0x0D00 => _r4),
         (0x6000 => irouter: [ReadWrite<u64>; 1024]),
         (0x8000 => @END),
     },
@@ -111,6 +116,24 @@ pub fn enable_spi(intid: u32, core: usize) {
     d.ipriorityr[i].set(PRIORITY);
     d.irouter[i].set(core as u64);
     d.isenabler[i / 32].set(1 << (i % 32));
+}
+
+/// Disables SPI `intid` and clears its pending and active state: a line that stays asserted
+/// (a stopped VM's device) can no longer interrupt anyone.
+pub fn quiet_spi(intid: u32) {
+    let d = gicd();
+    let (w, bit) = (intid as usize / 32, 1 << (intid % 32));
+    d.icenabler[w].set(bit);
+    while d.ctlr.is_set(GICD_CTLR::RWP) {}
+    d.icpendr[w].set(bit);
+    d.icactiver[w].set(bit);
+}
+
+/// Configures SPI `intid` as edge-triggered (call before enabling it).
+pub fn set_edge(intid: u32) {
+    let d = gicd();
+    let (w, shift) = (intid as usize / 16, 2 * (intid % 16) + 1);
+    d.icfgr[w].set(d.icfgr[w].get() | 1 << shift);
 }
 
 /// Per-core setup: wake the redistributor, enable the hypervisor's PPIs/SGIs, and the EL2 CPU

@@ -59,6 +59,25 @@ pub fn write(n: usize, v: Lr) {
     }
 }
 
+/// Clears the virtual CPU interface's active priorities (ICH_AP0Rn/AP1Rn_EL2). A vCPU stopped
+/// inside an interrupt handler leaves its priority active there; kept, it would mask every
+/// interrupt of equal or lower priority in the VM's next run.
+pub fn clear_active_priorities() {
+    let pre_bits = ICH_VTR_EL2.read(ICH_VTR_EL2::PREbits) + 1;
+    ICH_AP0R0_EL2.set(0);
+    ICH_AP1R0_EL2.set(0);
+    if pre_bits >= 6 {
+        ICH_AP0R1_EL2.set(0);
+        ICH_AP1R1_EL2.set(0);
+    }
+    if pre_bits >= 7 {
+        ICH_AP0R2_EL2.set(0);
+        ICH_AP1R2_EL2.set(0);
+        ICH_AP0R3_EL2.set(0);
+        ICH_AP1R3_EL2.set(0);
+    }
+}
+
 /// Bitmap of list registers holding no interrupt.
 pub fn free_mask() -> u64 {
     ICH_ELRSR_EL2.get()

@@ -73,6 +73,8 @@ pub fn handle(v: &mut Vcpu, esr: Esr) {
                     r
                 })
                 .map_err(drop)
+        } else if let Some(r) = super::pci::trapped(vm.id, ipa, acc.size, value) {
+            r
         } else {
             Err(())
         }

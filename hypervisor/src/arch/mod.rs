@@ -3,13 +3,16 @@
 pub mod audit;
 pub mod boot;
 pub mod console_in;
+pub mod devices;
 pub mod dtb;
 pub mod gic;
 pub mod hypercall;
 pub mod lr;
 pub mod mmio;
 pub mod mmu;
+pub mod pci;
 pub mod print;
+pub mod smmu;
 pub mod uart;
 pub mod vcpu;
 pub mod vm;
@@ -57,6 +60,19 @@ fn build_stage2() {
         for m in vm.devices {
             map(m, MemKind::Device);
         }
+        // The BARs of its PCI functions, where the hypervisor put them (guest-physical =
+        // physical), device memory.
+        pci::for_each_bar(id, |pa, size| {
+            map(
+                &sis_platform::partition::Mapping {
+                    pa,
+                    ipa: pa,
+                    size,
+                    access: sis_platform::partition::Access::ReadWrite,
+                },
+                MemKind::Device,
+            )
+        });
         S2_ROOTS[id].store(s2.root_addr(), Ordering::Release);
     }
 }
@@ -81,18 +97,14 @@ fn boot_primary() {
         PARTITIONS.len(),
         phys::NUM_CORES
     );
-    dtb::check(phys::DTB_ADDR);
+    let devices_where_expected = dtb::check(phys::DTB_ADDR);
     gic::init_distributor();
     gic::init_cpu(0);
     gic::enable_spi(irq::UART, 0);
     uart::init();
+    devices::init(devices_where_expected);
     build_stage2();
     audit::init();
-    for vm in PARTITIONS.iter() {
-        for &spi in vm.irqs {
-            gic::enable_spi(spi, vm.cores[0]);
-        }
-    }
     for core in 1..phys::NUM_CORES {
         let entry = boot::_secondary_entry as *const () as u64;
         if let Err(e) = smccc::psci::cpu_on::<smccc::Smc>(core as u64, entry, core as u64) {

@@ -21,6 +21,11 @@ use shared_ring::audit::{Op, STATUS_REJECT};
 pub static CORE_EXITS: [core::sync::atomic::AtomicU64; sis_platform::layout::phys::NUM_CORES] =
     [const { core::sync::atomic::AtomicU64::new(0) }; sis_platform::layout::phys::NUM_CORES];
 
+/// Physical interrupts the hypervisor took per core, in guest mode or idle (an interrupt
+/// storm on a stopped VM's core shows here, not in the exit counters).
+pub static CORE_IRQS: [core::sync::atomic::AtomicU64; sis_platform::layout::phys::NUM_CORES] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; sis_platform::layout::phys::NUM_CORES];
+
 /// Kick SGIs received per physical core: the only way another core can make this one exit.
 pub static CORE_KICKS: [core::sync::atomic::AtomicU64; sis_platform::layout::phys::NUM_CORES] =
     [const { core::sync::atomic::AtomicU64::new(0) }; sis_platform::layout::phys::NUM_CORES];
@@ -132,6 +137,7 @@ impl Vcpu {
                 }
                 lr::write(n, lr::Lr::new(0));
             }
+            lr::clear_active_priorities();
             // Hardware interrupts acknowledged but never delivered are still active.
             let pending = &self.vm.pending[self.idx];
             for intid in core::iter::once(irq::VTIMER).chain(self.vm.cfg.irqs.iter().copied()) {
@@ -220,6 +226,7 @@ impl Vcpu {
             if intid >= gic::SPURIOUS {
                 break;
             }
+            CORE_IRQS[self.core].fetch_add(1, Ordering::Relaxed);
             gic::eoi(intid);
             match intid {
                 irq::VTIMER if self.running => {
@@ -249,6 +256,10 @@ impl Vcpu {
                 irq::SGI_KICK => {
                     // Kicks only wake the loop to read the mailbox and pending interrupts.
                     CORE_KICKS[self.core].fetch_add(1, Ordering::Relaxed);
+                    gic::deactivate(intid);
+                }
+                irq::SMMU_EVENTQ | irq::SMMU_GERROR => {
+                    super::devices::smmu_irq(intid);
                     gic::deactivate(intid);
                 }
                 _ => gic::deactivate(intid),

@@ -72,6 +72,8 @@ pub struct Stats {
     pub audit_rejected: AtomicU64,
     /// Times pending interrupts did not fit the list registers (refilled on maintenance IRQ).
     pub lr_overflows: AtomicU64,
+    /// DMA of its devices the SMMU refused (each stops the VM).
+    pub dma_faults: AtomicU64,
 }
 
 /// What every core may know about a VM.
@@ -121,6 +123,7 @@ impl Vm {
                 doorbells_received: AtomicU64::new(0),
                 audit_rejected: AtomicU64::new(0),
                 lr_overflows: AtomicU64::new(0),
+                dma_faults: AtomicU64::new(0),
             },
             lifecycle: spin::Mutex::new(()),
         }
@@ -248,6 +251,7 @@ fn stop_locked(vm: &Vm) {
         MAILBOX[core].stop.store(true, Ordering::Release);
     }
     vm.kick_all();
+    super::devices::stop(vm);
 }
 
 /// Loads the pristine image and starts the VM's boot vCPU.
@@ -277,6 +281,7 @@ fn start_locked(vm: &Vm) -> Result<(), LifecycleError> {
     for p in &vm.pending {
         p.clear_all();
     }
+    super::devices::start(vm);
     if vm.starts.fetch_add(1, Ordering::Relaxed) > 0 {
         vm.stats.restarts.fetch_add(1, Ordering::Relaxed);
     }
@@ -357,7 +362,16 @@ fn load(vm: &Vm) -> Result<u64, LifecycleError> {
         model_base,
         model_size,
         timer_freq: CNTFRQ_EL0.get(),
-        ram_pa: cfg.ram.pa,
+        pci_ecam_base: if cfg.pci.is_empty() {
+            0
+        } else {
+            ipa::PCI_ECAM_BASE
+        },
+        pci_ecam_size: if cfg.pci.is_empty() {
+            0
+        } else {
+            ipa::PCI_ECAM_SIZE
+        },
     };
     let at = ram_pa(cfg, ipa::BOOT_INFO) as *mut BootInfo;
     // SAFETY: the boot-info page is the first page of the VM's RAM (below KERNEL_BASE, so no

@@ -48,6 +48,9 @@ pub enum Op {
     VmStart = 11,
     /// A `ping` run over the ring finished (`tokens` = replies, `extra` = pings requested).
     RingPing = 12,
+    /// The SMMU refused a DMA of the VM's device, and the VM was stopped (`extra` = the device
+    /// address). Written by the hypervisor only.
+    DmaFault = 13,
 }
 
 impl Op {
@@ -66,6 +69,7 @@ impl Op {
             10 => Op::VmFault,
             11 => Op::VmStart,
             12 => Op::RingPing,
+            13 => Op::DmaFault,
             _ => return None,
         })
     }
@@ -73,7 +77,7 @@ impl Op {
     /// Whether only the hypervisor may record this op (a guest's append is refused): events the
     /// hypervisor observes about a VM, which a guest must not be able to forge.
     pub fn hypervisor_only(self) -> bool {
-        matches!(self, Op::VmFault | Op::VmStart)
+        matches!(self, Op::VmFault | Op::VmStart | Op::DmaFault)
     }
 
     /// Short name for text listings.
@@ -91,6 +95,7 @@ impl Op {
             Op::VmFault => "vm_fault",
             Op::VmStart => "vm_start",
             Op::RingPing => "ring_ping",
+            Op::DmaFault => "dma_fault",
         }
     }
 }
