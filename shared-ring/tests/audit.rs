@@ -154,7 +154,7 @@ fn hypervisor_records_name_the_hypervisor_as_writer_and_the_vm_as_subject() {
 fn guests_cannot_append_hypervisor_only_ops_or_write_about_others() {
     let heap = HeapRegion::new(64 * 64);
     let mut w = AuditWriter::init(heap.region(), &standard_segments(2)).unwrap();
-    for o in [Op::VmStart, Op::VmFault] {
+    for o in [Op::VmStart, Op::VmFault, Op::DmaFault] {
         assert!(o.hypervisor_only());
         assert_eq!(
             w.append(0, 0, 1, &op(o)),

@@ -74,7 +74,11 @@ fn outcome(r: Result<u64, HvError>) -> &'static str {
 }
 
 fn auditforge(inv: &mut Invocation<'_, '_>) {
-    for (op, status) in [(Op::VmStart, STATUS_OK), (Op::VmFault, STATUS_REJECT)] {
+    for (op, status) in [
+        (Op::VmStart, STATUS_OK),
+        (Op::VmFault, STATUS_REJECT),
+        (Op::DmaFault, STATUS_REJECT),
+    ] {
         let e = AuditEntry {
             op: op as u16,
             status,

@@ -39,13 +39,14 @@ fn guests_cannot_forge_or_flush_the_audit_log_nor_storm_the_doorbell() {
     let out = sis.run(Source::Llm, "auditforge", CMD).unwrap();
     assert!(
         out.contains("op=11(vm_start) refused: DENIED")
-            && out.contains("op=10(vm_fault) refused: DENIED"),
+            && out.contains("op=10(vm_fault) refused: DENIED")
+            && out.contains("op=13(dma_fault) refused: DENIED"),
         "{out}"
     );
     let audit = sis.run(Source::Hv, "audit", CMD).unwrap();
     assert_eq!(
         field(segment(&audit, "llm", "llm"), "refused"),
-        2,
+        3,
         "{audit}"
     );
     assert!(
@@ -57,7 +58,7 @@ fn guests_cannot_forge_or_flush_the_audit_log_nor_storm_the_doorbell() {
         "{audit}"
     );
     let vms = sis.run(Source::Hv, "vms", CMD).unwrap();
-    assert_eq!(field(vm_line(&vms, "llm"), "audit_denied="), 2, "{vms}");
+    assert_eq!(field(vm_line(&vms, "llm"), "audit_denied="), 3, "{vms}");
 
     // Flooding: more appends than the whole log held before, from one guest.
     let out = sis.run(Source::Llm, "auditflood 20000", FLOOD).unwrap();
