@@ -50,6 +50,7 @@ mod kernel {
         &guest_rt::channel::commands::CHANNEL,
         &crate::channel_cmds::COMMANDS,
         &DIAG,
+        &guest_rt::probe_cmds::PROBE,
     ]);
 
     fn main(info: &'static BootInfo) -> ! {

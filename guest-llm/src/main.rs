@@ -52,6 +52,7 @@ mod kernel {
         &guest_rt::channel::commands::CHANNEL,
         &crate::ring_service::COMMANDS,
         &DIAG,
+        &guest_rt::probe_cmds::PROBE,
     ]);
 
     fn main(info: &'static BootInfo) -> ! {
