@@ -6,6 +6,7 @@
 //! hardware edge is built only for `target_os = "none"`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+pub mod access;
 pub mod console;
 pub mod elf;
 pub mod esr;

@@ -7,6 +7,8 @@ use tock_registers::interfaces::Readable;
 
 use super::console_in;
 use super::vcpu::Vcpu;
+use super::vm::Vm;
+use crate::access::BadAccess;
 use crate::esr::Esr;
 use crate::vgic::Effect;
 use crate::vuart::Access;
@@ -14,7 +16,40 @@ use crate::vuart::Access;
 const GICD_SIZE: u64 = 0x1_0000;
 const GICR_STRIDE: u64 = 0x2_0000;
 
-/// Handles a stage-2 data abort.
+/// An emulated device frame of a VM.
+#[derive(Clone, Copy)]
+enum Device {
+    Uart,
+    Gicd,
+    Gicr,
+}
+
+impl Device {
+    fn name(self) -> &'static str {
+        match self {
+            Device::Uart => "PL011",
+            Device::Gicd => "GICD",
+            Device::Gicr => "GICR",
+        }
+    }
+
+    /// The emulated device at `ipa` for a VM with `vcpus` redistributors, and the offset.
+    fn at(vm: &Vm, ipa: u64, vcpus: usize) -> Option<(Device, u64)> {
+        let frame = |base: u64, size: u64| (base..base + size).contains(&ipa).then(|| ipa - base);
+        if vm.cfg.emulated.uart {
+            if let Some(off) = frame(ipa::UART_BASE, PAGE_SIZE) {
+                return Some((Device::Uart, off));
+            }
+        }
+        if let Some(off) = frame(ipa::GICD_BASE, GICD_SIZE) {
+            return Some((Device::Gicd, off));
+        }
+        frame(ipa::GICR_BASE, GICR_STRIDE * vcpus as u64).map(|off| (Device::Gicr, off))
+    }
+}
+
+/// Handles a stage-2 data abort: an access to an emulated device is checked (width, alignment,
+/// register) and emulated; anything else, or a refused access, stops the VM with a report.
 pub fn handle(v: &mut Vcpu, esr: Esr) {
     let ipa = ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xFFF);
     let Some(acc) = esr.data_access() else {
@@ -23,7 +58,7 @@ pub fn handle(v: &mut Vcpu, esr: Esr) {
     };
     let value = if acc.write {
         let x = v.regs.get(acc.reg);
-        Some(if acc.size == 8 {
+        Some(if acc.size >= 8 {
             x
         } else {
             x & ((1u64 << (8 * acc.size)) - 1)
@@ -33,52 +68,41 @@ pub fn handle(v: &mut Vcpu, esr: Esr) {
     };
     let vm = v.vm;
     let mut effect = Effect::default();
-    let result: Result<u64, ()> = {
+    let mut transmit = None;
+    let result: Option<(Device, Result<u64, BadAccess>)> = {
         let mut d = vm.inner.lock();
-        if vm.cfg.emulated.uart && (ipa::UART_BASE..ipa::UART_BASE + PAGE_SIZE).contains(&ipa) {
-            let off = ipa - ipa::UART_BASE;
-            if acc.size > 4 || !off.is_multiple_of(acc.size) {
-                Err(())
-            } else {
-                let a = match value {
-                    Some(x) => d.vuart.write(off & !3, x as u32),
-                    None => d.vuart.read(off & !3),
-                };
-                match a {
-                    Access::Read(x) => Ok(u64::from(x)),
-                    Access::Written => Ok(0),
-                    Access::Transmit(b) => {
-                        drop(d);
-                        console_in::guest_output(vm.id, b);
-                        Ok(0)
-                    }
-                    Access::Bad => Err(()),
-                }
+        let vcpus = d.vgic.vcpus();
+        Device::at(vm, ipa, vcpus).map(|(dev, off)| {
+            let r = match dev {
+                Device::Uart => d
+                    .vuart
+                    .access(off, acc.size, value.map(|x| x as u32))
+                    .map(|a| {
+                        let r = match a {
+                            Access::Read(x) => u64::from(x),
+                            Access::Transmit(b) => {
+                                transmit = Some(b);
+                                0
+                            }
+                            Access::Written | Access::Bad => 0,
+                        };
+                        (r, Effect::default())
+                    }),
+                Device::Gicd => d.vgic.dist_access(off, acc.size, value, &vm.pending),
+                Device::Gicr => d.vgic.redist_access(off, acc.size, value, &vm.pending),
             }
-        } else if (ipa::GICD_BASE..ipa::GICD_BASE + GICD_SIZE).contains(&ipa) {
-            d.vgic
-                .dist_access(ipa - ipa::GICD_BASE, acc.size, value, &vm.pending)
-                .map(|(r, e)| {
-                    effect = e;
-                    r
-                })
-                .map_err(drop)
-        } else if (ipa::GICR_BASE..ipa::GICR_BASE + GICR_STRIDE * d.vgic.vcpus() as u64)
-            .contains(&ipa)
-        {
-            d.vgic
-                .redist_access(ipa - ipa::GICR_BASE, acc.size, value, &vm.pending)
-                .map(|(r, e)| {
-                    effect = e;
-                    r
-                })
-                .map_err(drop)
-        } else {
-            Err(())
-        }
+            .map(|(r, e)| {
+                effect = e;
+                r
+            });
+            (dev, r)
+        })
     };
+    if let Some(b) = transmit {
+        console_in::guest_output(vm.id, b);
+    }
     match result {
-        Ok(r) => {
+        Some((_, Ok(r))) => {
             if !acc.write {
                 let mut r = r;
                 if acc.sign_extend && acc.size < 8 {
@@ -90,12 +114,17 @@ pub fn handle(v: &mut Vcpu, esr: Esr) {
                 }
                 v.regs.set(acc.reg, r);
             }
-            v.regs.elr += 4;
+            v.regs.elr = v.regs.elr.wrapping_add(4);
             if effect.rescan {
                 vm.kick_all();
             }
         }
-        Err(()) => v.fault("stage-2 data fault", Some(ipa), esr),
+        Some((dev, Err(bad))) => v.fault(
+            format_args!("refused {} access ({bad})", dev.name()),
+            Some(ipa),
+            esr,
+        ),
+        None => v.fault("stage-2 data fault", Some(ipa), esr),
     }
 }
 

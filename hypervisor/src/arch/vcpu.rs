@@ -252,7 +252,7 @@ impl Vcpu {
     }
 
     /// Stops this VM after a fault and reports it on the monitor.
-    pub fn fault(&mut self, what: &str, addr: Option<u64>, esr: Esr) {
+    pub fn fault(&mut self, what: impl core::fmt::Display, addr: Option<u64>, esr: Esr) {
         self.vm.count(Cause::Other);
         super::audit::event(
             self.vm.id,
