@@ -13,6 +13,7 @@ pub mod esr;
 pub mod monitor;
 pub mod stage2;
 pub mod sysreg;
+pub mod systrap;
 pub mod vgic;
 pub mod vuart;
 

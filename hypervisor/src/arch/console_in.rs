@@ -212,7 +212,7 @@ fn vms() {
             (d.vuart.rx_bytes, d.vuart.rx_dropped)
         };
         hvprintln!(
-            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={}",
+            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={} undef={} start_us={} zero_us={}",
             cfg.name,
             if vm.running() { "running" } else { "stopped" },
             cores,
@@ -226,6 +226,9 @@ fn vms() {
             s.restarts.load(Ordering::Relaxed),
             rx,
             dropped + s.input_dropped.load(Ordering::Relaxed),
+            s.undefined.load(Ordering::Relaxed),
+            s.load_us.load(Ordering::Relaxed),
+            s.zero_us.load(Ordering::Relaxed),
         );
     }
 }

@@ -1,15 +1,21 @@
 //! Trapped guest accesses: stage-2 data aborts on emulated devices (PL011, GICD, GICR) or on
-//! memory the VM does not own (which stops the VM), and trapped system registers (SGIs).
+//! memory the VM does not own (which stops the VM), and trapped system registers (SGIs, and the
+//! PMU/debug/IMPDEF/set-way/ACTLR accesses `systrap` decides on).
 
-use aarch64_cpu::registers::{FAR_EL2, HPFAR_EL2};
+use core::sync::atomic::Ordering;
+
+use aarch64_cpu::registers::{
+    ELR_EL1, ESR_EL1, FAR_EL2, HPFAR_EL2, ID_AA64MMFR1_EL1, SCTLR_EL1, SPSR_EL1, VBAR_EL1,
+};
 use sis_platform::layout::{ipa, PAGE_SIZE};
-use tock_registers::interfaces::Readable;
+use tock_registers::interfaces::{Readable, Writeable};
 
 use super::console_in;
 use super::vcpu::Vcpu;
 use super::vm::Vm;
 use crate::access::BadAccess;
 use crate::esr::Esr;
+use crate::systrap::{self, Action};
 use crate::vgic::Effect;
 use crate::vuart::Access;
 
@@ -128,17 +134,62 @@ pub fn handle(v: &mut Vcpu, esr: Esr) {
     }
 }
 
-/// Handles a trapped MSR/MRS: guest SGIs through ICC_SGI1R_EL1; anything else stops the VM.
+/// Handles a trapped MSR/MRS/SYS instruction as `systrap::classify` says: guest SGIs, RAZ/WI,
+/// an Undefined Instruction exception for the guest (counted), or a stopped VM.
 pub fn sysreg(v: &mut Vcpu, esr: Esr) {
     let Some(s) = esr.sysreg() else {
         v.fault("unhandled trap", None, esr);
         return;
     };
-    if !s.is_icc_sgi1r() || s.read {
-        v.fault("unhandled system register access", None, esr);
-        return;
+    match systrap::classify(&s) {
+        Action::Sgi => {
+            sgi(v, v.regs.get(s.reg));
+            v.regs.elr = v.regs.elr.wrapping_add(4);
+        }
+        Action::RazWi => {
+            if s.read {
+                v.regs.set(s.reg, 0);
+            }
+            v.regs.elr = v.regs.elr.wrapping_add(4);
+        }
+        Action::Undefined(class) => {
+            v.vm.stats.undefined.fetch_add(1, Ordering::Relaxed);
+            if !inject_undefined(v, esr) {
+                v.fault(
+                    format_args!("{} register access from a non-guest state", class.name()),
+                    None,
+                    esr,
+                );
+            }
+        }
+        Action::Unhandled => v.fault("unhandled system register access", None, esr),
     }
-    let x = v.regs.get(s.reg);
+}
+
+/// Delivers an Undefined Instruction exception to the guest's EL1 at the trapped instruction
+/// (vector, ESR_EL1, ELR_EL1, SPSR_EL1 computed by `systrap::undefined_entry`). False if the
+/// trap came from a state a guest cannot be in.
+fn inject_undefined(v: &mut Vcpu, esr: Esr) -> bool {
+    let pan = ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::PAN) != 0;
+    let set_pan = pan && SCTLR_EL1.get() & SCTLR_EL1_SPAN == 0;
+    let Some(e) =
+        systrap::undefined_entry(v.regs.spsr, v.regs.elr, VBAR_EL1.get(), esr.il32(), set_pan)
+    else {
+        return false;
+    };
+    ESR_EL1.set(e.esr_el1);
+    ELR_EL1.set(e.elr_el1);
+    SPSR_EL1.set(e.spsr_el1);
+    v.regs.elr = e.pc;
+    v.regs.spsr = e.pstate;
+    true
+}
+
+/// SCTLR_EL1.SPAN (FEAT_PAN): 0 = set PSTATE.PAN on exception entry to EL1.
+const SCTLR_EL1_SPAN: u64 = 1 << 23;
+
+/// An `ICC_SGI1R_EL1` write of `x`: SGIs to the VM's own vCPUs only.
+fn sgi(v: &Vcpu, x: u64) {
     let intid = ((x >> 24) & 0xF) as u32;
     let all_others = x & (1 << 40) != 0;
     let aff1 = (x >> 16) & 0xFF;
@@ -150,10 +201,9 @@ pub fn sysreg(v: &mut Vcpu, esr: Esr) {
         } else {
             aff1 == 0 && (x >> 32) & 0xFF == 0 && core < 16 && targets & (1 << core) != 0
         };
-        if hit {
-            vm.pending[t].raise(intid);
+        if let (true, Some(p)) = (hit, vm.pending.get(t)) {
+            p.raise(intid);
             vm.kick(t);
         }
     }
-    v.regs.elr += 4;
 }
