@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod console;
+pub mod el2map;
 pub mod elf;
 pub mod esr;
 pub mod monitor;

@@ -24,7 +24,7 @@ use sis_platform::partition::PARTITIONS;
 use tock_registers::interfaces::Readable;
 
 use crate::hvprintln;
-use crate::stage2::{MemKind, Stage2, Table};
+use crate::stage2::{Stage2, Table};
 
 /// Stage-2 tables per VM.
 const S2_TABLES: usize = 16;
@@ -47,17 +47,8 @@ fn build_stage2() {
     for (id, vm) in PARTITIONS.iter().enumerate() {
         let mut pool = S2_POOLS[id].lock();
         let mut s2 = Stage2::new(&mut pool[..]);
-        let mut map = |m: &sis_platform::partition::Mapping, kind| {
-            if let Err(e) = s2.map(m.ipa, m.pa, m.size, kind, m.access) {
-                panic!("stage-2 for vm {}: cannot map {:#x}: {e:?}", vm.name, m.ipa);
-            }
-        };
-        map(&vm.ram, MemKind::Normal);
-        for m in vm.regions {
-            map(m, MemKind::Normal);
-        }
-        for m in vm.devices {
-            map(m, MemKind::Device);
+        if let Err((ipa, e)) = s2.map_partition(vm) {
+            panic!("stage-2 for vm {}: cannot map {ipa:#x}: {e:?}", vm.name);
         }
         S2_ROOTS[id].store(s2.root_addr(), Ordering::Release);
     }
@@ -67,9 +58,9 @@ fn build_stage2() {
 #[unsafe(no_mangle)]
 extern "C" fn hv_entry(core: usize) -> ! {
     if core == 0 {
-        mmu::build();
+        let map = mmu::build();
         mmu::enable();
-        boot_primary();
+        boot_primary(&map);
     } else {
         mmu::enable();
         gic::init_cpu(core);
@@ -77,11 +68,18 @@ extern "C" fn hv_entry(core: usize) -> ! {
     vcpu::run(core)
 }
 
-fn boot_primary() {
+fn boot_primary(map: &crate::el2map::Summary) {
     hvprintln!(
         "SIS hypervisor: EL2, {} VMs, {} cores",
         PARTITIONS.len(),
         phys::NUM_CORES
+    );
+    hvprintln!(
+        "EL2 map: W^X checked: text {} KiB RX, {} KiB R, {} MiB RW+XN, {} MiB device XN; WXN on",
+        map.text >> 10,
+        map.read_only >> 10,
+        map.read_write >> 20,
+        map.device >> 20
     );
     dtb::check(phys::DTB_ADDR);
     gic::init_distributor();
