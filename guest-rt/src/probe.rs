@@ -118,6 +118,39 @@ pub fn parse_mmioprobe(args: &[&str]) -> Result<MmioProbe, &'static str> {
     })
 }
 
+/// A shared region `execprobe` tries to execute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// The shared ring (read-write).
+    Ring,
+    /// The audit log (read-only).
+    Audit,
+    /// The model (read-only; guest-llm only).
+    Model,
+}
+
+impl Region {
+    /// Parses `ring`, `audit` or `model`.
+    pub fn parse(s: &str) -> Option<Region> {
+        match s {
+            "ring" => Some(Region::Ring),
+            "audit" => Some(Region::Audit),
+            "model" => Some(Region::Model),
+            _ => None,
+        }
+    }
+
+    /// The region's guest-physical base in `info`, if this VM has it.
+    pub fn base(self, info: &sis_platform::BootInfo) -> Option<u64> {
+        let (base, size) = match self {
+            Region::Ring => (info.shared_base, info.shared_size),
+            Region::Audit => (info.audit_base, info.audit_size),
+            Region::Model => (info.model_base, info.model_size),
+        };
+        (size > 0).then_some(base)
+    }
+}
+
 /// EL1 system registers a core records at entry, before the runtime touches any of them (in
 /// the order of [`EntryState::regs`]).
 pub const ENTRY_REGS: [&str; 24] = [
@@ -247,6 +280,19 @@ mod tests {
             assert!(parse_mmioprobe(args).is_err(), "{args:?}");
         }
         assert!(parse_mmioprobe(&["mmioprobe", "uart", "0xffc", "4"]).is_ok());
+    }
+
+    #[test]
+    fn regions() {
+        let mut info = sis_platform::BootInfo::native(64 << 20);
+        info.shared_base = ipa::SHARED_BASE;
+        info.shared_size = 0x10_0000;
+        assert_eq!(
+            Region::parse("ring").unwrap().base(&info),
+            Some(ipa::SHARED_BASE)
+        );
+        assert_eq!(Region::parse("model").unwrap().base(&info), None);
+        assert_eq!(Region::parse("heap"), None);
     }
 
     #[test]

@@ -13,11 +13,11 @@ use tock_registers::interfaces::Readable;
 use sis_platform::layout::phys::NUM_CORES;
 
 use super::{exceptions::TrapFrame, smp};
-use crate::probe::{parse_mmioprobe, EntryState, MmioProbe};
+use crate::probe::{parse_mmioprobe, EntryState, MmioProbe, Region};
 use crate::shell::{Command, Invocation};
 
 /// The probe command table.
-pub static PROBE: [Command; 3] = [
+pub static PROBE: [Command; 4] = [
     Command {
         name: "mmioprobe",
         help:
@@ -28,6 +28,12 @@ pub static PROBE: [Command; 3] = [
         name: "sysprobe",
         help: "touch PMU, debug, IMPDEF, set/way and ACTLR registers; show what each gets",
         run: sysprobe,
+    },
+    Command {
+        name: "execprobe",
+        help:
+            "execprobe <ring|audit|model>: map a shared region executable at EL1 and jump into it",
+        run: execprobe,
     },
     Command {
         name: "bootregs",
@@ -218,6 +224,28 @@ fn sysprobe(inv: &mut Invocation<'_, '_>) {
         "sysprobe: {} probes, {undefined} undefined",
         SYSPROBES.len()
     );
+}
+
+fn execprobe(inv: &mut Invocation<'_, '_>) {
+    let region = match inv.args {
+        [_, r] => Region::parse(r),
+        _ => None,
+    };
+    let Some(region) = region else {
+        let _ = writeln!(inv.out, "usage: execprobe <ring|audit|model>");
+        return;
+    };
+    let Some(ipa) = region.base(super::boot_info()) else {
+        let _ = writeln!(inv.out, "execprobe: this VM has no such region");
+        return;
+    };
+    let va = super::mmu::exec_alias() + ipa;
+    crate::println!("execprobe: jumping to {va:#x} (IPA {ipa:#x})");
+    // SAFETY: deliberately executes data of a shared region through an executable stage-1 alias
+    // (the command's purpose): the hypervisor's stage-2 must refuse the fetch and stop this VM.
+    // If it does not, whatever the data decodes to runs here.
+    unsafe { asm!("blr {t}", t = in(reg) va, clobber_abi("C")) };
+    crate::println!("execprobe: returned");
 }
 
 fn bootregs(inv: &mut Invocation<'_, '_>) {
