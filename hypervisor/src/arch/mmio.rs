@@ -201,9 +201,8 @@ fn sgi(v: &Vcpu, x: u64) {
         } else {
             aff1 == 0 && (x >> 32) & 0xFF == 0 && core < 16 && targets & (1 << core) != 0
         };
-        if let (true, Some(p)) = (hit, vm.pending.get(t)) {
-            p.raise(intid);
-            vm.kick(t);
+        if hit {
+            vm.raise(t, intid);
         }
     }
 }

@@ -229,8 +229,7 @@ impl Vcpu {
                 }
                 spi if self.running && self.vm.cfg.irqs.contains(&spi) => {
                     let v = self.vm.inner.lock().vgic.target(spi);
-                    self.vm.pending[v].raise(spi);
-                    self.vm.kick(v);
+                    self.vm.raise(v, spi);
                 }
                 irq::MAINTENANCE => {
                     // The list registers drained (underflow). The line stays asserted while

@@ -152,9 +152,17 @@ impl Vm {
 
     /// Makes vCPU `v` notice new pending interrupts.
     pub fn kick(&self, v: usize) {
-        let core = self.cfg.cores[v];
-        if core != this_core() {
-            gic::send_sgi(core, irq::SGI_KICK);
+        match self.cfg.cores.get(v) {
+            Some(&core) if core != this_core() => gic::send_sgi(core, irq::SGI_KICK),
+            _ => {}
+        }
+    }
+
+    /// Marks `intid` pending on vCPU `v` and kicks it; nothing for a vCPU the VM does not have.
+    pub fn raise(&self, v: usize, intid: u32) {
+        if let Some(p) = self.pending.get(v) {
+            p.raise(intid);
+            self.kick(v);
         }
     }
 

@@ -67,7 +67,7 @@ fn stops_only_the_attacker(sis: &Sis, src: Source, cmd: &str, report: &str) {
 
     let out = sis.run(Source::Hv, &format!("restart {vm}"), CMD).unwrap();
     assert!(out.contains(&format!("vm {vm} restarted")), "{out}");
-    sis.expect(src, &format!("{vm}: booted on core"), BOOT)
+    sis.expect(src, format!("{vm}: booted on core"), BOOT)
         .unwrap_or_else(|e| panic!("{vm} did not boot again: {e}"));
     sis.wait_prompt(src, BOOT).expect("prompt after restart");
 }
@@ -205,11 +205,11 @@ fn trapped_registers_shared_regions_and_restart_leave_nothing_to_the_guest() {
         sis.send_line(src, "reboot").unwrap();
         sis.expect(
             Source::Hv,
-            &format!("vm {vm} reset (PSCI SYSTEM_RESET)"),
+            format!("vm {vm} reset (PSCI SYSTEM_RESET)"),
             CMD,
         )
         .expect("reset reported");
-        sis.expect(src, &format!("{vm}: booted on core"), BOOT)
+        sis.expect(src, format!("{vm}: booted on core"), BOOT)
             .expect("boots again");
         sis.wait_prompt(src, BOOT).expect("prompt after reboot");
         let out = sis.run(src, &format!("peek {canary}"), CMD).unwrap();
