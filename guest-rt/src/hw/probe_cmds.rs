@@ -185,28 +185,94 @@ probe_write!(dc_cisw, "dc cisw", 0u64);
 probe_read!(actlr, "actlr_el1");
 probe_write!(actlr_write, "msr actlr_el1", 0u64);
 
-/// The probes: (group, what, instruction).
-const SYSPROBES: [(&str, &str, fn() -> u64); 14] = [
-    ("pmu", "PMCR_EL0 read", pmcr),
-    ("pmu", "PMCCNTR_EL0 read", pmccntr),
-    ("pmu", "PMCNTENSET_EL0 write", pmcntenset),
-    ("pmu", "PMUSERENR_EL0 read", pmuserenr),
-    ("debug", "MDSCR_EL1 read", mdscr),
-    ("debug", "DBGBVR0_EL1 write", dbgbvr0),
-    ("debug", "MDCCSR_EL0 read", mdccsr),
-    ("debug", "OSLSR_EL1 read", oslsr),
-    ("debug", "MDRAR_EL1 read", mdrar),
-    ("impdef", "CPUACTLR_EL1 read", cpuactlr),
-    ("impdef", "L2CTLR_EL1 read", l2ctlr),
-    ("setway", "DC CISW", dc_cisw),
-    ("actlr", "ACTLR_EL1 read", actlr),
-    ("actlr", "ACTLR_EL1 write", actlr_write),
+/// One `sysprobe` access.
+struct SysProbe {
+    /// Register group (`pmu`, `debug`, `impdef`, `setway`, `actlr`).
+    group: &'static str,
+    /// The access, for the output.
+    what: &'static str,
+    /// The one instruction.
+    insn: fn() -> u64,
+}
+
+/// The probes.
+const SYSPROBES: [SysProbe; 14] = [
+    SysProbe {
+        group: "pmu",
+        what: "PMCR_EL0 read",
+        insn: pmcr,
+    },
+    SysProbe {
+        group: "pmu",
+        what: "PMCCNTR_EL0 read",
+        insn: pmccntr,
+    },
+    SysProbe {
+        group: "pmu",
+        what: "PMCNTENSET_EL0 write",
+        insn: pmcntenset,
+    },
+    SysProbe {
+        group: "pmu",
+        what: "PMUSERENR_EL0 read",
+        insn: pmuserenr,
+    },
+    SysProbe {
+        group: "debug",
+        what: "MDSCR_EL1 read",
+        insn: mdscr,
+    },
+    SysProbe {
+        group: "debug",
+        what: "DBGBVR0_EL1 write",
+        insn: dbgbvr0,
+    },
+    SysProbe {
+        group: "debug",
+        what: "MDCCSR_EL0 read",
+        insn: mdccsr,
+    },
+    SysProbe {
+        group: "debug",
+        what: "OSLSR_EL1 read",
+        insn: oslsr,
+    },
+    SysProbe {
+        group: "debug",
+        what: "MDRAR_EL1 read",
+        insn: mdrar,
+    },
+    SysProbe {
+        group: "impdef",
+        what: "CPUACTLR_EL1 read",
+        insn: cpuactlr,
+    },
+    SysProbe {
+        group: "impdef",
+        what: "L2CTLR_EL1 read",
+        insn: l2ctlr,
+    },
+    SysProbe {
+        group: "setway",
+        what: "DC CISW",
+        insn: dc_cisw,
+    },
+    SysProbe {
+        group: "actlr",
+        what: "ACTLR_EL1 read",
+        insn: actlr,
+    },
+    SysProbe {
+        group: "actlr",
+        what: "ACTLR_EL1 write",
+        insn: actlr_write,
+    },
 ];
 
 fn sysprobe(inv: &mut Invocation<'_, '_>) {
     let mut undefined = 0;
-    for (group, what, f) in SYSPROBES {
-        match try_insn(f) {
+    for SysProbe { group, what, insn } in SYSPROBES {
+        match try_insn(insn) {
             Ok(v) => {
                 let _ = writeln!(inv.out, "sysprobe: {group} {what}: {v:#x}");
             }
