@@ -54,6 +54,7 @@ mod kernel {
         &DIAG,
         &guest_rt::probes::PROBES,
         &crate::attack_cmds::COMMANDS,
+        &guest_rt::probe_cmds::PROBE,
     ]);
 
     fn main(info: &'static BootInfo) -> ! {

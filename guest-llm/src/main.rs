@@ -53,6 +53,7 @@ mod kernel {
         &crate::ring_service::COMMANDS,
         &DIAG,
         &guest_rt::probes::PROBES,
+        &guest_rt::probe_cmds::PROBE,
     ]);
 
     fn main(info: &'static BootInfo) -> ! {

@@ -20,6 +20,7 @@ pub mod bootcheck;
 pub mod channel;
 pub mod esr;
 pub mod pagetable;
+pub mod probe;
 pub mod report;
 pub mod ring;
 pub mod shell;

@@ -6,7 +6,9 @@
 //! hardware edge is built only for `target_os = "none"`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+pub mod access;
 pub mod console;
+pub mod el2map;
 pub mod elf;
 pub mod esr;
 pub mod monitor;
@@ -15,6 +17,7 @@ pub mod ratelimit;
 pub mod smmu;
 pub mod stage2;
 pub mod sysreg;
+pub mod systrap;
 pub mod vgic;
 pub mod vuart;
 

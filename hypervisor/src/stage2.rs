@@ -2,9 +2,10 @@
 //!
 //! A [`Stage2`] builds one VM's tables in a fixed pool of pages: 2 MiB blocks where a range is
 //! aligned, 4 KiB pages elsewhere. Normal memory is inner-shareable write-back; device memory is
-//! Device-nGnRE and never executable. Anything not mapped faults to the hypervisor.
+//! Device-nGnRE. Only the VM's own RAM is executable: shared regions (ring, audit log, model) and
+//! devices are execute-never. Anything not mapped faults to the hypervisor.
 
-use sis_platform::partition::Access;
+use sis_platform::partition::{Access, Mapping, VmConfig};
 
 /// Bits of IPA the tables translate (VTCR_EL2.T0SZ = 64 - IPA_BITS).
 pub const IPA_BITS: u64 = 32;
@@ -41,8 +42,10 @@ mod desc {
 /// Kind of memory a mapping has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemKind {
-    /// RAM (normal, cacheable).
+    /// The VM's own RAM (normal, cacheable, executable).
     Normal,
+    /// Normal cacheable memory the VM may not execute (shared ring, audit log, model).
+    Data,
     /// MMIO (device, non-executable).
     Device,
 }
@@ -85,6 +88,8 @@ pub struct Translation {
     pub writable: bool,
     /// Device memory.
     pub device: bool,
+    /// The VM may execute it.
+    pub executable: bool,
     /// Size of the block or page that maps it.
     pub size: u64,
 }
@@ -137,6 +142,7 @@ impl<'a> Stage2<'a> {
     fn leaf_bits(kind: MemKind, access: Access) -> u64 {
         let attr = match kind {
             MemKind::Normal => desc::ATTR_NORMAL_WB | desc::SH_INNER,
+            MemKind::Data => desc::ATTR_NORMAL_WB | desc::SH_INNER | desc::XN,
             MemKind::Device => desc::ATTR_DEVICE | desc::XN,
         };
         let ap = match access {
@@ -155,27 +161,27 @@ impl<'a> Stage2<'a> {
         kind: MemKind,
         access: Access,
     ) -> Result<(), MapError> {
-        self.map_leaves(ipa, pa, size, Self::leaf_bits(kind, access))
+        self.map_leaf(ipa, pa, size, Self::leaf_bits(kind, access))
     }
 
-    /// Maps `[ipa, ipa + size)` to `[pa, pa + size)` with leaf attribute bits `bits` (valid,
-    /// access flag, permissions, memory attributes, shareability, execute-never). The tree of
-    /// tables is the same in the stage-1 and stage-2 formats (4 KiB granule, 32-bit input,
-    /// start level 1); only the leaves' attribute bits differ, so the SMMU's stage-1 tables
-    /// (`crate::smmu::iopt`) are built here too.
-    pub fn map_leaves(&mut self, ipa: u64, pa: u64, size: u64, bits: u64) -> Result<(), MapError> {
+    /// Maps `[addr, addr + size)` to `[pa, pa + size)` with leaf descriptors carrying the
+    /// attribute bits `attrs` (valid bit included; the address and the page bit are added here).
+    /// The table layout is the same for the hypervisor's own stage-1 map, which supplies its
+    /// stage-1 attributes through this (see `el2map.rs`).
+    pub fn map_leaf(&mut self, addr: u64, pa: u64, size: u64, attrs: u64) -> Result<(), MapError> {
         if size == 0
-            || !ipa.is_multiple_of(PAGE)
+            || !addr.is_multiple_of(PAGE)
             || !pa.is_multiple_of(PAGE)
             || !size.is_multiple_of(PAGE)
         {
             return Err(MapError::Unaligned);
         }
-        let end = ipa.checked_add(size).ok_or(MapError::OutOfRange)?;
+        let end = addr.checked_add(size).ok_or(MapError::OutOfRange)?;
         if end > 1 << IPA_BITS {
             return Err(MapError::OutOfRange);
         }
-        let (mut ipa, mut pa) = (ipa, pa);
+        let bits = attrs & !desc::ADDR_MASK & !desc::TABLE_OR_PAGE;
+        let (mut ipa, mut pa) = (addr, pa);
         while ipa < end {
             let l1 = ((ipa >> L1_SHIFT) & 0x1FF) as usize;
             let t2 = self.next(0, l1)?;
@@ -201,36 +207,89 @@ impl<'a> Stage2<'a> {
         Ok(())
     }
 
-    /// Walks the tables in software, as the MMU would.
-    pub fn translate(&self, ipa: u64) -> Option<Translation> {
-        let (e, pa, size) = self.leaf(ipa)?;
-        Some(Translation {
-            pa,
-            writable: e & desc::S2AP_RW == desc::S2AP_RW,
-            device: e & (0b1111 << 2) == desc::ATTR_DEVICE,
-            size,
-        })
-    }
-
-    /// The leaf descriptor that maps `ipa`, the output address and the leaf's size.
-    pub fn leaf(&self, ipa: u64) -> Option<(u64, u64, u64)> {
-        if ipa >= 1 << IPA_BITS {
+    /// The leaf descriptor mapping `addr` and the size it maps, walking as the MMU would.
+    pub fn leaf(&self, addr: u64) -> Option<(u64, u64)> {
+        if addr >= 1 << IPA_BITS {
             return None;
         }
         let mut t = 0;
         for (level, shift) in [(1, L1_SHIFT), (2, L2_SHIFT), (3, L3_SHIFT)] {
-            let e = self.pool[t].0[((ipa >> shift) & 0x1FF) as usize];
+            let e = *self
+                .pool
+                .get(t)?
+                .0
+                .get(((addr >> shift) & 0x1FF) as usize)?;
             if e & desc::VALID == 0 {
                 return None;
             }
             if level == 3 || e & desc::TABLE_OR_PAGE == 0 {
-                let size = 1u64 << shift;
-                let pa = (e & desc::ADDR_MASK & !(size - 1)) | (ipa & (size - 1));
-                return Some((e, pa, size));
+                return Some((e, 1u64 << shift));
             }
             t = self.table_index(e & desc::ADDR_MASK);
         }
         None
+    }
+
+    /// Every leaf as (address, size, descriptor), in address order.
+    pub fn leaves(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        let entries = |t: usize| {
+            self.pool
+                .get(t)
+                .into_iter()
+                .flat_map(|tab| tab.0.iter().copied().enumerate())
+                .filter(|&(_, e)| e & desc::VALID != 0)
+        };
+        let table = move |e: u64| self.table_index(e & desc::ADDR_MASK);
+        entries(0).flat_map(move |(i1, e1)| {
+            let a1 = (i1 as u64) << L1_SHIFT;
+            let l1_leaf = (e1 & desc::TABLE_OR_PAGE == 0).then_some((a1, 1u64 << L1_SHIFT, e1));
+            let l2 = (e1 & desc::TABLE_OR_PAGE != 0)
+                .then(|| entries(table(e1)))
+                .into_iter()
+                .flatten()
+                .flat_map(move |(i2, e2)| {
+                    let a2 = a1 + ((i2 as u64) << L2_SHIFT);
+                    let l2_leaf =
+                        (e2 & desc::TABLE_OR_PAGE == 0).then_some((a2, 1u64 << L2_SHIFT, e2));
+                    let l3 = (e2 & desc::TABLE_OR_PAGE != 0)
+                        .then(|| entries(table(e2)))
+                        .into_iter()
+                        .flatten()
+                        .map(move |(i3, e3)| (a2 + ((i3 as u64) << L3_SHIFT), PAGE, e3));
+                    l2_leaf.into_iter().chain(l3)
+                });
+            l1_leaf.into_iter().chain(l2)
+        })
+    }
+
+    /// Maps a VM's partition: its RAM (the only executable memory), its shared regions
+    /// (execute-never) and its pass-through device pages. On failure, the IPA that could not be
+    /// mapped.
+    pub fn map_partition(&mut self, vm: &VmConfig) -> Result<(), (u64, MapError)> {
+        let mut map = |m: &Mapping, kind| {
+            self.map(m.ipa, m.pa, m.size, kind, m.access)
+                .map_err(|e| (m.ipa, e))
+        };
+        map(&vm.ram, MemKind::Normal)?;
+        for m in vm.regions {
+            map(m, MemKind::Data)?;
+        }
+        for m in vm.devices {
+            map(m, MemKind::Device)?;
+        }
+        Ok(())
+    }
+
+    /// Walks the tables in software, as the MMU would.
+    pub fn translate(&self, ipa: u64) -> Option<Translation> {
+        let (e, size) = self.leaf(ipa)?;
+        Some(Translation {
+            pa: (e & desc::ADDR_MASK & !(size - 1)) | (ipa & (size - 1)),
+            writable: e & desc::S2AP_RW == desc::S2AP_RW,
+            device: e & (0b1111 << 2) == desc::ATTR_DEVICE,
+            executable: e & desc::XN == 0,
+            size,
+        })
     }
 }
 
@@ -256,7 +315,7 @@ mod tests {
             0x3010_0000,
             0x4810_0000,
             0x10_0000,
-            MemKind::Normal,
+            MemKind::Data,
             Access::ReadOnly,
         )
         .unwrap();
@@ -275,6 +334,7 @@ mod tests {
                 pa: 0x4400_1234,
                 writable: true,
                 device: false,
+                executable: true,
                 size: 0x20_0000
             }
         );
@@ -287,12 +347,13 @@ mod tests {
                 pa: 0x4810_0008,
                 writable: false,
                 device: false,
+                executable: false,
                 size: 0x1000
             }
         );
         assert!(s2.translate(0x3020_0000).is_none(), "past the audit region");
         let t = s2.translate(0x0a00_0010).unwrap();
-        assert!(t.device);
+        assert!(t.device && !t.executable);
         assert!(s2.translate(0x4400_0000).is_none(), "past the RAM");
         assert!(
             s2.translate(0x5000_0000).is_none(),
@@ -300,6 +361,39 @@ mod tests {
         );
         assert!(s2.translate(0x0900_0000).is_none(), "emulated UART traps");
         assert!(s2.tables_used() <= 5, "{}", s2.tables_used());
+    }
+
+    /// The real partition table: each VM executes only its own RAM; the ring, audit log, model
+    /// and device pages are mapped execute-never; the emulated devices and the other VM's RAM are
+    /// not mapped.
+    #[test]
+    fn partitions_execute_only_their_own_ram() {
+        use sis_platform::layout::ipa;
+        use sis_platform::partition::PARTITIONS;
+        for vm in PARTITIONS.iter() {
+            let mut pool = vec![Table::EMPTY; 16];
+            let mut s2 = Stage2::new(&mut pool);
+            s2.map_partition(vm).unwrap();
+            for a in (0..vm.ram.size).step_by(0x10_0000) {
+                let t = s2.translate(vm.ram.ipa + a).unwrap();
+                assert!(
+                    t.executable && t.writable && !t.device,
+                    "{} RAM +{a:#x}",
+                    vm.name
+                );
+                assert_eq!(t.pa, vm.ram.pa + a);
+            }
+            for m in vm.regions.iter().chain(vm.devices) {
+                for a in (0..m.size).step_by(0x1000) {
+                    let t = s2.translate(m.ipa + a).unwrap();
+                    assert!(!t.executable, "{} {:#x} executable", vm.name, m.ipa + a);
+                }
+            }
+            for addr in [ipa::GICD_BASE, ipa::GICR_BASE, ipa::UART_BASE] {
+                assert!(s2.translate(addr).is_none(), "{} maps {addr:#x}", vm.name);
+            }
+            assert!(s2.translate(ipa::RAM_BASE + vm.ram.size).is_none());
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use sis_platform::layout::irq;
 
+use crate::access::{check, no_register, BadAccess, Widths};
+
 /// INTIDs the emulated GIC implements (SGIs, PPIs, SPIs up to `irq::MAX_SPI`).
 pub const NUM_IRQS: usize = irq::MAX_SPI as usize + 1;
 const WORDS: usize = NUM_IRQS / 32;
@@ -31,8 +33,16 @@ mod gicd {
     pub const ISACTIVER: u64 = 0x0300;
     pub const ICACTIVER_END: u64 = 0x0400;
     pub const IPRIORITYR: u64 = 0x0400;
+    /// GICD_ITARGETSR<n> (RAZ/WI with affinity routing), byte-accessible like IPRIORITYR.
+    pub const ITARGETSR_END: u64 = 0x0C00;
     pub const ICFGR: u64 = 0x0C00;
+    pub const ICFGR_END: u64 = 0x0D00;
+    /// GICD_CPENDSGIR<n> and GICD_SPENDSGIR<n> (RAZ/WI with affinity routing): byte-accessible.
+    pub const SGI_PEND: u64 = 0x0F10;
+    pub const SGI_PEND_END: u64 = 0x0F30;
     pub const IROUTER: u64 = 0x6000;
+    /// End of GICD_IROUTER<1019>.
+    pub const IROUTER_END: u64 = 0x7FE0;
     pub const PIDR2: u64 = 0xFFE8;
     /// Size of the distributor frame.
     pub const SIZE: u64 = 0x1_0000;
@@ -48,6 +58,9 @@ mod gicr {
     pub const TYPER: u64 = 0x0008;
     pub const TYPER_HI: u64 = 0x000C;
     pub const WAKER: u64 = 0x0014;
+    /// 64-bit LPI registers (SETLPIR, CLRLPIR, PROPBASER, PENDBASER, INVLPIR, INVALLR): RAZ/WI,
+    /// since GICR_TYPER.PLPIS = 0, but they keep their architectural width.
+    pub const LPI_REGS: [u64; 6] = [0x0040, 0x0048, 0x0070, 0x0078, 0x00A0, 0x00B0];
     pub const PIDR2: u64 = 0xFFE8;
     pub const SGI: u64 = 0x1_0000;
     pub const IGROUPR0: u64 = SGI + 0x0080;
@@ -58,6 +71,7 @@ mod gicr {
     pub const ISACTIVER0: u64 = SGI + 0x0300;
     pub const ICACTIVER0: u64 = SGI + 0x0380;
     pub const IPRIORITYR: u64 = SGI + 0x0400;
+    pub const IPRIORITYR_END: u64 = IPRIORITYR + 32;
     pub const ICFGR0: u64 = SGI + 0x0C00;
     pub const ICFGR1: u64 = SGI + 0x0C04;
     /// Size of one vCPU's frame pair.
@@ -65,6 +79,43 @@ mod gicr {
     pub const WAKER_SLEEP: u32 = 1 << 1;
     pub const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
     pub const TYPER_LAST: u64 = 1 << 4;
+}
+
+/// Widths a distributor offset takes (GICv3 architecture, 12.1.3: word access to every
+/// register; byte access to IPRIORITYR, ITARGETSR, CPENDSGIR, SPENDSGIR; 64-bit access, or
+/// 32-bit to each half, to IROUTER). Reserved offsets are RES0 words.
+pub fn dist_widths(off: u64) -> Widths {
+    match off {
+        gicd::IPRIORITYR..gicd::ITARGETSR_END | gicd::SGI_PEND..gicd::SGI_PEND_END => Widths::W8_32,
+        gicd::IROUTER..gicd::IROUTER_END => Widths::W32_64,
+        _ => Widths::W32,
+    }
+}
+
+/// Widths an offset in a redistributor frame pair takes (RD_base, SGI_base): words, byte access
+/// to the SGI/PPI priorities, 64-bit (or 32-bit halves) for GICR_TYPER and the LPI registers.
+pub fn redist_widths(off: u64) -> Widths {
+    match off % gicr::STRIDE {
+        gicr::IPRIORITYR..gicr::IPRIORITYR_END => Widths::W8_32,
+        gicr::TYPER => Widths::W32_64,
+        o if gicr::LPI_REGS.contains(&o) => Widths::W32_64,
+        _ => Widths::W32,
+    }
+}
+
+/// Reads (`value` = None) or writes `size` bytes of a byte-per-INTID register array from index
+/// `first`; indices beyond the array read as zero and ignore writes.
+fn bytes_access(arr: &mut [u8], first: usize, size: u64, value: Option<u64>) -> u64 {
+    let mut read = 0u64;
+    for k in 0..size as usize {
+        let slot = first.checked_add(k).and_then(|i| arr.get_mut(i));
+        match (value, slot) {
+            (Some(v), Some(b)) => *b = (v >> (8 * k)) as u8,
+            (None, Some(b)) => read |= u64::from(*b) << (8 * k),
+            (_, None) => {}
+        }
+    }
+    read
 }
 
 /// GICv3 architecture revision in PIDR2.
@@ -107,7 +158,7 @@ impl Pending {
 
     /// One 32-bit word of the bitmap.
     pub fn word(&self, w: usize) -> u32 {
-        self.0[w].load(Ordering::Acquire)
+        self.0.get(w).map_or(0, |x| x.load(Ordering::Acquire))
     }
 
     /// Clears everything (VM stop).
@@ -126,15 +177,11 @@ pub struct Effect {
     pub rescan: bool,
 }
 
-/// An access the emulated GIC does not implement (bad size or offset): the VM is stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BadAccess;
-
-/// The result of an emulated access.
+/// The result of an emulated access; a refused one stops the VM.
 pub type AccessResult = Result<(u64, Effect), BadAccess>;
 
 /// Redistributor state of one vCPU.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Redist {
     asleep: bool,
     enabled: u32,
@@ -156,6 +203,7 @@ impl Redist {
 }
 
 /// The emulated GIC of one VM.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vgic {
     ctlr: u32,
     enabled: [u32; WORDS],
@@ -216,12 +264,12 @@ impl Vgic {
     pub fn deliverable_mask(&self, v: usize, w: usize) -> u32 {
         if w == 0 {
             if v < self.vcpus {
-                self.redist[v].enabled
+                self.redist.get(v).map_or(0, |r| r.enabled)
             } else {
                 0
             }
         } else if self.ctlr & gicd::CTLR_ENABLE_MASK != 0 {
-            self.enabled[w]
+            self.enabled.get(w).copied().unwrap_or(0)
         } else {
             0
         }
@@ -258,10 +306,6 @@ impl Vgic {
             .position(|&a| a == core as u64)
     }
 
-    fn bits_word(&mut self, base: u64, off: u64) -> usize {
-        ((off - base) / 4) as usize
-    }
-
     /// A distributor access at `off` (`value` for a write) of `size` bytes.
     pub fn dist_access(
         &mut self,
@@ -270,11 +314,14 @@ impl Vgic {
         value: Option<u64>,
         pending: &[Pending],
     ) -> AccessResult {
-        let mut effect = Effect::default();
-        if off >= gicd::SIZE || (size != 4 && !(size == 8 && off >= gicd::IROUTER)) {
-            return Err(BadAccess);
+        if off >= gicd::SIZE {
+            return Err(no_register(off, size, value.is_some()));
         }
+        check(off, size, value.is_some(), dist_widths(off))?;
+        let mut effect = Effect::default();
         let v32 = value.map(|v| v as u32);
+        // Index of the 32-bit word of a one-bit-per-INTID register array starting at `base`.
+        let word = |base: u64| ((off - base) / 4) as usize;
         let read = match off {
             gicd::CTLR => match v32 {
                 Some(v) => {
@@ -289,55 +336,53 @@ impl Vgic {
                 ((NUM_IRQS as u64 / 32) - 1) | (9 << 19)
             }
             gicd::IIDR => IIDR,
-            o if (gicd::IGROUPR..gicd::ISENABLER).contains(&o) => {
-                let w = self.bits_word(gicd::IGROUPR, o);
-                match (w, v32) {
-                    (0, _) | (WORDS.., _) => 0,
+            gicd::IGROUPR..gicd::ISENABLER => {
+                // Word 0 (SGIs and PPIs) lives in the redistributors.
+                match (word(gicd::IGROUPR), v32) {
+                    (0, _) => 0,
                     (w, Some(v)) => {
-                        self.group[w] = v;
+                        if let Some(g) = self.group.get_mut(w) {
+                            *g = v;
+                        }
                         0
                     }
-                    (w, None) => u64::from(self.group[w]),
+                    (w, None) => self.group.get(w).map_or(0, |&g| u64::from(g)),
                 }
             }
-            o if (gicd::ISENABLER..gicd::ISPENDR).contains(&o) => {
-                let set = o < gicd::ICENABLER;
-                let w = self.bits_word(
-                    if set {
-                        gicd::ISENABLER
-                    } else {
-                        gicd::ICENABLER
-                    },
-                    o,
-                );
-                match (w, v32) {
-                    (0, _) | (WORDS.., _) => 0,
-                    (w, Some(v)) => {
+            gicd::ISENABLER..gicd::ISPENDR => {
+                let set = off < gicd::ICENABLER;
+                let w = word(if set {
+                    gicd::ISENABLER
+                } else {
+                    gicd::ICENABLER
+                });
+                match (w, v32, self.enabled.get_mut(w)) {
+                    (0, _, _) | (_, _, None) => 0,
+                    (_, Some(v), Some(e)) => {
                         if set {
-                            self.enabled[w] |= v;
+                            *e |= v;
                         } else {
-                            self.enabled[w] &= !v;
+                            *e &= !v;
                         }
                         effect.rescan = true;
                         0
                     }
-                    (w, None) => u64::from(self.enabled[w]),
+                    (_, None, Some(e)) => u64::from(*e),
                 }
             }
-            o if (gicd::ISPENDR..gicd::ISACTIVER).contains(&o) => {
-                let set = o < gicd::ICPENDR;
-                let w = self.bits_word(if set { gicd::ISPENDR } else { gicd::ICPENDR }, o);
+            gicd::ISPENDR..gicd::ISACTIVER => {
+                let set = off < gicd::ICPENDR;
+                let w = word(if set { gicd::ISPENDR } else { gicd::ICPENDR });
                 match (w, v32) {
                     (0, _) | (WORDS.., _) => 0,
                     (w, Some(v)) => {
-                        for bit in 0..32 {
-                            if v & (1 << bit) != 0 {
-                                let intid = (w * 32 + bit) as u32;
-                                let t = self.target(intid);
+                        for bit in (0..32).filter(|b| v & (1 << b) != 0) {
+                            let intid = (w * 32 + bit) as u32;
+                            if let Some(p) = pending.get(self.target(intid)) {
                                 if set {
-                                    pending[t].raise(intid);
+                                    p.raise(intid);
                                 } else {
-                                    pending[t].clear(intid);
+                                    p.clear(intid);
                                 }
                             }
                         }
@@ -348,56 +393,45 @@ impl Vgic {
                 }
             }
             // Active state lives in the list registers; RAZ/WI here.
-            o if (gicd::ISACTIVER..gicd::ICACTIVER_END).contains(&o) => 0,
-            o if (gicd::IPRIORITYR..gicd::IPRIORITYR + NUM_IRQS as u64).contains(&o) => {
-                let first = (o - gicd::IPRIORITYR) as usize;
+            gicd::ISACTIVER..gicd::ICACTIVER_END => 0,
+            gicd::IPRIORITYR..gicd::ITARGETSR_END => {
+                // SGI/PPI priorities live in the redistributors; ITARGETSR is RAZ/WI with
+                // affinity routing; both fall outside `priority[32..]` or are skipped here.
+                let first = (off - gicd::IPRIORITYR) as usize;
                 if first < 32 {
                     0
                 } else {
-                    match value {
-                        Some(v) => {
-                            for k in 0..4 {
-                                self.priority[first + k] = (v >> (8 * k)) as u8;
-                            }
-                            0
-                        }
-                        None => (0..4).fold(0u64, |acc, k| {
-                            acc | (u64::from(self.priority[first + k]) << (8 * k))
-                        }),
-                    }
+                    bytes_access(&mut self.priority, first, size, value)
                 }
             }
-            o if (gicd::ICFGR..gicd::ICFGR + 4 * 2 * WORDS as u64).contains(&o) => {
-                let w = self.bits_word(gicd::ICFGR, o);
-                match (w, v32) {
-                    (0 | 1, _) => 0,
-                    (w, Some(v)) => {
-                        self.cfg[w] = v;
-                        0
+            gicd::ICFGR..gicd::ICFGR_END => match (word(gicd::ICFGR), v32) {
+                (0 | 1, _) => 0,
+                (w, Some(v)) => {
+                    if let Some(c) = self.cfg.get_mut(w) {
+                        *c = v;
                     }
-                    (w, None) => u64::from(self.cfg[w]),
-                }
-            }
-            o if (gicd::IROUTER..gicd::IROUTER + 8 * NUM_IRQS as u64).contains(&o) => {
-                let i = ((o - gicd::IROUTER) / 8) as usize;
-                let hi = (o - gicd::IROUTER) % 8 == 4;
-                if i < 32 || (size == 8 && hi) {
                     0
+                }
+                (w, None) => self.cfg.get(w).map_or(0, |&c| u64::from(c)),
+            },
+            gicd::IROUTER..gicd::IROUTER_END => {
+                let i = ((off - gicd::IROUTER) / 8) as usize;
+                let shift = if off % 8 == 4 { 32 } else { 0 };
+                let mask: u64 = if size == 8 {
+                    u64::MAX
                 } else {
-                    let shift = if hi { 32 } else { 0 };
-                    let mask: u64 = if size == 8 {
-                        u64::MAX
-                    } else {
-                        0xFFFF_FFFF << shift
-                    };
-                    match value {
+                    0xFFFF_FFFF << shift
+                };
+                match (i, self.route.get_mut(i)) {
+                    (0..32, _) | (_, None) => 0,
+                    (_, Some(r)) => match value {
                         Some(v) => {
-                            self.route[i] = (self.route[i] & !mask) | ((v << shift) & mask);
+                            *r = (*r & !mask) | ((v << shift) & mask);
                             effect.rescan = true;
                             0
                         }
-                        None => (self.route[i] & mask) >> shift,
-                    }
+                        None => (*r & mask) >> shift,
+                    },
                 }
             }
             gicd::PIDR2 => PIDR2_GICV3,
@@ -415,17 +449,21 @@ impl Vgic {
         pending: &[Pending],
     ) -> AccessResult {
         let v = (off / gicr::STRIDE) as usize;
-        let off = off % gicr::STRIDE;
-        if v >= self.vcpus || !(size == 4 || (size == 8 && off == gicr::TYPER)) {
-            return Err(BadAccess);
+        let frame_off = off % gicr::STRIDE;
+        if v >= self.vcpus {
+            return Err(no_register(off, size, value.is_some()));
         }
+        check(off, size, value.is_some(), redist_widths(off))?;
+        let (Some(&affinity), Some(r), Some(pend)) =
+            (self.affinity.get(v), self.redist.get_mut(v), pending.get(v))
+        else {
+            return Err(no_register(off, size, value.is_some()));
+        };
         let mut effect = Effect::default();
         let v32 = value.map(|x| x as u32);
         let last = v + 1 == self.vcpus;
-        let typer =
-            (self.affinity[v] << 32) | ((v as u64) << 8) | if last { gicr::TYPER_LAST } else { 0 };
-        let r = &mut self.redist[v];
-        let read = match off {
+        let typer = (affinity << 32) | ((v as u64) << 8) | if last { gicr::TYPER_LAST } else { 0 };
+        let read = match frame_off {
             gicr::CTLR => 0,
             gicr::IIDR => IIDR,
             gicr::TYPER if size == 8 => typer,
@@ -449,7 +487,7 @@ impl Vgic {
             },
             gicr::ISENABLER0 | gicr::ICENABLER0 => match v32 {
                 Some(x) => {
-                    if off == gicr::ISENABLER0 {
+                    if frame_off == gicr::ISENABLER0 {
                         r.enabled |= x;
                     } else {
                         r.enabled &= !x;
@@ -461,35 +499,25 @@ impl Vgic {
             },
             gicr::ISPENDR0 | gicr::ICPENDR0 => match v32 {
                 Some(x) => {
-                    for bit in 0..32 {
-                        if x & (1 << bit) != 0 {
-                            if off == gicr::ISPENDR0 {
-                                pending[v].raise(bit);
-                            } else {
-                                pending[v].clear(bit);
-                            }
+                    for bit in (0..32).filter(|b| x & (1 << b) != 0) {
+                        if frame_off == gicr::ISPENDR0 {
+                            pend.raise(bit);
+                        } else {
+                            pend.clear(bit);
                         }
                     }
                     effect.rescan = true;
                     0
                 }
-                None => u64::from(pending[v].word(0)),
+                None => u64::from(pend.word(0)),
             },
             gicr::ISACTIVER0 | gicr::ICACTIVER0 => 0,
-            o if (gicr::IPRIORITYR..gicr::IPRIORITYR + 32).contains(&o) => {
-                let first = (o - gicr::IPRIORITYR) as usize;
-                match value {
-                    Some(x) => {
-                        for k in 0..4 {
-                            r.priority[first + k] = (x >> (8 * k)) as u8;
-                        }
-                        0
-                    }
-                    None => (0..4).fold(0u64, |acc, k| {
-                        acc | (u64::from(r.priority[first + k]) << (8 * k))
-                    }),
-                }
-            }
+            gicr::IPRIORITYR..gicr::IPRIORITYR_END => bytes_access(
+                &mut r.priority,
+                (frame_off - gicr::IPRIORITYR) as usize,
+                size,
+                value,
+            ),
             gicr::ICFGR0 => 0xAAAA_AAAA, // SGIs: edge, read-only
             gicr::ICFGR1 => match v32 {
                 Some(x) => {
@@ -605,5 +633,119 @@ mod tests {
         assert_eq!(p.word(1), 1 << 1);
         p.clear(33);
         assert_eq!(p.word(1), 0);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Access sizes a trapped load or store can have, plus nonsense ones.
+        fn size() -> impl Strategy<Value = u64> {
+            prop_oneof![Just(1u64), Just(2), Just(4), Just(8), any::<u64>()]
+        }
+
+        fn snapshot(p: &[Pending]) -> Vec<u32> {
+            p.iter()
+                .flat_map(|p| (0..WORDS).map(|w| p.word(w)))
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            /// Any distributor access: no panic; refused exactly when the width is not one the
+            /// register takes or the access is not naturally aligned; a refused access changes
+            /// nothing; a read returns no more bits than its width.
+            #[test]
+            fn distributor_accesses_are_checked(
+                cores in prop::sample::select(vec![vec![0usize], vec![1, 2, 3]]),
+                setup in prop::collection::vec((0u64..0x1_0000, any::<u64>()), 0..16),
+                off in prop_oneof![
+                    0u64..0x1_0000,
+                    0x3F0u64..0xC10, // priorities and targets, with their edges
+                    0x5FF0u64..0x8010, // routing
+                    0xF00u64..0xF40,
+                    0xFFC0u64..0x1_0010,
+                    any::<u64>(),
+                ],
+                size in size(),
+                value in prop::option::of(any::<u64>()),
+            ) {
+                let p = [const { Pending::new() }; MAX_VCPUS];
+                let mut g = Vgic::new(&cores);
+                for (o, v) in setup {
+                    let _ = g.dist_access(o & !3, 4, Some(v), &p);
+                }
+                let (before, pend_before) = (g.clone(), snapshot(&p));
+                let allowed = off < 0x1_0000
+                    && dist_widths(off).contains(size)
+                    && off % size == 0;
+                match g.dist_access(off, size, value, &p) {
+                    Ok((r, _)) => {
+                        prop_assert!(allowed, "accepted {off:#x}/{size}");
+                        if size < 8 {
+                            prop_assert!(r >> (8 * size) == 0, "{r:#x} wider than {size}");
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(!allowed, "refused {off:#x}/{size}: {e}");
+                        prop_assert!(g == before, "refused access changed state");
+                        prop_assert_eq!(snapshot(&p), pend_before);
+                    }
+                }
+                for i in 0..NUM_IRQS as u32 + 2 {
+                    let _ = (g.deliverable(0, i), g.priority(0, i), g.target(i));
+                }
+            }
+
+            /// The same for the redistributor frames (RD and SGI), including frames of vCPUs the
+            /// VM does not have.
+            #[test]
+            fn redistributor_accesses_are_checked(
+                cores in prop::sample::select(vec![vec![0usize], vec![1, 2, 3]]),
+                off in prop_oneof![
+                    0u64..5 * 0x2_0000,
+                    (0u64..5, 0u64..0x100).prop_map(|(v, o)| v * 0x2_0000 + o), // RD registers
+                    (0u64..5, 0x1_03F0u64..0x1_0430).prop_map(|(v, o)| v * 0x2_0000 + o),
+                    (0u64..5, 0x1_0000u64..0x1_0D00).prop_map(|(v, o)| v * 0x2_0000 + o),
+                    any::<u64>(),
+                ],
+                size in size(),
+                value in prop::option::of(any::<u64>()),
+            ) {
+                let p = [const { Pending::new() }; MAX_VCPUS];
+                let mut g = Vgic::new(&cores);
+                let (before, pend_before) = (g.clone(), snapshot(&p));
+                let allowed = off / 0x2_0000 < cores.len() as u64
+                    && redist_widths(off).contains(size)
+                    && off % size == 0;
+                match g.redist_access(off, size, value, &p) {
+                    Ok((r, _)) => {
+                        prop_assert!(allowed, "accepted {off:#x}/{size}");
+                        if size < 8 {
+                            prop_assert!(r >> (8 * size) == 0, "{r:#x} wider than {size}");
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(!allowed, "refused {off:#x}/{size}: {e}");
+                        prop_assert!(g == before, "refused access changed state");
+                        prop_assert_eq!(snapshot(&p), pend_before);
+                    }
+                }
+            }
+
+            /// Byte and word views of the priority registers agree, at every INTID the GIC has.
+            #[test]
+            fn priority_bytes_and_words_agree(intid in 32u32..NUM_IRQS as u32, prio in any::<u8>()) {
+                let p = [const { Pending::new() }; MAX_VCPUS];
+                let mut g = Vgic::new(&[0]);
+                let off = 0x400 + u64::from(intid);
+                g.dist_access(off, 1, Some(u64::from(prio)), &p).unwrap();
+                prop_assert_eq!(g.priority(0, intid), prio);
+                let word = g.dist_access(off & !3, 4, None, &p).unwrap().0;
+                prop_assert_eq!((word >> (8 * (off % 4))) as u8, prio);
+                prop_assert_eq!(g.dist_access(off, 1, None, &p).unwrap().0, u64::from(prio));
+            }
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! interrupt-driven driver. Transmitted bytes go to the console multiplexer; received bytes come
 //! from it. The interrupt is level-style: [`VUart::irq_level`] is `RIS & IMSC != 0`.
 
+use crate::access::{check, no_register, BadAccess, Refusal, Widths};
+
 /// Register offsets (PL011 TRM).
 mod reg {
     pub const DR: u64 = 0x000;
@@ -58,7 +60,11 @@ pub enum Access {
     Bad,
 }
 
+/// Size of the PL011's frame.
+pub const FRAME_SIZE: u64 = 0x1000;
+
 /// One emulated PL011.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VUart {
     rx: [u8; RX_FIFO],
     rx_head: usize,
@@ -149,8 +155,46 @@ impl VUart {
         self.rx_len == RX_FIFO
     }
 
+    /// An access the VM made: `size` bytes at `offset`, `value` for a write (zero-extended to
+    /// the register). The PL011 registers are at most 16 bits wide, one per word: accesses of
+    /// 8, 16 or 32 bits at a register's word offset are taken (8-bit stores to DR and 16-bit
+    /// accesses are common in drivers, and QEMU's PL011 takes them); a narrow read returns the
+    /// register's low bits. 64-bit accesses, accesses inside a word and offsets with no register
+    /// are refused.
+    pub fn access(
+        &mut self,
+        offset: u64,
+        size: u64,
+        value: Option<u32>,
+    ) -> Result<Access, BadAccess> {
+        let write = value.is_some();
+        if offset >= FRAME_SIZE {
+            return Err(no_register(offset, size, write));
+        }
+        check(offset, size, write, Widths::W8_16_32)?;
+        if !offset.is_multiple_of(4) {
+            return Err(BadAccess {
+                why: Refusal::Misaligned,
+                offset,
+                size,
+                write,
+            });
+        }
+        let done = match value {
+            Some(v) => self.write(offset, v),
+            None => match self.read(offset) {
+                Access::Read(v) => Access::Read(v & (u32::MAX >> (32 - 8 * size))),
+                other => other,
+            },
+        };
+        match done {
+            Access::Bad => Err(no_register(offset, size, write)),
+            ok => Ok(ok),
+        }
+    }
+
     /// A 32-bit read at `offset`.
-    pub fn read(&mut self, offset: u64) -> Access {
+    fn read(&mut self, offset: u64) -> Access {
         let v = match offset {
             reg::DR => {
                 if self.rx_len == 0 {
@@ -188,7 +232,8 @@ impl VUart {
             reg::IMSC => self.imsc,
             reg::RIS => self.ris(),
             reg::MIS => self.ris() & self.imsc,
-            reg::DMACR => 0,
+            // ICR is write-only: reads as zero (as on QEMU's PL011).
+            reg::ICR | reg::DMACR => 0,
             reg::PERIPH_ID0..=reg::CELL_ID3 if offset.is_multiple_of(4) => {
                 ID_REGS[((offset - reg::PERIPH_ID0) / 4) as usize]
             }
@@ -198,7 +243,7 @@ impl VUart {
     }
 
     /// A 32-bit write of `value` at `offset`.
-    pub fn write(&mut self, offset: u64, value: u32) -> Access {
+    fn write(&mut self, offset: u64, value: u32) -> Access {
         match offset {
             reg::DR => {
                 self.tx_bytes += 1;
@@ -302,5 +347,73 @@ mod tests {
         assert_eq!(u.rx_bytes, 1);
         assert!(!u.irq_level());
         assert_eq!(u.read(reg::FR), Access::Read(fr::TXFE | fr::RXFE));
+    }
+
+    #[test]
+    fn widths_and_offsets_are_checked() {
+        let mut u = VUart::new();
+        u.receive(b'q');
+        // 16-bit and 8-bit reads at a register's word offset see its low bits.
+        assert_eq!(u.access(reg::FR, 2, None), Ok(Access::Read(fr::TXFE)));
+        assert_eq!(u.access(reg::CR, 1, None), Ok(Access::Read(0x00)));
+        assert_eq!(u.access(reg::CR, 2, None), Ok(Access::Read(0x300)));
+        assert_eq!(
+            u.access(reg::DR, 1, None),
+            Ok(Access::Read(u32::from(b'q')))
+        );
+        assert_eq!(
+            u.access(reg::DR, 1, Some(u32::from(b'!'))),
+            Ok(Access::Transmit(b'!'))
+        );
+        for (off, size) in [
+            (reg::FR, 8),
+            (reg::FR + 1, 1),
+            (reg::FR + 2, 2),
+            (reg::FR + 1, 4),
+        ] {
+            let e = u.access(off, size, None).unwrap_err();
+            assert_ne!(e.why, Refusal::Offset, "{off:#x}/{size}");
+        }
+        assert_eq!(u.access(0x100, 4, None).unwrap_err().why, Refusal::Offset);
+        assert_eq!(u.access(0x1000, 4, None).unwrap_err().why, Refusal::Offset);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            /// Any access: no panic; taken exactly at a register's word offset with 8, 16 or 32
+            /// bits; a refused one changes nothing; a read returns no more bits than its width.
+            #[test]
+            fn pl011_accesses_are_checked(
+                rx in prop::collection::vec(any::<u8>(), 0..300),
+                off in prop_oneof![0u64..0x50, 0xFD0u64..0x1010, 0u64..0x1000, any::<u64>()],
+                size in prop_oneof![Just(1u64), Just(2), Just(4), Just(8), any::<u64>()],
+                value in prop::option::of(any::<u32>()),
+            ) {
+                let mut u = VUart::new();
+                for b in rx {
+                    u.receive(b);
+                }
+                let before = u.clone();
+                let register = off % 4 == 0 && (off <= reg::DMACR || (reg::PERIPH_ID0..=reg::CELL_ID3).contains(&off))
+                    && off != 0x8 && off != 0xC && off != 0x10 && off != 0x14 && off != 0x1C;
+                let allowed = matches!(size, 1 | 2 | 4) && register;
+                match u.access(off, size, value) {
+                    Ok(Access::Read(v)) => {
+                        prop_assert!(allowed && value.is_none(), "{off:#x}/{size}");
+                        prop_assert!(u64::from(v) >> (8 * size) == 0);
+                    }
+                    Ok(_) => prop_assert!(allowed && value.is_some(), "{off:#x}/{size}"),
+                    Err(e) => {
+                        prop_assert!(!allowed, "refused {off:#x}/{size}: {e}");
+                        prop_assert_eq!(&u, &before);
+                    }
+                }
+            }
+        }
     }
 }

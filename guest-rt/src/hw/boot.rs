@@ -40,6 +40,78 @@ global_asm!(
     isb
 .endm
 
+// Records the EL1 state this core found at entry in its ENTRY_STATES slot (crate::probe,
+// `bootregs`): system registers before SIS_CORE_SETUP writes CPACR_EL1, then (with FP/SIMD
+// enabled) FPCR, FPSR and q0-q31. Uses x9-x11 only.
+.macro SIS_ENTRY_SLOT core
+    adrp x9, {entry}
+    add x9, x9, :lo12:{entry}
+    mov x10, #{entry_size}
+    madd x9, x10, \core, x9
+.endm
+.macro SIS_RECORD_SYSREGS core
+    SIS_ENTRY_SLOT \core
+    mrs x10, sctlr_el1
+    mrs x11, cpacr_el1
+    stp x10, x11, [x9, #0]
+    mrs x10, vbar_el1
+    mrs x11, ttbr0_el1
+    stp x10, x11, [x9, #16]
+    mrs x10, ttbr1_el1
+    mrs x11, tcr_el1
+    stp x10, x11, [x9, #32]
+    mrs x10, mair_el1
+    mrs x11, amair_el1
+    stp x10, x11, [x9, #48]
+    mrs x10, contextidr_el1
+    mrs x11, tpidr_el1
+    stp x10, x11, [x9, #64]
+    mrs x10, tpidr_el0
+    mrs x11, tpidrro_el0
+    stp x10, x11, [x9, #80]
+    mrs x10, sp_el0
+    mov x11, sp
+    stp x10, x11, [x9, #96]
+    mrs x10, elr_el1
+    mrs x11, spsr_el1
+    stp x10, x11, [x9, #112]
+    mrs x10, esr_el1
+    mrs x11, far_el1
+    stp x10, x11, [x9, #128]
+    mrs x10, afsr0_el1
+    mrs x11, afsr1_el1
+    stp x10, x11, [x9, #144]
+    mrs x10, par_el1
+    mrs x11, cntkctl_el1
+    stp x10, x11, [x9, #160]
+    mrs x10, cntv_ctl_el0
+    mrs x11, cntv_cval_el0
+    stp x10, x11, [x9, #176]
+.endm
+.macro SIS_RECORD_FP core
+    SIS_ENTRY_SLOT \core
+    mrs x10, fpcr
+    mrs x11, fpsr
+    stp x10, x11, [x9, #{fpcr}]
+    add x9, x9, #{q}
+    stp q0, q1, [x9, #0]
+    stp q2, q3, [x9, #32]
+    stp q4, q5, [x9, #64]
+    stp q6, q7, [x9, #96]
+    stp q8, q9, [x9, #128]
+    stp q10, q11, [x9, #160]
+    stp q12, q13, [x9, #192]
+    stp q14, q15, [x9, #224]
+    stp q16, q17, [x9, #256]
+    stp q18, q19, [x9, #288]
+    stp q20, q21, [x9, #320]
+    stp q22, q23, [x9, #352]
+    stp q24, q25, [x9, #384]
+    stp q26, q27, [x9, #416]
+    stp q28, q29, [x9, #448]
+    stp q30, q31, [x9, #480]
+.endm
+
     .section .text.boot, "ax"
     .global _start
 _start:
@@ -58,7 +130,9 @@ _start:
     b.hs 2f
     str xzr, [x2], #8
     b 1b
-2:  SIS_CORE_SETUP x20
+2:  SIS_RECORD_SYSREGS x20
+    SIS_CORE_SETUP x20
+    SIS_RECORD_FP x20
     mov x0, x19
     mov x1, x20
     bl {boot}
@@ -71,7 +145,9 @@ __sis_secondary_start:
     mov x20, x0
     cmp x20, #{ncores}
     b.hs 9b
+    SIS_RECORD_SYSREGS x20
     SIS_CORE_SETUP x20
+    SIS_RECORD_FP x20
     mov x0, x20
     bl {secondary}
     b 9b
@@ -81,6 +157,10 @@ __sis_secondary_start:
     ncores = const NUM_CORES,
     boot = sym rust_boot,
     secondary = sym rust_secondary,
+    entry = sym super::probe_cmds::ENTRY_STATES,
+    entry_size = const size_of::<crate::probe::EntryState>(),
+    fpcr = const crate::probe::ENTRY_FPCR_OFFSET,
+    q = const crate::probe::ENTRY_Q_OFFSET,
 );
 
 extern "C" {

@@ -187,6 +187,7 @@ const SLOT_NAMES: [&str; 16] = [
 extern "C" fn trap(frame: &mut TrapFrame, slot: u64) {
     match slot {
         CUR_SPX_IRQ => super::irq::dispatch(),
+        CUR_SPX_SYNC if super::probe_cmds::catch_undefined(frame) => {}
         _ => fatal(frame, slot),
     }
 }

@@ -142,6 +142,34 @@ pub(crate) fn map_ram(ram_size: u64) {
     barrier::isb(barrier::SY);
 }
 
+/// Level-1 index of the executable alias window [`exec_alias`] maps (the top GiB of the VA space,
+/// which nothing else uses).
+const ALIAS_L1_INDEX: usize = ENTRIES - 1;
+static ALIAS: spin::Once<u64> = spin::Once::new();
+
+/// Maps the first GiB of the guest-physical space (model, shared ring, audit log, devices) a
+/// second time, at the top of the VA space, as read-only **executable** normal memory, and
+/// returns the alias base: what an attacker at EL1 would do to run code from a shared region.
+/// Only `execprobe` uses it; the hypervisor's stage-2 must refuse the instruction fetch.
+pub(crate) fn exec_alias() -> u64 {
+    *ALIAS.call_once(|| {
+        let va = ALIAS_L1_INDEX as u64 * L1_BLOCK;
+        let l1 = L1.0.get();
+        // SAFETY: entry ALIAS_L1_INDEX of the live level-1 table; written once (under the Once)
+        // and used by nothing else; the replacement is break-before-make with a TLB flush.
+        unsafe {
+            replace(
+                &raw mut (*l1)[ALIAS_L1_INDEX],
+                pagetable::block(0, pagetable::Kind::Code),
+                va,
+            )
+        };
+        barrier::dsb(barrier::ISH);
+        barrier::isb(barrier::SY);
+        va
+    })
+}
+
 /// Programs MAIR/TCR/TTBR0 and turns on the MMU and caches on this core (tables already built).
 pub(crate) fn enable_this_core() {
     MAIR_EL1.write(

@@ -12,6 +12,7 @@ mod icc;
 pub mod irq;
 mod mmio;
 mod mmu;
+pub mod probe_cmds;
 pub mod probes;
 pub mod psci;
 pub mod smp;

@@ -295,7 +295,7 @@ fn vms() {
             (d.vuart.rx_bytes, d.vuart.rx_dropped)
         };
         hvprintln!(
-            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={} doorbells_limited={} audit_denied={} dma_faults={} cfg_refused={}",
+            "{} {} cores={} ram={}MiB@{:#x} exits={} ({}={} {}={} {}={} {}={} {}={} {}={}) irqs={} lr_overflows={} restarts={} uart_rx={} input_dropped={} doorbells_limited={} audit_denied={} dma_faults={} cfg_refused={} undef={} start_us={} zero_us={}",
             cfg.name,
             if vm.running() { "running" } else { "stopped" },
             cores,
@@ -313,6 +313,9 @@ fn vms() {
             CALLS[vm.id].audit_denied.load(Ordering::Relaxed),
             s.dma_faults.load(Ordering::Relaxed),
             super::pci::REFUSED[vm.id].load(Ordering::Relaxed),
+            s.undefined.load(Ordering::Relaxed),
+            s.load_us.load(Ordering::Relaxed),
+            s.zero_us.load(Ordering::Relaxed),
         );
     }
 }

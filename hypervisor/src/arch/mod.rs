@@ -5,6 +5,7 @@ pub mod boot;
 pub mod console_in;
 pub mod devices;
 pub mod dtb;
+pub mod el1;
 pub mod gic;
 pub mod hypercall;
 pub mod lr;
@@ -12,6 +13,7 @@ pub mod mmio;
 pub mod mmu;
 pub mod pci;
 pub mod print;
+pub mod ram;
 pub mod smmu;
 pub mod uart;
 pub mod vcpu;
@@ -21,7 +23,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::MPIDR_EL1;
 use sis_platform::layout::{irq, phys};
-use sis_platform::partition::PARTITIONS;
+use sis_platform::partition::{Access, PARTITIONS};
 use tock_registers::interfaces::Readable;
 
 use crate::hvprintln;
@@ -48,30 +50,15 @@ fn build_stage2() {
     for (id, vm) in PARTITIONS.iter().enumerate() {
         let mut pool = S2_POOLS[id].lock();
         let mut s2 = Stage2::new(&mut pool[..]);
-        let mut map = |m: &sis_platform::partition::Mapping, kind| {
-            if let Err(e) = s2.map(m.ipa, m.pa, m.size, kind, m.access) {
-                panic!("stage-2 for vm {}: cannot map {:#x}: {e:?}", vm.name, m.ipa);
-            }
-        };
-        map(&vm.ram, MemKind::Normal);
-        for m in vm.regions {
-            map(m, MemKind::Normal);
-        }
-        for m in vm.devices {
-            map(m, MemKind::Device);
+        if let Err((ipa, e)) = s2.map_partition(vm) {
+            panic!("stage-2 for vm {}: cannot map {ipa:#x}: {e:?}", vm.name);
         }
         // The BARs of its PCI functions, where the hypervisor put them (guest-physical =
         // physical), device memory.
         pci::for_each_bar(id, |pa, size| {
-            map(
-                &sis_platform::partition::Mapping {
-                    pa,
-                    ipa: pa,
-                    size,
-                    access: sis_platform::partition::Access::ReadWrite,
-                },
-                MemKind::Device,
-            )
+            if let Err(e) = s2.map(pa, pa, size, MemKind::Device, Access::ReadWrite) {
+                panic!("stage-2 for vm {}: cannot map BAR {pa:#x}: {e:?}", vm.name);
+            }
         });
         S2_ROOTS[id].store(s2.root_addr(), Ordering::Release);
     }
@@ -81,9 +68,9 @@ fn build_stage2() {
 #[unsafe(no_mangle)]
 extern "C" fn hv_entry(core: usize) -> ! {
     if core == 0 {
-        mmu::build();
+        let map = mmu::build();
         mmu::enable();
-        boot_primary();
+        boot_primary(&map);
     } else {
         mmu::enable();
         gic::init_cpu(core);
@@ -91,11 +78,18 @@ extern "C" fn hv_entry(core: usize) -> ! {
     vcpu::run(core)
 }
 
-fn boot_primary() {
+fn boot_primary(map: &crate::el2map::Summary) {
     hvprintln!(
         "SIS hypervisor: EL2, {} VMs, {} cores",
         PARTITIONS.len(),
         phys::NUM_CORES
+    );
+    hvprintln!(
+        "EL2 map: W^X checked: text {} KiB RX, {} KiB R, {} MiB RW+XN, {} MiB device XN; WXN on",
+        map.text >> 10,
+        map.read_only >> 10,
+        map.read_write >> 20,
+        map.device >> 20
     );
     let devices_where_expected = dtb::check(phys::DTB_ADDR);
     gic::init_distributor();

@@ -13,6 +13,7 @@ use super::vm::{Cause, Vm, MAILBOX, VMS};
 use super::{console_in, gic, hypercall, lr, mmio, stage2_root};
 use crate::esr::{ec, Esr};
 use crate::hvprintln;
+use crate::sysreg::CPTR;
 use crate::vgic::NUM_IRQS;
 use shared_ring::audit::{Op, STATUS_REJECT};
 
@@ -32,8 +33,6 @@ pub static CORE_KICKS: [core::sync::atomic::AtomicU64; sis_platform::layout::phy
 
 /// SPSR for a fresh vCPU: EL1h, all exceptions masked.
 const SPSR_EL1H_MASKED: u64 = 0x3C5;
-/// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.
-const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
 
 /// The vCPU on this core.
 pub struct Vcpu {
@@ -76,8 +75,12 @@ impl Vcpu {
                 + HCR_EL2::IMO::EnableVirtualIRQ
                 + HCR_EL2::AMO::SET
                 + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
-                + HCR_EL2::RW::EL1IsAarch64,
+                + HCR_EL2::RW::EL1IsAarch64
+                + HCR_EL2::TSW::SET
+                + HCR_EL2::TIDCP::SET
+                + HCR_EL2::TACR::SET,
         );
+        configure_traps();
         VTCR_EL2.write(
             VTCR_EL2::RES1::SET
                 + VTCR_EL2::T0SZ.val(64 - crate::stage2::IPA_BITS)
@@ -93,9 +96,6 @@ impl Vcpu {
         VPIDR_EL2_set(MIDR_EL1.get());
         CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::CLEAR);
         CNTVOFF_EL2.set(0);
-        // No FP/SIMD trap (CPTR_EL2 RES1 bits only): the guest owns FP state; the hypervisor is
-        // built without FP.
-        CPTR_EL2.set(0x33FF);
         barrier::isb(barrier::SY);
     }
 
@@ -110,10 +110,7 @@ impl Vcpu {
             self.regs.x[0] = m.arg.load(Ordering::Relaxed);
             self.regs.elr = m.entry.load(Ordering::Relaxed);
             self.regs.spsr = SPSR_EL1H_MASKED;
-            SCTLR_EL1.set(SCTLR_EL1_RESET);
-            CNTV_CTL_EL0.set(0);
-            CNTKCTL_EL1.set(0);
-            ICH_VMCR_EL2.set(0);
+            super::el1::reset();
             for n in 0..self.nlr {
                 lr::write(n, lr::Lr::new(0));
             }
@@ -239,8 +236,7 @@ impl Vcpu {
                 }
                 spi if self.running && self.vm.cfg.irqs.contains(&spi) => {
                     let v = self.vm.inner.lock().vgic.target(spi);
-                    self.vm.pending[v].raise(spi);
-                    self.vm.kick(v);
+                    self.vm.raise(v, spi);
                 }
                 irq::HYP_TIMER => {
                     // Partial console lines are due (level-sensitive: re-armed or stopped first).
@@ -268,7 +264,7 @@ impl Vcpu {
     }
 
     /// Stops this VM after a fault and reports it on the monitor.
-    pub fn fault(&mut self, what: &str, addr: Option<u64>, esr: Esr) {
+    pub fn fault(&mut self, what: impl core::fmt::Display, addr: Option<u64>, esr: Esr) {
         self.vm.count(Cause::Other);
         super::audit::event(
             self.vm.id,
@@ -326,6 +322,26 @@ impl Vcpu {
         wfi();
         self.handle_irqs();
     }
+}
+
+/// The traps that keep a guest off what a VM does not have (see `systrap` for what a trapped
+/// access gets): MDCR_EL2 traps every PMU register (TPM, TPMCR; HPMN = 0 reserves every event
+/// counter for EL2, whose enable HPME stays clear) and every debug register (TDA, TDOSA, TDRA;
+/// debug exceptions stay routed to the guest's EL1, TDE clear). CPTR_EL2 traps the trace unit
+/// (TTA) but not FP/SIMD: the guest owns the FP state; the hypervisor is built without FP.
+/// ACTLR_EL2 = 0 denies EL1 access to the Cortex-A72's CPUACTLR, CPUECTLR, L2CTLR, L2ECTLR and
+/// L2ACTLR.
+fn configure_traps() {
+    MDCR_EL2.write(
+        MDCR_EL2::TPM::SET
+            + MDCR_EL2::TPMCR::SET
+            + MDCR_EL2::HPMN.val(0)
+            + MDCR_EL2::TDA::SET
+            + MDCR_EL2::TDOSA::SET
+            + MDCR_EL2::TDRA::SET,
+    );
+    crate::sysreg::CPTR_EL2.write(CPTR::RES1.val(0x33FF) + CPTR::TTA::SET);
+    ACTLR_EL2.set(0);
 }
 
 #[allow(non_snake_case)]

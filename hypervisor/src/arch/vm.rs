@@ -3,7 +3,6 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
-use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
 use sis_platform::bootinfo::{BootInfo, BOOT_INFO_MAGIC};
 use sis_platform::layout::{ipa, irq, phys};
@@ -74,6 +73,13 @@ pub struct Stats {
     pub lr_overflows: AtomicU64,
     /// DMA of its devices the SMMU refused (each stops the VM).
     pub dma_faults: AtomicU64,
+    /// Trapped register accesses answered with an Undefined Instruction exception (PMU, debug,
+    /// trace, IMPDEF, set/way).
+    pub undefined: AtomicU64,
+    /// Microseconds the last start spent preparing RAM (zeroing, image copy, cache clean).
+    pub load_us: AtomicU64,
+    /// Of which zeroing the whole partition.
+    pub zero_us: AtomicU64,
 }
 
 /// What every core may know about a VM.
@@ -124,6 +130,9 @@ impl Vm {
                 audit_rejected: AtomicU64::new(0),
                 lr_overflows: AtomicU64::new(0),
                 dma_faults: AtomicU64::new(0),
+                undefined: AtomicU64::new(0),
+                load_us: AtomicU64::new(0),
+                zero_us: AtomicU64::new(0),
             },
             lifecycle: spin::Mutex::new(()),
         }
@@ -146,9 +155,17 @@ impl Vm {
 
     /// Makes vCPU `v` notice new pending interrupts.
     pub fn kick(&self, v: usize) {
-        let core = self.cfg.cores[v];
-        if core != this_core() {
-            gic::send_sgi(core, irq::SGI_KICK);
+        match self.cfg.cores.get(v) {
+            Some(&core) if core != this_core() => gic::send_sgi(core, irq::SGI_KICK),
+            _ => {}
+        }
+    }
+
+    /// Marks `intid` pending on vCPU `v` and kicks it; nothing for a vCPU the VM does not have.
+    pub fn raise(&self, v: usize, intid: u32) {
+        if let Some(p) = self.pending.get(v) {
+            p.raise(intid);
+            self.kick(v);
         }
     }
 
@@ -329,17 +346,18 @@ fn load(vm: &Vm) -> Result<u64, LifecycleError> {
     let bytes = image_bytes(cfg.image);
     let img = Image::parse(bytes, ipa::KERNEL_BASE, ipa::RAM_BASE + cfg.ram.size)
         .map_err(LifecycleError::BadImage)?;
+    let t0 = CNTPCT_EL0.get();
+    // SAFETY: the VM's own physical RAM (mapped writable for the hypervisor); the VM is stopped,
+    // so nothing else uses it. Every byte is zeroed: nothing of a previous run survives.
+    unsafe { super::ram::zero(cfg.ram.pa, cfg.ram.size) };
+    let t1 = CNTPCT_EL0.get();
     for seg in img.segments() {
         let dst = ram_pa(cfg, seg.addr) as *mut u8;
         // SAFETY: `Image::parse` checked that [addr, addr + memsz) lies inside the VM's RAM
         // window, which maps to the VM's own physical RAM (identity-mapped for the hypervisor);
         // the VM is stopped, so nothing else uses that memory. The source range was checked
-        // against the image length.
-        unsafe {
-            core::ptr::copy_nonoverlapping(bytes.as_ptr().add(seg.offset), dst, seg.filesz);
-            core::ptr::write_bytes(dst.add(seg.filesz), 0, seg.memsz - seg.filesz);
-        }
-        clean_dcache(dst as u64, seg.memsz as u64);
+        // against the image length. The rest of the segment (BSS) is already zero.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr().add(seg.offset), dst, seg.filesz) };
     }
     let mut name = [0u8; 16];
     name[..cfg.name.len()].copy_from_slice(cfg.name.as_bytes());
@@ -377,24 +395,10 @@ fn load(vm: &Vm) -> Result<u64, LifecycleError> {
     // SAFETY: the boot-info page is the first page of the VM's RAM (below KERNEL_BASE, so no
     // segment overlaps it), suitably aligned, and the VM is stopped.
     unsafe { at.write_volatile(info) };
-    clean_dcache(at as u64, core::mem::size_of::<BootInfo>() as u64);
-    barrier::dsb(barrier::ISH);
+    super::ram::clean(cfg.ram.pa, cfg.ram.size);
+    let t2 = CNTPCT_EL0.get();
+    let us = |ticks: u64| ticks * 1_000_000 / CNTFRQ_EL0.get().max(1);
+    vm.stats.zero_us.store(us(t1 - t0), Ordering::Relaxed);
+    vm.stats.load_us.store(us(t2 - t0), Ordering::Relaxed);
     Ok(img.entry)
-}
-
-/// Cleans and invalidates data-cache lines to the point of coherency, so a guest that starts
-/// with its MMU (and caches) off sees what the hypervisor wrote; then invalidates I-caches.
-fn clean_dcache(start: u64, len: u64) {
-    const LINE: u64 = 64;
-    let mut a = start & !(LINE - 1);
-    while a < start + len {
-        // SAFETY: cache maintenance by VA on memory the hypervisor maps; no memory is changed.
-        unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack)) };
-        a += LINE;
-    }
-    barrier::dsb(barrier::ISH);
-    // SAFETY: invalidating instruction caches has no effect on memory.
-    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
-    barrier::dsb(barrier::ISH);
-    barrier::isb(barrier::SY);
 }

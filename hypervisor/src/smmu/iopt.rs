@@ -2,7 +2,7 @@
 //! mapping the VM's RAM and nothing else, so a device can reach exactly the memory its owner
 //! can (not the shared ring, the audit log, the model, another VM or the hypervisor).
 //!
-//! Built with the stage-2 builder's table tree ([`Stage2::map_leaves`]); the leaves carry
+//! Built with the stage-2 builder's table tree ([`Stage2::map_leaf`]); the leaves carry
 //! stage-1 attributes: normal write-back memory (MAIR index [`ATTR_NORMAL`]), inner shareable,
 //! readable and writable at any privilege (`AP = 0b01`: PCIe transactions are unprivileged),
 //! never executable, ASID-tagged (`nG`).
@@ -46,7 +46,7 @@ pub const RAM_LEAF: u64 = leaf::VALID
 
 /// Builds `vm`'s device address space in `tables`: its RAM at its guest-physical address.
 pub fn build(tables: &mut Stage2<'_>, vm: &VmConfig) -> Result<(), MapError> {
-    tables.map_leaves(vm.ram.ipa, vm.ram.pa, vm.ram.size, RAM_LEAF)
+    tables.map_leaf(vm.ram.ipa, vm.ram.pa, vm.ram.size, RAM_LEAF)
 }
 
 #[cfg(test)]
@@ -66,12 +66,13 @@ mod tests {
         build(&mut t, ctl).unwrap();
         // RAM is aligned: 2 MiB blocks, one level-2 table under the root.
         assert_eq!(t.tables_used(), 2);
-        let (desc, pa, size) = t.leaf(ipa::RAM_BASE + 0x1234).unwrap();
+        let (desc, size) = t.leaf(ipa::RAM_BASE + 0x1234).unwrap();
+        let pa = t.translate(ipa::RAM_BASE + 0x1234).unwrap().pa;
         assert_eq!((pa, size), (ctl.ram.pa + 0x1234, 0x20_0000));
         assert_eq!(desc & !0x0000_FFFF_FFFF_F000, RAM_LEAF);
         assert_eq!(desc & leaf::AP_RO, 0, "writable");
         let last = ipa::RAM_BASE + ctl.ram.size - 8;
-        assert_eq!(t.leaf(last).unwrap().1, ctl.ram.pa + ctl.ram.size - 8);
+        assert_eq!(t.translate(last).unwrap().pa, ctl.ram.pa + ctl.ram.size - 8);
         // Nothing else: the end of RAM, the ring, the audit log, the model, the other VM's
         // RAM and the hypervisor as device addresses (the physical addresses too).
         let llm = &PARTITIONS[VM_LLM];
@@ -100,7 +101,7 @@ mod tests {
         let mut pool = vec![Table::EMPTY; 4];
         let mut t = Stage2::new(&mut pool);
         build(&mut t, &vm).unwrap();
-        assert_eq!(t.leaf(ipa::RAM_BASE + 0x20_2000).unwrap().2, 0x1000);
+        assert_eq!(t.leaf(ipa::RAM_BASE + 0x20_2000).unwrap().1, 0x1000);
         assert_eq!(t.leaf(ipa::RAM_BASE + 0x20_3000), None);
     }
 }
