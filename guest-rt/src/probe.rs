@@ -19,6 +19,8 @@ pub enum Device {
     GicrSgi,
     /// The PL011.
     Uart,
+    /// The PCI configuration view (ECAM layout; only a VM that owns PCI functions has one).
+    PciCfg,
 }
 
 /// Offset of a redistributor's SGI_base frame from its RD_base (GICv3).
@@ -26,7 +28,13 @@ const GICR_SGI_FRAME: u64 = 0x1_0000;
 
 impl Device {
     /// Every device, in the order the usage text names them.
-    pub const ALL: [Device; 4] = [Device::Gicd, Device::GicrRd, Device::GicrSgi, Device::Uart];
+    pub const ALL: [Device; 5] = [
+        Device::Gicd,
+        Device::GicrRd,
+        Device::GicrSgi,
+        Device::Uart,
+        Device::PciCfg,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -35,6 +43,7 @@ impl Device {
             Device::GicrRd => "gicr",
             Device::GicrSgi => "gicr-sgi",
             Device::Uart => "uart",
+            Device::PciCfg => "pcicfg",
         }
     }
 
@@ -50,13 +59,15 @@ impl Device {
             Device::GicrRd => ipa::GICR_BASE,
             Device::GicrSgi => ipa::GICR_BASE + GICR_SGI_FRAME,
             Device::Uart => ipa::UART_BASE,
+            Device::PciCfg => ipa::PCI_ECAM_BASE,
         }
     }
 
-    /// Size of the frame (64 KiB for the GIC frames, one page for the PL011).
+    /// Size of the frame (64 KiB for the GIC frames, one page for the PL011, the view's size).
     pub fn size(self) -> u64 {
         match self {
             Device::Uart => 0x1000,
+            Device::PciCfg => ipa::PCI_ECAM_SIZE,
             _ => 0x1_0000,
         }
     }
@@ -84,7 +95,7 @@ impl MmioProbe {
 
 /// The usage line of `mmioprobe`.
 pub const MMIOPROBE_USAGE: &str =
-    "usage: mmioprobe <gicd|gicr|gicr-sgi|uart> <offset> <1|2|4|8> [value to write]";
+    "usage: mmioprobe <gicd|gicr|gicr-sgi|uart|pcicfg> <offset> <1|2|4|8> [value to write]";
 
 /// Parses `mmioprobe <device> <offset> <width> [value]` (`args[0]` is the command name). The
 /// access must lie inside the frame; alignment is deliberately not checked.
@@ -94,8 +105,8 @@ pub fn parse_mmioprobe(args: &[&str]) -> Result<MmioProbe, &'static str> {
         [_, d, o, w, v] => (d, o, w, Some(v)),
         _ => return Err(MMIOPROBE_USAGE),
     };
-    let device =
-        Device::parse(dev).ok_or("mmioprobe: unknown device (gicd, gicr, gicr-sgi, uart)")?;
+    let device = Device::parse(dev)
+        .ok_or("mmioprobe: unknown device (gicd, gicr, gicr-sgi, uart, pcicfg)")?;
     let offset = crate::shell::parse_u64(off).ok_or("mmioprobe: bad offset")?;
     let width = crate::shell::parse_u64(width)
         .filter(|w| matches!(w, 1 | 2 | 4 | 8))

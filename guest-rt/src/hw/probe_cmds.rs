@@ -21,7 +21,7 @@ pub static PROBE: [Command; 4] = [
     Command {
         name: "mmioprobe",
         help:
-            "mmioprobe <gicd|gicr|gicr-sgi|uart> <offset> <1|2|4|8> [value]: one raw device access",
+            "mmioprobe <gicd|gicr|gicr-sgi|uart|pcicfg> <offset> <1|2|4|8> [value]: one raw device access",
         run: mmioprobe,
     },
     Command {

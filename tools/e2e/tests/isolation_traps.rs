@@ -91,6 +91,20 @@ fn bad_device_accesses_stop_only_the_guest_that_makes_them() {
             assert!(out.contains("mmioprobe: read 0x"), "{ok}: {out}");
         }
     }
+    // guest-ctl's configuration view: its own virtio-serial function (vendor 0x1af4, modern
+    // device 0x1043) at 00:01.0, nothing where no function of its is (00:03.0 reads all-ones).
+    for (probe, want) in [
+        ("pcicfg 0x8000 4", "0x10431af4"),
+        ("pcicfg 0x18000 4", "0xffffffff"),
+    ] {
+        let out = sis
+            .run(Source::Ctl, &format!("mmioprobe {probe}"), CMD)
+            .unwrap();
+        assert!(
+            out.contains(&format!("mmioprobe: read {want}\n")),
+            "{probe}: {out}"
+        );
+    }
 
     // Unaligned and odd-width accesses to each emulated device, from each guest. The first two
     // are the accesses that used to panic EL2 (index 96 of a 96-entry array).
@@ -135,13 +149,31 @@ fn bad_device_accesses_stop_only_the_guest_that_makes_them() {
             "uart 0x31 1",
             "refused PL011 access (misaligned 8-bit read at offset 0x31)",
         ),
+        // The PCI configuration view (guest-ctl's functions; 00:01.0 is at 0x8000): the view
+        // takes 1, 2 and 4 aligned bytes only. guest-llm owns no function, so it has no view
+        // at all: the same address is memory it does not own.
+        (
+            Source::Ctl,
+            "pcicfg 0x8002 4",
+            "refused PCI configuration access at IPA 0x3f008002",
+        ),
+        (
+            Source::Ctl,
+            "pcicfg 0x8000 8",
+            "refused PCI configuration access at IPA 0x3f008000",
+        ),
+        (
+            Source::Llm,
+            "pcicfg 0x8000 4",
+            "stage-2 data fault at IPA 0x3f008000",
+        ),
     ];
     for (src, probe, report) in attacks {
         stops_only_the_attacker(&sis, src, &format!("mmioprobe {probe}"), report);
     }
     let vms = sis.run(Source::Hv, "vms", CMD).unwrap();
-    assert_eq!(field(vm_line(&vms, "ctl"), "restarts="), 4, "{vms}");
-    assert_eq!(field(vm_line(&vms, "llm"), "restarts="), 4, "{vms}");
+    assert_eq!(field(vm_line(&vms, "ctl"), "restarts="), 6, "{vms}");
+    assert_eq!(field(vm_line(&vms, "llm"), "restarts="), 5, "{vms}");
 }
 
 #[test]
