@@ -518,7 +518,7 @@ fn bench_measures_against_the_mock() {
         .unwrap();
         assert_eq!((r.frames, r.err, r.ok), (300, 300, 0));
         assert_eq!(r.latencies_us.len(), 300);
-        assert!(r.latency_us(50.0) <= r.latency_us(99.0));
+        assert!(r.latency_us(50) <= r.latency_us(99));
         assert!(r.frames_per_sec() > 0.0);
         assert!(r.json("x").starts_with("{\"label\":\"x\",\"frames\":300,"));
     }
@@ -539,12 +539,12 @@ fn bench_measures_against_the_mock() {
 #[test]
 fn percentiles_use_nearest_rank() {
     let v: Vec<u64> = (1..=100).collect();
-    assert_eq!(percentile(&v, 50.0), 50);
-    assert_eq!(percentile(&v, 99.0), 99);
-    assert_eq!(percentile(&v, 100.0), 100);
-    assert_eq!(percentile(&v, 0.0), 1);
-    assert_eq!(percentile(&[7], 99.0), 7);
-    assert_eq!(percentile(&[], 50.0), 0);
+    assert_eq!(percentile(&v, 50), 50);
+    assert_eq!(percentile(&v, 99), 99);
+    assert_eq!(percentile(&v, 100), 100);
+    assert_eq!(percentile(&v, 0), 1);
+    assert_eq!(percentile(&[7], 99), 7);
+    assert_eq!(percentile(&[], 50), 0);
 }
 
 #[test]
