@@ -108,11 +108,11 @@ pub fn init(info: &BootInfo) {
                 "VCON: virtio-console at {}, INTID {}, binding port sis.datactl",
                 found.function, found.intid
             );
-            if let Err(e) = irq::enable(found.intid, on_irq) {
+            if let Err(e) = irq::enable(found.intid, &(on_irq as irq::Handler)) {
                 println!("VCON: cannot enable INTID {}: {e:?}", found.intid);
                 return;
             }
-            timer::set_tick_hook(Some(on_tick));
+            timer::set_tick_hook(Some(&(on_tick as timer::TickHook)));
             // Control messages may already be waiting.
             on_irq(found.intid);
             wait_bound();

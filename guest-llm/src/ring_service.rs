@@ -59,7 +59,7 @@ pub fn poll() {
 /// Starts the endpoint on the boot core (before the shell): waits up to 2 s for the control
 /// guest's region, and keeps retrying on every doorbell after that.
 pub fn start() {
-    match llm::start(on_request) {
+    match llm::start(&(on_request as llm::RequestFn)) {
         Ok(Some(epoch)) => guest_rt::println!("llm: shared ring attached, epoch {epoch}"),
         Ok(None) => guest_rt::println!("llm: shared ring not initialised yet; attaching later"),
         Err(e) => guest_rt::println!("llm: shared ring unavailable: {e}"),

@@ -274,13 +274,13 @@ pub fn slack() -> bool {
 
 /// Core running the scheduler loop.
 static LOOP_CORE: AtomicUsize = AtomicUsize::new(usize::MAX);
-/// Thread-context hook run by the loop (for the ring service), 0 = none.
-static POLL_HOOK: AtomicUsize = AtomicUsize::new(0);
+/// Thread-context hook run by the loop (for the ring service).
+static POLL_HOOK: guest_rt::hook::Hook<fn()> = guest_rt::hook::Hook::new();
 
 /// Installs a function the scheduler loop calls in thread context on every pass (the ring
 /// service drains requests there); `None` removes it.
-pub fn set_poll_hook(hook: Option<fn()>) {
-    POLL_HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+pub fn set_poll_hook(hook: Option<&'static fn()>) {
+    POLL_HOOK.set(hook);
 }
 
 /// Virtual-timer tick on every core: on the loop's core, notices a step overrunning its slice
@@ -300,7 +300,7 @@ fn tick(core: usize) {
 /// Boot-time setup: the tick hook, on the calling (boot) core.
 pub fn init() {
     LOOP_CORE.store(smp::core_id(), Ordering::Release);
-    timer::set_tick_hook(Some(tick));
+    timer::set_tick_hook(Some(&(tick as timer::TickHook)));
 }
 
 /// Monotonic time in ns from the virtual counter.
@@ -870,10 +870,7 @@ pub fn cancel(tag: u64, sink: &'static dyn ReplySink) -> Result<(), String> {
 
 /// One unit of work; returns whether anything was done.
 pub fn poll() -> bool {
-    let hook = POLL_HOOK.load(Ordering::Acquire);
-    if hook != 0 {
-        // SAFETY: non-zero values are only stored by `set_poll_hook` from a `fn()`.
-        let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook) };
+    if let Some(f) = POLL_HOOK.get() {
         f();
     }
     let now = now_ns();

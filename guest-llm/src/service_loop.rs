@@ -28,7 +28,7 @@ pub fn run(prompt: &str, commands: &'static Commands) -> ! {
     // Ring requests go to the service; the ring endpoint's thread-context upkeep (re-attach,
     // queued sends, left-over requests) and the ring's control requests run on every pass.
     crate::service_ring::install();
-    service::set_poll_hook(Some(crate::service_ring::poll));
+    service::set_poll_hook(Some(&(crate::service_ring::poll as fn())));
     let mut editor = LineEditor::<LINE_MAX>::new();
     guest_rt::print!("{prompt}");
     loop {
