@@ -3,7 +3,7 @@
 
 use guest_rt::channel::audit as log;
 use guest_rt::shell::{Command, Invocation};
-use shared_ring::audit::{write_json, Op};
+use shared_ring::audit::Op;
 
 use crate::hostctl::{self, HostCtl};
 use crate::{dma, rng};
@@ -37,41 +37,9 @@ fn llmjson(inv: &mut Invocation<'_, '_>) {
             return;
         }
     };
-    let reader = match log::reader() {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(inv.out, "llmjson: {e}");
-            return;
-        }
-    };
-    // `--last N`: the newest N records of every writer, merged by time (skip the older ones).
-    let skip = match last {
-        Some(n) => {
-            let mut kept = 0u64;
-            reader.for_each(|_| true, |_| kept += 1);
-            kept.saturating_sub(n)
-        }
-        None => 0,
-    };
-    let mut seen = 0u64;
-    let _ = inv.out.write_char('[');
-    let mut first = true;
-    let mut out = &mut *inv.out;
-    reader.for_each(
-        |_| true,
-        |rec| {
-            seen += 1;
-            if seen <= skip {
-                return;
-            }
-            if !first {
-                let _ = out.write_char(',');
-            }
-            first = false;
-            let _ = write_json(rec, &mut out);
-        },
-    );
-    let _ = writeln!(inv.out, "]");
+    if let Err(e) = log::write_json(inv.out, |_| true, |_| true, last) {
+        let _ = writeln!(inv.out, "llmjson: {e}");
+    }
 }
 
 fn status(inv: &mut Invocation<'_, '_>) {

@@ -1058,7 +1058,7 @@ pub fn print_status(out: &mut dyn Write) {
         steps,
         crate::service_loop::rejected_lines()
     );
-    let (audited, audit_failed) = service_audit::counts();
+    let (audited, audit_failed) = guest_rt::channel::audit::stats();
     let _ = writeln!(
         out,
         "slack={} slack_steps={} slack_ms={} budget_timer_expiries={} inbox_full={} failures={} audit_appended={audited} audit_failed={audit_failed}",

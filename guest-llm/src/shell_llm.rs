@@ -265,7 +265,7 @@ fn llmjson(inv: &mut Invocation<'_, '_>) {
         let _ = writeln!(inv.out, "llmjson: takes no arguments");
         return;
     }
-    crate::service_audit::print_json(guest_rt::boot_info(), inv.out);
+    crate::service_audit::print_json(inv.out);
 }
 
 const LLMCTL_USAGE: &str = "usage: llmctl load [--wcet-cycles N] | budget [--wcet-cycles N] [--period-ns N] \
@@ -298,9 +298,7 @@ fn llmctl(inv: &mut Invocation<'_, '_>) {
         "load" => ctl_load(rest, inv.out),
         "budget" => ctl_budget(rest, inv.out),
         "status" => no_args(rest).map(|()| service::print_status(inv.out)),
-        "audit" => {
-            no_args(rest).map(|()| crate::service_audit::print_text(guest_rt::boot_info(), inv.out))
-        }
+        "audit" => no_args(rest).map(|()| crate::service_audit::print_text(inv.out)),
         "server" => ctl_server(rest, inv.out),
         "run" => ctl_run(rest, inv.out),
         "workers" => ctl_workers(rest, inv.out),
