@@ -6,11 +6,31 @@
 use core::fmt::Write;
 
 use guest_rt::channel::audit as log;
-use shared_ring::audit::{self, AuditEntry, AuditRecord, Op};
+use shared_ring::audit::{self, AuditEntry, AuditRecord, Op, STATUS_OK, STATUS_REJECT};
 
 /// Appends `entry`; a failure is counted by the runtime (the operation itself is not undone).
 pub fn record(entry: AuditEntry) {
     let _ = log::append(&entry);
+}
+
+/// Appends `entry` with the reject bit (a refused or failed operation).
+pub fn reject(entry: AuditEntry) {
+    record(AuditEntry {
+        status: STATUS_REJECT,
+        ..entry
+    });
+}
+
+/// Appends `entry` with the ok bit if `ok`, the reject bit otherwise.
+pub fn outcome(entry: AuditEntry, ok: bool) {
+    if ok {
+        record(AuditEntry {
+            status: STATUS_OK,
+            ..entry
+        });
+    } else {
+        reject(entry);
+    }
 }
 
 /// Whether `op` is one of the LLM service's operations (load, budget, infer, stream, cancel).
