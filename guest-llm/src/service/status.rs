@@ -129,7 +129,7 @@ impl Service {
             crate::parallel::stats().0,
             crate::parallel::stats().1,
             steps,
-            super::shell_loop::rejected_lines()
+            guest_rt::shell::rejected_lines()
         );
         let (audited, audit_failed) = guest_rt::channel::audit::stats();
         let (slack_steps, slack_ns) = self.slack.reclaimed();
