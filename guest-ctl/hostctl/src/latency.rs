@@ -52,7 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nearest_rank_percentiles() {
+    fn p50_p99_and_max_since_boot() {
         let mut l = Latency::new();
         assert_eq!(l.percentile(50), None);
         for v in 1..=100u64 {
