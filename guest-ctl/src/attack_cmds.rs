@@ -72,12 +72,13 @@ fn dmaattack(inv: &mut Invocation<'_, '_>) {
         }
         "read" => {
             let sent = {
-                let mut guard = hostctl::VCON.lock();
-                guard.as_mut().map(|v| {
-                    dma::redirect_next(BufferDirection::DriverToDevice, addr);
-                    let queued = v.send_line(&[b'.'; LEN]);
-                    dma::clear_redirects();
-                    queued
+                hostctl::with(|h| {
+                    h.vcon_mut().map(|v| {
+                        dma::redirect_next(BufferDirection::DriverToDevice, addr);
+                        let queued = v.send_line(&[b'.'; LEN]);
+                        dma::clear_redirects();
+                        queued
+                    })
                 })
             };
             match sent {

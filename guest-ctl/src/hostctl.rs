@@ -1,34 +1,94 @@
-//! Kernel glue of host control: finds the virtio devices, draws the secrets, owns the driver
-//! and the control loop, and runs them from the console's interrupt and the timer tick.
+//! Kernel glue of host control: finds the virtio devices, draws the secrets, and runs the one
+//! [`HostCtl`] (the virtio-console driver and `sis_hostctl::HostControl`, the pure loop) from
+//! the console's interrupt, the ring's responses and the timer tick.
 //!
-//! Locks: [`VCON`] is always taken before [`CONTROL`]; both mask IRQs, and guest-ctl runs on
-//! one core, so the interrupt handler and shell commands never contend.
+//! Everything host control keeps is in [`HostCtl`] behind one IRQ-masking lock: the console
+//! interrupt, the doorbell interrupt (responses), the tick and the shell commands all take the
+//! same lock, so there is no lock order to keep. guest-ctl runs on one core.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-
+use guest_rt::channel::ctl::{self, ResponseHandler};
 use guest_rt::sync::IrqMutex;
 use guest_rt::{hypercall, irq, println, timer};
 use shared_ring::audit::AuditEntry;
+use shared_ring::{Received, Response};
 use sis_frame::auth::{Authenticator, RateLimitConfig, Secrets};
+use sis_hostctl::{AuditOut, HostControl, HostOut, LlmState, Now};
 use sis_platform::partition::VM_LLM;
 use sis_platform::BootInfo;
 use virtio_drivers::transport::DeviceType;
 
-use crate::control::{AuditOut, Control, HostOut, Now};
-use crate::llm_link::{self, LINK};
+use crate::ring_port::SharedRing;
 use crate::vcon::{PortEvent, Vcon};
 use crate::{dma, rng, virtio};
 
-/// The virtio-console driver, once started.
-pub static VCON: IrqMutex<Option<Vcon>> = IrqMutex::new(None);
-/// The control loop (decoder, auth, reply FIFO, counters).
-pub static CONTROL: IrqMutex<Control> = IrqMutex::new(Control::new(None, now_us));
-/// INTID of the console (0 = none).
-static VCON_INTID: AtomicU32 = AtomicU32::new(0);
-/// Timer ticks on which the control loop's deadlines were checked.
-static TICKS: AtomicU64 = AtomicU64::new(0);
+/// Host control's state: the console driver (once started) and the loop.
+pub struct HostCtl {
+    vcon: Option<Vcon>,
+    control: HostControl,
+    /// INTID of the console (0 = none).
+    intid: u32,
+    /// Timer ticks host control has seen.
+    ticks: u64,
+}
 
-/// The current time for the control loop.
+impl HostCtl {
+    /// The console driver, if one was started.
+    pub fn vcon(&self) -> Option<&Vcon> {
+        self.vcon.as_ref()
+    }
+
+    /// The console driver, if one was started.
+    pub fn vcon_mut(&mut self) -> Option<&mut Vcon> {
+        self.vcon.as_mut()
+    }
+
+    /// The loop (counters, authenticator).
+    pub fn control(&self) -> &HostControl {
+        &self.control
+    }
+
+    /// The loop (authenticator changes).
+    pub fn control_mut(&mut self) -> &mut HostControl {
+        &mut self.control
+    }
+
+    /// INTID of the console, if one was started.
+    pub fn intid(&self) -> Option<u32> {
+        (self.intid != 0).then_some(self.intid)
+    }
+
+    /// Timer ticks host control has seen.
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// Runs received host bytes through the loop (bounded), then pushes out replies.
+    fn serve_host(&mut self) {
+        let Some(v) = self.vcon.as_mut() else { return };
+        let mut buf = [0u8; Vcon::RX_CHUNK];
+        for _ in 0..CHUNKS_PER_PASS {
+            let Some(n) = v.recv(&mut buf) else { break };
+            self.control
+                .on_bytes(&buf[..n], now(), v, &mut HvAudit, &mut SharedRing);
+        }
+        v.flush();
+    }
+}
+
+/// The one host-control state.
+static HOST: IrqMutex<HostCtl> = IrqMutex::new(HostCtl {
+    vcon: None,
+    control: HostControl::new(now_us),
+    intid: 0,
+    ticks: 0,
+});
+
+/// Runs `f` on host control's state (IRQs masked meanwhile: keep it short).
+pub fn with<R>(f: impl FnOnce(&mut HostCtl) -> R) -> R {
+    f(&mut HOST.lock())
+}
+
+/// The current time for the loop.
 pub fn now() -> Now {
     let freq = u128::from(timer::frequency().max(1));
     let c = u128::from(timer::uptime_counts());
@@ -49,14 +109,40 @@ impl HostOut for Vcon {
     }
 }
 
-/// Audit records through the `HV_AUDIT_APPEND` hypercall.
-pub struct HvAudit;
+/// Drops lines when no console is bound.
+struct Discard;
+
+impl HostOut for Discard {
+    fn send_line(&mut self, _line: &[u8]) -> bool {
+        false
+    }
+}
+
+/// Audit records through the runtime's audit API (`HV_AUDIT_APPEND`).
+struct HvAudit;
 
 impl AuditOut for HvAudit {
     fn append(&mut self, entry: &AuditEntry) -> bool {
-        hypercall::audit_append(entry.to_hypercall_args()).is_ok()
+        guest_rt::channel::audit::append(entry).is_ok()
     }
 }
+
+/// Responses from the LLM partition (doorbell interrupt).
+struct Responses;
+
+impl ResponseHandler for Responses {
+    fn on_response(&self, response: Received<Response>) {
+        let mut guard = HOST.lock();
+        let h = &mut *guard;
+        let now = now();
+        match h.vcon.as_mut() {
+            Some(v) => h.control.on_response(response.msg, now, v),
+            None => h.control.on_response(response.msg, now, &mut Discard),
+        }
+    }
+}
+
+static RESPONSES: Responses = Responses;
 
 /// Fresh secrets from the rng, redrawn while they fail validation (a zero word or two equal
 /// words are astronomically rare from a working device); a device that keeps producing such
@@ -88,31 +174,34 @@ pub fn init(info: &BootInfo) {
     match draw_secrets() {
         Ok(secrets) => match Authenticator::new(secrets, RateLimitConfig::DEFAULT) {
             Ok(a) => {
-                CONTROL.lock().set_auth(a);
+                HOST.lock().control.set_auth(a);
                 println!("CTL: secrets drawn from virtio-rng (see ctlkey, ctlembed)");
             }
             Err(e) => println!("CTL: bad secrets ({e:?}): every host frame is refused"),
         },
         Err(e) => println!("CTL: {e}: no secrets, every host frame is refused with ERR 0x05"),
     }
-    llm_link::init();
+    ctl::set_response_handler(&RESPONSES);
     let Some(found) = console else {
         println!("VCON: no virtio-console device: host control is off");
         return;
     };
     match Vcon::start(found.transport) {
         Ok(v) => {
-            *VCON.lock() = Some(v);
-            VCON_INTID.store(found.intid, Ordering::Relaxed);
+            {
+                let mut h = HOST.lock();
+                h.vcon = Some(v);
+                h.intid = found.intid;
+            }
             println!(
                 "VCON: virtio-console at {}, INTID {}, binding port sis.datactl",
                 found.function, found.intid
             );
-            if let Err(e) = irq::enable(found.intid, on_irq) {
+            if let Err(e) = irq::enable(found.intid, &(on_irq as irq::Handler)) {
                 println!("VCON: cannot enable INTID {}: {e:?}", found.intid);
                 return;
             }
-            timer::set_tick_hook(Some(on_tick));
+            timer::set_tick_hook(Some(&(on_tick as timer::TickHook)));
             // Control messages may already be waiting.
             on_irq(found.intid);
             wait_bound();
@@ -130,7 +219,11 @@ const BIND_WAIT_MS: u64 = 2000;
 fn wait_bound() {
     let deadline = now().ms + BIND_WAIT_MS;
     while now().ms < deadline {
-        let bound = VCON.lock().as_ref().is_some_and(|v| v.link().2.is_some());
+        let bound = HOST
+            .lock()
+            .vcon
+            .as_ref()
+            .is_some_and(|v| v.link().2.is_some());
         if bound {
             return;
         }
@@ -139,10 +232,11 @@ fn wait_bound() {
     println!("VCON: port sis.datactl not announced yet, still waiting");
 }
 
-/// The console's interrupt: control messages, then host bytes through the control loop.
+/// The console's interrupt: control messages, then host bytes through the loop.
 fn on_irq(_intid: u32) {
-    let mut guard = VCON.lock();
-    let Some(v) = guard.as_mut() else { return };
+    let mut guard = HOST.lock();
+    let h = &mut *guard;
+    let Some(v) = h.vcon.as_mut() else { return };
     v.ack();
     while let Some(ev) = v.poll_control() {
         match ev {
@@ -150,10 +244,10 @@ fn on_irq(_intid: u32) {
                 println!("[VCON] BOUND port {id} to sis.datactl");
                 println!("VCON: READY");
             }
-            PortEvent::Host(_) => CONTROL.lock().host_changed(),
+            PortEvent::Host(_) => h.control.host_changed(),
         }
     }
-    serve_host(v);
+    h.serve_host();
 }
 
 /// Receive chunks handled per interrupt or tick: a host that never pauses cannot keep the
@@ -161,67 +255,31 @@ fn on_irq(_intid: u32) {
 /// timer tick.
 const CHUNKS_PER_PASS: usize = 32;
 
-/// Runs received host bytes through the control loop (bounded), then pushes out replies.
-fn serve_host(v: &mut Vcon) {
-    let mut buf = [0u8; Vcon::RX_CHUNK];
-    for _ in 0..CHUNKS_PER_PASS {
-        let Some(n) = v.recv(&mut buf) else { break };
-        let mut c = CONTROL.lock();
-        let mut link = LINK.lock();
-        c.on_bytes(&buf[..n], now(), v, &mut HvAudit, &mut *link);
-    }
-    v.flush();
-}
-
-/// Generation of the LLM VM when last seen running (0: not yet seen).
-static LLM_GENERATION: AtomicU64 = AtomicU64::new(0);
-
-/// Whether frames waiting for the LLM partition can no longer be answered by it: it is stopped,
-/// or it was restarted (a new generation lost the old one's requests). Then they get `ERR 0x06`
-/// at once instead of at their deadline.
-fn llm_went_away() -> bool {
+/// The LLM VM's state from the hypervisor.
+fn llm_state() -> LlmState {
     match hypercall::vm_state(VM_LLM as u64) {
-        Ok((true, generation)) => {
-            let seen = LLM_GENERATION.swap(generation, Ordering::Relaxed);
-            seen != 0 && seen != generation
-        }
-        Ok((false, _)) => true,
-        Err(_) => false,
+        Ok((true, generation)) => LlmState::Running { generation },
+        Ok((false, _)) => LlmState::Stopped,
+        Err(_) => LlmState::Unknown,
     }
 }
 
-/// Every timer tick (core 0): deadlines of forwarded frames.
+/// Every timer tick (core 0): leftovers of a bounded receive pass, deadlines of forwarded
+/// frames, abandoned jobs.
 fn on_tick(core: usize) {
     if core != 0 {
         return;
     }
-    TICKS.fetch_add(1, Ordering::Relaxed);
-    let mut guard = VCON.lock();
-    let Some(v) = guard.as_mut() else { return };
+    let mut guard = HOST.lock();
+    let h = &mut *guard;
+    h.ticks += 1;
+    if h.vcon.is_none() {
+        return;
+    }
     // Leftovers of a bounded pass (and transmit buffers the device returned).
-    serve_host(v);
-    let mut c = CONTROL.lock();
-    let t = now();
-    // Checked every tick, so a restart is noticed even while nothing waits.
-    let llm_gone = llm_went_away();
-    if c.pending() > 0 {
-        c.tick(t, llm_gone, v);
+    h.serve_host();
+    let state = llm_state();
+    if let Some(v) = h.vcon.as_mut() {
+        h.control.tick(now(), state, v);
     }
-    // Abandoned jobs once a second is plenty.
-    if TICKS.load(Ordering::Relaxed).is_multiple_of(100) {
-        llm_link::tick(t.ms, &mut c, v, &mut LINK.lock());
-    }
-}
-
-/// INTID of the console, if one was started.
-pub fn intid() -> Option<u32> {
-    match VCON_INTID.load(Ordering::Relaxed) {
-        0 => None,
-        i => Some(i),
-    }
-}
-
-/// Timer ticks the control loop has seen.
-pub fn ticks() -> u64 {
-    TICKS.load(Ordering::Relaxed)
 }

@@ -1,17 +1,14 @@
 //! guest-ctl: the control guest kernel. Boots on core 0 under the hypervisor (or natively on
-//! QEMU), then runs the `ctl>` shell. Services (virtio-console, frames, tokens) come later, each
-//! in its own module.
+//! QEMU) and runs the `ctl>` shell; drives its PCI devices (virtio-console, virtio-rng) and
+//! runs host control (`sis-hostctl`, docs/control.md) on them and on the shared ring.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 // Host builds compile the pure modules for their tests only.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 
-// Host control (docs/control.md): pure logic, host tested...
-mod control;
-mod jobs;
-mod latency;
+// The virtio-console driver's pure parts, host tested...
 mod txbuf;
 mod vcon_proto;
-// ...and its hardware edge.
+// ...and the hardware edge and kernel glue.
 #[cfg(target_os = "none")]
 mod attack_cmds;
 #[cfg(target_os = "none")]
@@ -21,7 +18,7 @@ mod dma;
 #[cfg(target_os = "none")]
 mod hostctl;
 #[cfg(target_os = "none")]
-mod llm_link;
+mod ring_port;
 #[cfg(target_os = "none")]
 mod rng;
 #[cfg(target_os = "none")]

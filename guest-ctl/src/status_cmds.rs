@@ -3,9 +3,9 @@
 
 use guest_rt::channel::audit as log;
 use guest_rt::shell::{Command, Invocation};
-use shared_ring::audit::{write_json, Op};
+use shared_ring::audit::Op;
 
-use crate::hostctl::{CONTROL, VCON};
+use crate::hostctl::{self, HostCtl};
 use crate::{dma, rng};
 
 /// The status commands.
@@ -37,47 +37,42 @@ fn llmjson(inv: &mut Invocation<'_, '_>) {
             return;
         }
     };
-    let reader = match log::reader() {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(inv.out, "llmjson: {e}");
-            return;
-        }
-    };
-    // `--last N`: the newest N records of every writer, merged by time (skip the older ones).
-    let skip = match last {
-        Some(n) => {
-            let mut kept = 0u64;
-            reader.for_each(|_| true, |_| kept += 1);
-            kept.saturating_sub(n)
-        }
-        None => 0,
-    };
-    let mut seen = 0u64;
-    let _ = inv.out.write_char('[');
-    let mut first = true;
-    let mut out = &mut *inv.out;
-    reader.for_each(
-        |_| true,
-        |rec| {
-            seen += 1;
-            if seen <= skip {
-                return;
-            }
-            if !first {
-                let _ = out.write_char(',');
-            }
-            first = false;
-            let _ = write_json(rec, &mut out);
-        },
-    );
-    let _ = writeln!(inv.out, "]");
+    if let Err(e) = log::write_json(inv.out, |_| true, |_| true, last) {
+        let _ = writeln!(inv.out, "llmjson: {e}");
+    }
 }
 
 fn status(inv: &mut Invocation<'_, '_>) {
     let out = &mut *inv.out;
-    let vcon = VCON.lock();
-    let c = CONTROL.lock();
+    hostctl::with(|h| host_status(out, h));
+    let (used, pages, refused) = dma::stats();
+    let (drawn, rng_err) = rng::stats();
+    let _ = writeln!(
+        out,
+        "dma: pages={used}/{pages} refused={refused} rng: bytes={drawn} errors={rng_err}"
+    );
+    let (mut allow, mut deny) = (0u64, 0u64);
+    let listing = log::for_each(log::own_segment, |r| {
+        if r.entry.op == Op::CtlAllow as u16 {
+            allow += 1;
+        } else if r.entry.op == Op::CtlDeny as u16 {
+            deny += 1;
+        }
+    });
+    if let (Ok(l), Ok(reader)) = (listing, log::reader()) {
+        let st = reader.stats();
+        let _ = writeln!(
+            out,
+            "audit_log: ctl_allow={allow} ctl_deny={deny} records={} overwritten={} lost={}",
+            st.write_seq, st.overwritten, l.lost
+        );
+    }
+}
+
+/// The lines about host control's own state (frames, errors, auth, backpressure, round trip,
+/// LLM link, jobs, decoder, audit appends, console).
+fn host_status(out: &mut dyn core::fmt::Write, h: &HostCtl) {
+    let c = h.control().control();
     let s = c.stats();
     let d = c.decoder_stats();
     let errs: u64 = s.err.iter().sum();
@@ -116,7 +111,7 @@ fn status(inv: &mut Invocation<'_, '_>) {
         }
     }
     let (queued, tx_lines, tx_bytes, high, in_flight) =
-        vcon.as_ref().map_or((0, 0, 0, 0, 0), |v| v.tx_state());
+        h.vcon().map_or((0, 0, 0, 0, 0), |v| v.tx_state());
     let _ = writeln!(
         out,
         "backpressure: drops={} tx_line_drops={} tx_byte_drops={} fifo_busy={} extra_drops={} queued={} queued_max={} in_flight={}",
@@ -138,7 +133,7 @@ fn status(inv: &mut Invocation<'_, '_>) {
         l.max(),
         l.count()
     );
-    let (ls, js, running) = crate::llm_link::LINK.lock().stats();
+    let (ls, js, running) = h.control().link_stats();
     let _ = writeln!(
         out,
         "llm: forwarded={} timeouts={} orphans={} sent={} unreachable={} ring_full={} responses={} unmatched={} forgotten={} stream_drops={}",
@@ -148,7 +143,7 @@ fn status(inv: &mut Invocation<'_, '_>) {
         ls.sent,
         ls.unreachable,
         ls.ring_full,
-        crate::llm_link::responses(),
+        ls.responses,
         ls.unmatched,
         ls.forgotten,
         ls.stream_drops
@@ -175,13 +170,13 @@ fn status(inv: &mut Invocation<'_, '_>) {
         "audit: allow={} deny={} appended={} failed={}",
         s.audit_allow, s.audit_deny, s.audit_ok, s.audit_failed
     );
-    match vcon.as_ref() {
+    match h.vcon() {
         Some(v) => {
             let _ = write!(
                 out,
                 "vcon: intid={} ticks={} ",
-                crate::hostctl::intid().unwrap_or(0),
-                crate::hostctl::ticks()
+                h.intid().unwrap_or(0),
+                h.ticks()
             );
             let (mp, ports, bound, host) = v.link();
             let st = v.stats();
@@ -204,29 +199,5 @@ fn status(inv: &mut Invocation<'_, '_>) {
         None => {
             let _ = writeln!(out, "vcon: no device");
         }
-    }
-    drop(c);
-    drop(vcon);
-    let (used, pages, refused) = dma::stats();
-    let (drawn, rng_err) = rng::stats();
-    let _ = writeln!(
-        out,
-        "dma: pages={used}/{pages} refused={refused} rng: bytes={drawn} errors={rng_err}"
-    );
-    let (mut allow, mut deny) = (0u64, 0u64);
-    let listing = log::for_each(log::own_segment, |r| {
-        if r.entry.op == Op::CtlAllow as u16 {
-            allow += 1;
-        } else if r.entry.op == Op::CtlDeny as u16 {
-            deny += 1;
-        }
-    });
-    if let (Ok(l), Ok(reader)) = (listing, log::reader()) {
-        let st = reader.stats();
-        let _ = writeln!(
-            out,
-            "audit_log: ctl_allow={allow} ctl_deny={deny} records={} overwritten={} lost={}",
-            st.write_seq, st.overwritten, l.lost
-        );
     }
 }

@@ -13,7 +13,7 @@
 use guest_rt::shell::{parse_u64, Command, Invocation};
 use sis_frame::auth::{Authenticator, KeyError, Rights};
 
-use crate::hostctl::CONTROL;
+use crate::hostctl;
 use crate::rng;
 
 /// The token commands.
@@ -109,18 +109,19 @@ fn secret_cmd(inv: &mut Invocation<'_, '_>, which: Which, default: Action) {
             }
         },
     };
-    let mut c = CONTROL.lock();
-    let Some(a) = c.auth_mut() else {
-        let _ = writeln!(inv.out, "{name}: no secrets (no virtio-rng at boot)");
-        return;
-    };
-    if let Some(v) = value {
-        if let Err(e) = which.set(a, v) {
-            let _ = writeln!(inv.out, "{name}: refused: {e}; nothing changed");
+    hostctl::with(|h| {
+        let Some(a) = h.control_mut().auth_mut() else {
+            let _ = writeln!(inv.out, "{name}: no secrets (no virtio-rng at boot)");
             return;
+        };
+        if let Some(v) = value {
+            if let Err(e) = which.set(a, v) {
+                let _ = writeln!(inv.out, "{name}: refused: {e}; nothing changed");
+                return;
+            }
         }
-    }
-    let _ = writeln!(inv.out, "{}: {:#018x}", which.label(), which.get(a));
+        let _ = writeln!(inv.out, "{}: {:#018x}", which.label(), which.get(a));
+    });
 }
 
 fn ctlkey(inv: &mut Invocation<'_, '_>) {
@@ -145,17 +146,18 @@ fn ctlembed(inv: &mut Invocation<'_, '_>) {
             return;
         }
     };
-    let mut c = CONTROL.lock();
-    let Some(a) = c.auth_mut() else {
-        let _ = writeln!(inv.out, "ctlembed: no secrets (no virtio-rng at boot)");
-        return;
-    };
-    match a.embedded_token(rights) {
-        Ok(t) => {
-            let _ = writeln!(inv.out, "EMBED TOKEN: {t:#018x}");
+    hostctl::with(|h| {
+        let Some(a) = h.control_mut().auth_mut() else {
+            let _ = writeln!(inv.out, "ctlembed: no secrets (no virtio-rng at boot)");
+            return;
+        };
+        match a.embedded_token(rights) {
+            Ok(t) => {
+                let _ = writeln!(inv.out, "EMBED TOKEN: {t:#018x}");
+            }
+            Err(e) => {
+                let _ = writeln!(inv.out, "ctlembed: {e}");
+            }
         }
-        Err(e) => {
-            let _ = writeln!(inv.out, "ctlembed: {e}");
-        }
-    }
+    });
 }

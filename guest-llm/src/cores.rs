@@ -31,7 +31,7 @@ fn cores(inv: &mut Invocation<'_, '_>) {
     let workers = workers::worker_mask();
     for core in (0..NUM_CORES).filter(|c| workers & (1 << c) != 0) {
         let before = workers::jobs_done(core);
-        if let Err(e) = workers::submit(core, probe) {
+        if let Err(e) = workers::submit(core, &(probe as workers::Job)) {
             let _ = writeln!(inv.out, "core {core}: {e}");
             continue;
         }

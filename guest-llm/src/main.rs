@@ -1,5 +1,6 @@
 //! guest-llm: the LLM guest kernel. Boots on the first core of its partition, starts the others
-//! as workers, then runs the `llm>` shell. The engine and scheduler plug in as further modules.
+//! as workers, and serves inference (the engine under the CBS/EDF scheduler, `service`) to its
+//! `llm>` shell and to the control guest over the shared ring.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -22,17 +23,11 @@ mod model;
 #[cfg(target_os = "none")]
 mod parallel;
 #[cfg(target_os = "none")]
-mod ring_service;
+mod ring_cmds;
 #[cfg(target_os = "none")]
-mod service;
+mod ring_endpoint;
 #[cfg(any(test, target_os = "none"))]
-mod service_args;
-#[cfg(target_os = "none")]
-mod service_audit;
-#[cfg(target_os = "none")]
-mod service_loop;
-#[cfg(target_os = "none")]
-mod service_ring;
+mod service;
 #[cfg(target_os = "none")]
 mod shell_llm;
 
@@ -50,7 +45,7 @@ mod kernel {
         &crate::cores::COMMANDS,
         &crate::shell_llm::COMMANDS,
         &guest_rt::channel::commands::CHANNEL,
-        &crate::ring_service::COMMANDS,
+        &crate::ring_cmds::COMMANDS,
         &DIAG,
         &guest_rt::probes::PROBES,
         &guest_rt::probe_cmds::PROBE,
@@ -58,8 +53,8 @@ mod kernel {
 
     fn main(info: &'static BootInfo) -> ! {
         crate::workers::start_all(info);
-        crate::ring_service::start();
-        crate::service_loop::run("llm> ", &COMMANDS)
+        crate::ring_endpoint::start();
+        crate::service::shell_loop::run("llm> ", &COMMANDS)
     }
 
     guest_rt::entry!(

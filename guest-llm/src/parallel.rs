@@ -116,7 +116,7 @@ impl Parallel for Pool {
             if posted == want.min(n - 1) {
                 break;
             }
-            if workers::submit(core, helper).is_ok() {
+            if workers::submit(core, &(helper as workers::Job)).is_ok() {
                 posted += 1;
             } else {
                 // Still running (or not yet started) a helper of an earlier batch.

@@ -12,8 +12,11 @@ use guest_rt::shell::{Command, Invocation};
 use guest_rt::sync::IrqMutex;
 
 use crate::graph::{escape_text, Chunk, Chunker, Graph};
-use crate::service::{self, JobError, JobKind, JobRequest, ReplySink, Report, ServerSettings};
-use crate::service_args::{self, Kind};
+use crate::service::args::{self, Kind};
+use crate::service::{
+    self, audit, shell_loop, JobError, JobKind, JobRequest, ReplySink, Report, ServerSettings,
+    SERVICE,
+};
 
 /// Commands of this module.
 pub static COMMANDS: [Command; 5] = [
@@ -204,7 +207,7 @@ impl ReplySink for ShellSink {
 
 fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk: fn(u32) -> Mode) {
     let cmd = inv.args[0];
-    let a = match service_args::parse_infer(&inv.args[1..], kind) {
+    let a = match args::parse_infer(&inv.args[1..], kind) {
         Ok(a) => a,
         Err(e) => {
             let _ = writeln!(inv.out, "{cmd}: {e}");
@@ -232,12 +235,12 @@ fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk:
         mode: mk(a.chunk),
         over: false,
     });
-    if service::submit(req, &SHELL_SINK).is_err() {
+    if SERVICE.submit(req, &SHELL_SINK).is_err() {
         *SHELL_JOB.lock() = None;
         let _ = writeln!(inv.out, "{cmd}: the service inbox is full, try again");
         return;
     }
-    service::run_until(|| SHELL_JOB.lock().as_ref().is_none_or(|j| j.over));
+    shell_loop::run_until(|| SHELL_JOB.lock().as_ref().is_none_or(|j| j.over));
     *SHELL_JOB.lock() = None;
 }
 
@@ -265,7 +268,7 @@ fn llmjson(inv: &mut Invocation<'_, '_>) {
         let _ = writeln!(inv.out, "llmjson: takes no arguments");
         return;
     }
-    crate::service_audit::print_json(guest_rt::boot_info(), inv.out);
+    audit::print_json(inv.out);
 }
 
 const LLMCTL_USAGE: &str = "usage: llmctl load [--wcet-cycles N] | budget [--wcet-cycles N] [--period-ns N] \
@@ -297,10 +300,8 @@ fn llmctl(inv: &mut Invocation<'_, '_>) {
     let res = match sub {
         "load" => ctl_load(rest, inv.out),
         "budget" => ctl_budget(rest, inv.out),
-        "status" => no_args(rest).map(|()| service::print_status(inv.out)),
-        "audit" => {
-            no_args(rest).map(|()| crate::service_audit::print_text(guest_rt::boot_info(), inv.out))
-        }
+        "status" => no_args(rest).map(|()| SERVICE.print_status(inv.out)),
+        "audit" => no_args(rest).map(|()| audit::print_text(inv.out)),
         "server" => ctl_server(rest, inv.out),
         "run" => ctl_run(rest, inv.out),
         "workers" => ctl_workers(rest, inv.out),
@@ -309,19 +310,19 @@ fn llmctl(inv: &mut Invocation<'_, '_>) {
                 let _ = writeln!(
                     inv.out,
                     "llmctl slack: {}",
-                    if service::slack() { "on" } else { "off" }
+                    if SERVICE.slack() { "on" } else { "off" }
                 );
                 Ok(())
             }
             ["on"] | ["off"] => {
-                service::set_slack(rest[0] == "on");
+                SERVICE.set_slack(rest[0] == "on");
                 let _ = writeln!(inv.out, "llmctl slack: {}", rest[0]);
                 Ok(())
             }
             _ => Err("usage: llmctl slack [on|off]".into()),
         },
         "reset" => no_args(rest).map(|()| {
-            service::reset_metrics();
+            SERVICE.reset_metrics();
             let _ = writeln!(
                 inv.out,
                 "llmctl reset: throughput and latency figures cleared"
@@ -357,8 +358,8 @@ fn ctl_load(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
     )?;
     no_args(p.positional())?;
     let wcet = num(&p, "--wcet-cycles", 1, u64::MAX / 2)?;
-    service::load(guest_rt::boot_info(), wcet, out)?;
-    let s = service::server_settings(service::DEFAULT_SERVER);
+    SERVICE.load(guest_rt::boot_info(), wcet, out)?;
+    let s = SERVICE.server_settings(service::DEFAULT_SERVER);
     let _ = match s {
         Some(s) => writeln!(
             out,
@@ -420,7 +421,7 @@ fn ctl_budget(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
         return Err("--name is for 'llmctl server'; budget sets the shell's server".into());
     }
     let name = service::DEFAULT_SERVER;
-    let current = service::server_settings(name);
+    let current = SERVICE.server_settings(name);
     if rest.is_empty() {
         return match current {
             Some(s) => {
@@ -431,7 +432,9 @@ fn ctl_budget(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
         };
     }
     let s = settings_from(&p, current)?;
-    service::configure_server(name, s).map_err(|e| alloc::format!("rejected: {e}"))?;
+    SERVICE
+        .configure_server(name, s)
+        .map_err(|e| alloc::format!("rejected: {e}"))?;
     print_settings(out, "budget", name, &s);
     Ok(())
 }
@@ -442,10 +445,10 @@ fn ctl_server(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
         .ok_or("usage: llmctl server add|rm --name NAME ...")?;
     let p = parse(rest, BUDGET_SPEC)?;
     no_args(p.positional())?;
-    let name = service_args::parse_name(p.value("--name").ok_or("--name NAME is required")?)?;
+    let name = args::parse_name(p.value("--name").ok_or("--name NAME is required")?)?;
     match *verb {
         "add" => {
-            if service::server_settings(name).is_some() {
+            if SERVICE.server_settings(name).is_some() {
                 return Err(alloc::format!(
                     "server '{name}' exists (use budget to change the default server)"
                 ));
@@ -454,7 +457,9 @@ fn ctl_server(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
                 return Err("--period-ns is required".into());
             }
             let s = settings_from(&p, None)?;
-            service::configure_server(name, s).map_err(|e| alloc::format!("rejected: {e}"))?;
+            SERVICE
+                .configure_server(name, s)
+                .map_err(|e| alloc::format!("rejected: {e}"))?;
             print_settings(out, "server add", name, &s);
             Ok(())
         }
@@ -462,7 +467,7 @@ fn ctl_server(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
             if rest.len() != 2 {
                 return Err("usage: llmctl server rm --name NAME".into());
             }
-            service::remove_server(name)?;
+            SERVICE.remove_server(name)?;
             let _ = writeln!(out, "llmctl server rm: server '{name}' removed");
             Ok(())
         }
@@ -482,16 +487,16 @@ fn ctl_run(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
         [one] if !one.is_empty() => *one,
         _ => return Err("give one quoted prompt".into()),
     };
-    if prompt.len() > service_args::MAX_PROMPT_BYTES {
+    if prompt.len() > args::MAX_PROMPT_BYTES {
         return Err("prompt too long".into());
     }
-    let server = service_args::parse_name(p.value("--server").ok_or("--server NAME is required")?)?;
+    let server = args::parse_name(p.value("--server").ok_or("--server NAME is required")?)?;
     let every =
         num(&p, "--every-ns", 1_000_000, MAX_PERIOD_NS)?.ok_or("--every-ns N is required")?;
     let count = num(&p, "--count", 1, 100_000)?.ok_or("--count N is required")? as u32;
-    let max_tokens = num(&p, "--max-tokens", 1, service_args::MAX_TOKENS_LIMIT)?
-        .map_or(service_args::DEFAULT_MAX_TOKENS, |v| v as u32);
-    service::start_periodic(server, prompt, max_tokens, every, count)?;
+    let max_tokens = num(&p, "--max-tokens", 1, args::MAX_TOKENS_LIMIT)?
+        .map_or(args::DEFAULT_MAX_TOKENS, |v| v as u32);
+    SERVICE.start_periodic(server, prompt, max_tokens, every, count)?;
     let _ = writeln!(
         out,
         "llmctl run: server '{server}': {count} jobs of {max_tokens} tokens, one every {every} ns"

@@ -6,17 +6,18 @@
 //! wake, but an emulator does not sleep on it, so idle workers would each burn a host core.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
+use guest_rt::hook::Hook;
 use guest_rt::smp;
 use sis_platform::layout::phys::NUM_CORES;
 use sis_platform::BootInfo;
 
-/// A unit of work for a worker core; gets the core index.
+/// A unit of work for a worker core; gets the core index. Posted as `&(function as Job)`.
 pub type Job = fn(usize);
 
-/// Posted job per core (a function address, 0 = empty).
-static MAILBOX: [AtomicUsize; NUM_CORES] = [const { AtomicUsize::new(0) }; NUM_CORES];
+/// Posted job per core.
+static MAILBOX: [Hook<Job>; NUM_CORES] = [const { Hook::new() }; NUM_CORES];
 /// Jobs finished per core.
 static DONE: [AtomicU64; NUM_CORES] = [const { AtomicU64::new(0) }; NUM_CORES];
 /// Cores running the worker loop.
@@ -50,7 +51,7 @@ impl fmt::Display for SubmitError {
 pub fn start_all(info: &BootInfo) {
     let me = smp::core_id();
     for core in (0..NUM_CORES).filter(|&c| c != me && info.cpu_mask & (1 << c) != 0) {
-        if let Err(e) = smp::start_core(core, worker_main) {
+        if let Err(e) = smp::start_core(core, &(worker_main as smp::SecondaryMain)) {
             guest_rt::println!("llm: starting core {core}: {e}");
         }
     }
@@ -67,12 +68,12 @@ pub fn jobs_done(core: usize) -> u64 {
 }
 
 /// Posts `job` to worker `core` and wakes it.
-pub fn submit(core: usize, job: Job) -> Result<(), SubmitError> {
+pub fn submit(core: usize, job: &'static Job) -> Result<(), SubmitError> {
     if core >= NUM_CORES || worker_mask() & (1 << core) == 0 {
         return Err(SubmitError::NotAWorker(core));
     }
     MAILBOX[core]
-        .compare_exchange(0, job as usize, Ordering::SeqCst, Ordering::Acquire)
+        .set_if_empty(job)
         .map_err(|_| SubmitError::Busy(core))?;
     // The worker announces its sleep before it checks the mailbox a last time (both SeqCst):
     // either it sees this job, or this sees its flag and wakes it.
@@ -90,12 +91,11 @@ pub fn wakes() -> u64 {
 
 /// Takes the job posted to `core`, polling for up to [`POLL_US`], then sleeping in WFI until
 /// [`submit`] wakes the core.
-fn next_job(core: usize) -> usize {
+fn next_job(core: usize) -> &'static Job {
     let start = guest_rt::timer::counter();
     let poll = guest_rt::timer::frequency() * POLL_US / 1_000_000;
     loop {
-        let job = MAILBOX[core].swap(0, Ordering::AcqRel);
-        if job != 0 {
+        if let Some(job) = MAILBOX[core].take() {
             return job;
         }
         if guest_rt::timer::counter().wrapping_sub(start) < poll {
@@ -104,10 +104,7 @@ fn next_job(core: usize) -> usize {
         }
         // Announce the sleep before the last check (both SeqCst, see `submit`).
         SLEEPING.fetch_or(1 << core, Ordering::SeqCst);
-        let job = smp::sleep_unless(|| {
-            let job = MAILBOX[core].swap(0, Ordering::SeqCst);
-            (job != 0).then_some(job)
-        });
+        let job = smp::sleep_unless(|| MAILBOX[core].take());
         SLEEPING.fetch_and(!(1 << core), Ordering::SeqCst);
         if let Some(job) = job {
             return job;
@@ -124,8 +121,6 @@ fn worker_main(core: usize) -> ! {
     WORKERS.fetch_or(1 << core, Ordering::AcqRel);
     loop {
         let job = next_job(core);
-        // SAFETY: non-zero mailbox values are only ever stored by `submit` from a `Job`.
-        let job: Job = unsafe { core::mem::transmute::<usize, Job>(job) };
         job(core);
         DONE[core].fetch_add(1, Ordering::AcqRel);
     }

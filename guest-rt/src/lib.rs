@@ -19,6 +19,7 @@ pub use sis_platform;
 pub mod bootcheck;
 pub mod channel;
 pub mod esr;
+pub mod hook;
 pub mod pagetable;
 pub mod probe;
 pub mod report;

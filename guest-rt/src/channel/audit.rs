@@ -1,7 +1,10 @@
-//! The audit log from a guest: a typed append (`HV_AUDIT_APPEND`) and the one reader of the log
-//! the hypervisor maps read-only into every guest (the `audit` command, guest-ctl's `llmjson`
-//! and `status`, guest-llm's `llmjson` and `llmctl audit` all read through [`reader`]).
+//! The audit log from a guest, the one audit API of both guests: a typed, counted append
+//! (`HV_AUDIT_APPEND`; guest-ctl's control loop and guest-llm's service records go through
+//! [`append`]) and the one reader of the log the hypervisor maps read-only into every guest (the
+//! `audit` command, guest-ctl's `llmjson` and `status`, guest-llm's `llmjson` and `llmctl audit`
+//! all read through [`reader`], [`for_each`] and [`write_json`]).
 
+use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use shared_ring::audit::{
@@ -83,6 +86,48 @@ pub fn for_each(
     f: impl FnMut(&AuditRecord),
 ) -> Result<Listing, ReadError> {
     Ok(reader()?.for_each(select, f))
+}
+
+/// Writes, as one JSON array (`[]` when there is none; the seed's field names, see
+/// `shared_ring::audit::write_json`), the records of the segments `select` accepts that `keep`
+/// keeps, merged by time, oldest first; with `last`, only the newest `last` of them. Returns
+/// the listing of the selected segments (records lost to wrap-around).
+///
+/// # Errors
+/// [`ReadError`], before anything is written.
+pub fn write_json(
+    mut out: &mut dyn Write,
+    select: impl Fn(&SegmentInfo) -> bool,
+    keep: impl Fn(&AuditRecord) -> bool,
+    last: Option<u64>,
+) -> Result<Listing, ReadError> {
+    let reader = reader()?;
+    let skip = match last {
+        Some(n) => {
+            let mut kept = 0u64;
+            reader.for_each(&select, |r| kept += u64::from(keep(r)));
+            kept.saturating_sub(n)
+        }
+        None => 0,
+    };
+    let (mut seen, mut first) = (0u64, true);
+    let _ = out.write_char('[');
+    let listing = reader.for_each(&select, |r| {
+        if !keep(r) {
+            return;
+        }
+        seen += 1;
+        if seen <= skip {
+            return;
+        }
+        if !first {
+            let _ = out.write_char(',');
+        }
+        first = false;
+        let _ = shared_ring::audit::write_json(r, &mut out);
+    });
+    let _ = out.write_str("]\n");
+    Ok(listing)
 }
 
 /// Whether a segment holds this VM's own appends.

@@ -74,7 +74,7 @@ pub fn start() -> Result<u64, StartError> {
     *END.lock() = Some(end);
     ATTACHES.fetch_add(1, Ordering::Relaxed);
     super::commands::set_role(super::commands::Role::Ctl);
-    irq::enable(DOORBELL, on_doorbell).map_err(StartError::Irq)?;
+    irq::enable(DOORBELL, &(on_doorbell as irq::Handler)).map_err(StartError::Irq)?;
     // A stopped LLM guest attaches by itself when it boots.
     let _ = doorbell::ring(VM_LLM);
     Ok(epoch)

@@ -2,7 +2,7 @@
 //! its epoch changes), drains requests, sends responses with back-pressure.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use shared_ring::region;
 use shared_ring::{
@@ -16,6 +16,7 @@ pub use super::outbox::Sent;
 use super::outbox::{Outbox, Refused};
 use super::text::{add_consumer, add_producer, PingCounts, RingReport};
 use super::{audit, shm};
+use crate::hook::Hook;
 use crate::sync::{self, IrqMutex};
 use crate::{gic, irq, timer};
 
@@ -23,6 +24,7 @@ use crate::{gic, irq, timer};
 pub const PENDING: usize = 64;
 
 /// Receives every accepted request, from the doorbell interrupt (boot core, IRQs masked).
+/// Installed as `&(function as RequestFn)`.
 pub type RequestFn = fn(Received<Request>);
 
 struct State {
@@ -33,8 +35,8 @@ struct State {
 static STATE: IrqMutex<Option<State>> = IrqMutex::new(None);
 /// Counters of earlier attachments (producer, consumer).
 static PAST: IrqMutex<Option<(ProducerStats, ConsumerStats)>> = IrqMutex::new(None);
-/// The request function (a `RequestFn` address; 0 = none).
-static ON_REQUEST: AtomicUsize = AtomicUsize::new(0);
+/// The request function.
+static ON_REQUEST: Hook<RequestFn> = Hook::new();
 
 static ATTACHES: AtomicU64 = AtomicU64::new(0);
 static HEADER_ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -70,11 +72,11 @@ impl fmt::Display for StartError {
 ///
 /// # Errors
 /// [`StartError`].
-pub fn start(on_request: RequestFn) -> Result<Option<u64>, StartError> {
+pub fn start(on_request: &'static RequestFn) -> Result<Option<u64>, StartError> {
     shm::ring_region().ok_or(StartError::NoRegion)?;
-    ON_REQUEST.store(on_request as usize, Ordering::Release);
+    ON_REQUEST.set(Some(on_request));
     super::commands::set_role(super::commands::Role::Llm);
-    irq::enable(DOORBELL, on_doorbell).map_err(StartError::Irq)?;
+    irq::enable(DOORBELL, &(on_doorbell as irq::Handler)).map_err(StartError::Irq)?;
     let t0 = timer::counter();
     let wait = timer::frequency() / 1000 * START_WAIT_MS;
     loop {
@@ -161,14 +163,10 @@ pub fn drain() -> usize {
                 if matches!(m.msg, Request::Ping { .. }) {
                     PINGS.fetch_add(1, Ordering::Relaxed);
                 }
-                match ON_REQUEST.load(Ordering::Acquire) {
-                    0 => {
+                match ON_REQUEST.get() {
+                    Some(f) => f(m),
+                    None => {
                         UNHANDLED.fetch_add(1, Ordering::Relaxed);
-                    }
-                    f => {
-                        // SAFETY: ON_REQUEST only ever holds a `RequestFn` stored by `start`.
-                        let f: RequestFn = unsafe { core::mem::transmute::<usize, RequestFn>(f) };
-                        f(m);
                     }
                 }
             }

@@ -15,26 +15,16 @@ pub struct Summary {
     pub max: u64,
 }
 
-/// The nearest-rank percentile `pct` (1..=100) of sorted, non-empty `sorted`.
-fn nearest_rank(sorted: &[u64], pct: u64) -> u64 {
-    let n = sorted.len() as u64;
-    // Rank = ceil(pct/100 * n), 1-based.
-    let rank = (pct * n).div_ceil(100).clamp(1, n);
-    sorted[(rank - 1) as usize]
-}
-
 /// Sorts `samples` in place and summarises them; `None` when there are none.
 pub fn summarize(samples: &mut [u64]) -> Option<Summary> {
-    if samples.is_empty() {
-        return None;
-    }
     samples.sort_unstable();
+    let p = sis_stats::percentiles(samples)?;
     Some(Summary {
-        n: samples.len(),
+        n: p.window,
         min: samples[0],
-        p50: nearest_rank(samples, 50),
-        p99: nearest_rank(samples, 99),
-        max: samples[samples.len() - 1],
+        p50: p.p50,
+        p99: p.p99,
+        max: p.max,
     })
 }
 

@@ -298,7 +298,7 @@ fn burst_handler(intid: u32) {
 fn irqburst(_inv: &mut Invocation) {
     let core = smp::core_id();
     for intid in BURST_FIRST..=BURST_LAST {
-        if let Err(e) = irq::enable(intid, burst_handler) {
+        if let Err(e) = irq::enable(intid, &(burst_handler as irq::Handler)) {
             crate::println!("irqburst: cannot enable SGI {intid}: {e}");
             return;
         }

@@ -1,18 +1,20 @@
 //! Interrupt handler registry and the IRQ dispatch called from the exception vectors.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use sis_platform::layout::irq::MAX_SPI;
 
 use super::gic;
+use crate::hook::Hook;
 
 /// An interrupt handler; gets the INTID. Runs with IRQs masked and must not block or allocate.
+/// Registered as `&(function as Handler)`.
 pub type Handler = fn(u32);
 
 const SLOTS: usize = MAX_SPI as usize + 1;
 
-/// Handler per INTID, stored as a function address (0 = none).
-static HANDLERS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+/// Handler per INTID.
+static HANDLERS: [Hook<Handler>; SLOTS] = [const { Hook::new() }; SLOTS];
 /// Interrupts with no handler (acknowledged and dropped).
 static UNHANDLED: AtomicU64 = AtomicU64::new(0);
 /// Spurious acknowledges (INTID 1020-1023).
@@ -22,14 +24,14 @@ static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 ///
 /// # Panics
 /// If `intid` is beyond the highest INTID the platform has.
-pub fn register(intid: u32, handler: Handler) {
+pub fn register(intid: u32, handler: &'static Handler) {
     assert!((intid as usize) < SLOTS, "INTID {intid} out of range");
-    HANDLERS[intid as usize].store(handler as usize, Ordering::Release);
+    HANDLERS[intid as usize].set(Some(handler));
 }
 
 /// Installs `handler` for `intid` and enables the interrupt: a private one (< 32) on the
 /// calling core, a shared one routed to the calling core.
-pub fn enable(intid: u32, handler: Handler) -> Result<(), gic::GicError> {
+pub fn enable(intid: u32, handler: &'static Handler) -> Result<(), gic::GicError> {
     if intid > MAX_SPI {
         return Err(gic::GicError::BadIntid(intid));
     }
@@ -57,15 +59,11 @@ pub(crate) fn dispatch() {
         SPURIOUS.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    let f = HANDLERS
-        .get(intid as usize)
-        .map_or(0, |h| h.load(Ordering::Acquire));
-    if f == 0 {
-        UNHANDLED.fetch_add(1, Ordering::Relaxed);
-    } else {
-        // SAFETY: non-zero slots only ever hold a `Handler` stored by `register`.
-        let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(f) };
-        handler(intid);
+    match HANDLERS.get(intid as usize).and_then(Hook::get) {
+        Some(handler) => handler(intid),
+        None => {
+            UNHANDLED.fetch_add(1, Ordering::Relaxed);
+        }
     }
     gic::end_of_interrupt(intid);
 }

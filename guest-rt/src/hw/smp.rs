@@ -1,19 +1,21 @@
 //! Core identity, the online-core set, and starting secondary cores with PSCI CPU_ON.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::MPIDR_EL1;
 use sis_platform::layout::phys::NUM_CORES;
 use tock_registers::interfaces::Readable;
 
 use super::{boot, psci, timer};
+use crate::hook::Hook;
 
-/// Code a secondary core runs once it is up (IRQs on, timer ticking). Never returns.
+/// Code a secondary core runs once it is up (IRQs on, timer ticking). Never returns. Passed as
+/// `&(function as SecondaryMain)`.
 pub type SecondaryMain = fn(usize) -> !;
 
 static ONLINE: AtomicU64 = AtomicU64::new(0);
-static MAINS: [AtomicUsize; NUM_CORES] = [const { AtomicUsize::new(0) }; NUM_CORES];
+static MAINS: [Hook<SecondaryMain>; NUM_CORES] = [const { Hook::new() }; NUM_CORES];
 /// How long [`start_core`] waits for a core to report online.
 const START_TIMEOUT_MS: u64 = 1000;
 
@@ -61,7 +63,7 @@ impl fmt::Display for StartError {
 
 /// Starts `core`, which brings up its MMU, redistributor and timer, then runs `main(core)`.
 /// Waits until the core is online.
-pub fn start_core(core: usize, main: SecondaryMain) -> Result<(), StartError> {
+pub fn start_core(core: usize, main: &'static SecondaryMain) -> Result<(), StartError> {
     let mask = boot::boot_info().cpu_mask;
     if core >= NUM_CORES || mask & (1 << core) == 0 {
         return Err(StartError::NotOurs(core));
@@ -69,7 +71,7 @@ pub fn start_core(core: usize, main: SecondaryMain) -> Result<(), StartError> {
     if online_mask() & (1 << core) != 0 {
         return Err(StartError::AlreadyOnline(core));
     }
-    MAINS[core].store(main as usize, Ordering::Release);
+    MAINS[core].set(Some(main));
     psci::cpu_on(core as u64, boot::secondary_entry(), core as u64).map_err(StartError::Psci)?;
     let deadline = timer::counter() + timer::frequency() * START_TIMEOUT_MS / 1000;
     while online_mask() & (1 << core) == 0 {
@@ -82,13 +84,10 @@ pub fn start_core(core: usize, main: SecondaryMain) -> Result<(), StartError> {
 }
 
 pub(crate) fn run_secondary_main(core: usize) -> ! {
-    let f = MAINS[core].load(Ordering::Acquire);
-    if f == 0 {
-        super::halt_core();
+    match MAINS.get(core).and_then(Hook::get) {
+        Some(main) => main(core),
+        None => super::halt_core(),
     }
-    // SAFETY: non-zero entries only ever hold a `SecondaryMain` stored by `start_core`.
-    let main: SecondaryMain = unsafe { core::mem::transmute::<usize, SecondaryMain>(f) };
-    main(core)
 }
 
 /// The SGI one core sends another to wake it from WFI ([`wake`]). Its handler does nothing:
@@ -97,8 +96,11 @@ pub const WAKE_SGI: u32 = 2;
 
 /// Lets this core be woken by [`wake`]: enables [`WAKE_SGI`] on it with an empty handler.
 pub fn enable_wake() -> Result<(), super::gic::GicError> {
-    super::irq::enable(WAKE_SGI, |_| {})
+    super::irq::enable(WAKE_SGI, &(woken as super::irq::Handler))
 }
+
+/// The wake interrupt's handler: taking the interrupt was the point.
+fn woken(_intid: u32) {}
 
 /// Wakes `core` from WFI (it must have called [`enable_wake`]).
 pub fn wake(core: usize) {

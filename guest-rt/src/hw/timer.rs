@@ -1,12 +1,13 @@
 //! EL1 virtual timer at [`TICK_HZ`] on every core, counting ticks from its interrupt.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0};
 use sis_platform::layout::{irq, phys::NUM_CORES};
 use tock_registers::interfaces::{Readable, Writeable};
 
-use super::{gic, smp};
+use super::{gic, irq::Handler, smp};
+use crate::hook::Hook;
 
 /// Timer interrupts per second.
 pub const TICK_HZ: u64 = 100;
@@ -20,12 +21,13 @@ static BOOT_COUNT: AtomicU64 = AtomicU64::new(0);
 
 /// Called from the timer interrupt on every core after counting the tick; gets the core index.
 /// Runs with IRQs masked: keep it short, no locks held by thread code, no allocation.
+/// Installed as `&(function as TickHook)`.
 pub type TickHook = fn(usize);
-static TICK_HOOK: AtomicUsize = AtomicUsize::new(0);
+static TICK_HOOK: Hook<TickHook> = Hook::new();
 
 /// Installs (or with `None` removes) the per-tick hook (e.g. scheduler budget enforcement).
-pub fn set_tick_hook(hook: Option<TickHook>) {
-    TICK_HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+pub fn set_tick_hook(hook: Option<&'static TickHook>) {
+    TICK_HOOK.set(hook);
 }
 
 /// Counter frequency (CNTFRQ_EL0).
@@ -67,7 +69,7 @@ pub fn late_ticks(core: usize) -> u64 {
 pub(crate) fn init_this_core(boot: bool) -> Result<(), gic::GicError> {
     if boot {
         BOOT_COUNT.store(counter(), Ordering::Relaxed);
-        super::irq::register(irq::VTIMER, on_tick);
+        super::irq::register(irq::VTIMER, &(on_tick as Handler));
     }
     CNTV_CVAL_EL0.set(counter() + interval());
     CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
@@ -83,10 +85,7 @@ fn on_tick(_intid: u32) {
     }
     super::diag::on_tick(core);
     crate::channel::on_tick(core);
-    let hook = TICK_HOOK.load(Ordering::Acquire);
-    if hook != 0 {
-        // SAFETY: non-zero values are only stored by `set_tick_hook` from a `TickHook`.
-        let hook: TickHook = unsafe { core::mem::transmute::<usize, TickHook>(hook) };
+    if let Some(hook) = TICK_HOOK.get() {
         hook(core);
     }
     let step = interval();

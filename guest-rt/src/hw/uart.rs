@@ -104,7 +104,7 @@ pub(crate) fn init() {
 
 /// Routes the UART interrupt to this core and installs the receive handler.
 pub(crate) fn enable_irq(core: usize) {
-    super::irq::register(irq::UART, on_irq);
+    super::irq::register(irq::UART, &(on_irq as super::irq::Handler));
     super::gic::enable_spi(irq::UART, core);
 }
 

@@ -9,7 +9,7 @@ pub mod table;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
-pub use run::{rejected_lines, run, LINE_MAX};
+pub use run::{rejected_lines, run, run_with, LINE_MAX};
 
 pub use args::parse_u64;
 pub use table::{Command, Commands, Invocation, Outcome};

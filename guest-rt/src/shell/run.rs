@@ -21,6 +21,19 @@ pub fn rejected_lines() -> u64 {
 
 /// Runs the shell forever with `prompt`.
 pub fn run(prompt: &str, commands: &'static Commands) -> ! {
+    run_with(prompt, commands, || false, || false)
+}
+
+/// Runs the shell forever with `prompt`, interleaved with other work: whenever no input is
+/// waiting, `work()` runs one bounded unit (it returns whether it did anything; if so, input
+/// is looked at again at once), so a keystroke waits at most one unit. With neither input nor
+/// work done, the core sleeps in WFI unless `pending()` says work is waiting.
+pub fn run_with(
+    prompt: &str,
+    commands: &'static Commands,
+    mut work: impl FnMut() -> bool,
+    pending: impl Fn() -> bool,
+) -> ! {
     let mut editor = LineEditor::<LINE_MAX>::new();
     crate::print!("{prompt}");
     loop {
@@ -37,10 +50,13 @@ pub fn run(prompt: &str, commands: &'static Commands) -> ! {
                 Event::None => {}
             }
         }
+        if work() {
+            continue;
+        }
         // Sleep until an interrupt, without missing one that lands between the check and WFI:
         // WFI wakes on a pending IRQ even while masked, and the handler runs after the unmask.
         let daif = sync::irq_save();
-        if !uart::has_input() {
+        if !uart::has_input() && !pending() {
             aarch64_cpu::asm::wfi();
         }
         sync::irq_restore(daif);

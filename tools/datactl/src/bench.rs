@@ -56,13 +56,10 @@ pub struct BenchReport {
     pub latencies_us: Vec<u64>,
 }
 
-/// Nearest-rank percentile of sorted samples (`p` in 0..=100); 0 for no samples.
-pub fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+/// Nearest-rank percentile of sorted samples (`p` in 0..=100, `sis_stats::nearest_rank`); 0 for
+/// no samples.
+pub fn percentile(sorted: &[u64], p: u32) -> u64 {
+    sis_stats::nearest_rank(sorted, p).unwrap_or(0)
 }
 
 impl BenchReport {
@@ -71,7 +68,7 @@ impl BenchReport {
         self.frames as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
     /// Latency percentile in microseconds.
-    pub fn latency_us(&self, p: f64) -> u64 {
+    pub fn latency_us(&self, p: u32) -> u64 {
         percentile(&self.latencies_us, p)
     }
     /// One human-readable line.
@@ -83,8 +80,8 @@ impl BenchReport {
             self.err,
             self.elapsed.as_secs_f64() * 1e3,
             self.frames_per_sec(),
-            self.latency_us(50.0),
-            self.latency_us(99.0),
+            self.latency_us(50),
+            self.latency_us(99),
             self.latencies_us.last().copied().unwrap_or(0)
         )
     }
@@ -98,8 +95,8 @@ impl BenchReport {
             self.err,
             self.elapsed.as_secs_f64() * 1e3,
             self.frames_per_sec(),
-            self.latency_us(50.0),
-            self.latency_us(99.0),
+            self.latency_us(50),
+            self.latency_us(99),
             self.latencies_us.last().copied().unwrap_or(0)
         )
     }

@@ -6,7 +6,8 @@
 //! - [`client`]: request/reply with the ACK timeout, retries and reconnects;
 //! - [`cli`]: the command line (clap) and its exit codes;
 //! - [`bench`](mod@bench): frames/s and ACK latency percentiles (`datactl-bench`);
-//! - [`mock`]: an in-process stand-in for the control guest, for tests and bench self-checks.
+//! - [`mock`]: the control guest's real host-control loop (`sis-hostctl`) behind a socket, with a
+//!   stand-in LLM partition, for tests and bench self-checks.
 //!
 //! Host-only: on a bare-metal target this crate is empty.
 #![cfg_attr(target_os = "none", no_std)]

@@ -1,44 +1,39 @@
-//! An in-process stand-in for the control guest, speaking the real codec over a UNIX or
-//! TCP socket. Tests and `datactl-bench --mock` use it; it follows the reply semantics of
-//! docs/frames.md (auth, load before infer, poll cursor, streaming) with canned output
-//! tokens instead of a model, and can drop frames to exercise retries.
+//! The control guest's real host-control loop (`sis-hostctl`: decoder, auth, audit, LLM link,
+//! reply FIFO, job table) served over a UNIX or TCP socket in this process, with a stand-in LLM
+//! partition that answers every ring request at once (canned output tokens instead of a model).
+//! Tests and `datactl-bench --mock` use it; it can lose reply lines to exercise retries.
 
 use crate::transport::Endpoint;
+use shared_ring::message::{Bytes, Done, DoneStatus, ErrorCode as RingError};
+use shared_ring::{Request as RingRequest, Response};
 use sis_frame::auth::{Authenticator, RateLimitConfig, Secrets};
-use sis_frame::codec::{Command, Decoder, Event, Request};
-use sis_frame::reply::{
-    write_end, write_err, write_ok, write_poll, write_refusal, write_stream_token, EndReason,
-    ErrorCode, Field, PollInfo, ReplayCache,
-};
-use std::collections::HashMap;
+use sis_frame::reply::{parse_reply, Reply};
+use sis_hostctl::{AuditOut, HostControl, HostOut, LlmState, Now, RingPort, SendRefused};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Mock behaviour.
 #[derive(Clone, Debug)]
 pub struct MockConfig {
-    /// Secrets the mock accepts.
+    /// Secrets the guest accepts.
     pub secrets: Secrets,
     /// Rate limiting of failed attempts.
     pub limits: RateLimitConfig,
-    /// Delimited frames to swallow without a reply before answering normally.
+    /// The reply lines of the first this many delimited frames are lost (the frames did run).
     pub drop_first: usize,
-    /// Model name reported in poll replies.
-    pub model: String,
     /// Indices (0-based, over delimited frames) of frames that are processed normally but
     /// whose reply lines are then lost: the command did run, so a retry shows whether the
     /// guest deduplicates by v1 `seq`.
     pub lose_replies_of: Vec<u64>,
     /// Tokens every inference produces (cut at `max_tokens`).
     pub output: Vec<String>,
-    /// Default poll batch when the poll has no `max`.
-    pub poll_batch: usize,
 }
 
 impl MockConfig {
@@ -49,11 +44,9 @@ impl MockConfig {
             limits: RateLimitConfig::DEFAULT,
             drop_first: 0,
             lose_replies_of: Vec::new(),
-            model: "mock-model".into(),
             output: ["Op", " B", " waited", " on", " a", " lock", "|", "\n"]
                 .map(String::from)
                 .to_vec(),
-            poll_batch: 16,
         }
     }
 }
@@ -65,164 +58,171 @@ pub struct MockStats {
     pub connections: u64,
     /// Delimited frames (requests and rejected frames).
     pub frames: u64,
-    /// Frames swallowed by `drop_first`.
+    /// Reply lines lost on purpose (`drop_first`, `lose_replies_of`).
     pub dropped: u64,
-    /// Reply lines written (stream lines included).
+    /// Lines written (stream lines included).
     pub lines: u64,
 }
 
-struct Job {
-    tokens: Vec<String>,
-    delivered: usize,
-    plen: u32,
+/// Microseconds since the first mock started (the loop's latency clock).
+fn clock_us() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
-/// The guest-side logic: turns decoder events into reply lines.
+fn now() -> Now {
+    let us = clock_us();
+    Now { ms: us / 1000, us }
+}
+
+/// The LLM partition, answering each request as soon as it is published: a load is
+/// acknowledged, an inference before a load fails `NoModel`, an inference produces its tokens
+/// and ends at once, so there is never a job to cancel.
+struct FakeLlm {
+    output: Vec<String>,
+    loaded: bool,
+    next_seq: u64,
+    responses: VecDeque<Response>,
+}
+
+impl RingPort for FakeLlm {
+    fn send(&mut self, req: &RingRequest) -> Result<u64, SendRefused> {
+        self.next_seq += 1;
+        let req_seq = self.next_seq;
+        let r = &mut self.responses;
+        match req {
+            RingRequest::Load { .. } => {
+                self.loaded = true;
+                r.push_back(Response::Ack { req_seq });
+            }
+            RingRequest::Infer(_) if !self.loaded => r.push_back(Response::Error {
+                req_seq,
+                code: RingError::NoModel,
+            }),
+            RingRequest::Infer(i) => {
+                r.push_back(Response::Ack { req_seq });
+                let tokens = self.output.iter().take(usize::from(i.max_tokens));
+                let mut n = 0;
+                for t in tokens {
+                    let text = Bytes::from_slice(t.as_bytes()).ok_or(SendRefused::Internal)?;
+                    r.push_back(Response::Tokens {
+                        id: i.id,
+                        n: 1,
+                        text,
+                    });
+                    n += 1;
+                }
+                r.push_back(Response::Done(Done {
+                    id: i.id,
+                    tokens: n,
+                    prompt_len: 0,
+                    elapsed_ns: 0,
+                    cycles: 0,
+                    status: DoneStatus(DoneStatus::OK),
+                }));
+            }
+            RingRequest::Cancel { .. } => r.push_back(Response::Error {
+                req_seq,
+                code: RingError::UnknownId,
+            }),
+            _ => r.push_back(Response::Error {
+                req_seq,
+                code: RingError::BadRequest,
+            }),
+        }
+        Ok(req_seq)
+    }
+}
+
+/// Audit records are counted by the loop itself; the mock keeps none.
+struct NoAudit;
+
+impl AuditOut for NoAudit {
+    fn append(&mut self, _entry: &shared_ring::audit::AuditEntry) -> bool {
+        true
+    }
+}
+
+/// The host side of the loop: lines to write, minus the replies lost on purpose. Replies leave
+/// in frame order, one per frame, so the n-th reply line answers the n-th frame.
+struct Wire<'a> {
+    out: Vec<u8>,
+    replies: &'a mut u64,
+    cfg: &'a MockConfig,
+    stats: MockStats,
+}
+
+impl HostOut for Wire<'_> {
+    fn send_line(&mut self, line: &[u8]) -> bool {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let extra = matches!(
+            parse_reply(body),
+            Ok(Reply::Stream { .. } | Reply::End { .. })
+        );
+        if !extra {
+            let frame = *self.replies;
+            *self.replies += 1;
+            if frame < self.cfg.drop_first as u64 || self.cfg.lose_replies_of.contains(&frame) {
+                self.stats.dropped += 1;
+                return true;
+            }
+        }
+        self.stats.lines += 1;
+        self.out.extend_from_slice(line);
+        true
+    }
+}
+
+/// The control guest in this process: its loop, its LLM partition.
 struct Guest {
     cfg: MockConfig,
-    auth: Authenticator,
-    start: Instant,
-    loaded: bool,
-    next_id: u32,
-    jobs: HashMap<u32, Job>,
-    to_drop: usize,
-    frame_index: u64,
-    replay: ReplayCache<16, 256>,
-}
-
-fn line(f: impl FnOnce(&mut [u8]) -> Result<usize, sis_frame::reply::FormatError>) -> Vec<u8> {
-    let mut buf = [0u8; 1024];
-    let n = f(&mut buf).expect("mock replies fit in 1 KiB");
-    buf[..n].to_vec()
-}
-
-fn err_line(code: ErrorCode, fields: &[Field<'_>]) -> Vec<u8> {
-    line(|b| write_err(b, code, fields))
+    host: HostControl,
+    llm: FakeLlm,
+    /// Reply lines seen so far (= frames answered).
+    replies: u64,
 }
 
 impl Guest {
     fn new(cfg: MockConfig) -> io::Result<Self> {
         let auth = Authenticator::new(cfg.secrets, cfg.limits)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))?;
+        let mut host = HostControl::new(clock_us);
+        host.set_auth(auth);
         Ok(Guest {
-            to_drop: cfg.drop_first,
-            frame_index: 0,
-            replay: ReplayCache::new(),
+            llm: FakeLlm {
+                output: cfg.output.clone(),
+                loaded: false,
+                next_seq: 0,
+                responses: VecDeque::new(),
+            },
             cfg,
-            auth,
-            start: Instant::now(),
-            loaded: false,
-            next_id: 1,
-            jobs: HashMap::new(),
+            host,
+            replies: 0,
         })
     }
 
-    fn handle(&mut self, ev: Event<'_>, stats: &mut MockStats) -> Vec<Vec<u8>> {
-        stats.frames += 1;
-        let index = self.frame_index;
-        self.frame_index += 1;
-        if self.to_drop > 0 {
-            self.to_drop -= 1;
-            stats.dropped += 1;
-            return Vec::new();
-        }
-        let lines = match ev {
-            Event::Rejected(r) => vec![err_line(r.error.code(), &[])],
-            Event::Request(req) => self.request(&req),
+    /// Runs `bytes` (possibly none: upkeep only) through the loop and the LLM partition's
+    /// answers; returns the lines for the host and the counters of this pass.
+    fn serve(&mut self, bytes: &[u8]) -> (Vec<u8>, MockStats) {
+        let frames_before = self.host.control().stats().frames_rx;
+        let mut wire = Wire {
+            out: Vec::new(),
+            replies: &mut self.replies,
+            cfg: &self.cfg,
+            stats: MockStats::default(),
         };
-        if self.cfg.lose_replies_of.contains(&index) {
-            stats.dropped += 1;
-            return Vec::new();
+        if !bytes.is_empty() {
+            self.host
+                .on_bytes(bytes, now(), &mut wire, &mut NoAudit, &mut self.llm);
         }
-        lines
-    }
-
-    fn request(&mut self, req: &Request<'_>) -> Vec<Vec<u8>> {
-        let now_ms = self.start.elapsed().as_millis() as u64;
-        let decision = self
-            .auth
-            .check(req.token, req.command.requirement(), now_ms);
-        let mut buf = [0u8; 64];
-        if let Some(n) = write_refusal(&mut buf, &decision).expect("refusals fit") {
-            return vec![buf[..n].to_vec()];
+        while let Some(r) = self.llm.responses.pop_front() {
+            self.host.on_response(r, now(), &mut wire);
         }
-        if let Some(cached) = self.replay.lookup(req.token, req.seq) {
-            return vec![cached.to_vec()];
-        }
-        let lines = self.run(req);
-        if let Some(first) = lines.first() {
-            self.replay.store(req.token, req.seq, first);
-        }
-        lines
-    }
-
-    fn run(&mut self, req: &Request<'_>) -> Vec<Vec<u8>> {
-        match req.command {
-            Command::LlmLoad { .. } => {
-                self.loaded = true;
-                vec![line(|b| write_ok(b, &[]))]
-            }
-            Command::LlmInferStart(p) => {
-                if !self.loaded {
-                    return vec![err_line(ErrorCode::NoGraph, &[])];
-                }
-                let id = self.next_id;
-                self.next_id += 1;
-                let tokens: Vec<String> = self
-                    .cfg
-                    .output
-                    .iter()
-                    .take(usize::from(p.max_tokens))
-                    .cloned()
-                    .collect();
-                let reason = if tokens.len() < self.cfg.output.len() {
-                    EndReason::Max
-                } else {
-                    EndReason::Eos
-                };
-                let mut out = vec![line(|b| write_ok(b, &[Field::num("id", u64::from(id))]))];
-                if p.stream {
-                    for (i, t) in tokens.iter().enumerate() {
-                        out.push(line(|b| write_stream_token(b, id, i as u32, t.as_bytes())));
-                    }
-                    out.push(line(|b| {
-                        write_end(b, id, tokens.len() as u32, reason, None)
-                    }));
-                }
-                let delivered = if p.stream { tokens.len() } else { 0 };
-                self.jobs.insert(
-                    id,
-                    Job {
-                        tokens,
-                        delivered,
-                        plen: p.prompt.len() as u32,
-                    },
-                );
-                out
-            }
-            Command::LlmInferPoll { infer_id, max } => {
-                let Some(job) = self.jobs.get_mut(&infer_id) else {
-                    return vec![err_line(ErrorCode::NotFound, &[])];
-                };
-                let limit = max.map_or(self.cfg.poll_batch, usize::from);
-                let end = (job.delivered + limit).min(job.tokens.len());
-                let items = job.tokens[job.delivered..end].iter().map(|s| s.as_bytes());
-                let info = PollInfo {
-                    id: infer_id,
-                    done: end == job.tokens.len(),
-                    plen: job.plen,
-                    model: self.cfg.model.as_bytes(),
-                };
-                let mut buf = [0u8; 1024];
-                let w = write_poll(&mut buf, &info, items).expect("poll header fits");
-                job.delivered += w.items;
-                vec![buf[..w.len].to_vec()]
-            }
-            Command::LlmCancel { infer_id } => match self.jobs.remove(&infer_id) {
-                Some(_) => vec![line(|b| write_ok(b, &[]))],
-                None => vec![err_line(ErrorCode::NotFound, &[])],
-            },
-        }
+        self.host
+            .tick(now(), LlmState::Running { generation: 1 }, &mut wire);
+        let mut stats = wire.stats;
+        stats.frames = self.host.control().stats().frames_rx - frames_before;
+        (wire.out, stats)
     }
 }
 
@@ -286,6 +286,8 @@ impl MockServer {
                     match accepted {
                         Ok(conn) => {
                             stats2.lock().unwrap_or_else(|p| p.into_inner()).connections += 1;
+                            // A new host connection, as the guest's virtio-console reports it.
+                            guest.host.host_changed();
                             serve(conn, &mut guest, &stop2, &stats2);
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -339,7 +341,6 @@ fn serve(mut conn: Box<dyn Conn>, guest: &mut Guest, stop: &AtomicBool, stats: &
     if conn.set_timeout(Duration::from_millis(20)).is_err() {
         return;
     }
-    let mut dec = Decoder::new();
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::Relaxed) {
         let n = match conn.read(&mut buf) {
@@ -351,23 +352,12 @@ fn serve(mut conn: Box<dyn Conn>, guest: &mut Guest, stop: &AtomicBool, stats: &
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                continue
+                0
             }
             Err(_) => return,
         };
-        let mut input = &buf[..n];
-        let mut out = Vec::new();
-        let mut local = MockStats::default();
-        while !input.is_empty() {
-            let (used, ev) = dec.feed(input);
-            if let Some(ev) = ev {
-                for l in guest.handle(ev, &mut local) {
-                    local.lines += 1;
-                    out.extend_from_slice(&l);
-                }
-            }
-            input = &input[used..];
-        }
+        // Upkeep (timeouts) runs on idle passes too, as the guest's timer tick does.
+        let (out, local) = guest.serve(&buf[..n]);
         {
             let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
             s.frames += local.frames;

@@ -1,6 +1,6 @@
-//! The LLM service behind the shared ring: installs a [`RequestHandler`] in `ring_service`, so
-//! requests from the control guest go through the same inbox, admission and scheduler as the
-//! shell's. Protocol (see docs/llm-service.md):
+//! The LLM service's ring front end: installs a [`RequestHandler`] in the ring endpoint
+//! (`crate::ring_endpoint`), so requests from the control guest go through the same inbox,
+//! admission and scheduler as the shell's. Protocol (see docs/llm-service.md):
 //!
 //! - `Infer` -> `Ack` once queued (or `Error{Busy}` when the inbox is full). A streamed job
 //!   (`InferFlags::STREAM`) then gets one `Tokens` per generated token; other jobs keep their
@@ -23,8 +23,8 @@ use shared_ring::message::{
 };
 use shared_ring::{Request, Response};
 
-use crate::ring_service::{self, RequestHandler};
-use crate::service::{self, JobError, JobKind, JobRequest, ReplySink, Report, ServerSettings};
+use super::{JobError, JobKind, JobRequest, ReplySink, Report, ServerSettings, SERVICE};
+use crate::ring_endpoint::{self, RequestHandler};
 
 /// Control requests waiting for thread context.
 const CONTROL_QUEUE: usize = 8;
@@ -86,14 +86,16 @@ fn submit_infer(seq: u64, r: InferRequest) -> Result<(), ErrorCode> {
             JobKind::Infer
         },
     };
-    service::submit(req, &RING_SINK).map_err(|_| ErrorCode::Busy)?;
+    SERVICE
+        .submit(req, &RING_SINK)
+        .map_err(|_| ErrorCode::Busy)?;
     send(&Response::Ack { req_seq: seq });
     Ok(())
 }
 
 fn send(r: &Response) {
     // A failed send is counted by the ring service (full queue, peer stopped).
-    let _ = ring_service::send(r);
+    let _ = ring_endpoint::send(r);
 }
 
 /// Sink of ring jobs: tag = job id | stream flag << 32.
@@ -218,7 +220,7 @@ fn control(seq: u64, req: Request) {
     match req {
         Request::Load { wcet_cycles } => {
             let w = (wcet_cycles != 0).then_some(wcet_cycles);
-            match service::load(info, w, &mut Discard) {
+            match SERVICE.load(info, w, &mut Discard) {
                 Ok(()) => send(&Response::Ack { req_seq: seq }),
                 Err(_) if crate::model::get().is_none() => error(seq, ErrorCode::NoModel),
                 Err(_) => error(seq, ErrorCode::Rejected),
@@ -234,7 +236,7 @@ fn control(seq: u64, req: Request) {
                 period_ns,
                 max_tokens: max_tokens_per_period,
             };
-            match service::configure_server(service::DEFAULT_SERVER, s) {
+            match SERVICE.configure_server(super::DEFAULT_SERVER, s) {
                 Ok(()) => send(&Response::Ack { req_seq: seq }),
                 Err(_) => error(seq, ErrorCode::Rejected),
             }
@@ -245,14 +247,14 @@ fn control(seq: u64, req: Request) {
                 .iter()
                 .find(|j| j.id == id && j.done.is_none())
                 .map(|j| u64::from(j.id) | u64::from(j.stream) << 32);
-            match tag.map(|t| service::cancel(t, &RING_SINK)) {
+            match tag.map(|t| SERVICE.cancel(t, &RING_SINK)) {
                 Some(Ok(())) => send(&Response::Ack { req_seq: seq }),
                 _ => error(seq, ErrorCode::UnknownId),
             }
         }
         Request::Poll { id, max } => poll_job(seq, id, max),
         Request::Status => {
-            let s = service::summary();
+            let s = SERVICE.summary();
             let d = s.default.unwrap_or(ServerSettings {
                 wcet_cycles: 0,
                 period_ns: 0,
@@ -330,7 +332,7 @@ impl core::fmt::Write for Discard {
 
 /// Thread-context work of the ring side; called by the scheduler loop on every pass.
 pub fn poll() {
-    ring_service::poll();
+    ring_endpoint::poll();
     loop {
         // Pop in its own statement: the IRQ-masking lock must not be held while handling.
         let next = CONTROL.lock().pop_front();
@@ -339,7 +341,7 @@ pub fn poll() {
     }
 }
 
-/// Installs the handler in the ring service.
+/// Installs the handler in the ring endpoint.
 pub fn install() {
-    ring_service::install(&HANDLER);
+    ring_endpoint::install(&HANDLER);
 }

@@ -1,93 +1,15 @@
-//! The LLM guest's ring service: consumes requests from the control guest, answers `Ping` with
-//! `Pong` at once (so `ping` measures the channel, not the LLM), hands every other request to
-//! an installed [`RequestHandler`] (the LLM service), and sends responses with back-pressure.
-//! Also the hostile-peer diagnostic `ringjunk`.
-
-use core::sync::atomic::{AtomicU64, Ordering};
+//! The LLM guest's ring diagnostics: `ringjunk` (a hostile peer writing garbage into the
+//! llm->ctl ring) and `ringflood` (a burst of responses that fills the ring, for back-pressure).
 
 use guest_rt::channel::{doorbell, llm};
 use guest_rt::shared_ring::hostile::{Hostile, JunkKind, Rng};
-use guest_rt::shared_ring::message::ErrorCode;
-use guest_rt::shared_ring::{Received, Request, Response};
+use guest_rt::shared_ring::Response;
 use guest_rt::shell::{parse_u64, Command, Invocation};
-use guest_rt::sync::{self, IrqMutex};
+use guest_rt::sync;
 use guest_rt::timer;
 use sis_platform::partition::VM_CTL;
 
-pub use guest_rt::channel::llm::{SendFail, Sent};
-
-/// Serves requests other than `Ping`.
-pub trait RequestHandler: Sync {
-    /// Called from the doorbell interrupt (boot core, IRQs masked) for every accepted request
-    /// other than `Ping`, with its ring sequence number (responses name it as `req_seq`). Must
-    /// not block or allocate: queue the work and answer later with [`send`]. Returning
-    /// `Err(code)` makes the ring service answer `Error { req_seq, code }` at once.
-    fn on_request(&self, seq: u64, req: Request) -> Result<(), ErrorCode>;
-}
-
-static HANDLER: IrqMutex<Option<&'static dyn RequestHandler>> = IrqMutex::new(None);
-/// Responses the service itself could not send (pongs, errors).
-static SEND_FAILURES: AtomicU64 = AtomicU64::new(0);
-
-/// Installs the handler of non-`Ping` requests (replacing any previous one). Until one is
-/// installed they are answered with `Error { code: Unavailable }`.
-#[allow(dead_code)] // called by the LLM service once it is wired to the ring
-pub fn install(handler: &'static dyn RequestHandler) {
-    *HANDLER.lock() = Some(handler);
-}
-
-/// Sends a response (tokens, done, errors) to the control guest. A full ring queues it in this
-/// guest (counted as `full` by the ring) and it goes out on the next doorbell, [`poll`] or send;
-/// callable from any core and from interrupt handlers.
-///
-/// # Errors
-/// [`SendFail`]: not attached, too large, queue full (dropped and counted), or the control guest
-/// is stopped.
-pub fn send(resp: &Response) -> Result<Sent, SendFail> {
-    llm::send(resp)
-}
-
-/// Thread-context upkeep for a service loop: re-attaches after a control-guest restart, sends
-/// queued responses, and drains requests a bounded interrupt pass left behind.
-#[allow(dead_code)] // installed as the LLM service loop's poll hook once it is wired
-pub fn poll() {
-    llm::check_attach();
-    let _ = llm::flush();
-    llm::drain();
-}
-
-/// Starts the endpoint on the boot core (before the shell): waits up to 2 s for the control
-/// guest's region, and keeps retrying on every doorbell after that.
-pub fn start() {
-    match llm::start(on_request) {
-        Ok(Some(epoch)) => guest_rt::println!("llm: shared ring attached, epoch {epoch}"),
-        Ok(None) => guest_rt::println!("llm: shared ring not initialised yet; attaching later"),
-        Err(e) => guest_rt::println!("llm: shared ring unavailable: {e}"),
-    }
-}
-
-fn reply(resp: &Response) {
-    if send(resp).is_err() {
-        SEND_FAILURES.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn on_request(m: Received<Request>) {
-    let req_seq = m.seq;
-    match m.msg {
-        Request::Ping { t0 } => reply(&Response::Pong { t0 }),
-        req => {
-            let handler = *HANDLER.lock();
-            let code = match handler {
-                Some(h) => h.on_request(req_seq, req).err(),
-                None => Some(ErrorCode::Unavailable),
-            };
-            if let Some(code) = code {
-                reply(&Response::Error { req_seq, code });
-            }
-        }
-    }
-}
+use crate::ring_endpoint::{send, SendFail};
 
 /// The ring commands of the LLM guest.
 pub static COMMANDS: [Command; 2] = [
@@ -289,10 +211,4 @@ fn ringjunk(inv: &mut Invocation<'_, '_>) {
         aarch64_cpu::asm::wfi();
         sync::irq_restore(daif);
     }
-}
-
-/// Responses the service itself failed to send (pongs and errors).
-#[allow(dead_code)] // for the LLM service's status report
-pub fn send_failures() -> u64 {
-    SEND_FAILURES.load(Ordering::Relaxed)
 }

@@ -3,11 +3,9 @@
 /// Samples kept.
 pub const WINDOW: usize = 1024;
 
-/// A window of the most recent latency samples, in microseconds.
+/// A window of the most recent latency samples, in microseconds, and the largest since boot.
 pub struct Latency {
-    samples: [u32; WINDOW],
-    next: usize,
-    total: u64,
+    window: sis_stats::Window<u32, WINDOW>,
     max: u32,
 }
 
@@ -21,9 +19,7 @@ impl Latency {
     /// No samples.
     pub const fn new() -> Self {
         Latency {
-            samples: [0; WINDOW],
-            next: 0,
-            total: 0,
+            window: sis_stats::Window::<u32, WINDOW>::new(),
             max: 0,
         }
     }
@@ -31,15 +27,13 @@ impl Latency {
     /// Adds a sample (saturated to `u32::MAX` µs).
     pub fn record(&mut self, us: u64) {
         let v = u32::try_from(us).unwrap_or(u32::MAX);
-        self.samples[self.next] = v;
-        self.next = (self.next + 1) % WINDOW;
-        self.total += 1;
+        self.window.push(v);
         self.max = self.max.max(v);
     }
 
     /// Samples recorded since boot.
     pub fn count(&self) -> u64 {
-        self.total
+        self.window.total()
     }
 
     /// Largest sample since boot.
@@ -47,17 +41,9 @@ impl Latency {
         self.max
     }
 
-    /// The `p`-th percentile (0..=100, nearest rank) of the kept window; `None` when empty.
+    /// The `p`-th percentile (1..=100, nearest rank) of the kept window; `None` when empty.
     pub fn percentile(&self, p: u32) -> Option<u32> {
-        let n = (self.total as usize).min(WINDOW);
-        if n == 0 {
-            return None;
-        }
-        let mut sorted = self.samples;
-        let window = &mut sorted[..n];
-        window.sort_unstable();
-        let rank = (p.min(100) as usize * n).div_ceil(100).max(1);
-        Some(window[rank - 1])
+        self.window.percentile(p)
     }
 }
 
@@ -66,7 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nearest_rank_percentiles() {
+    fn p50_p99_and_max_since_boot() {
         let mut l = Latency::new();
         assert_eq!(l.percentile(50), None);
         for v in 1..=100u64 {

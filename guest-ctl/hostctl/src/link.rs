@@ -1,0 +1,367 @@
+//! The link to the LLM partition: allowed host requests become ring requests, ring responses
+//! become host replies.
+//!
+//! - `0x10` load → `Request::Load`; `Ack` → `OK`.
+//! - `0x11` infer → a job id from [`Jobs`], `Request::Infer` with the ring `STREAM` flag
+//!   always set (tokens come back as they are produced); `Ack` → `OK id=<id>`. A host-streamed
+//!   inference (frame `FLAG_STREAM`) gets a `STREAM` line per chunk and an `END` line; the
+//!   others keep their tokens for poll.
+//! - `0x12` poll → answered at once from the tokens received so far (no ring round trip).
+//! - `0x13` cancel → `Request::Cancel`; `Ack` → `OK`. A finished job answers `OK` at once.
+//! - `Error` responses map to reply codes ([`reply_code`]). A request that cannot be sent (no
+//!   channel, LLM partition stopped: the doorbell is refused) is answered `ERR 0x06` at once; a
+//!   full ring `ERR 0x09`; no answer within the control loop's timeout `ERR 0x06`.
+//!
+//! The ring itself is behind [`RingPort`]: the guest publishes on the shared ring, a test or the
+//! host tool's mock answers with a stand-in LLM partition.
+
+use shared_ring::message::{
+    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, MAX_PROMPT,
+};
+use shared_ring::{Request as RingRequest, Response};
+use sis_frame::codec::{Command, Request};
+use sis_frame::reply::{
+    write_end, write_err, write_ok, write_stream_token, EndReason, ErrorCode, Field,
+};
+
+use crate::control::{Control, Forwarded, HostOut, LlmLink, Ticket};
+use crate::jobs::{Arrived, JobStats, Jobs};
+
+/// Requests waiting for their `Ack`/`Error`.
+const PENDING: usize = 64;
+/// A running job that produced nothing for this long is ended `fail` (code 0x06): the LLM
+/// partition stopped or restarted under it.
+pub const JOB_IDLE_MS: u64 = 30_000;
+
+/// Why a request was not published on the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendRefused {
+    /// The LLM partition cannot be reached (stopped, doorbell refused, channel not started).
+    Unreachable,
+    /// The request ring is full.
+    RingFull,
+    /// The request could not be encoded or published for another reason.
+    Internal,
+}
+
+/// The request direction of the shared ring, as the link sees it.
+pub trait RingPort {
+    /// Publishes `req` for the LLM partition (ringing its doorbell); returns the request's ring
+    /// sequence number, which its `Ack`/`Error` names as `req_seq`.
+    ///
+    /// # Errors
+    /// [`SendRefused`]: nothing was published.
+    fn send(&mut self, req: &RingRequest) -> Result<u64, SendRefused>;
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Load,
+    Infer { id: u32 },
+    Cancel { id: u32 },
+}
+
+#[derive(Clone, Copy)]
+struct Pending {
+    seq: u64,
+    kind: Kind,
+    at_ms: u64,
+}
+
+/// Link counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Requests published on the ring.
+    pub sent: u64,
+    /// Requests refused at once because the LLM partition could not be reached.
+    pub unreachable: u64,
+    /// Requests refused because the ring was full.
+    pub ring_full: u64,
+    /// Responses handled.
+    pub responses: u64,
+    /// `Ack`/`Error` responses for no pending request.
+    pub unmatched: u64,
+    /// Pending requests forgotten to make room (their frames had long been answered).
+    pub forgotten: u64,
+    /// `STREAM`/`END` lines the host queue dropped.
+    pub stream_drops: u64,
+}
+
+/// The link's state: pending requests and the job table.
+pub struct Link {
+    pending: [Option<Pending>; PENDING],
+    jobs: Jobs,
+    stats: LinkStats,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The reply code for a ring error.
+pub fn reply_code(e: RingError) -> ErrorCode {
+    match e {
+        RingError::BadRequest => ErrorCode::BadFrame,
+        RingError::NoModel => ErrorCode::NoGraph,
+        RingError::UnknownId => ErrorCode::NotFound,
+        RingError::Rejected | RingError::Busy => ErrorCode::Busy,
+        RingError::Cancelled | RingError::Internal => ErrorCode::Internal,
+        RingError::Unavailable => ErrorCode::Unavailable,
+    }
+}
+
+impl Link {
+    /// No pending request, no job.
+    pub const fn new() -> Self {
+        Link {
+            pending: [None; PENDING],
+            jobs: Jobs::new(),
+            stats: LinkStats {
+                sent: 0,
+                unreachable: 0,
+                ring_full: 0,
+                responses: 0,
+                unmatched: 0,
+                forgotten: 0,
+                stream_drops: 0,
+            },
+        }
+    }
+
+    /// Counters: the link's, the job table's, and the jobs running.
+    pub fn stats(&self) -> (LinkStats, JobStats, usize) {
+        (self.stats, self.jobs.stats(), self.jobs.running())
+    }
+
+    fn remember(&mut self, seq: u64, kind: Kind, now_ms: u64) {
+        let slot = match self.pending.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.stats.forgotten += 1;
+                self.pending
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, p)| p.map_or(0, |p| p.at_ms))
+                    .map_or(0, |(i, _)| i)
+            }
+        };
+        self.pending[slot] = Some(Pending {
+            seq,
+            kind,
+            at_ms: now_ms,
+        });
+    }
+
+    fn take(&mut self, seq: u64) -> Option<Kind> {
+        let i = self
+            .pending
+            .iter()
+            .position(|p| p.is_some_and(|p| p.seq == seq))?;
+        self.pending[i].take().map(|p| p.kind)
+    }
+
+    fn send(
+        &mut self,
+        port: &mut dyn RingPort,
+        req: &RingRequest,
+        kind: Kind,
+        now_ms: u64,
+    ) -> Forwarded {
+        match port.send(req) {
+            Ok(seq) => {
+                self.stats.sent += 1;
+                self.remember(seq, kind, now_ms);
+                Forwarded::Wait(seq)
+            }
+            Err(SendRefused::RingFull) => {
+                self.stats.ring_full += 1;
+                Forwarded::Err(ErrorCode::Busy)
+            }
+            Err(SendRefused::Internal) => Forwarded::Err(ErrorCode::Internal),
+            Err(SendRefused::Unreachable) => {
+                self.stats.unreachable += 1;
+                Forwarded::Err(ErrorCode::Unavailable)
+            }
+        }
+    }
+
+    /// Handles an allowed request (see the module documentation); `line` is the reply buffer
+    /// for an answer given at once.
+    pub fn forward(
+        &mut self,
+        port: &mut dyn RingPort,
+        req: &Request<'_>,
+        now_ms: u64,
+        line: &mut [u8],
+    ) -> Forwarded {
+        match req.command {
+            Command::LlmLoad { wcet_cycles } => self.send(
+                port,
+                &RingRequest::Load {
+                    wcet_cycles: wcet_cycles.unwrap_or(0),
+                },
+                Kind::Load,
+                now_ms,
+            ),
+            Command::LlmInferStart(p) => {
+                let Ok(prompt) = heapless::String::<MAX_PROMPT>::try_from(p.prompt) else {
+                    // Valid v1 frame, but longer than a ring request carries.
+                    return Forwarded::Err(ErrorCode::BadFrame);
+                };
+                let plen = p.prompt.len() as u32;
+                let Some(id) = self.jobs.start(p.stream, plen, p.max_tokens, now_ms) else {
+                    return Forwarded::Err(ErrorCode::Busy);
+                };
+                let mut flags = InferFlags::STREAM;
+                if p.chat {
+                    flags |= InferFlags::CHAT;
+                }
+                if p.stream {
+                    flags |= InferFlags::HOST_STREAM;
+                }
+                let ring = RingRequest::Infer(InferRequest {
+                    id,
+                    max_tokens: p.max_tokens,
+                    temp: Milli(p.sampling.temperature_milli),
+                    seed: p.sampling.seed,
+                    flags: InferFlags(flags),
+                    prompt,
+                });
+                let r = self.send(port, &ring, Kind::Infer { id }, now_ms);
+                if !matches!(r, Forwarded::Wait(_)) {
+                    self.jobs.remove(id);
+                }
+                r
+            }
+            Command::LlmInferPoll { infer_id, max } => match self.jobs.poll(infer_id, max, line) {
+                Ok(n) => Forwarded::Line(n),
+                Err(code) => Forwarded::Err(code),
+            },
+            Command::LlmCancel { infer_id } => {
+                if self.jobs.end_of(infer_id).is_some() {
+                    // Already finished: nothing to stop, and the host learns it is over.
+                    return Forwarded::Line(write_ok(line, &[]).unwrap_or(0));
+                }
+                self.send(
+                    port,
+                    &RingRequest::Cancel { id: infer_id },
+                    Kind::Cancel { id: infer_id },
+                    now_ms,
+                )
+            }
+        }
+    }
+
+    /// A response from the LLM partition: completes the waiting frame's reply in `control`, or
+    /// turns tokens and ends into `STREAM`/`END` lines (behind pending replies).
+    pub fn on_response(
+        &mut self,
+        msg: Response,
+        now_ms: u64,
+        control: &mut Control,
+        host: &mut dyn HostOut,
+    ) {
+        self.stats.responses += 1;
+        let mut line = [0u8; 512];
+        match msg {
+            Response::Ack { req_seq } => {
+                let n = match self.take(req_seq) {
+                    Some(Kind::Load) => write_ok(&mut line, &[]),
+                    Some(Kind::Infer { id }) => {
+                        write_ok(&mut line, &[Field::num("id", u64::from(id))])
+                    }
+                    Some(Kind::Cancel { id }) => {
+                        let _ = self.jobs.finish(id, EndReason::Cancel, now_ms);
+                        write_ok(&mut line, &[])
+                    }
+                    None => {
+                        self.stats.unmatched += 1;
+                        return;
+                    }
+                };
+                control.llm_reply(req_seq as Ticket, &line[..n.unwrap_or(0)], host);
+            }
+            Response::Error { req_seq, code } => {
+                match self.take(req_seq) {
+                    Some(Kind::Infer { id }) => self.jobs.remove(id),
+                    Some(_) => {}
+                    None => {
+                        self.stats.unmatched += 1;
+                        return;
+                    }
+                }
+                let n = write_err(&mut line, reply_code(code), &[]).unwrap_or(0);
+                control.llm_reply(req_seq as Ticket, &line[..n], host);
+            }
+            Response::Tokens { id, n, text } => {
+                if let Arrived::Stream { index } = self.jobs.tokens(id, n, text.as_slice(), now_ms)
+                {
+                    let len =
+                        write_stream_token(&mut line, id, index, text.as_slice()).unwrap_or(0);
+                    if len == 0 || !control.send_extra(&line[..len], host) {
+                        self.stats.stream_drops += 1;
+                    }
+                }
+            }
+            Response::Done(d) => {
+                let failed = d.status.0 & DoneStatus::REJECT != 0;
+                let reason = if failed {
+                    EndReason::Fail
+                } else {
+                    self.jobs.natural_end(d.id, d.tokens)
+                };
+                if let Some((tokens, true)) = self.jobs.finish(d.id, reason, now_ms) {
+                    let end = self.jobs.end_of(d.id).unwrap_or(reason);
+                    let code = (end == EndReason::Fail).then_some(ErrorCode::Internal);
+                    let len = write_end(&mut line, d.id, tokens, end, code).unwrap_or(0);
+                    if len == 0 || !control.send_extra(&line[..len], host) {
+                        self.stats.stream_drops += 1;
+                    }
+                }
+            }
+            Response::Status(_) | Response::Pong { .. } => {}
+        }
+    }
+
+    /// Ends running jobs that produced nothing for [`JOB_IDLE_MS`] (the LLM partition went
+    /// away): `END ... reason=fail code=0x06` for the host-streamed ones.
+    pub fn expire(&mut self, now_ms: u64, control: &mut Control, host: &mut dyn HostOut) {
+        let Some(cutoff) = now_ms.checked_sub(JOB_IDLE_MS) else {
+            return;
+        };
+        let mut drops = 0;
+        self.jobs.expire(cutoff, |id, tokens, streamed| {
+            if streamed {
+                let mut line = [0u8; 96];
+                let n = write_end(
+                    &mut line,
+                    id,
+                    tokens,
+                    EndReason::Fail,
+                    Some(ErrorCode::Unavailable),
+                )
+                .unwrap_or(0);
+                if n == 0 || !control.send_extra(&line[..n], host) {
+                    drops += 1;
+                }
+            }
+        });
+        self.stats.stream_drops += drops;
+    }
+}
+
+/// A [`Link`] with the ring it publishes on: what the control loop forwards allowed requests to.
+pub struct Forwarder<'a> {
+    /// The link.
+    pub link: &'a mut Link,
+    /// The ring.
+    pub port: &'a mut dyn RingPort,
+}
+
+impl LlmLink for Forwarder<'_> {
+    fn forward(&mut self, req: &Request<'_>, now_ms: u64, line: &mut [u8]) -> Forwarded {
+        self.link.forward(self.port, req, now_ms, line)
+    }
+}

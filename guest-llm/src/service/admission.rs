@@ -1,0 +1,141 @@
+//! Admission of a queued request: model loaded, server exists, prompt tokenized (the model's
+//! chat turns with `--chat`), prompt + `max_tokens` fit the model's context, an engine session
+//! with the prompt fed, then the scheduler's own admission (queue and token quota). A refusal
+//! reaches the sink as an error and is audited with the reject bit.
+
+use alloc::format;
+
+use shared_ring::audit::AuditEntry;
+use sis_engine::{SamplerConfig, Session, SessionConfig, Utf8Stream};
+use sis_sched::JobSpec;
+
+use super::inbox::Pending;
+use super::request::JobError;
+use super::step::Job;
+use super::{audit, Service, DEFAULT_SERVER};
+use crate::model;
+use crate::parallel::POOL;
+
+impl Service {
+    /// Admits one queued request (or reports why not).
+    pub(super) fn admit(&self, p: Pending, now: u64) {
+        let Pending { req, sink } = p;
+        let entry = AuditEntry {
+            op: req.kind.op() as u16,
+            ..AuditEntry::default()
+        };
+        let fail = |e: JobError, entry: AuditEntry| {
+            audit::reject(entry);
+            sink.failed(req.tag, &e);
+        };
+        let Some(loaded) = model::get() else {
+            return fail(JobError::NoModel, entry);
+        };
+        let server_name = if req.server.is_empty() {
+            DEFAULT_SERVER
+        } else {
+            req.server.as_str()
+        };
+        let Some(settings) = self.server_settings(server_name) else {
+            return fail(
+                JobError::BadRequest(format!("no server '{server_name}'")),
+                entry,
+            );
+        };
+        let entry = AuditEntry {
+            wcet_cycles: settings.wcet_cycles,
+            period_ns: settings.period_ns,
+            tokens: 0,
+            ..entry
+        };
+        // Chat turn markers (ChatML or Gemma's, as the model's file says) go in by token id:
+        // text the user typed is only ever text, so an `<|im_end|>` or `<end_of_turn>` inside
+        // a prompt cannot close the turn (the same encoding as `llm-run --chat`).
+        let tokens = if req.chat {
+            match loaded.tokenizer.encode_chat(None, &req.prompt) {
+                Ok(t) => t,
+                Err(e) => return fail(JobError::BadRequest(format!("--chat: {e}")), entry),
+            }
+        } else {
+            loaded.tokenizer.encode_prompt(&req.prompt)
+        };
+        let entry = AuditEntry {
+            prompt_len: tokens.len() as u32,
+            ..entry
+        };
+        if tokens.is_empty() {
+            return fail(
+                JobError::BadRequest("the prompt encodes to no tokens".into()),
+                entry,
+            );
+        }
+        let ctx = loaded.model.config.max_seq_len;
+        let need = tokens.len() + req.max_tokens as usize;
+        if need > ctx {
+            return fail(
+                JobError::BadRequest(format!(
+                    "prompt of {} tokens + {} new tokens does not fit the model's context of {ctx}",
+                    tokens.len(),
+                    req.max_tokens
+                )),
+                entry,
+            );
+        }
+        let cfg = SessionConfig {
+            context: need,
+            max_new_tokens: req.max_tokens as usize,
+            sampler: SamplerConfig {
+                temperature: req.temp_milli as f32 / 1000.0,
+                top_p: 1.0,
+                seed: req.seed,
+            },
+            stop_tokens: loaded.tokenizer.stop.clone(),
+        };
+        let mut session = match Session::new(&loaded.model, &POOL, cfg) {
+            Ok(s) => s,
+            Err(e) => return fail(JobError::Internal(format!("{e}")), entry),
+        };
+        if let Err(e) = session.feed(&tokens) {
+            return fail(JobError::BadRequest(format!("{e}")), entry);
+        }
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let Some(server) = st.server_mut(server_name).map(|s| s.id) else {
+            drop(guard);
+            return fail(
+                JobError::BadRequest(format!("no server '{server_name}'")),
+                entry,
+            );
+        };
+        let submitted = st.sched.submit(
+            server,
+            JobSpec {
+                max_tokens: req.max_tokens,
+            },
+            now,
+        );
+        let id = match submitted {
+            Ok(id) => id,
+            Err(e) => {
+                drop(guard);
+                return fail(JobError::Rejected(format!("{e}")), entry);
+            }
+        };
+        st.jobs.push(Job {
+            id,
+            server,
+            tag: req.tag,
+            kind: req.kind,
+            sink,
+            session,
+            loaded,
+            prev: tokens.last().copied(),
+            utf8: Utf8Stream::new(),
+            prompt_tokens: tokens.len() as u32,
+            max_tokens: req.max_tokens,
+            decode_ns: 0,
+        });
+        drop(guard);
+        sink.accepted(req.tag, id.0, tokens.len() as u32);
+    }
+}

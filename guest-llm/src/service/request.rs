@@ -1,0 +1,124 @@
+//! What a job is, how it ends and who hears about it: the service's request API, shared by the
+//! shell, the background sources and the ring.
+
+use alloc::string::String;
+
+use shared_ring::audit::Op;
+
+use super::args::MAX_NAME;
+
+/// Which audit op a job is recorded under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// `llminfer`, ring inference (op 3).
+    Infer,
+    /// `llmstream`, `llmgraph`, streamed ring inference (op 4).
+    Stream,
+}
+
+impl JobKind {
+    /// The audit op of the job's records.
+    pub fn op(self) -> Op {
+        match self {
+            JobKind::Infer => Op::Infer,
+            JobKind::Stream => Op::Stream,
+        }
+    }
+}
+
+/// One inference request.
+#[derive(Clone, Debug)]
+pub struct JobRequest {
+    /// The caller's id for the job (echoed to the sink; the ring's request id).
+    pub tag: u64,
+    /// Server to run on; empty = [`DEFAULT_SERVER`](super::DEFAULT_SERVER).
+    pub server: heapless::String<MAX_NAME>,
+    /// Prompt text.
+    pub prompt: heapless::String<{ shared_ring::message::MAX_PROMPT }>,
+    /// Tokens to generate at most (>= 1).
+    pub max_tokens: u32,
+    /// Temperature in thousandths (0 = greedy).
+    pub temp_milli: u32,
+    /// Sampling seed.
+    pub seed: u64,
+    /// Wrap the prompt in the chat template.
+    pub chat: bool,
+    /// Audit op.
+    pub kind: JobKind,
+}
+
+/// The end of a completed job.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Scheduler job id.
+    pub job: u64,
+    /// Tokens generated.
+    pub tokens: u32,
+    /// Prompt length in tokens.
+    pub prompt_tokens: u32,
+    /// Submission to completion, ns.
+    pub response_ns: u64,
+    /// CPU time charged, ns.
+    pub consumed_ns: u64,
+    /// Steps run.
+    pub steps: u32,
+    /// Time spent in token (decode) steps, ns.
+    pub decode_ns: u64,
+    /// Whether it finished after its deadline.
+    pub missed: bool,
+    /// Finish minus deadline when missed, ns.
+    pub lateness_ns: u64,
+    /// Why generation stopped.
+    pub stop: &'static str,
+    /// Text still held back by the UTF-8 decoder (normally empty).
+    pub tail: String,
+}
+
+/// Why a job did not run to completion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobError {
+    /// No model loaded.
+    NoModel,
+    /// The request is invalid (unknown server, prompt too long for the context, ...).
+    BadRequest(String),
+    /// Admission refused it (quota, full queue).
+    Rejected(String),
+    /// Cancelled.
+    Cancelled,
+    /// The engine failed.
+    Internal(String),
+}
+
+impl core::fmt::Display for JobError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            JobError::NoModel => f.write_str("no model loaded (run 'llmctl load' first)"),
+            JobError::BadRequest(m) => f.write_str(m),
+            JobError::Rejected(m) => write!(f, "rejected: {m}"),
+            JobError::Cancelled => f.write_str("cancelled"),
+            JobError::Internal(m) => write!(f, "engine error: {m}"),
+        }
+    }
+}
+
+/// Receives what a job produces. Called from the scheduler loop (thread context, boot core),
+/// with no service lock held.
+pub trait ReplySink: Sync {
+    /// The job was admitted as scheduler job `job` with a prompt of `prompt_tokens`.
+    fn accepted(&self, tag: u64, job: u64, prompt_tokens: u32) {
+        let _ = (tag, job, prompt_tokens);
+    }
+    /// One generated token and its text (may be empty while a UTF-8 sequence is incomplete).
+    fn token(&self, tag: u64, id: u32, text: &str);
+    /// The job completed.
+    fn finished(&self, tag: u64, report: &Report);
+    /// The job was refused or failed.
+    fn failed(&self, tag: u64, error: &JobError);
+}
+
+/// Why [`Service::submit`](super::Service::submit) refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The inbox is full (counted); try again after the loop has drained it.
+    InboxFull,
+}

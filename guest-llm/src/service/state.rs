@@ -1,0 +1,112 @@
+//! [`Service`]: the one owner of the service's state, the constants every part shares, and the
+//! service's clock.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use guest_rt::sync::IrqMutex;
+use guest_rt::timer;
+use sis_sched::stats::SampleRing;
+use sis_sched::{cycles_to_ns, DefaultScheduler};
+
+use super::budget::BudgetWatch;
+use super::inbox::Inbox;
+use super::servers::Server;
+use super::slack::Slack;
+use super::step::Job;
+
+/// Prompt tokens run per prefill step (bounds the length of a step).
+pub const PREFILL_CHUNK: usize = 4;
+/// Requests the inbox holds before [`Service::submit`] refuses.
+pub const INBOX_CAPACITY: usize = 8;
+/// Name of the server `llmctl load`/`budget` and ring jobs use.
+pub const DEFAULT_SERVER: &str = "llm";
+/// Period of the default server until `llmctl budget` sets one (1 s).
+pub const DEFAULT_PERIOD_NS: u64 = 1_000_000_000;
+/// Budget of the default server when `llmctl load` gets no `--wcet-cycles`: half the
+/// default period, so other servers can still be admitted under the 85% bound.
+pub const DEFAULT_BUDGET_NS: u64 = DEFAULT_PERIOD_NS / 2;
+
+/// The service: everything it keeps, in one place.
+pub struct Service {
+    /// Requests queued from any context.
+    pub(super) inbox: Inbox,
+    /// Servers, running jobs, the scheduler and the metrics (boot core, thread context).
+    pub(super) state: IrqMutex<State>,
+    /// The running step's slice, watched by the timer tick.
+    pub(super) budget: BudgetWatch,
+    /// Idle-time reclaiming.
+    pub(super) slack: Slack,
+}
+
+/// What the scheduler loop works on; one lock, taken briefly and never while a sink or
+/// the engine runs.
+pub(super) struct State {
+    /// Named servers.
+    pub(super) servers: Vec<Server>,
+    /// Admitted jobs (their engine sessions), by scheduler job id.
+    pub(super) jobs: Vec<Job>,
+    /// CBS servers under EDF.
+    pub(super) sched: DefaultScheduler,
+    /// Engine throughput and latency.
+    pub(super) metrics: Metrics,
+}
+
+/// Engine figures since boot (or the last `llmctl reset`).
+pub(super) struct Metrics {
+    /// Decode-step durations (ns), for per-token latency percentiles.
+    pub(super) token_ns: SampleRing,
+    pub(super) decode_tokens: u64,
+    pub(super) decode_ns: u64,
+    pub(super) prefill_tokens: u64,
+    pub(super) prefill_ns: u64,
+    pub(super) steps: u64,
+    /// Internal failures (engine errors, scheduler inconsistencies).
+    pub(super) failures: u64,
+}
+
+impl Metrics {
+    pub(super) const fn new() -> Self {
+        Metrics {
+            token_ns: SampleRing::new(),
+            decode_tokens: 0,
+            decode_ns: 0,
+            prefill_tokens: 0,
+            prefill_ns: 0,
+            steps: 0,
+            failures: 0,
+        }
+    }
+}
+
+/// The one service.
+pub static SERVICE: Service = Service {
+    inbox: Inbox::new(),
+    state: IrqMutex::new(State {
+        servers: Vec::new(),
+        jobs: Vec::new(),
+        sched: DefaultScheduler::with_default_bound(),
+        metrics: Metrics::new(),
+    }),
+    budget: BudgetWatch::new(),
+    slack: Slack::new(),
+};
+
+impl Service {
+    /// Counts an internal failure.
+    pub(super) fn failed_internally(&self) {
+        self.state.lock().metrics.failures += 1;
+    }
+}
+
+/// Monotonic time in ns from the virtual counter.
+pub fn now_ns() -> u64 {
+    let f = timer::frequency().max(1);
+    (u128::from(timer::counter()) * 1_000_000_000 / u128::from(f)) as u64
+}
+
+/// Timer cycles to ns, as a message on overflow.
+pub(super) fn cycles_ns(cycles: u64) -> Result<u64, String> {
+    cycles_to_ns(cycles, timer::frequency()).map_err(|e| format!("{e}"))
+}

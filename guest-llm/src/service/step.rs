@@ -1,0 +1,203 @@
+//! One step of one job: a prefill chunk (up to [`PREFILL_CHUNK`] prompt tokens, fewer when the
+//! measured prefill cost says they would not fit the slice) or one generated token; its real
+//! length is charged to the server (or counted as reclaimed idle time), and a job that ends is
+//! completed, audited and reported to its sink.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use guest_rt::timer;
+use shared_ring::audit::{AuditEntry, STATUS_DEADLINE_MISS, STATUS_OK};
+use sis_engine::{Session, StopReason, Utf8Stream};
+use sis_sched::{cycles_to_ns, ns_to_cycles, JobId, ServerId};
+
+use super::request::{JobError, JobKind, ReplySink, Report};
+use super::{audit, now_ns, Service, PREFILL_CHUNK};
+use crate::model::Loaded;
+
+/// A job being executed.
+pub(super) struct Job {
+    pub(super) id: JobId,
+    pub(super) server: ServerId,
+    pub(super) tag: u64,
+    pub(super) kind: JobKind,
+    pub(super) sink: &'static dyn ReplySink,
+    pub(super) session: Session<'static, 'static>,
+    pub(super) loaded: &'static Loaded,
+    /// The last token fed or generated (the tokenizer decodes relative to it).
+    pub(super) prev: Option<u32>,
+    pub(super) utf8: Utf8Stream,
+    pub(super) prompt_tokens: u32,
+    pub(super) max_tokens: u32,
+    /// Time spent in its token (decode) steps, ns.
+    pub(super) decode_ns: u64,
+}
+
+enum Step {
+    Prefill(usize),
+    Token(u32),
+    Stopped(StopReason),
+}
+
+impl Service {
+    /// Prompt tokens for the next prefill step: as many as fit the slice at the measured
+    /// prefill cost per token, between 1 and [`PREFILL_CHUNK`] (the full chunk before any
+    /// measurement).
+    fn prefill_chunk(&self, slice_ns: u64) -> usize {
+        let (tokens, ns) = {
+            let st = self.state.lock();
+            (st.metrics.prefill_tokens, st.metrics.prefill_ns)
+        };
+        match ns.checked_div(tokens) {
+            Some(per_token) if per_token > 0 => {
+                (slice_ns / per_token).clamp(1, PREFILL_CHUNK as u64) as usize
+            }
+            _ => PREFILL_CHUNK,
+        }
+    }
+
+    /// Runs one step of the job the scheduler picked (`charged`), or of a throttled job in idle
+    /// time (not charged to its budget).
+    pub(super) fn run_step(&self, server: ServerId, job_id: JobId, slice_ns: u64, charged: bool) {
+        let taken = {
+            let mut st = self.state.lock();
+            st.jobs
+                .iter()
+                .position(|j| j.id == job_id)
+                .map(|i| st.jobs.swap_remove(i))
+        };
+        let Some(mut job) = taken else {
+            // The scheduler knows a job the service lost: cancel it so it cannot block the
+            // server.
+            let mut st = self.state.lock();
+            let _ = st.sched.cancel(server, job_id, now_ns());
+            st.metrics.failures += 1;
+            return;
+        };
+        let freq = timer::frequency();
+        let t0 = timer::counter();
+        self.budget
+            .start(t0.saturating_add(ns_to_cycles(slice_ns, freq).unwrap_or(u64::MAX)));
+        let result = if job.session.pending() > 0 {
+            let before = job.session.pending();
+            job.session
+                .prefill(self.prefill_chunk(slice_ns))
+                .map(|left| Step::Prefill(before - left))
+        } else {
+            job.session.next_token().map(|t| match t {
+                Some(id) => Step::Token(id),
+                None => Step::Stopped(job.session.stop_reason().unwrap_or(StopReason::MaxTokens)),
+            })
+        };
+        let t1 = timer::counter();
+        self.budget.stop();
+        let elapsed_ns = cycles_to_ns(t1.wrapping_sub(t0), freq).unwrap_or(u64::MAX);
+        let now = now_ns();
+        if charged {
+            let mut st = self.state.lock();
+            if st.sched.charge(server, elapsed_ns, now).is_err() {
+                st.metrics.failures += 1;
+            }
+        } else {
+            self.slack.count(elapsed_ns);
+        }
+        let mut st = self.state.lock();
+        st.metrics.steps += 1;
+        match result {
+            Ok(Step::Prefill(n)) => {
+                st.metrics.prefill_tokens += n as u64;
+                st.metrics.prefill_ns += elapsed_ns;
+                st.jobs.push(job);
+            }
+            Ok(Step::Token(id)) => {
+                st.metrics.decode_tokens += 1;
+                st.metrics.decode_ns += elapsed_ns;
+                st.metrics.token_ns.push(elapsed_ns);
+                let _ = st.sched.record_tokens(server, 1);
+                drop(st);
+                job.decode_ns += elapsed_ns;
+                let mut bytes = Vec::new();
+                job.loaded.tokenizer.decode(job.prev, id, &mut bytes);
+                job.prev = Some(id);
+                let text = job.utf8.push(&bytes);
+                job.sink.token(job.tag, id, &text);
+                if job.session.generated() >= job.max_tokens as usize {
+                    self.finish(job, server, StopReason::MaxTokens, now);
+                } else {
+                    self.state.lock().jobs.push(job);
+                }
+            }
+            Ok(Step::Stopped(reason)) => {
+                drop(st);
+                self.finish(job, server, reason, now);
+            }
+            Err(e) => {
+                st.metrics.failures += 1;
+                let _ = st.sched.cancel(server, job.id, now);
+                drop(st);
+                audit::reject(AuditEntry {
+                    op: job.kind.op() as u16,
+                    prompt_len: job.prompt_tokens,
+                    tokens: job.session.generated() as u32,
+                    extra: job.id.0,
+                    ..AuditEntry::default()
+                });
+                job.sink
+                    .failed(job.tag, &JobError::Internal(format!("{e}")));
+            }
+        }
+    }
+
+    /// Completes a job that ended (audited as its op, with the deadline-miss bit if it finished
+    /// late) and reports it to its sink.
+    fn finish(&self, mut job: Job, server: ServerId, reason: StopReason, now: u64) {
+        let (done, wcet, period) = {
+            let mut st = self.state.lock();
+            let done = st.sched.complete(server, now);
+            let (wcet, period) = st
+                .servers
+                .iter()
+                .find(|s| s.id == server)
+                .map_or((0, 0), |s| (s.wcet_cycles, s.period_ns));
+            (done, wcet, period)
+        };
+        let tokens = job.session.generated() as u32;
+        let c = match done {
+            Ok(c) => c,
+            Err(e) => {
+                self.failed_internally();
+                job.sink
+                    .failed(job.tag, &JobError::Internal(format!("completing: {e}")));
+                return;
+            }
+        };
+        let status = STATUS_OK | if c.missed { STATUS_DEADLINE_MISS } else { 0 };
+        audit::record(AuditEntry {
+            op: job.kind.op() as u16,
+            status,
+            prompt_len: job.prompt_tokens,
+            tokens,
+            wcet_cycles: wcet,
+            period_ns: period,
+            extra: job.id.0,
+        });
+        let report = Report {
+            job: job.id.0,
+            tokens,
+            prompt_tokens: job.prompt_tokens,
+            response_ns: c.response_ns,
+            consumed_ns: c.consumed_ns,
+            steps: c.steps,
+            decode_ns: job.decode_ns,
+            missed: c.missed,
+            lateness_ns: c.lateness_ns,
+            stop: match reason {
+                StopReason::StopToken => "stop token",
+                StopReason::MaxTokens => "max tokens",
+                StopReason::ContextFull => "context full",
+            },
+            tail: job.utf8.finish(),
+        };
+        job.sink.finished(job.tag, &report);
+    }
+}
