@@ -66,6 +66,11 @@ impl KvCache {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+    /// Keeps the first `len` positions and forgets the rest (no-op if `len` is not
+    /// shorter): the next token goes to position `len`, as if only those had been run.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
     /// Bytes held by the cache.
     pub fn byte_len(&self) -> usize {
         (self.keys.len() + self.values.len()) * 2

@@ -7,8 +7,10 @@
 //!   KV cache; quantized weights are multiplied with 8-bit quantized activations.
 //! - Tokenizers ([`tokenizer`]): GPT-2 byte-level BPE from GGUF and llama2.c's
 //!   `tokenizer.bin`.
-//! - Generation ([`Session`]): bounded prefill chunks, one token per call, greedy or
-//!   seeded temperature/top-p sampling ([`sampler`]).
+//! - Generation ([`Session`]): bounded prefill chunks, one token per call, llama.cpp's
+//!   sampler chain (penalties, top-k, top-p, min-p, temperature, seeded draw:
+//!   [`sampler`]), stop strings on the text ([`stop`]), conversations that reuse their
+//!   KV cache prefix ([`Session::reuse_prefix`]).
 //! - Determinism: the arithmetic has a fixed order and uses `libm`, so every target
 //!   produces the same tokens; matrix rows are spread through [`Parallel`].
 #![no_std]
@@ -38,13 +40,15 @@ pub mod quant_neon;
 pub mod sampler;
 pub mod selftest;
 pub mod session;
+pub mod stop;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use model::{Arch, Config, Model};
 pub use parallel::{Parallel, Serial};
 pub use sampler::SamplerConfig;
-pub use session::{Session, SessionConfig, StopReason};
+pub use session::{PrefixReuse, Session, SessionConfig, StopReason};
+pub use stop::StopStrings;
 pub use tokenizer::{Detokenizer, Tokenizer, Utf8Stream};
 
 /// Token id.

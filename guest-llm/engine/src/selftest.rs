@@ -2,12 +2,15 @@
 //!
 //! [`digest`] runs a prompt and a greedy continuation and hashes the bits of every
 //! logit produced. Equal digests on two targets mean bit-identical computation.
+//! [`sampled`] runs the session with every sampling control on and a seed: equal tokens
+//! mean the sampler chain is bit-repeatable across targets too.
 
 use crate::error::Result;
 use crate::forward::{forward, KvCache, Logits};
 use crate::model::Model;
 use crate::parallel::Parallel;
-use crate::sampler::argmax;
+use crate::sampler::{argmax, SamplerConfig};
+use crate::session::{Session, SessionConfig};
 use alloc::vec::Vec;
 
 /// Greedy tokens and an FNV-1a hash of all logits' bits.
@@ -54,3 +57,41 @@ pub fn digest(
 /// The standard self-test prompts for the checked-in test models (see
 /// `models/test/digests.txt`).
 pub const PROMPT: &str = "Once upon a time, the little robot";
+
+/// The sampling settings of [`sampled`]: every control on.
+pub const SAMPLED: SamplerConfig = SamplerConfig {
+    temperature: 0.9,
+    top_k: 20,
+    top_p: 0.9,
+    min_p: 0.02,
+    repeat_penalty: 1.2,
+    repeat_last_n: 16,
+    frequency_penalty: 0.1,
+    presence_penalty: 0.2,
+    seed: 1234,
+};
+
+/// Runs `prompt` then `steps` tokens sampled with [`SAMPLED`] (no stop tokens).
+pub fn sampled(
+    model: &Model<'_>,
+    par: &dyn Parallel,
+    prompt: &[u32],
+    steps: usize,
+) -> Result<Vec<u32>> {
+    let mut s = Session::new(
+        model,
+        par,
+        SessionConfig {
+            context: prompt.len() + steps,
+            max_new_tokens: steps,
+            sampler: SAMPLED,
+            stop_tokens: Vec::new(),
+        },
+    )?;
+    s.feed(prompt)?;
+    let mut out = Vec::new();
+    while let Some(t) = s.next_token()? {
+        out.push(t);
+    }
+    Ok(out)
+}

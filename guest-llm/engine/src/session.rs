@@ -1,4 +1,5 @@
-//! Streaming generation: prompt prefill in bounded chunks, then one token per call.
+//! Streaming generation: prompt prefill in bounded chunks, then one token per call, and
+//! conversations that keep their KV cache across turns ([`Session::reuse_prefix`]).
 
 use crate::error::{Error, Result};
 use crate::forward::{forward, KvCache, Logits};
@@ -32,11 +33,22 @@ pub struct SessionConfig {
     pub stop_tokens: Vec<u32>,
 }
 
+/// What [`Session::reuse_prefix`] kept of the cache and what it left to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixReuse {
+    /// Leading tokens whose KV cache entries were kept (the common prefix).
+    pub reused: usize,
+    /// Tokens queued to be computed (the rest of the new sequence).
+    pub computed: usize,
+}
+
 /// One generation: a KV cache, a sampler and the queue of prompt tokens.
 pub struct Session<'s, 'a> {
     model: &'s Model<'a>,
     par: &'s dyn Parallel,
     cache: KvCache,
+    /// The tokens whose keys and values are in `cache`, in position order.
+    cached: Vec<u32>,
     sampler: Sampler,
     cfg: SessionConfig,
     pending: Vec<u32>,
@@ -52,6 +64,7 @@ impl<'s, 'a> Session<'s, 'a> {
     pub fn new(model: &'s Model<'a>, par: &'s dyn Parallel, cfg: SessionConfig) -> Result<Self> {
         Ok(Session {
             cache: KvCache::new(model, cfg.context)?,
+            cached: Vec::new(),
             sampler: Sampler::new(cfg.sampler)?,
             model,
             par,
@@ -65,14 +78,21 @@ impl<'s, 'a> Session<'s, 'a> {
         })
     }
 
-    /// Queues prompt tokens (checked against the vocabulary and the context).
-    pub fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+    fn check_vocab(&self, tokens: &[u32]) -> Result<()> {
         let v = self.model.config.vocab_size;
         if let Some(&t) = tokens.iter().find(|&&t| t as usize >= v) {
             return Err(Error::InvalidArgument(format!(
                 "token {t} is outside the vocabulary ({v})"
             )));
         }
+        Ok(())
+    }
+
+    /// Queues prompt tokens (checked against the vocabulary and the context) after
+    /// everything so far: a follow-up continues the same cache, sampler state and
+    /// `max_new_tokens` budget. The tokens enter the penalty window.
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        self.check_vocab(tokens)?;
         let queued = self.cache.len() + self.pending.len() - self.consumed
             + usize::from(self.to_feed.is_some())
             + tokens.len();
@@ -85,8 +105,70 @@ impl<'s, 'a> Session<'s, 'a> {
             self.pending.push(t);
         }
         self.pending.extend_from_slice(tokens);
+        for &t in tokens {
+            self.sampler.accept(t);
+        }
         self.stopped = None;
         Ok(())
+    }
+
+    /// Starts a new request over the full token sequence `tokens` (for a chat: every
+    /// turn so far plus the new one), keeping the KV cache of the longest prefix it
+    /// shares with the tokens already in the cache and queueing only the rest. At least
+    /// the last token is always recomputed, for its logits.
+    ///
+    /// The request gets its own `max_new_tokens` and a fresh sampler (seeded anew, its
+    /// penalty window filled from `tokens`), so what follows is bit-identical to a new
+    /// session fed `tokens`. A sequence longer than the context is refused with
+    /// [`Error::ContextFull`] (never truncated); like every error here it changes
+    /// nothing.
+    pub fn reuse_prefix(
+        &mut self,
+        tokens: &[u32],
+        max_new_tokens: usize,
+        sampler: SamplerConfig,
+    ) -> Result<PrefixReuse> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("empty token sequence".into()));
+        }
+        self.check_vocab(tokens)?;
+        if tokens.len() > self.cache.capacity() {
+            return Err(Error::ContextFull {
+                capacity: self.cache.capacity(),
+            });
+        }
+        let mut fresh = Sampler::new(sampler)?;
+        for &t in tokens {
+            fresh.accept(t);
+        }
+        let common = self
+            .cached
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(tokens.len() - 1);
+        self.cache.truncate(common);
+        self.cached.truncate(common);
+        self.pending.clear();
+        self.pending.extend_from_slice(&tokens[common..]);
+        self.consumed = 0;
+        self.logits = None;
+        self.to_feed = None;
+        self.generated = 0;
+        self.stopped = None;
+        self.cfg.max_new_tokens = max_new_tokens;
+        self.cfg.sampler = sampler;
+        self.sampler = fresh;
+        Ok(PrefixReuse {
+            reused: common,
+            computed: tokens.len() - common,
+        })
+    }
+
+    /// The tokens whose keys and values are in the KV cache, in position order.
+    pub fn cached_tokens(&self) -> &[u32] {
+        &self.cached
     }
 
     /// Prompt tokens queued but not yet run.
@@ -104,6 +186,7 @@ impl<'s, 'a> Session<'s, 'a> {
         let last = self.consumed + n == self.pending.len();
         let want = if last { Logits::Last } else { Logits::None };
         let out = forward(self.model, &mut self.cache, self.par, chunk, want)?;
+        self.cached.extend_from_slice(chunk);
         self.consumed += n;
         if last {
             self.logits = Some(out);
@@ -139,6 +222,7 @@ impl<'s, 'a> Session<'s, 'a> {
                 &[t],
                 Logits::Last,
             )?);
+            self.cached.push(t);
         }
         let Some(logits) = self.logits.take() else {
             return Err(Error::InvalidArgument("no prompt was fed".into()));
@@ -148,6 +232,7 @@ impl<'s, 'a> Session<'s, 'a> {
             self.stopped = Some(StopReason::StopToken);
             return Ok(None);
         }
+        self.sampler.accept(tok);
         self.generated += 1;
         self.to_feed = Some(tok);
         Ok(Some(tok))

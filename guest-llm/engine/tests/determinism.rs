@@ -125,5 +125,11 @@ fn digests_equal_aarch64_golden() {
         let d = digest(&m, &Serial, &tok.encode_prompt(PROMPT), 40).unwrap();
         lines.push(format!("{name} hash={:016x} tokens={:?}", d.hash, d.tokens));
     }
+    for name in ["tiny-llama.gguf", "tiny-gemma3.gguf"] {
+        let g = read(&format!("models/test/{name}"));
+        let (m, tok) = load_gguf(&g).unwrap();
+        let s = sis_engine::selftest::sampled(&m, &Serial, &tok.encode_prompt(PROMPT), 40);
+        lines.push(format!("{name} sampled={:?}", s.unwrap()));
+    }
     assert_eq!(lines.join("\n"), golden.trim_end());
 }

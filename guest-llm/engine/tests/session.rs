@@ -22,6 +22,7 @@ fn cfg(context: usize, max: usize, temp: f32, seed: u64, tok: &Tokenizer<'_>) ->
             temperature: temp,
             top_p: 0.9,
             seed,
+            ..SamplerConfig::default()
         },
         stop_tokens: tok.stop.clone(),
     }

@@ -86,8 +86,11 @@ impl Service {
             max_new_tokens: req.max_tokens as usize,
             sampler: SamplerConfig {
                 temperature: req.temp_milli as f32 / 1000.0,
+                top_k: 0,
                 top_p: 1.0,
+                min_p: 0.0,
                 seed: req.seed,
+                ..SamplerConfig::default()
             },
             stop_tokens: loaded.tokenizer.stop.clone(),
         };

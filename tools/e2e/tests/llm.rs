@@ -5,8 +5,8 @@
 //! Expected tokens were produced on the host by the engine's `llm-run` on the same model,
 //! prompt and sampling settings (greedy unless stated):
 //! `llm-run --model models/test/tiny-llama.gguf --prompt "why was op B slower than op A?"
-//! --max-tokens 8 --show-tokens` (and `--max-tokens 6 --temp 0.8 --seed 42`,
-//! `--max-tokens 5 --chat`).
+//! --max-tokens 8 --show-tokens` (and `--max-tokens 6 --temp 0.8 --seed 42 --top-k 0
+//! --top-p 1 --min-p 0`, the shell's sampling today, `--max-tokens 5 --chat`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,8 +22,8 @@ const PROMPT: &str = "why was op B slower than op A?";
 /// `llm-run ... --max-tokens 8`: generated ids and stdout text.
 const GREEDY8: [u32; 8] = [143, 409, 8, 434, 303, 64, 118, 90];
 const GREEDY8_TEXT: &str = "\u{fffd} laz\u{5} br lik=sW";
-/// `--max-tokens 6 --temp 0.8 --seed 42`.
-const SAMPLED6: [u32; 6] = [100, 299, 113, 98, 146, 169];
+/// `--max-tokens 6 --temp 0.8 --seed 42 --top-k 0 --top-p 1 --min-p 0`.
+const SAMPLED6: [u32; 6] = [293, 81, 378, 31, 257, 12];
 /// `--max-tokens 5 --chat`.
 const CHAT5: [u32; 5] = [123, 259, 137, 116, 291];
 

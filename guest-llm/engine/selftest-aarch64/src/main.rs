@@ -12,7 +12,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use sis_engine::quant::Q8Acts;
-use sis_engine::selftest::{digest, PROMPT};
+use sis_engine::selftest::{digest, sampled, PROMPT};
 use sis_engine::{load_gguf, load_llama2c, Serial};
 
 static GGUF: &[u8] = include_bytes!("../../../../models/test/tiny-llama.gguf");
@@ -313,6 +313,11 @@ pub extern "C" fn _start() -> ! {
             name,
             &digest(&m, &Serial, &t.encode_prompt(PROMPT), 40).unwrap(),
         ));
+    }
+    for (name, f) in [("tiny-llama.gguf", GGUF), ("tiny-gemma3.gguf", GEMMA3)] {
+        let (m, t) = load_gguf(f).expect("tiny gguf");
+        let toks = sampled(&m, &Serial, &t.encode_prompt(PROMPT), 40).unwrap();
+        write(&format!("{name} sampled={toks:?}\n"));
     }
     speed("smollm2", "models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
     speed("gemma3", "models/cache/gemma-3-270m-q4_k_m.gguf");

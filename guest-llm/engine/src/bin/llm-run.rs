@@ -1,11 +1,17 @@
 //! Host runner: load a model, generate from a prompt, print text and speeds.
 //!
-//! `llm-run --model PATH --prompt TEXT [--max-tokens N] [--temp T] [--top-p P]
-//!  [--seed S] [--chat] [--system TEXT] [--tokenizer PATH] [--context N] [--threads N]
-//!  [--show-tokens]`
+//! `llm-run --model PATH --prompt TEXT [--max-tokens N] [--temp T] [--top-k K]
+//!  [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N]
+//!  [--frequency-penalty F] [--presence-penalty P] [--seed S] [--stop TEXT]...
+//!  [--chat] [--system TEXT] [--tokenizer PATH] [--context N] [--threads N] [--show-tokens]`
+//!
+//! Sampling defaults are `SamplerConfig::default()`: greedy, and llama.cpp's top-k 40,
+//! top-p 0.95, min-p 0.05 once a temperature is given; penalties off.
 
 use sis_engine::parallel::StdThreads;
-use sis_engine::{load_gguf, load_llama2c, Detokenizer, SamplerConfig, Session, SessionConfig};
+use sis_engine::{
+    load_gguf, load_llama2c, Detokenizer, SamplerConfig, Session, SessionConfig, StopStrings,
+};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,9 +21,8 @@ struct Args {
     tokenizer: Option<String>,
     prompt: String,
     max_tokens: usize,
-    temp: f32,
-    top_p: f32,
-    seed: u64,
+    sampler: SamplerConfig,
+    stop: Vec<String>,
     chat: bool,
     system: Option<String>,
     context: Option<usize>,
@@ -26,8 +31,9 @@ struct Args {
 }
 
 const USAGE: &str = "usage: llm-run --model PATH --prompt TEXT [--max-tokens N] [--temp T] \
-[--top-p P] [--seed S] [--chat] [--system TEXT] [--tokenizer PATH] [--context N] \
-[--threads N] [--show-tokens]";
+[--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] \
+[--frequency-penalty F] [--presence-penalty P] [--seed S] [--stop TEXT]... [--chat] \
+[--system TEXT] [--tokenizer PATH] [--context N] [--threads N] [--show-tokens]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -35,9 +41,8 @@ fn parse_args() -> Result<Args, String> {
         tokenizer: None,
         prompt: String::new(),
         max_tokens: 128,
-        temp: 0.0,
-        top_p: 1.0,
-        seed: 0,
+        sampler: SamplerConfig::default(),
+        stop: Vec::new(),
         chat: false,
         system: None,
         context: None,
@@ -55,9 +60,25 @@ fn parse_args() -> Result<Args, String> {
             "--tokenizer" => a.tokenizer = Some(val("--tokenizer")?),
             "--prompt" => a.prompt = val("--prompt")?,
             "--max-tokens" => a.max_tokens = num(val("--max-tokens")?, "--max-tokens")?,
-            "--temp" => a.temp = num(val("--temp")?, "--temp")?,
-            "--top-p" => a.top_p = num(val("--top-p")?, "--top-p")?,
-            "--seed" => a.seed = num(val("--seed")?, "--seed")?,
+            "--temp" => a.sampler.temperature = num(val("--temp")?, "--temp")?,
+            "--top-k" => a.sampler.top_k = num(val("--top-k")?, "--top-k")?,
+            "--top-p" => a.sampler.top_p = num(val("--top-p")?, "--top-p")?,
+            "--min-p" => a.sampler.min_p = num(val("--min-p")?, "--min-p")?,
+            "--repeat-penalty" => {
+                a.sampler.repeat_penalty = num(val("--repeat-penalty")?, "--repeat-penalty")?
+            }
+            "--repeat-last-n" => {
+                a.sampler.repeat_last_n = num(val("--repeat-last-n")?, "--repeat-last-n")?
+            }
+            "--frequency-penalty" => {
+                a.sampler.frequency_penalty =
+                    num(val("--frequency-penalty")?, "--frequency-penalty")?
+            }
+            "--presence-penalty" => {
+                a.sampler.presence_penalty = num(val("--presence-penalty")?, "--presence-penalty")?
+            }
+            "--seed" => a.sampler.seed = num(val("--seed")?, "--seed")?,
+            "--stop" => a.stop.push(val("--stop")?),
             "--context" => a.context = Some(num(val("--context")?, "--context")?),
             "--threads" => a.threads = num(val("--threads")?, "--threads")?,
             "--system" => a.system = Some(val("--system")?),
@@ -114,11 +135,7 @@ fn run() -> Result<(), String> {
         SessionConfig {
             context,
             max_new_tokens: a.max_tokens,
-            sampler: SamplerConfig {
-                temperature: a.temp,
-                top_p: a.top_p,
-                seed: a.seed,
-            },
+            sampler: a.sampler,
             stop_tokens: tok.stop.clone(),
         },
     )
@@ -131,14 +148,19 @@ fn run() -> Result<(), String> {
     let pp = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let mut detok = Detokenizer::new(&tok, prompt.last().copied());
+    let mut stops = StopStrings::new(&a.stop).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let mut ids = Vec::new();
     while let Some(t) = s.next_token().map_err(|e| e.to_string())? {
         ids.push(t);
-        let _ = out.write_all(detok.push(t).as_bytes());
+        let _ = out.write_all(stops.push(&detok.push(t)).as_bytes());
         let _ = out.flush();
+        if stops.matched().is_some() {
+            break;
+        }
     }
-    let _ = writeln!(out, "{}", detok.finish());
+    let tail = stops.push(&detok.finish());
+    let _ = writeln!(out, "{tail}{}", stops.finish());
     let _ = out.flush();
     drop(out);
     let gen = t1.elapsed().as_secs_f64();
@@ -147,13 +169,16 @@ fn run() -> Result<(), String> {
     }
     let n = ids.len();
     eprintln!(
-        "[load {load_ms:.1} ms | prompt {} tok in {:.1} ms = {:.1} tok/s | generated {n} tok in {:.1} ms = {:.1} tok/s | stop: {:?} | weights {:.1} MB, KV cache {:.1} MB]",
+        "[load {load_ms:.1} ms | prompt {} tok in {:.1} ms = {:.1} tok/s | generated {n} tok in {:.1} ms = {:.1} tok/s | stop: {} | weights {:.1} MB, KV cache {:.1} MB]",
         prompt.len(),
         pp * 1e3,
         prompt.len() as f64 / pp,
         gen * 1e3,
         n as f64 / gen.max(1e-9),
-        s.stop_reason(),
+        match stops.matched() {
+            Some(i) => format!("stop string {:?}", stops.strings()[i]),
+            None => format!("{:?}", s.stop_reason()),
+        },
         model.weight_bytes() as f64 / 1e6,
         s.kv_bytes() as f64 / 1e6,
     );
