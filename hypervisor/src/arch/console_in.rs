@@ -12,9 +12,9 @@ use super::print::CONSOLE;
 use super::uart;
 use super::vcpu::Vcpu;
 use super::vm::{self, CAUSES, VMS};
-use crate::console::{Input, Target};
 use crate::hvprintln;
-use crate::monitor::{self, Command, Edit, LineEditor, LINE_MAX};
+use hypervisor::console::{Input, Target};
+use hypervisor::monitor::{self, Command, Edit, LineEditor, LINE_MAX};
 
 static MONITOR_LINE: spin::Mutex<LineEditor> = spin::Mutex::new(LineEditor::new());
 
@@ -247,10 +247,10 @@ fn vms() {
     hvprintln!("{}", core::str::from_utf8(&line[..len]).unwrap_or("?"));
     let irqs: [u64; sis_platform::layout::phys::NUM_CORES] =
         core::array::from_fn(|c| super::vcpu::CORE_IRQS[c].load(Ordering::Relaxed));
-    hvprintln!("core irqs taken: {}", crate::monitor::PerCore(&irqs));
+    hvprintln!("core irqs taken: {}", hypervisor::monitor::PerCore(&irqs));
     let (bad_escapes, out) = {
         let c = CONSOLE.lock();
-        let out: [crate::console::SourceStats; VMS.len()] =
+        let out: [hypervisor::console::SourceStats; VMS.len()] =
             core::array::from_fn(|id| c.stats(Target::Vm(id)));
         (c.bad_escapes, out)
     };

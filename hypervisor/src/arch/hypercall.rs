@@ -14,7 +14,7 @@ use tock_registers::interfaces::Readable;
 use shared_ring::audit::{AuditEntry, AuditError};
 use sis_platform::layout::irq;
 
-use crate::ratelimit::{Limit, TokenBucket};
+use hypervisor::ratelimit::{Limit, TokenBucket};
 
 use super::audit;
 use super::vcpu::Vcpu;

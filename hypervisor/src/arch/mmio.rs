@@ -13,11 +13,11 @@ use tock_registers::interfaces::{Readable, Writeable};
 use super::console_in;
 use super::vcpu::Vcpu;
 use super::vm::Vm;
-use crate::access::BadAccess;
-use crate::esr::Esr;
-use crate::systrap::{self, Action};
-use crate::vgic::Effect;
-use crate::vuart::Access;
+use hypervisor::access::BadAccess;
+use hypervisor::esr::Esr;
+use hypervisor::systrap::{self, Action};
+use hypervisor::vgic::Effect;
+use hypervisor::vuart::Access;
 
 const GICD_SIZE: u64 = 0x1_0000;
 const GICR_STRIDE: u64 = 0x2_0000;

@@ -15,6 +15,7 @@ pub mod pci;
 pub mod print;
 pub mod ram;
 pub mod smmu;
+pub mod sysreg;
 pub mod uart;
 pub mod vcpu;
 pub mod vm;
@@ -27,7 +28,7 @@ use sis_platform::partition::{Access, PARTITIONS};
 use tock_registers::interfaces::Readable;
 
 use crate::hvprintln;
-use crate::stage2::{MemKind, Stage2, Table};
+use hypervisor::stage2::{MemKind, Stage2, Table};
 
 /// Stage-2 tables per VM.
 const S2_TABLES: usize = 16;
@@ -78,7 +79,7 @@ extern "C" fn hv_entry(core: usize) -> ! {
     vcpu::run(core)
 }
 
-fn boot_primary(map: &crate::el2map::Summary) {
+fn boot_primary(map: &hypervisor::el2map::Summary) {
     hvprintln!(
         "SIS hypervisor: EL2, {} VMs, {} cores",
         PARTITIONS.len(),
@@ -127,7 +128,7 @@ extern "C" fn hv_fault(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
     print::emergency(format_args!(
         "\n[hv] HYPERVISOR FAULT on core {}: vector {kind}, {}, elr {elr:#x}, far {far:#x}\n",
         this_core(),
-        crate::esr::Esr(esr)
+        hypervisor::esr::Esr(esr)
     ));
     loop {
         aarch64_cpu::asm::wfe();

@@ -1,5 +1,5 @@
 //! The physical PL011: polled transmit, interrupt-driven receive. Only the hypervisor touches
-//! it; guests get emulated PL011s (`crate::vuart`).
+//! it; guests get emulated PL011s (`hypervisor::vuart`).
 
 use sis_platform::layout::phys;
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};

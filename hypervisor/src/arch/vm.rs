@@ -10,9 +10,9 @@ use sis_platform::partition::{Image as ImageId, VmConfig, VmId, PARTITIONS};
 use tock_registers::interfaces::Readable;
 
 use super::{gic, this_core};
-use crate::elf::Image;
-use crate::vgic::{Pending, Vgic, MAX_VCPUS};
-use crate::vuart::VUart;
+use hypervisor::elf::Image;
+use hypervisor::vgic::{Pending, Vgic, MAX_VCPUS};
+use hypervisor::vuart::VUart;
 use shared_ring::audit::{Op, STATUS_OK};
 
 static CTL_IMAGE: &[u8] = include_bytes!(env!("SIS_IMAGE_CTL"));
@@ -236,7 +236,7 @@ pub enum LifecycleError {
     /// A core did not stop in time.
     CoreStuck(usize),
     /// The embedded image is not loadable.
-    BadImage(crate::elf::ElfError),
+    BadImage(hypervisor::elf::ElfError),
 }
 
 impl core::fmt::Display for LifecycleError {

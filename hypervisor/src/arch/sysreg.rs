@@ -102,18 +102,13 @@ macro_rules! sysreg {
             type R = $fields;
             #[inline]
             fn get(&self) -> u64 {
-                #[cfg(target_arch = "aarch64")]
-                {
-                    let value: u64;
-                    // SAFETY: reading a system register at EL2 has no memory effects.
-                    unsafe {
-                        core::arch::asm!(concat!("mrs {}, ", $asm), out(reg) value,
-                            options(nomem, nostack))
-                    };
-                    value
-                }
-                #[cfg(not(target_arch = "aarch64"))]
-                0
+                let value: u64;
+                // SAFETY: reading a system register at EL2 has no memory effects.
+                unsafe {
+                    core::arch::asm!(concat!("mrs {}, ", $asm), out(reg) value,
+                        options(nomem, nostack))
+                };
+                value
             }
         }
     };
@@ -123,15 +118,12 @@ macro_rules! sysreg {
             type R = $fields;
             #[inline]
             fn set(&self, value: u64) {
-                #[cfg(target_arch = "aarch64")]
                 // SAFETY: writing one of these system registers at EL2 changes no memory and
                 // nothing the hypervisor relies on (each is a guest-visible or trap control).
                 unsafe {
                     core::arch::asm!(concat!("msr ", $asm, ", {}"), in(reg) value,
                         options(nomem, nostack))
                 };
-                #[cfg(not(target_arch = "aarch64"))]
-                let _ = value;
             }
         }
     };
@@ -158,9 +150,6 @@ sysreg!(
 sysreg!(
     /// Priority mask.
     ICC_PMR_EL1, "icc_pmr_el1", PMR::Register, rw);
-sysreg!(
-    /// List registers whose virtual interrupt was deactivated with a maintenance request.
-    ICH_EISR_EL2, "ich_eisr_el2", (), r);
 sysreg!(
     /// List registers that hold no interrupt (bit set = free).
     ICH_ELRSR_EL2, "ich_elrsr_el2", (), r);
