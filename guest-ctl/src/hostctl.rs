@@ -10,7 +10,6 @@ use guest_rt::sync::IrqMutex;
 use guest_rt::{hypercall, irq, println, timer};
 use shared_ring::audit::AuditEntry;
 use sis_frame::auth::{Authenticator, RateLimitConfig, Secrets};
-use sis_platform::partition::VM_LLM;
 use sis_platform::BootInfo;
 use virtio_drivers::transport::DeviceType;
 
@@ -180,7 +179,10 @@ static LLM_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// or it was restarted (a new generation lost the old one's requests). Then they get `ERR 0x06`
 /// at once instead of at their deadline.
 fn llm_went_away() -> bool {
-    match hypercall::vm_state(VM_LLM as u64) {
+    let Some(llm) = guest_rt::channel::peer() else {
+        return false;
+    };
+    match hypercall::vm_state(llm as u64) {
         Ok((true, generation)) => {
             let seen = LLM_GENERATION.swap(generation, Ordering::Relaxed);
             seen != 0 && seen != generation
@@ -190,9 +192,10 @@ fn llm_went_away() -> bool {
     }
 }
 
-/// Every timer tick (core 0): deadlines of forwarded frames.
+/// Every timer tick (on the boot core: the others have no host-control work): deadlines of
+/// forwarded frames.
 fn on_tick(core: usize) {
-    if core != 0 {
+    if core as u64 != guest_rt::boot_info().boot_cpu {
         return;
     }
     TICKS.fetch_add(1, Ordering::Relaxed);

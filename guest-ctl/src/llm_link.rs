@@ -25,7 +25,6 @@ use sis_frame::codec::{Command, Request};
 use sis_frame::reply::{
     write_end, write_err, write_ok, write_stream_token, EndReason, ErrorCode, Field,
 };
-use sis_platform::partition::VM_LLM;
 
 use crate::control::{Control, Forwarded, HostOut, LlmLink, Ticket};
 use crate::hostctl::{self, CONTROL, VCON};
@@ -142,7 +141,7 @@ impl Link {
         // refused; an extra one to a running VM only makes it look at its ring): a request
         // published while it is stopped would run after it comes back although the host was
         // told it failed.
-        if let Err(DoorbellError::PeerStopped) = doorbell::ring(VM_LLM) {
+        if let Err(DoorbellError::PeerStopped) = doorbell::ring_peer() {
             self.stats.unreachable += 1;
             return Forwarded::Err(ErrorCode::Unavailable);
         }

@@ -12,7 +12,6 @@ use guest_rt::shared_ring::{Received, Request, Response};
 use guest_rt::shell::{parse_u64, Command, Invocation};
 use guest_rt::sync::{self, IrqMutex};
 use guest_rt::timer;
-use sis_platform::partition::VM_CTL;
 
 pub use guest_rt::channel::llm::{SendFail, Sent};
 
@@ -234,7 +233,7 @@ fn ringjunk(inv: &mut Invocation<'_, '_>) {
                 kinds[i] += 1;
             }
             slots += r.slots;
-            let _ = doorbell::ring(VM_CTL);
+            let _ = doorbell::ring_peer();
             // Give the control guest a moment to chew on it.
             let t0 = timer::counter();
             while timer::counter().wrapping_sub(t0) < round_wait {
@@ -265,7 +264,7 @@ fn ringjunk(inv: &mut Invocation<'_, '_>) {
     let wait = hz / 1000 * CATCH_UP_MS;
     let t0 = timer::counter();
     loop {
-        let _ = doorbell::ring(VM_CTL);
+        let _ = doorbell::ring_peer();
         match llm::response_positions() {
             Some((tail, _)) if tail == head => {
                 let _ = writeln!(inv.out, "ringjunk: ctl back in step at seq {head}");

@@ -12,4 +12,4 @@ pub mod layout;
 pub mod partition;
 
 pub use bootinfo::BootInfo;
-pub use partition::{validate, ConfigError, VmConfig, PARTITIONS};
+pub use partition::{validate, ConfigError, System, VmConfig, PARTITIONS, SYSTEM};

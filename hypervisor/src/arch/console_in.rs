@@ -5,7 +5,7 @@
 use core::sync::atomic::Ordering;
 
 use sis_platform::layout::irq;
-use sis_platform::partition::VmId;
+use sis_platform::partition::{VmId, SYSTEM};
 
 use super::hypercall::CALLS;
 use super::print::CONSOLE;
@@ -75,7 +75,7 @@ pub mod idle_timer {
     }
 }
 
-/// Drains the physical UART (its interrupt is routed to core 0).
+/// Drains the physical UART (its interrupt is routed to the partition table's work core).
 pub fn receive(v: &mut Vcpu) {
     while let Some(b) = uart::get() {
         let action = CONSOLE.lock().input(b);
@@ -84,8 +84,9 @@ pub fn receive(v: &mut Vcpu) {
             Input::Deliver(Target::Vm(id), b) => deliver(id, b),
             Input::Switched(t) => switched(t),
             Input::BadEscape(k) => hvprintln!(
-                "unknown console key Ctrl-A {:?}: 0 monitor, 1 ctl, 2 llm, Ctrl-A Ctrl-A sends Ctrl-A",
-                k as char
+                "unknown console key Ctrl-A {:?}: {}, Ctrl-A Ctrl-A sends Ctrl-A",
+                k as char,
+                SYSTEM.console_keys("")
             ),
             Input::Nothing => {}
         }
@@ -119,28 +120,8 @@ fn deliver(id: VmId, b: u8) {
 }
 
 fn switched(t: Target) {
-    let mut c = CONSOLE.lock();
-    c.end_line(&mut uart::put);
-    for b in "--- console: ".bytes().chain(t.name().bytes()) {
-        c.output(Target::Monitor, b, &mut uart::put);
-    }
-    for b in " (Ctrl-A 0 monitor, 1 ctl, 2 llm) ---\n".bytes() {
-        c.output(Target::Monitor, b, &mut uart::put);
-    }
-    if t != Target::Monitor {
-        c.replay(t, &mut uart::put);
-    }
-    // Ends the replay: what follows is live (test harnesses wait for this line).
-    c.end_line(&mut uart::put);
-    for b in "--- "
-        .bytes()
-        .chain(t.name().bytes())
-        .chain(" live ---\n".bytes())
-    {
-        c.output(Target::Monitor, b, &mut uart::put);
-    }
+    CONSOLE.lock().switch_to(t, &mut uart::put);
     if t == Target::Monitor {
-        drop(c);
         prompt();
     }
 }
@@ -203,7 +184,8 @@ fn execute(v: &mut Vcpu, cmd: Command) {
                 hvprintln!("  {name:<8} {arg:<8} {what}");
             }
             hvprintln!(
-                "  keys: Ctrl-A 0 monitor, Ctrl-A 1 ctl, Ctrl-A 2 llm, Ctrl-A Ctrl-A literal"
+                "  keys: {}, Ctrl-A Ctrl-A literal",
+                SYSTEM.console_keys("Ctrl-A ")
             );
         }
         Command::Vms => vms(),

@@ -67,11 +67,11 @@ pub fn start(vm: &Vm) {
         }
     }
     for &spi in vm.cfg.irqs {
-        gic::enable_spi(spi, vm.cfg.cores[0]);
+        gic::enable_spi(spi);
     }
 }
 
-/// The SMMU's event or error interrupt (core 0).
+/// The SMMU's event or error interrupt (on the work core).
 pub fn smmu_irq(intid: u32) {
     smmu::handle_irq(intid, dma_faults);
 }

@@ -16,6 +16,8 @@ use super::sysreg::{
     ICC_CTLR, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1,
     ICC_SGI1R_EL1, IGRPEN, INTID, PMR, SGI1R,
 };
+use hypervisor::routing::spi_core;
+use sis_platform::partition::SYSTEM;
 
 register_bitfields! {u32,
     GICD_CTLR [
@@ -109,8 +111,11 @@ pub fn init_distributor() {
     while d.ctlr.is_set(GICD_CTLR::RWP) {}
 }
 
-/// Routes SPI `intid` to `core` and enables it.
-pub fn enable_spi(intid: u32, core: usize) {
+/// Routes SPI `intid` where the partition table says (`hypervisor::routing::spi_core`: the
+/// work core, or the owning VM's boot core) and enables it.
+pub fn enable_spi(intid: u32) {
+    // Every caller passes an interrupt the table routes; anything else goes to the work core.
+    let core = spi_core(&SYSTEM, intid).unwrap_or(SYSTEM.work_core);
     let d = gicd();
     let i = intid as usize;
     d.ipriorityr[i].set(PRIORITY);

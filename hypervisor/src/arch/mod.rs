@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::MPIDR_EL1;
 use sis_platform::layout::{irq, phys};
-use sis_platform::partition::{Access, PARTITIONS};
+use sis_platform::partition::{Access, PARTITIONS, SYSTEM};
 use tock_registers::interfaces::Readable;
 
 use crate::hvprintln;
@@ -95,7 +95,7 @@ fn boot_primary(map: &hypervisor::el2map::Summary) {
     let devices_where_expected = dtb::check(phys::DTB_ADDR);
     gic::init_distributor();
     gic::init_cpu(0);
-    gic::enable_spi(irq::UART, 0);
+    gic::enable_spi(irq::UART);
     uart::init();
     devices::init(devices_where_expected);
     build_stage2();
@@ -118,7 +118,7 @@ fn boot_primary(map: &hypervisor::el2map::Summary) {
             Err(e) => hvprintln!("vm {}: {e}", vm.cfg.name),
         }
     }
-    hvprintln!("console: Ctrl-A 0 monitor, Ctrl-A 1 ctl, Ctrl-A 2 llm");
+    hvprintln!("console: {}", SYSTEM.console_keys("Ctrl-A "));
     console_in::monitor_prompt();
 }
 

@@ -358,7 +358,7 @@ pub fn init(owned: &[(u32, VmId)]) -> Result<(), SmmuError> {
     }
     for intid in [irq::SMMU_EVENTQ, irq::SMMU_GERROR] {
         gic::set_edge(intid);
-        gic::enable_spi(intid, 0);
+        gic::enable_spi(intid);
     }
     r.irq_ctrl
         .write(IRQ_CTRL::EVENTQ_IRQEN::SET + IRQ_CTRL::GERROR_IRQEN::SET);
@@ -435,7 +435,7 @@ fn drain(out: &mut [Event; DRAIN]) -> (usize, bool) {
     (n, overflow)
 }
 
-/// The SMMU's interrupts (routed to core 0): fault events and global errors. Calls
+/// The SMMU's interrupts (routed to the work core): fault events and global errors. Calls
 /// `on_events` with each batch of events read, outside the lock (it may stop a VM, which uses
 /// the SMMU).
 pub fn handle_irq(intid: u32, mut on_events: impl FnMut(&[Event])) {
