@@ -128,7 +128,7 @@ extern "C" fn hv_fault(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
     print::emergency(format_args!(
         "\n[hv] HYPERVISOR FAULT on core {}: vector {kind}, {}, elr {elr:#x}, far {far:#x}\n",
         this_core(),
-        hypervisor::esr::Esr(esr)
+        sis_regs::esr::Esr(esr)
     ));
     loop {
         aarch64_cpu::asm::wfe();

@@ -13,9 +13,9 @@ use super::sysreg::CPTR;
 use super::vm::{Cause, Vm, MAILBOX, VMS};
 use super::{console_in, gic, hypercall, lr, mmio, stage2_root};
 use crate::hvprintln;
-use hypervisor::esr::{ec, Esr};
 use hypervisor::vgic::NUM_IRQS;
 use shared_ring::audit::{Op, STATUS_REJECT};
+use sis_regs::esr::{ec, Esr};
 
 /// Exits per physical core (the monitor's `vms` shows them; static partitioning means one
 /// VM's load must not add exits on another VM's cores).
