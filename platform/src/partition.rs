@@ -297,59 +297,141 @@ const _: () = match validate(&SYSTEM) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     /// A VM has no cores.
-    NoCores { vm: usize },
+    NoCores {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A core number beyond the machine's cores.
-    CoreOutOfRange { vm: usize, core: usize },
+    CoreOutOfRange {
+        /// The VM (its index in the table).
+        vm: usize,
+        /// The core.
+        core: usize,
+    },
     /// A core given to two VMs (or twice to one).
-    CoreTwice { core: usize },
+    CoreTwice {
+        /// The core.
+        core: usize,
+    },
     /// A region not aligned to 4 KiB or of size 0.
-    Unaligned { vm: usize },
+    Unaligned {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A RAM or shared region outside physical RAM.
-    OutsideRam { vm: usize },
+    OutsideRam {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// Private memory of two VMs overlaps, or overlaps the hypervisor or a shared region.
-    Overlap { vm: usize, other: usize },
+    Overlap {
+        /// The VM (its index in the table).
+        vm: usize,
+        /// The other owner: a VM index, or `usize::MAX` for the hypervisor or a shared region.
+        other: usize,
+    },
     /// Two mappings of one VM overlap in its guest-physical space.
-    IpaOverlap { vm: usize },
+    IpaOverlap {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// An interrupt given to two VMs, or one the hypervisor keeps.
-    IrqTwice { irq: u32 },
+    IrqTwice {
+        /// The interrupt (INTID).
+        irq: u32,
+    },
     /// An interrupt number that is not an SPI the machine has.
-    IrqOutOfRange { vm: usize, irq: u32 },
+    IrqOutOfRange {
+        /// The VM (its index in the table).
+        vm: usize,
+        /// The interrupt (INTID).
+        irq: u32,
+    },
     /// A device page outside the MMIO window.
-    DeviceNotMmio { vm: usize },
+    DeviceNotMmio {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A PCI function given twice (to two VMs, or twice to one).
-    PciFunctionTwice { bus: u8, device: u8, function: u8 },
+    PciFunctionTwice {
+        /// PCI bus.
+        bus: u8,
+        /// PCI device (slot).
+        device: u8,
+        /// PCI function.
+        function: u8,
+    },
     /// A PCI function that cannot be assigned: not on the root bus, the host bridge (slot 0),
     /// or a device or function number out of range.
-    PciBadFunction { vm: usize },
+    PciBadFunction {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A PCI function's INTx is not the INTID its slot's INTA is routed to, or not one of the
     /// VM's interrupts.
-    PciIntx { vm: usize },
+    PciIntx {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A mapping of a VM with PCI functions overlaps the BAR window or the configuration view
     /// in its guest-physical space (BARs are mapped at their physical address).
-    PciWindowOverlap { vm: usize },
+    PciWindowOverlap {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A VM region that is not inside one of the declared shared regions.
-    NotShared { vm: usize },
+    NotShared {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A shared region not 4 KiB aligned, empty, outside RAM, or overlapping the hypervisor or
     /// another shared region.
-    BadSharedRegion { index: usize },
+    BadSharedRegion {
+        /// Index of the shared region.
+        index: usize,
+    },
     /// A channel whose peers are not two different VMs of the table.
-    ChannelPeers { channel: usize },
+    ChannelPeers {
+        /// Index of the channel.
+        channel: usize,
+    },
     /// A channel whose region is not a shared region mapped read-write by both peers (at the
     /// same size) and by no other VM.
-    ChannelRegion { channel: usize },
+    ChannelRegion {
+        /// Index of the channel.
+        channel: usize,
+    },
     /// A channel doorbell that is not an SPI, is a physical interrupt (a VM's or the
     /// hypervisor's), or is a peer's doorbell on another channel too.
-    ChannelDoorbell { channel: usize },
+    ChannelDoorbell {
+        /// Index of the channel.
+        channel: usize,
+    },
     /// The work core is not a core of the machine.
-    WorkCore { core: usize },
+    WorkCore {
+        /// The core.
+        core: usize,
+    },
     /// Two VMs with one name, or a VM named like the monitor (`hv`).
-    NameTwice { vm: usize },
+    NameTwice {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A console key that is not a digit 1-9, or that another console has.
-    ConsoleKey { vm: usize },
+    ConsoleKey {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A console tag that is not `[...] `, or that another console has.
-    ConsoleTag { vm: usize },
+    ConsoleTag {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A VM with no image name.
-    NoImage { vm: usize },
+    NoImage {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
 }
 
 impl ConfigError {

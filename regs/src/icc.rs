@@ -8,66 +8,72 @@
 //! encodings, so any assembler takes them, and every write is followed by an ISB so the next
 //! instruction sees its effect.
 
-use tock_registers::register_bitfields;
-
 /// `(op0, op1, CRn, CRm, op2)` of `ICC_SGI1R_EL1`, as a trapped MSR reports it.
 pub const SGI1R_ENCODING: (u64, u64, u64, u64, u64) = (3, 0, 12, 11, 5);
 
-register_bitfields! {u64,
-    /// System register enable.
-    pub ICC_SRE_EL1 [
-        /// Use the system-register interface.
-        SRE OFFSET(0) NUMBITS(1) [],
-        /// Disable FIQ bypass.
-        DFB OFFSET(1) NUMBITS(1) [],
-        /// Disable IRQ bypass.
-        DIB OFFSET(2) NUMBITS(1) [],
-    ],
-    /// Priority mask: interrupts with a numerically lower priority are signalled.
-    pub ICC_PMR_EL1 [
-        /// The mask.
-        PRIORITY OFFSET(0) NUMBITS(8) [],
-    ],
-    /// Group 1 interrupt enable.
-    pub ICC_IGRPEN1_EL1 [
-        /// Group 1 interrupts are signalled.
-        ENABLE OFFSET(0) NUMBITS(1) [],
-    ],
-    /// Control.
-    pub ICC_CTLR_EL1 [
-        /// 1: EOIR drops the priority only, DIR deactivates.
-        EOIMODE OFFSET(1) NUMBITS(1) [],
-    ],
-    /// Interrupt acknowledge (Group 1).
-    pub ICC_IAR1_EL1 [
-        /// The acknowledged INTID (1020-1023: special, none pending).
-        INTID OFFSET(0) NUMBITS(24) [],
-    ],
-    /// End of interrupt (Group 1).
-    pub ICC_EOIR1_EL1 [
-        /// The INTID whose priority drops (and, with EOImode 0, which is deactivated).
-        INTID OFFSET(0) NUMBITS(24) [],
-    ],
-    /// Deactivate interrupt.
-    pub ICC_DIR_EL1 [
-        /// The INTID to deactivate.
-        INTID OFFSET(0) NUMBITS(24) [],
-    ],
-    /// Generate a Group 1 SGI.
-    pub ICC_SGI1R_EL1 [
-        /// One bit per target with Aff0 = bit number.
-        TARGETLIST OFFSET(0) NUMBITS(16) [],
-        /// Aff1 of the targets.
-        AFF1 OFFSET(16) NUMBITS(8) [],
-        /// The SGI.
-        INTID OFFSET(24) NUMBITS(4) [],
-        /// Aff2 of the targets.
-        AFF2 OFFSET(32) NUMBITS(8) [],
-        /// Routing mode: 1 = every PE but this one.
-        IRM OFFSET(40) NUMBITS(1) [],
-        /// Aff3 of the targets.
-        AFF3 OFFSET(48) NUMBITS(8) [],
-    ],
+pub use self::fields::*;
+
+// tock-registers gives each register an undocumented `Register` type (and value enums).
+#[allow(missing_docs)]
+mod fields {
+    use tock_registers::register_bitfields;
+
+    register_bitfields! {u64,
+        /// System register enable.
+        pub ICC_SRE_EL1 [
+            /// Use the system-register interface.
+            SRE OFFSET(0) NUMBITS(1) [],
+            /// Disable FIQ bypass.
+            DFB OFFSET(1) NUMBITS(1) [],
+            /// Disable IRQ bypass.
+            DIB OFFSET(2) NUMBITS(1) [],
+        ],
+        /// Priority mask: interrupts with a numerically lower priority are signalled.
+        pub ICC_PMR_EL1 [
+            /// The mask.
+            PRIORITY OFFSET(0) NUMBITS(8) [],
+        ],
+        /// Group 1 interrupt enable.
+        pub ICC_IGRPEN1_EL1 [
+            /// Group 1 interrupts are signalled.
+            ENABLE OFFSET(0) NUMBITS(1) [],
+        ],
+        /// Control.
+        pub ICC_CTLR_EL1 [
+            /// 1: EOIR drops the priority only, DIR deactivates.
+            EOIMODE OFFSET(1) NUMBITS(1) [],
+        ],
+        /// Interrupt acknowledge (Group 1).
+        pub ICC_IAR1_EL1 [
+            /// The acknowledged INTID (1020-1023: special, none pending).
+            INTID OFFSET(0) NUMBITS(24) [],
+        ],
+        /// End of interrupt (Group 1).
+        pub ICC_EOIR1_EL1 [
+            /// The INTID whose priority drops (and, with EOImode 0, which is deactivated).
+            INTID OFFSET(0) NUMBITS(24) [],
+        ],
+        /// Deactivate interrupt.
+        pub ICC_DIR_EL1 [
+            /// The INTID to deactivate.
+            INTID OFFSET(0) NUMBITS(24) [],
+        ],
+        /// Generate a Group 1 SGI.
+        pub ICC_SGI1R_EL1 [
+            /// One bit per target with Aff0 = bit number.
+            TARGETLIST OFFSET(0) NUMBITS(16) [],
+            /// Aff1 of the targets.
+            AFF1 OFFSET(16) NUMBITS(8) [],
+            /// The SGI.
+            INTID OFFSET(24) NUMBITS(4) [],
+            /// Aff2 of the targets.
+            AFF2 OFFSET(32) NUMBITS(8) [],
+            /// Routing mode: 1 = every PE but this one.
+            IRM OFFSET(40) NUMBITS(1) [],
+            /// Aff3 of the targets.
+            AFF3 OFFSET(48) NUMBITS(8) [],
+        ],
+    }
 }
 
 #[cfg(target_arch = "aarch64")]

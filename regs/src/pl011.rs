@@ -4,7 +4,7 @@
 
 use core::mem::offset_of;
 
-use tock_registers::{register_bitfields, register_structs};
+use tock_registers::register_structs;
 
 use crate::mmio::Mmio32;
 
@@ -50,121 +50,144 @@ pub const FRAME_SIZE: u64 = 0x1000;
 /// PeriphID0-3, then PCellID0-3, of a PL011 r1p5.
 pub const ID: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1];
 
-register_bitfields! {u32,
-    /// Data: the character and its receive error flags.
-    pub DR [
-        /// The character.
-        DATA OFFSET(0) NUMBITS(8) [],
-        /// Framing, parity, break and overrun error flags of this character.
-        ERRORS OFFSET(8) NUMBITS(4) [],
-    ],
-    /// Receive status (reading), error clear (writing).
-    pub RSR [
-        /// Framing error.
-        FE OFFSET(0) NUMBITS(1) [],
-        /// Parity error.
-        PE OFFSET(1) NUMBITS(1) [],
-        /// Break error.
-        BE OFFSET(2) NUMBITS(1) [],
-        /// Overrun error.
-        OE OFFSET(3) NUMBITS(1) [],
-    ],
-    /// Flags.
-    pub FR [
-        /// Busy transmitting.
-        BUSY OFFSET(3) NUMBITS(1) [],
-        /// Receive FIFO empty.
-        RXFE OFFSET(4) NUMBITS(1) [],
-        /// Transmit FIFO full.
-        TXFF OFFSET(5) NUMBITS(1) [],
-        /// Receive FIFO full.
-        RXFF OFFSET(6) NUMBITS(1) [],
-        /// Transmit FIFO empty.
-        TXFE OFFSET(7) NUMBITS(1) [],
-    ],
-    /// Integer baud rate divisor.
-    pub IBRD [
-        /// The divisor's integer part.
-        DIVINT OFFSET(0) NUMBITS(16) [],
-    ],
-    /// Fractional baud rate divisor.
-    pub FBRD [
-        /// The divisor's fractional part (1/64).
-        DIVFRAC OFFSET(0) NUMBITS(6) [],
-    ],
-    /// Line control.
-    pub LCR_H [
-        /// Enable the FIFOs.
-        FEN OFFSET(4) NUMBITS(1) [],
-        /// Word length.
-        WLEN OFFSET(5) NUMBITS(2) [
-            /// 8 bits.
-            EightBit = 3
+pub use self::fields::*;
+
+// tock-registers gives each register an undocumented `Register` type (and value enums).
+#[allow(missing_docs)]
+mod fields {
+    use tock_registers::register_bitfields;
+
+    register_bitfields! {u32,
+        /// Data: the character and its receive error flags.
+        pub DR [
+            /// The character.
+            DATA OFFSET(0) NUMBITS(8) [],
+            /// Framing, parity, break and overrun error flags of this character.
+            ERRORS OFFSET(8) NUMBITS(4) [],
         ],
-    ],
-    /// Control.
-    pub CR [
-        /// UART enable.
-        UARTEN OFFSET(0) NUMBITS(1) [],
-        /// Transmit enable.
-        TXE OFFSET(8) NUMBITS(1) [],
-        /// Receive enable.
-        RXE OFFSET(9) NUMBITS(1) [],
-    ],
-    /// Interrupt FIFO level select.
-    pub IFLS [
-        /// Transmit interrupt level.
-        TXIFLSEL OFFSET(0) NUMBITS(3) [
-            /// FIFO 1/8 full.
-            OneEighth = 0
+        /// Receive status (reading), error clear (writing).
+        pub RSR [
+            /// Framing error.
+            FE OFFSET(0) NUMBITS(1) [],
+            /// Parity error.
+            PE OFFSET(1) NUMBITS(1) [],
+            /// Break error.
+            BE OFFSET(2) NUMBITS(1) [],
+            /// Overrun error.
+            OE OFFSET(3) NUMBITS(1) [],
         ],
-        /// Receive interrupt level.
-        RXIFLSEL OFFSET(3) NUMBITS(3) [
-            /// FIFO 1/8 full.
-            OneEighth = 0
+        /// Flags.
+        pub FR [
+            /// Busy transmitting.
+            BUSY OFFSET(3) NUMBITS(1) [],
+            /// Receive FIFO empty.
+            RXFE OFFSET(4) NUMBITS(1) [],
+            /// Transmit FIFO full.
+            TXFF OFFSET(5) NUMBITS(1) [],
+            /// Receive FIFO full.
+            RXFF OFFSET(6) NUMBITS(1) [],
+            /// Transmit FIFO empty.
+            TXFE OFFSET(7) NUMBITS(1) [],
         ],
-    ],
-    /// The interrupt bits of IMSC, RIS, MIS and ICR.
-    pub INT [
-        /// Receive.
-        RX OFFSET(4) NUMBITS(1) [],
-        /// Transmit.
-        TX OFFSET(5) NUMBITS(1) [],
-        /// Receive timeout.
-        RT OFFSET(6) NUMBITS(1) [],
-        /// Framing error.
-        FE OFFSET(7) NUMBITS(1) [],
-        /// Parity error.
-        PE OFFSET(8) NUMBITS(1) [],
-        /// Break error.
-        BE OFFSET(9) NUMBITS(1) [],
-        /// Overrun error.
-        OE OFFSET(10) NUMBITS(1) [],
-        /// Every interrupt bit (the modem interrupts in bits 0-3 included).
-        ALL OFFSET(0) NUMBITS(11) [],
-    ],
+        /// Integer baud rate divisor.
+        pub IBRD [
+            /// The divisor's integer part.
+            DIVINT OFFSET(0) NUMBITS(16) [],
+        ],
+        /// Fractional baud rate divisor.
+        pub FBRD [
+            /// The divisor's fractional part (1/64).
+            DIVFRAC OFFSET(0) NUMBITS(6) [],
+        ],
+        /// Line control.
+        pub LCR_H [
+            /// Enable the FIFOs.
+            FEN OFFSET(4) NUMBITS(1) [],
+            /// Word length.
+            WLEN OFFSET(5) NUMBITS(2) [
+                /// 8 bits.
+                EightBit = 3
+            ],
+        ],
+        /// Control.
+        pub CR [
+            /// UART enable.
+            UARTEN OFFSET(0) NUMBITS(1) [],
+            /// Transmit enable.
+            TXE OFFSET(8) NUMBITS(1) [],
+            /// Receive enable.
+            RXE OFFSET(9) NUMBITS(1) [],
+        ],
+        /// Interrupt FIFO level select.
+        pub IFLS [
+            /// Transmit interrupt level.
+            TXIFLSEL OFFSET(0) NUMBITS(3) [
+                /// FIFO 1/8 full.
+                OneEighth = 0
+            ],
+            /// Receive interrupt level.
+            RXIFLSEL OFFSET(3) NUMBITS(3) [
+                /// FIFO 1/8 full.
+                OneEighth = 0
+            ],
+        ],
+        /// The interrupt bits of IMSC, RIS, MIS and ICR.
+        pub INT [
+            /// Receive.
+            RX OFFSET(4) NUMBITS(1) [],
+            /// Transmit.
+            TX OFFSET(5) NUMBITS(1) [],
+            /// Receive timeout.
+            RT OFFSET(6) NUMBITS(1) [],
+            /// Framing error.
+            FE OFFSET(7) NUMBITS(1) [],
+            /// Parity error.
+            PE OFFSET(8) NUMBITS(1) [],
+            /// Break error.
+            BE OFFSET(9) NUMBITS(1) [],
+            /// Overrun error.
+            OE OFFSET(10) NUMBITS(1) [],
+            /// Every interrupt bit (the modem interrupts in bits 0-3 included).
+            ALL OFFSET(0) NUMBITS(11) [],
+        ],
+    }
 }
 
 register_structs! {
     /// The PL011's registers.
     pub Regs {
+        /// Data.
         (0x000 => pub dr: Mmio32<DR::Register>),
+        /// Receive status / error clear.
         (0x004 => pub rsr: Mmio32<RSR::Register>),
         (0x008 => _r0),
+        /// Flags.
         (0x018 => pub fr: Mmio32<FR::Register>),
         (0x01C => _r1),
+        /// IrDA low-power counter.
         (0x020 => pub ilpr: Mmio32),
+        /// Integer baud rate divisor.
         (0x024 => pub ibrd: Mmio32<IBRD::Register>),
+        /// Fractional baud rate divisor.
         (0x028 => pub fbrd: Mmio32<FBRD::Register>),
+        /// Line control.
         (0x02C => pub lcr_h: Mmio32<LCR_H::Register>),
+        /// Control.
         (0x030 => pub cr: Mmio32<CR::Register>),
+        /// Interrupt FIFO level select.
         (0x034 => pub ifls: Mmio32<IFLS::Register>),
+        /// Interrupt mask set/clear.
         (0x038 => pub imsc: Mmio32<INT::Register>),
+        /// Raw interrupt status.
         (0x03C => pub ris: Mmio32<INT::Register>),
+        /// Masked interrupt status.
         (0x040 => pub mis: Mmio32<INT::Register>),
+        /// Interrupt clear.
         (0x044 => pub icr: Mmio32<INT::Register>),
+        /// DMA control.
         (0x048 => pub dmacr: Mmio32),
         (0x04C => _r2),
+        /// PeriphID0-3, PCellID0-3.
         (0xFE0 => pub id: [Mmio32; 8]),
         (0x1000 => @END),
     }

@@ -97,7 +97,10 @@ const POLL_LIMIT: u32 = 10_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GicError {
     /// No redistributor has this core's affinity.
-    NoRedistributor { mpidr: u32 },
+    NoRedistributor {
+        /// This core's MPIDR affinity.
+        mpidr: u32,
+    },
     /// The redistributor never woke up.
     WakeTimeout,
     /// The distributor never finished a register write.
