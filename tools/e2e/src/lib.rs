@@ -16,7 +16,6 @@
 //! # Ok::<(), sis_e2e::Error>(())
 //! ```
 
-
 mod build;
 mod command;
 mod console;
