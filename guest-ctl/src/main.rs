@@ -1,6 +1,6 @@
-//! guest-ctl: the control guest kernel. Boots on core 0 under the hypervisor (or natively on
-//! QEMU), then runs the `ctl>` shell. Services (virtio-console, frames, tokens) come later, each
-//! in its own module.
+//! guest-ctl: the control guest kernel, which faces the host: it serves `datactl` frames on its
+//! virtio-console (tokens, forwarding LLM work through the ring to guest-llm) and the `ctl>`
+//! shell. Boots on the core the partition table gives it (or natively on QEMU).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 // Host builds compile the pure modules for their tests only.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]

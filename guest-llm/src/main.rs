@@ -1,5 +1,6 @@
-//! guest-llm: the LLM guest kernel. Boots on the first core of its partition, starts the others
-//! as workers, then runs the `llm>` shell. The engine and scheduler plug in as further modules.
+//! guest-llm: the LLM guest kernel, which runs inference: it serves requests from the ring and
+//! its `llm>` shell with the engine, under the CBS/EDF scheduler, on worker cores. Boots on the
+//! first core of its partition and starts the others as workers.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
