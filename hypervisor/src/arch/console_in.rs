@@ -303,23 +303,31 @@ fn vms() {
 }
 
 fn ring() {
-    // SAFETY: the shared region is RAM the partition table reserves for the ring, mapped by the
-    // hypervisor for its whole life; `snapshot` only performs atomic loads.
-    let mem = unsafe {
-        shared_ring::RawRegion::new(
-            sis_platform::layout::phys::SHARED_BASE as *mut u8,
-            sis_platform::layout::phys::SHARED_SIZE as usize,
-        )
+    for ch in SYSTEM.channels {
+        channel_ring(ch);
+    }
+    ring_doorbells();
+}
+
+/// The state of one channel's ring, as its header and counters say.
+fn channel_ring(ch: &sis_platform::partition::Channel) {
+    let Some(region) = SYSTEM.shared.iter().find(|r| r.pa == ch.region) else {
+        return;
     };
+    // SAFETY: the channel's region is RAM the partition table reserves for the ring (validated:
+    // a declared shared region), mapped by the hypervisor for its whole life; `snapshot` only
+    // performs atomic loads.
+    let mem = unsafe { shared_ring::RawRegion::new(region.pa as *mut u8, region.size as usize) };
+    let (req, resp) = (VMS[ch.requester].cfg.name, VMS[ch.responder].cfg.name);
     match mem
         .map_err(|_| ())
         .and_then(|m| shared_ring::region::snapshot(&m).map_err(|_| ()))
     {
         Ok(s) => {
             hvprintln!("shared ring: epoch {}", s.epoch);
-            for (name, r) in [("ctl->llm", &s.requests), ("llm->ctl", &s.responses)] {
+            for (from, to, r) in [(req, resp, &s.requests), (resp, req, &s.responses)] {
                 hvprintln!(
-                    "  {name}: slots={} slot_size={} head={} tail={} sent={} full={} received={} rejected={}",
+                    "  {from}->{to}: slots={} slot_size={} head={} tail={} sent={} full={} received={} rejected={}",
                     r.capacity,
                     r.slot_size,
                     r.head,
@@ -333,6 +341,10 @@ fn ring() {
         }
         Err(()) => hvprintln!("shared ring: not initialised (no valid header)"),
     }
+}
+
+/// Doorbells per VM.
+fn ring_doorbells() {
     for vm in VMS.iter() {
         let c = &CALLS[vm.id];
         hvprintln!(
