@@ -1,4 +1,5 @@
-//! The console multiplexer: three logical consoles (monitor, ctl, llm) on one physical UART.
+//! The console multiplexer: the monitor's console and one per VM of the partition table (today
+//! monitor, ctl, llm) on one physical UART.
 //!
 //! Output: every physical line starts with its source's tag (`[hv] `, `[ctl] `, `[llm] `) and
 //! holds one source's bytes only. A guest's bytes are made safe first ([`sanitize`]: controls
