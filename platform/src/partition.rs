@@ -191,19 +191,21 @@ pub const MODEL: SharedRegion = SharedRegion {
     size: phys::MODEL_SIZE,
 };
 
-const SHARED_RW: Mapping = Mapping {
-    pa: phys::SHARED_BASE,
-    ipa: ipa::SHARED_BASE,
-    size: phys::SHARED_SIZE,
-    access: Access::ReadWrite,
-};
+impl SharedRegion {
+    /// A VM's mapping of all of the region at guest-physical `ipa` with `access`.
+    pub const fn map(&self, ipa: u64, access: Access) -> Mapping {
+        Mapping {
+            pa: self.pa,
+            ipa,
+            size: self.size,
+            access,
+        }
+    }
+}
 
-const AUDIT_RO: Mapping = Mapping {
-    pa: phys::AUDIT_BASE,
-    ipa: ipa::AUDIT_BASE,
-    size: phys::AUDIT_SIZE,
-    access: Access::ReadOnly,
-};
+const SHARED_RW: Mapping = RING.map(ipa::SHARED_BASE, Access::ReadWrite);
+const AUDIT_RO: Mapping = AUDIT.map(ipa::AUDIT_BASE, Access::ReadOnly);
+const MODEL_RO: Mapping = MODEL.map(ipa::MODEL_BASE, Access::ReadOnly);
 
 /// guest-ctl's devices: virtio-serial (port `sis.datactl`) in slot 1 and virtio-rng in slot 2
 /// (`scripts/run.sh` puts them there), each raising its INTA.
@@ -221,13 +223,6 @@ const CTL_PCI: [PciFunction; 2] = [
         intx: intx(2, 0),
     },
 ];
-
-const MODEL_RO: Mapping = Mapping {
-    pa: phys::MODEL_BASE,
-    ipa: ipa::MODEL_BASE,
-    size: phys::MODEL_SIZE,
-    access: Access::ReadOnly,
-};
 
 /// The partition table. Core 0 runs the control guest (and the hypervisor's work no guest owns,
 /// [`SYSTEM`]`.work_core`); cores 1-3 run the LLM guest.

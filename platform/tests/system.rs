@@ -20,12 +20,7 @@ const RING2: SharedRegion = SharedRegion {
 };
 
 fn map(r: &SharedRegion, at: u64, access: Access) -> Mapping {
-    Mapping {
-        pa: r.pa,
-        ipa: at,
-        size: r.size,
-        access,
-    }
+    r.map(at, access)
 }
 
 fn leak<T>(v: Vec<T>) -> &'static [T] {
