@@ -60,12 +60,16 @@ else
 fi
 [ -f "$hv" ] || { echo "run.sh: no hypervisor image at $hv (run scripts/build.sh)" >&2; exit 1; }
 
-# Where the partition table expects the model (sis_platform::layout::phys::MODEL_BASE/SIZE).
-# The last page of the region holds a manifest (sis_platform::layout::model_region): the guest
-# learns from it where the files are and how long they are.
-model_addr=0x70000000
-region_size=$((0x10000000))
-manifest_offset=$((region_size - 4096))
+# Where the partition table expects the model (sis_platform::layout::phys::MODEL_BASE/SIZE),
+# as scripts/build.sh wrote it. The last page of the region holds a manifest
+# (sis_platform::layout::model_region): the guest learns from it where the files are and how
+# long they are.
+layout_env="$target_dir/layout.env"
+[ -f "$layout_env" ] || { echo "run.sh: no $layout_env (run scripts/build.sh)" >&2; exit 1; }
+# shellcheck source=/dev/null
+. "$layout_env"
+model_addr=$SIS_MODEL_BASE
+manifest_offset=$((SIS_MANIFEST_OFFSET))
 manifest=""
 # Eight little-endian u64 words on stdout.
 le64() {

@@ -13,7 +13,6 @@ use shared_ring::audit::AuditEntry;
 use shared_ring::{Received, Response};
 use sis_frame::auth::{Authenticator, RateLimitConfig, Secrets};
 use sis_hostctl::{AuditOut, HostControl, HostOut, LlmState, Now};
-use sis_platform::partition::VM_LLM;
 use sis_platform::BootInfo;
 use virtio_drivers::transport::DeviceType;
 
@@ -257,17 +256,20 @@ const CHUNKS_PER_PASS: usize = 32;
 
 /// The LLM VM's state from the hypervisor.
 fn llm_state() -> LlmState {
-    match hypercall::vm_state(VM_LLM as u64) {
+    let Some(llm) = guest_rt::channel::peer() else {
+        return LlmState::Unknown;
+    };
+    match hypercall::vm_state(llm as u64) {
         Ok((true, generation)) => LlmState::Running { generation },
         Ok((false, _)) => LlmState::Stopped,
         Err(_) => LlmState::Unknown,
     }
 }
 
-/// Every timer tick (core 0): leftovers of a bounded receive pass, deadlines of forwarded
+/// Every timer tick (on the boot core: the others have no host-control work): leftovers of a bounded receive pass, deadlines of forwarded
 /// frames, abandoned jobs.
 fn on_tick(core: usize) {
-    if core != 0 {
+    if core as u64 != guest_rt::boot_info().boot_cpu {
         return;
     }
     let mut guard = HOST.lock();

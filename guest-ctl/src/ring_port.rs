@@ -5,7 +5,6 @@ use guest_rt::channel::ctl::{self, SendFail};
 use guest_rt::channel::doorbell::{self, DoorbellError};
 use shared_ring::{Request, SendError};
 use sis_hostctl::{RingPort, SendRefused};
-use sis_platform::partition::VM_LLM;
 
 /// The shared ring to the LLM partition.
 pub struct SharedRing;
@@ -16,7 +15,7 @@ impl RingPort for SharedRing {
         // refused; an extra one to a running VM only makes it look at its ring): a request
         // published while it is stopped would run after it comes back although the host was
         // told it failed.
-        if let Err(DoorbellError::PeerStopped) = doorbell::ring(VM_LLM) {
+        if let Err(DoorbellError::PeerStopped) = doorbell::ring_peer() {
             return Err(SendRefused::Unreachable);
         }
         match ctl::send(req) {

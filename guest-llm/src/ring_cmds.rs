@@ -7,7 +7,6 @@ use guest_rt::shared_ring::Response;
 use guest_rt::shell::{parse_u64, Command, Invocation};
 use guest_rt::sync;
 use guest_rt::timer;
-use sis_platform::partition::VM_CTL;
 
 use crate::ring_endpoint::{send, SendFail};
 
@@ -156,7 +155,7 @@ fn ringjunk(inv: &mut Invocation<'_, '_>) {
                 kinds[i] += 1;
             }
             slots += r.slots;
-            let _ = doorbell::ring(VM_CTL);
+            let _ = doorbell::ring_peer();
             // Give the control guest a moment to chew on it.
             let t0 = timer::counter();
             while timer::counter().wrapping_sub(t0) < round_wait {
@@ -187,7 +186,7 @@ fn ringjunk(inv: &mut Invocation<'_, '_>) {
     let wait = hz / 1000 * CATCH_UP_MS;
     let t0 = timer::counter();
     loop {
-        let _ = doorbell::ring(VM_CTL);
+        let _ = doorbell::ring_peer();
         match llm::response_positions() {
             Some((tail, _)) if tail == head => {
                 let _ = writeln!(inv.out, "ringjunk: ctl back in step at seq {head}");

@@ -18,7 +18,6 @@ pub use sis_platform;
 
 pub mod bootcheck;
 pub mod channel;
-pub mod esr;
 pub mod hook;
 pub mod pagetable;
 pub mod probe;

@@ -17,31 +17,38 @@
 
 use sis_platform::layout::ipa;
 use tock_registers::fields::FieldValue;
-use tock_registers::register_bitfields;
 use tock_registers::LocalRegisterCopy;
 
-register_bitfields! {u64,
-    /// A VMSAv8-64 stage-1 block or table descriptor (levels 1 and 2).
-    pub DESCRIPTOR [
-        /// Descriptor is valid.
-        VALID OFFSET(0) NUMBITS(1) [],
-        /// Levels 1/2: 1 = next-level table, 0 = block. Level 3: must be 1 (page).
-        TYPE OFFSET(1) NUMBITS(1) [Block = 0, Table = 1],
-        /// Index into MAIR_EL1.
-        ATTR_INDEX OFFSET(2) NUMBITS(3) [],
-        /// Access permissions.
-        AP OFFSET(6) NUMBITS(2) [RwEl1 = 0, RoEl1 = 2],
-        /// Shareability.
-        SH OFFSET(8) NUMBITS(2) [NonShareable = 0, InnerShareable = 3],
-        /// Access flag (set, so no access-flag faults).
-        AF OFFSET(10) NUMBITS(1) [],
-        /// Output address bits [47:12] (block addresses are further aligned by level).
-        ADDR OFFSET(12) NUMBITS(36) [],
-        /// Privileged execute never.
-        PXN OFFSET(53) NUMBITS(1) [],
-        /// Unprivileged execute never.
-        UXN OFFSET(54) NUMBITS(1) [],
-    ]
+pub use self::fields::*;
+
+// tock-registers gives each register an undocumented `Register` type (and value enums).
+#[allow(missing_docs)]
+mod fields {
+    use tock_registers::register_bitfields;
+
+    register_bitfields! {u64,
+        /// A VMSAv8-64 stage-1 block or table descriptor (levels 1 and 2).
+        pub DESCRIPTOR [
+            /// Descriptor is valid.
+            VALID OFFSET(0) NUMBITS(1) [],
+            /// Levels 1/2: 1 = next-level table, 0 = block. Level 3: must be 1 (page).
+            TYPE OFFSET(1) NUMBITS(1) [Block = 0, Table = 1],
+            /// Index into MAIR_EL1.
+            ATTR_INDEX OFFSET(2) NUMBITS(3) [],
+            /// Access permissions.
+            AP OFFSET(6) NUMBITS(2) [RwEl1 = 0, RoEl1 = 2],
+            /// Shareability.
+            SH OFFSET(8) NUMBITS(2) [NonShareable = 0, InnerShareable = 3],
+            /// Access flag (set, so no access-flag faults).
+            AF OFFSET(10) NUMBITS(1) [],
+            /// Output address bits [47:12] (block addresses are further aligned by level).
+            ADDR OFFSET(12) NUMBITS(36) [],
+            /// Privileged execute never.
+            PXN OFFSET(53) NUMBITS(1) [],
+            /// Unprivileged execute never.
+            UXN OFFSET(54) NUMBITS(1) [],
+        ]
+    }
 }
 
 /// MAIR_EL1 index of Device-nGnRE.

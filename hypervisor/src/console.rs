@@ -1,4 +1,5 @@
-//! The console multiplexer: three logical consoles (monitor, ctl, llm) on one physical UART.
+//! The console multiplexer: the monitor's console and one per VM of the partition table (today
+//! monitor, ctl, llm) on one physical UART.
 //!
 //! Output: every physical line starts with its source's tag (`[hv] `, `[ctl] `, `[llm] `) and
 //! holds one source's bytes only. A guest's bytes are made safe first ([`sanitize`]: controls
@@ -11,14 +12,15 @@
 //! writes, the partial physical line is ended and the source continues on a new tagged line.
 //! Each source keeps a history of what it wrote (sanitised), replayed on a focus switch.
 //!
-//! Input: bytes go to the focused target. Ctrl-A then `0`/`1`/`2` focuses the monitor / ctl /
-//! llm; Ctrl-A Ctrl-A sends a literal Ctrl-A; Ctrl-A followed by anything else is reported and
-//! dropped (counted).
+//! Input: bytes go to the focused target. Ctrl-A then a console's key (from the partition
+//! table: `0` the monitor, `1` ctl, `2` llm) focuses it, announced by [`Console::switch_to`]
+//! with a banner, the target's history and a `--- <name> live ---` line; Ctrl-A Ctrl-A sends a
+//! literal Ctrl-A; Ctrl-A followed by anything else is reported and dropped (counted).
 
 pub mod sanitize;
 
 use sanitize::{Piece, Sanitizer};
-use sis_platform::partition::PARTITIONS;
+use sis_platform::partition::{PARTITIONS, SYSTEM};
 
 /// Escape byte (Ctrl-A).
 pub const ESCAPE: u8 = 0x01;
@@ -47,7 +49,7 @@ impl Target {
     /// The line tag of this source.
     pub fn tag(self) -> &'static str {
         match self {
-            Target::Monitor => "[hv] ",
+            Target::Monitor => SYSTEM.monitor_tag,
             Target::Vm(id) => PARTITIONS[id].tag,
         }
     }
@@ -67,16 +69,12 @@ impl Target {
         }
     }
 
-    /// The target selected by the digit after Ctrl-A.
+    /// The target selected by the key after Ctrl-A (the partition table's console keys).
     pub fn from_key(key: u8) -> Option<Target> {
-        match key {
-            b'0' => Some(Target::Monitor),
-            b'1'..=b'9' => {
-                let id = usize::from(key - b'1');
-                (id < PARTITIONS.len()).then_some(Target::Vm(id))
-            }
-            _ => None,
+        if key == SYSTEM.monitor_key {
+            return Some(Target::Monitor);
         }
+        SYSTEM.vm_by_key(key).map(Target::Vm)
     }
 }
 
@@ -415,6 +413,47 @@ impl Console {
             sink(b'\n');
         }
     }
+
+    /// Writes `text` as the hypervisor's own output from `src` (trusted: not sanitised).
+    pub fn write_str(&mut self, src: Target, text: &str, sink: &mut impl FnMut(u8)) {
+        self.write(src, text.as_bytes(), true, sink);
+    }
+
+    /// Focuses `t` and announces it on the terminal: the banner `--- console: <name> (Ctrl-A 0
+    /// monitor, 1 ctl, 2 llm) ---` on the monitor, then `t`'s recent history (for a VM), then
+    /// `--- <name> live ---`, after which everything is new (test harnesses wait for that line).
+    pub fn switch_to(&mut self, t: Target, sink: &mut impl FnMut(u8)) {
+        self.focus = t;
+        self.end_line(sink);
+        let mut banner = Line::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut banner,
+            format_args!(
+                "--- console: {} (Ctrl-A {}) ---\n",
+                t.name(),
+                SYSTEM.console_keys("")
+            ),
+        );
+        let n = banner.len;
+        self.write(Target::Monitor, &banner.buf[..n], true, sink);
+        if t != Target::Monitor {
+            self.replay(t, sink);
+        }
+        self.end_line(sink);
+        for part in ["--- ", t.name(), " live ---\n"] {
+            self.write_str(Target::Monitor, part, sink);
+        }
+    }
+}
+
+impl core::fmt::Write for Line {
+    /// Appends what fits (hypervisor messages are short).
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(LINE_MAX - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -622,6 +661,32 @@ mod tests {
         c.replay(CTL, &mut |x| r.push(x));
         let s = string(&r);
         assert_eq!(s.matches("[ctl] ab\r\n").count(), REPLAY_LINES);
+    }
+
+    #[test]
+    fn a_switch_is_announced_replayed_and_ends_with_the_live_marker() {
+        let mut c = Console::new();
+        let mut sink = Vec::new();
+        out(&mut c, LLM, "llm ready\nllm> ", 0, &mut sink);
+        hv(&mut c, "hv> ", &mut sink);
+        let mut r = Vec::new();
+        c.switch_to(LLM, &mut |x| r.push(x));
+        assert_eq!(c.focus(), LLM);
+        assert_eq!(
+            string(&r),
+            "\r\n[hv] --- console: llm (Ctrl-A 0 monitor, 1 ctl, 2 llm) ---\r\n\
+             [llm] llm ready\r\n[llm] llm> \r\n[hv] --- llm live ---\r\n"
+        );
+        let mut r = Vec::new();
+        c.switch_to(Target::Monitor, &mut |x| r.push(x));
+        assert_eq!(
+            string(&r),
+            "[hv] --- console: monitor (Ctrl-A 0 monitor, 1 ctl, 2 llm) ---\r\n\
+             [hv] --- monitor live ---\r\n"
+        );
+        assert_eq!(Target::from_key(b'2'), Some(LLM));
+        assert_eq!(Target::from_key(b'0'), Some(Target::Monitor));
+        assert_eq!(Target::from_key(b'3'), None);
     }
 
     /// One step of a random console session.

@@ -11,7 +11,7 @@
 //! is refused the same way (SIS guests clean by address). `ACTLR_EL1` is read-as-zero,
 //! writes ignored: on Cortex-A72 all its bits are RES0.
 
-use crate::esr::SysRegAccess;
+use sis_regs::esr::{ec, SysRegAccess, IL};
 
 /// What a trapped access gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,11 +96,6 @@ mod pstate {
     pub const EL1H: u64 = 0b0101;
 }
 
-/// ESR exception class for an exception "for an unknown reason" (an UNDEFINED instruction).
-const EC_UNKNOWN: u64 = 0x00;
-/// ESR.IL: the trapped instruction was 32 bits.
-const ESR_IL: u64 = 1 << 25;
-
 /// Vector offsets from VBAR_EL1 for a synchronous exception (Arm ARM, "Exception vectors").
 mod vector {
     /// From the current EL using SP_EL0.
@@ -154,7 +149,7 @@ pub fn undefined_entry(
         new |= pstate::PAN;
     }
     Some(El1Entry {
-        esr_el1: (EC_UNKNOWN << 26) | if il32 { ESR_IL } else { 0 },
+        esr_el1: (ec::UNKNOWN << 26) | if il32 { IL } else { 0 },
         elr_el1: pc,
         spsr_el1: spsr,
         pc: (vbar_el1 & !0x7FF) + offset,

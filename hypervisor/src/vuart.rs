@@ -2,46 +2,29 @@
 //! interrupt-driven driver. Transmitted bytes go to the console multiplexer; received bytes come
 //! from it. The interrupt is level-style: [`VUart::irq_level`] is `RIS & IMSC != 0`.
 
+use sis_regs::pl011::{offset as reg, FBRD, IBRD, ID as ID_REGS, RSR};
+
 use crate::access::{check, no_register, BadAccess, Refusal, Widths};
 
-/// Register offsets (PL011 TRM).
-mod reg {
-    pub const DR: u64 = 0x000;
-    pub const RSR: u64 = 0x004;
-    pub const FR: u64 = 0x018;
-    pub const ILPR: u64 = 0x020;
-    pub const IBRD: u64 = 0x024;
-    pub const FBRD: u64 = 0x028;
-    pub const LCR_H: u64 = 0x02C;
-    pub const CR: u64 = 0x030;
-    pub const IFLS: u64 = 0x034;
-    pub const IMSC: u64 = 0x038;
-    pub const RIS: u64 = 0x03C;
-    pub const MIS: u64 = 0x040;
-    pub const ICR: u64 = 0x044;
-    pub const DMACR: u64 = 0x048;
-    pub const PERIPH_ID0: u64 = 0xFE0;
-    pub const CELL_ID3: u64 = 0xFFC;
-}
+pub use sis_regs::pl011::FRAME_SIZE;
 
-/// Flag register bits.
+/// Flag register bits the emulation reports (from the shared PL011 map).
 mod fr {
-    pub const RXFE: u32 = 1 << 4;
-    pub const RXFF: u32 = 1 << 6;
-    pub const TXFE: u32 = 1 << 7;
+    use sis_regs::pl011::FR;
+    pub const RXFE: u32 = FR::RXFE::SET.value;
+    pub const RXFF: u32 = FR::RXFF::SET.value;
+    pub const TXFE: u32 = FR::TXFE::SET.value;
 }
 
-/// Interrupt bits (RIS/MIS/IMSC/ICR).
+/// Interrupt bits of RIS/MIS/IMSC/ICR the emulation raises (from the shared PL011 map).
 mod int {
-    pub const RX: u32 = 1 << 4;
-    pub const TX: u32 = 1 << 5;
-    pub const RT: u32 = 1 << 6;
-    pub const OE: u32 = 1 << 10;
-    pub const ALL: u32 = 0x7FF;
+    use sis_regs::pl011::INT;
+    pub const RX: u32 = INT::RX::SET.value;
+    pub const TX: u32 = INT::TX::SET.value;
+    pub const RT: u32 = INT::RT::SET.value;
+    pub const OE: u32 = INT::OE::SET.value;
+    pub const ALL: u32 = INT::ALL::SET.value;
 }
-
-/// PL011 PeriphID0-3 then PCellID0-3.
-const ID_REGS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1];
 
 /// Receive FIFO depth: deeper than a real PL011's 32 entries so a pasted line is not lost while
 /// the guest is busy; FR.RXFF still reports a full FIFO, and overflow is counted.
@@ -59,9 +42,6 @@ pub enum Access {
     /// Offset not in the PL011 register map (the VM is stopped for it).
     Bad,
 }
-
-/// Size of the PL011's frame.
-pub const FRAME_SIZE: u64 = 0x1000;
 
 /// One emulated PL011.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,7 +188,7 @@ impl VUart {
             }
             reg::RSR => {
                 if self.overrun {
-                    1 << 3
+                    RSR::OE::SET.value
                 } else {
                     0
                 }
@@ -251,8 +231,8 @@ impl VUart {
             }
             reg::RSR => self.overrun = false,
             reg::FR | reg::RIS | reg::MIS | reg::ILPR | reg::DMACR => {}
-            reg::IBRD => self.ibrd = value & 0xFFFF,
-            reg::FBRD => self.fbrd = value & 0x3F,
+            reg::IBRD => self.ibrd = value & IBRD::DIVINT.mask,
+            reg::FBRD => self.fbrd = value & FBRD::DIVFRAC.mask,
             reg::LCR_H => self.lcr_h = value & 0xFF,
             reg::CR => self.cr = value & 0xFFFF,
             reg::IFLS => self.ifls = value & 0x3F,

@@ -4,7 +4,8 @@
 //! instruction; the guest gets its address in `x0`. A guest started without the hypervisor finds
 //! no valid magic there (QEMU leaves a DTB) and falls back to [`BootInfo::native`].
 
-use crate::layout::ipa;
+use crate::layout::{ipa, phys};
+use crate::partition::{System, VmId};
 
 /// Magic value identifying a valid boot-info block ("SISBOOT1").
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"SISBOOT1");
@@ -65,6 +66,46 @@ impl BootInfo {
         core::str::from_utf8(&self.name[..end]).unwrap_or("?")
     }
 
+    /// What the hypervisor tells VM `id` of `sys`, derived from the partition table: its RAM
+    /// and cores, the ring of its first channel, the audit log and model if it maps them, and
+    /// its PCI configuration view if it has PCI functions. `timer_freq` is `CNTFRQ_EL0`.
+    pub fn for_vm(sys: &System, id: VmId, timer_freq: u64) -> Self {
+        let cfg = &sys.vms[id];
+        let mut name = [0u8; 16];
+        let n = cfg.name.len().min(name.len());
+        name[..n].copy_from_slice(&cfg.name.as_bytes()[..n]);
+        let region = |pa: Option<u64>| {
+            pa.and_then(|pa| cfg.region(pa))
+                .map_or((0, 0), |m| (m.ipa, m.size))
+        };
+        let (shared_base, shared_size) = region(sys.channel_of(id).map(|c| c.region));
+        let (audit_base, audit_size) = region(Some(phys::AUDIT_BASE));
+        let (model_base, model_size) = region(Some(phys::MODEL_BASE));
+        let (pci_ecam_base, pci_ecam_size) = if cfg.pci.is_empty() {
+            (0, 0)
+        } else {
+            (ipa::PCI_ECAM_BASE, ipa::PCI_ECAM_SIZE)
+        };
+        BootInfo {
+            magic: BOOT_INFO_MAGIC,
+            vm_id: id as u64,
+            name,
+            ram_base: ipa::RAM_BASE,
+            ram_size: cfg.ram.size,
+            cpu_mask: cfg.cpu_mask(),
+            boot_cpu: cfg.cores[0] as u64,
+            shared_base,
+            shared_size,
+            audit_base,
+            audit_size,
+            model_base,
+            model_size,
+            timer_freq,
+            pci_ecam_base,
+            pci_ecam_size,
+        }
+    }
+
     /// What a guest assumes when it runs directly on QEMU without the hypervisor.
     pub fn native(ram_size: u64) -> Self {
         let mut name = [0u8; 16];
@@ -98,6 +139,31 @@ mod tests {
     fn layout_is_stable() {
         assert_eq!(core::mem::size_of::<BootInfo>(), 15 * 8 + 2 * 8);
         assert_eq!(core::mem::offset_of!(BootInfo, ram_base), 32);
+    }
+
+    #[test]
+    fn derived_from_the_partition_table() {
+        use crate::partition::{SYSTEM, VM_CTL, VM_LLM};
+        let ctl = BootInfo::for_vm(&SYSTEM, VM_CTL, 62_500_000);
+        assert_eq!((ctl.vm_id, ctl.name()), (0, "ctl"));
+        assert_eq!((ctl.cpu_mask, ctl.boot_cpu), (0b1, 0));
+        assert_eq!((ctl.ram_base, ctl.ram_size), (ipa::RAM_BASE, 64 << 20));
+        assert_eq!(
+            (ctl.shared_base, ctl.shared_size),
+            (ipa::SHARED_BASE, 1 << 20)
+        );
+        assert_eq!((ctl.audit_base, ctl.audit_size), (ipa::AUDIT_BASE, 1 << 20));
+        assert_eq!((ctl.model_base, ctl.model_size), (0, 0));
+        assert_eq!(ctl.pci_ecam_base, ipa::PCI_ECAM_BASE);
+        assert_eq!(ctl.timer_freq, 62_500_000);
+        let llm = BootInfo::for_vm(&SYSTEM, VM_LLM, 1);
+        assert_eq!((llm.cpu_mask, llm.boot_cpu), (0b1110, 1));
+        assert_eq!(llm.shared_base, ipa::SHARED_BASE);
+        assert_eq!(
+            (llm.model_base, llm.model_size),
+            (ipa::MODEL_BASE, phys::MODEL_SIZE)
+        );
+        assert_eq!((llm.pci_ecam_base, llm.pci_ecam_size), (0, 0));
     }
 
     #[test]

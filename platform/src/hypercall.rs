@@ -11,8 +11,9 @@ pub const VENDOR_HYP_BASE: u32 = 0xC600_0000;
 
 /// Returns the ABI version: `x0 = (major << 16) | minor`.
 pub const HV_VERSION: u32 = VENDOR_HYP_BASE;
-/// Raises the doorbell virtual IRQ (`layout::irq::DOORBELL`) in another VM. `x1` = target VM
-/// id (not the caller's). Returns 0 (raised, or already pending: doorbells coalesce and only a
+/// Raises the doorbell virtual IRQ of the caller's channel to another VM (the partition table's
+/// `Channel::doorbell`, `layout::irq::DOORBELL` for ctl-llm) in that VM. `x1` = target VM id,
+/// a peer of one of the caller's channels. Returns 0 (raised, or already pending: doorbells coalesce and only a
 /// newly pending doorbell kicks the target's core), `INVALID_PARAMETER`, `TARGET_STOPPED`, or
 /// `RATE_LIMITED` (more than [`DOORBELL_RATE`] calls per second on average, bursts of
 /// [`DOORBELL_BURST`]: nothing raised, counted; the peer still drains on its timer tick).

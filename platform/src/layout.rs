@@ -40,8 +40,10 @@ pub mod phys {
     pub const HV_BASE: u64 = 0x4000_0000;
     /// Size of the hypervisor's own RAM.
     pub const HV_SIZE: u64 = 0x0400_0000;
-    /// Link address of the hypervisor (above the DTB).
+    /// Link address of the hypervisor (above the DTB); `hypervisor/build.rs` links it here.
     pub const HV_LOAD: u64 = 0x4020_0000;
+    /// Size of each core's EL2 stack (the linker reserves `NUM_CORES` of them).
+    pub const HV_STACK_SIZE: u64 = 0x1_0000;
 
     /// Where the run script places the model file with QEMU's loader device.
     pub const MODEL_BASE: u64 = 0x7000_0000;

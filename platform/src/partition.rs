@@ -1,5 +1,14 @@
-//! The static partition table: which cores, RAM, devices, interrupts and shared regions each VM
-//! owns. Plain data, checked by [`validate`] at compile time (a bad table does not build).
+//! The static partition table, which describes the whole system: which cores, RAM, devices,
+//! interrupts, PCI functions and shared regions each VM owns, its console key and tag and the
+//! image it boots ([`VmConfig`]); the regions several VMs map ([`SharedRegion`]); the channels
+//! between VMs ([`Channel`]: peers, ring region, doorbell interrupt); and the core that does the
+//! work no guest owns ([`System::work_core`]). Plain data, checked by [`validate`] at compile
+//! time (a bad table does not build).
+//!
+//! What other parts of SIS would otherwise restate is derived from [`SYSTEM`]: the hypervisor's
+//! console keys and help, the images it embeds and `scripts/build.sh` builds (through the
+//! `layout` example), the doorbell a VM may ring, each guest's channel peer, where physical UART
+//! input is routed.
 
 use crate::layout::{ipa, irq, phys, PAGE_SIZE};
 
@@ -13,15 +22,6 @@ pub enum Access {
     ReadOnly,
     /// Read and write.
     ReadWrite,
-}
-
-/// Which embedded guest image a VM boots.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Image {
-    /// `guest-ctl`.
-    Ctl,
-    /// `guest-llm`.
-    Llm,
 }
 
 /// A range of guest-physical addresses mapped onto host-physical memory.
@@ -78,7 +78,9 @@ pub struct Emulated {
 pub struct VmConfig {
     /// Short name used by the monitor (`ctl`, `llm`).
     pub name: &'static str,
-    /// Tag in front of each console line.
+    /// The key that follows Ctrl-A to focus this VM's console (`'1'`..=`'9'`).
+    pub console_key: u8,
+    /// Tag in front of each console line (`[ctl] `).
     pub tag: &'static str,
     /// Physical cores (MPIDR Aff0); the first one boots the VM.
     pub cores: &'static [usize],
@@ -94,8 +96,69 @@ pub struct VmConfig {
     pub pci: &'static [PciFunction],
     /// Emulated devices.
     pub emulated: Emulated,
-    /// Guest image.
-    pub image: Image,
+    /// The guest kernel it boots: the name of its package and binary (`guest-ctl`).
+    /// `scripts/build.sh` builds every image the table names and the hypervisor embeds them.
+    pub image: &'static str,
+}
+
+/// A memory region outside every VM's RAM that several VMs may map, each with its own rights
+/// (listed in their [`VmConfig::regions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedRegion {
+    /// What it holds (`ring`, `audit`, `model`).
+    pub name: &'static str,
+    /// Host-physical base.
+    pub pa: u64,
+    /// Size in bytes (a multiple of 4 KiB).
+    pub size: u64,
+}
+
+/// A channel between two VMs: a shared-memory ring in one of the [`SharedRegion`]s, which both
+/// peers map read-write and no other VM maps, and a doorbell: the virtual SPI the
+/// `HV_DOORBELL` hypercall raises in the peer. The hypervisor lets a VM ring only the peers of
+/// its channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Channel {
+    /// The VM that initialises the ring and sends requests (`guest_rt::channel::ctl`).
+    pub requester: VmId,
+    /// The VM that attaches to the ring and answers (`guest_rt::channel::llm`).
+    pub responder: VmId,
+    /// Physical base of the shared region that holds the ring.
+    pub region: u64,
+    /// INTID of the doorbell, the same in both peers (an SPI no VM owns physically).
+    pub doorbell: u32,
+}
+
+impl Channel {
+    /// The other end of the channel as seen from `vm`, if `vm` is one of its ends.
+    pub const fn peer(&self, vm: VmId) -> Option<VmId> {
+        if vm == self.requester {
+            Some(self.responder)
+        } else if vm == self.responder {
+            Some(self.requester)
+        } else {
+            None
+        }
+    }
+}
+
+/// The whole system: the VMs, the regions several of them map, the channels between them, and
+/// what belongs to no VM.
+#[derive(Clone, Copy, Debug)]
+pub struct System {
+    /// The VMs; a VM's id is its index.
+    pub vms: &'static [VmConfig],
+    /// The regions VMs may map besides their RAM.
+    pub shared: &'static [SharedRegion],
+    /// The channels between VMs.
+    pub channels: &'static [Channel],
+    /// The core that does the work no guest owns: physical UART input, the monitor's commands,
+    /// the SMMU's fault and error interrupts. Whichever VM owns that core pays for it in time.
+    pub work_core: usize,
+    /// The key that follows Ctrl-A to focus the hypervisor's monitor.
+    pub monitor_key: u8,
+    /// Tag of the hypervisor's (and the monitor's) console lines.
+    pub monitor_tag: &'static str,
 }
 
 const fn ram(pa: u64, size: u64) -> Mapping {
@@ -107,19 +170,42 @@ const fn ram(pa: u64, size: u64) -> Mapping {
     }
 }
 
-const SHARED_RW: Mapping = Mapping {
+/// The shared ring region of the ctl-llm channel.
+pub const RING: SharedRegion = SharedRegion {
+    name: "ring",
     pa: phys::SHARED_BASE,
-    ipa: ipa::SHARED_BASE,
     size: phys::SHARED_SIZE,
-    access: Access::ReadWrite,
 };
 
-const AUDIT_RO: Mapping = Mapping {
+/// The audit log: the hypervisor writes it, guests map it read-only.
+pub const AUDIT: SharedRegion = SharedRegion {
+    name: "audit",
     pa: phys::AUDIT_BASE,
-    ipa: ipa::AUDIT_BASE,
     size: phys::AUDIT_SIZE,
-    access: Access::ReadOnly,
 };
+
+/// The model region, filled by QEMU's loader (`scripts/run.sh`), read-only to its VM.
+pub const MODEL: SharedRegion = SharedRegion {
+    name: "model",
+    pa: phys::MODEL_BASE,
+    size: phys::MODEL_SIZE,
+};
+
+impl SharedRegion {
+    /// A VM's mapping of all of the region at guest-physical `ipa` with `access`.
+    pub const fn map(&self, ipa: u64, access: Access) -> Mapping {
+        Mapping {
+            pa: self.pa,
+            ipa,
+            size: self.size,
+            access,
+        }
+    }
+}
+
+const SHARED_RW: Mapping = RING.map(ipa::SHARED_BASE, Access::ReadWrite);
+const AUDIT_RO: Mapping = AUDIT.map(ipa::AUDIT_BASE, Access::ReadOnly);
+const MODEL_RO: Mapping = MODEL.map(ipa::MODEL_BASE, Access::ReadOnly);
 
 /// guest-ctl's devices: virtio-serial (port `sis.datactl`) in slot 1 and virtio-rng in slot 2
 /// (`scripts/run.sh` puts them there), each raising its INTA.
@@ -138,23 +224,12 @@ const CTL_PCI: [PciFunction; 2] = [
     },
 ];
 
-const MODEL_RO: Mapping = Mapping {
-    pa: phys::MODEL_BASE,
-    ipa: ipa::MODEL_BASE,
-    size: phys::MODEL_SIZE,
-    access: Access::ReadOnly,
-};
-
-/// VM id of the control guest.
-pub const VM_CTL: VmId = 0;
-/// VM id of the LLM guest.
-pub const VM_LLM: VmId = 1;
-
-/// The partition table. Core 0 runs the control guest (and the hypervisor's UART RX and
-/// monitor work); cores 1-3 run the LLM guest.
+/// The partition table. Core 0 runs the control guest (and the hypervisor's work no guest owns,
+/// [`SYSTEM`]`.work_core`); cores 1-3 run the LLM guest.
 pub const PARTITIONS: [VmConfig; 2] = [
     VmConfig {
         name: "ctl",
+        console_key: b'1',
         tag: "[ctl] ",
         cores: &[0],
         ram: ram(0x4400_0000, 0x0400_0000),
@@ -163,10 +238,11 @@ pub const PARTITIONS: [VmConfig; 2] = [
         irqs: &[intx(1, 0), intx(2, 0)],
         pci: &CTL_PCI,
         emulated: Emulated { uart: true },
-        image: Image::Ctl,
+        image: "guest-ctl",
     },
     VmConfig {
         name: "llm",
+        console_key: b'2',
         tag: "[llm] ",
         cores: &[1, 2, 3],
         ram: ram(0x5000_0000, 0x1800_0000),
@@ -175,11 +251,39 @@ pub const PARTITIONS: [VmConfig; 2] = [
         irqs: &[],
         pci: &[],
         emulated: Emulated { uart: true },
-        image: Image::Llm,
+        image: "guest-llm",
     },
 ];
 
-const _: () = match validate(&PARTITIONS) {
+/// VM id of the control guest.
+pub const VM_CTL: VmId = vm_id(&PARTITIONS, "ctl");
+/// VM id of the LLM guest.
+pub const VM_LLM: VmId = vm_id(&PARTITIONS, "llm");
+
+/// The regions VMs may map besides their RAM.
+pub const SHARED: [SharedRegion; 3] = [RING, AUDIT, MODEL];
+
+/// The channels: guest-ctl sends requests to guest-llm through the ring region, each rings the
+/// other's doorbell (virtual SPI [`irq::DOORBELL`]).
+pub const CHANNELS: [Channel; 1] = [Channel {
+    requester: VM_CTL,
+    responder: VM_LLM,
+    region: RING.pa,
+    doorbell: irq::DOORBELL,
+}];
+
+/// The system SIS runs: [`PARTITIONS`], [`SHARED`], [`CHANNELS`]; the hypervisor's own work on
+/// core 0; Ctrl-A `0` and `[hv] ` for the monitor.
+pub const SYSTEM: System = System {
+    vms: &PARTITIONS,
+    shared: &SHARED,
+    channels: &CHANNELS,
+    work_core: 0,
+    monitor_key: b'0',
+    monitor_tag: "[hv] ",
+};
+
+const _: () = match validate(&SYSTEM) {
     Ok(()) => {}
     Err(e) => panic!("{}", e.message()),
 };
@@ -188,36 +292,141 @@ const _: () = match validate(&PARTITIONS) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     /// A VM has no cores.
-    NoCores { vm: usize },
+    NoCores {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A core number beyond the machine's cores.
-    CoreOutOfRange { vm: usize, core: usize },
+    CoreOutOfRange {
+        /// The VM (its index in the table).
+        vm: usize,
+        /// The core.
+        core: usize,
+    },
     /// A core given to two VMs (or twice to one).
-    CoreTwice { core: usize },
+    CoreTwice {
+        /// The core.
+        core: usize,
+    },
     /// A region not aligned to 4 KiB or of size 0.
-    Unaligned { vm: usize },
+    Unaligned {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A RAM or shared region outside physical RAM.
-    OutsideRam { vm: usize },
+    OutsideRam {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// Private memory of two VMs overlaps, or overlaps the hypervisor or a shared region.
-    Overlap { vm: usize, other: usize },
+    Overlap {
+        /// The VM (its index in the table).
+        vm: usize,
+        /// The other owner: a VM index, or `usize::MAX` for the hypervisor or a shared region.
+        other: usize,
+    },
     /// Two mappings of one VM overlap in its guest-physical space.
-    IpaOverlap { vm: usize },
+    IpaOverlap {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// An interrupt given to two VMs, or one the hypervisor keeps.
-    IrqTwice { irq: u32 },
+    IrqTwice {
+        /// The interrupt (INTID).
+        irq: u32,
+    },
     /// An interrupt number that is not an SPI the machine has.
-    IrqOutOfRange { vm: usize, irq: u32 },
+    IrqOutOfRange {
+        /// The VM (its index in the table).
+        vm: usize,
+        /// The interrupt (INTID).
+        irq: u32,
+    },
     /// A device page outside the MMIO window.
-    DeviceNotMmio { vm: usize },
+    DeviceNotMmio {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A PCI function given twice (to two VMs, or twice to one).
-    PciFunctionTwice { bus: u8, device: u8, function: u8 },
+    PciFunctionTwice {
+        /// PCI bus.
+        bus: u8,
+        /// PCI device (slot).
+        device: u8,
+        /// PCI function.
+        function: u8,
+    },
     /// A PCI function that cannot be assigned: not on the root bus, the host bridge (slot 0),
     /// or a device or function number out of range.
-    PciBadFunction { vm: usize },
+    PciBadFunction {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A PCI function's INTx is not the INTID its slot's INTA is routed to, or not one of the
     /// VM's interrupts.
-    PciIntx { vm: usize },
+    PciIntx {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
     /// A mapping of a VM with PCI functions overlaps the BAR window or the configuration view
     /// in its guest-physical space (BARs are mapped at their physical address).
-    PciWindowOverlap { vm: usize },
+    PciWindowOverlap {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
+    /// A VM region that is not inside one of the declared shared regions.
+    NotShared {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
+    /// A shared region not 4 KiB aligned, empty, outside RAM, or overlapping the hypervisor or
+    /// another shared region.
+    BadSharedRegion {
+        /// Index of the shared region.
+        index: usize,
+    },
+    /// A channel whose peers are not two different VMs of the table.
+    ChannelPeers {
+        /// Index of the channel.
+        channel: usize,
+    },
+    /// A channel whose region is not a shared region mapped read-write by both peers (at the
+    /// same size) and by no other VM.
+    ChannelRegion {
+        /// Index of the channel.
+        channel: usize,
+    },
+    /// A channel doorbell that is not an SPI, is a physical interrupt (a VM's or the
+    /// hypervisor's), or is a peer's doorbell on another channel too.
+    ChannelDoorbell {
+        /// Index of the channel.
+        channel: usize,
+    },
+    /// The work core is not a core of the machine.
+    WorkCore {
+        /// The core.
+        core: usize,
+    },
+    /// Two VMs with one name, or a VM named like the monitor (`hv`).
+    NameTwice {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
+    /// A console key that is not a digit 1-9, or that another console has.
+    ConsoleKey {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
+    /// A console tag that is not `[...] `, or that another console has.
+    ConsoleTag {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
+    /// A VM with no image name.
+    NoImage {
+        /// The VM (its index in the table).
+        vm: usize,
+    },
 }
 
 impl ConfigError {
@@ -246,6 +455,30 @@ impl ConfigError {
             ConfigError::PciWindowOverlap { .. } => {
                 "partition table: a mapping overlaps the PCI BAR window or configuration view"
             }
+            ConfigError::NotShared { .. } => {
+                "partition table: a VM region is not inside a declared shared region"
+            }
+            ConfigError::BadSharedRegion { .. } => {
+                "partition table: shared region unaligned, outside RAM or overlapping"
+            }
+            ConfigError::ChannelPeers { .. } => {
+                "partition table: a channel's peers are not two VMs of the table"
+            }
+            ConfigError::ChannelRegion { .. } => {
+                "partition table: a channel region is not shared read-write by exactly its peers"
+            }
+            ConfigError::ChannelDoorbell { .. } => {
+                "partition table: a channel doorbell is not a free SPI or is given twice"
+            }
+            ConfigError::WorkCore { .. } => "partition table: work core beyond the machine",
+            ConfigError::NameTwice { .. } => "partition table: two consoles have one name",
+            ConfigError::ConsoleKey { .. } => {
+                "partition table: console key not a digit 1-9 or given twice"
+            }
+            ConfigError::ConsoleTag { .. } => {
+                "partition table: console tag not \"[...] \" or given twice"
+            }
+            ConfigError::NoImage { .. } => "partition table: a VM has no image",
         }
     }
 }
@@ -271,13 +504,69 @@ const fn in_ram(m: &Mapping) -> bool {
     m.pa >= phys::RAM_BASE && m.pa + m.size <= phys::RAM_BASE + phys::RAM_SIZE
 }
 
-/// Whether `m` is one of the known shared regions (which several VMs may map).
-const fn is_shared(m: &Mapping) -> bool {
-    m.pa == phys::SHARED_BASE || m.pa == phys::AUDIT_BASE || m.pa == phys::MODEL_BASE
+/// Whether `m` lies inside one of the declared shared regions (which several VMs may map).
+const fn is_shared(shared: &[SharedRegion], m: &Mapping) -> bool {
+    let mut i = 0;
+    while i < shared.len() {
+        let r = &shared[i];
+        if m.pa >= r.pa && m.pa + m.size <= r.pa + r.size {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
-/// Checks a partition table. `const` so the table is checked when the crate is built.
-pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The id of the VM named `name` in `vms`; a missing name fails the build where it is used in
+/// a constant.
+pub const fn vm_id(vms: &[VmConfig], name: &str) -> VmId {
+    let mut v = 0;
+    while v < vms.len() {
+        if str_eq(vms[v].name, name) {
+            return v;
+        }
+        v += 1;
+    }
+    panic!("partition table: no VM of that name")
+}
+
+/// Checks the whole system: the VMs ([`validate_vms`]), the shared regions, the channels, the
+/// work core and the consoles. `const` so the table is checked when the crate is built.
+pub const fn validate(sys: &System) -> Result<(), ConfigError> {
+    if let Err(e) = validate_vms(sys.vms, sys) {
+        return Err(e);
+    }
+    if sys.work_core >= phys::NUM_CORES {
+        return Err(ConfigError::WorkCore {
+            core: sys.work_core,
+        });
+    }
+    if let Err(e) = validate_shared(sys) {
+        return Err(e);
+    }
+    if let Err(e) = validate_channels(sys) {
+        return Err(e);
+    }
+    validate_consoles(sys)
+}
+
+/// Checks the VMs of a table: cores, memory, devices, interrupts, PCI functions.
+const fn validate_vms(vms: &[VmConfig], sys: &System) -> Result<(), ConfigError> {
     let mut owner = [usize::MAX; 64];
     let mut v = 0;
     while v < vms.len() {
@@ -326,6 +615,16 @@ pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
             o += 1;
         }
         let mut r = 0;
+        while r < sys.shared.len() {
+            if overlaps(vm.ram.pa, vm.ram.size, sys.shared[r].pa, sys.shared[r].size) {
+                return Err(ConfigError::Overlap {
+                    vm: v,
+                    other: usize::MAX,
+                });
+            }
+            r += 1;
+        }
+        let mut r = 0;
         while r < vm.regions.len() {
             let m = &vm.regions[r];
             if !aligned(m) {
@@ -334,11 +633,14 @@ pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
             if !in_ram(m) {
                 return Err(ConfigError::OutsideRam { vm: v });
             }
-            if !is_shared(m) || overlaps(m.pa, m.size, phys::HV_BASE, phys::HV_SIZE) {
+            if overlaps(m.pa, m.size, phys::HV_BASE, phys::HV_SIZE) {
                 return Err(ConfigError::Overlap {
                     vm: v,
                     other: usize::MAX,
                 });
+            }
+            if !is_shared(sys.shared, m) {
+                return Err(ConfigError::NotShared { vm: v });
             }
             r += 1;
         }
@@ -400,7 +702,7 @@ pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
             if n < 32 || n > irq::MAX_SPI {
                 return Err(ConfigError::IrqOutOfRange { vm: v, irq: n });
             }
-            if n == irq::UART || n == irq::DOORBELL {
+            if n == irq::UART || is_doorbell(sys, n) {
                 return Err(ConfigError::IrqTwice { irq: n });
             }
             let mut o = 0;
@@ -418,6 +720,174 @@ pub const fn validate(vms: &[VmConfig]) -> Result<(), ConfigError> {
         }
         if let Err(e) = validate_pci(vms, v) {
             return Err(e);
+        }
+        if vm.image.is_empty() {
+            return Err(ConfigError::NoImage { vm: v });
+        }
+        v += 1;
+    }
+    Ok(())
+}
+
+/// Whether `intid` is a channel's doorbell.
+const fn is_doorbell(sys: &System, intid: u32) -> bool {
+    let mut c = 0;
+    while c < sys.channels.len() {
+        if sys.channels[c].doorbell == intid {
+            return true;
+        }
+        c += 1;
+    }
+    false
+}
+
+/// Shared regions: aligned, in RAM, clear of the hypervisor and of each other.
+const fn validate_shared(sys: &System) -> Result<(), ConfigError> {
+    let mut i = 0;
+    while i < sys.shared.len() {
+        let r = &sys.shared[i];
+        let m = Mapping {
+            pa: r.pa,
+            ipa: 0,
+            size: r.size,
+            access: Access::ReadOnly,
+        };
+        if !aligned(&m) || !in_ram(&m) || overlaps(r.pa, r.size, phys::HV_BASE, phys::HV_SIZE) {
+            return Err(ConfigError::BadSharedRegion { index: i });
+        }
+        let mut j = i + 1;
+        while j < sys.shared.len() {
+            if overlaps(r.pa, r.size, sys.shared[j].pa, sys.shared[j].size) {
+                return Err(ConfigError::BadSharedRegion { index: j });
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// How `vm` maps the shared region `r`: `Some(true)` read-write over all of it,
+/// `Some(false)` some other way, `None` not at all.
+const fn maps_whole_rw(vm: &VmConfig, r: &SharedRegion) -> Option<bool> {
+    let mut i = 0;
+    let mut found = None;
+    while i < vm.regions.len() {
+        let m = &vm.regions[i];
+        if overlaps(m.pa, m.size, r.pa, r.size) {
+            let whole = m.pa == r.pa && m.size == r.size;
+            let rw = matches!(m.access, Access::ReadWrite);
+            let ok = whole && rw;
+            found = match found {
+                None => Some(ok),
+                Some(prev) => Some(prev && ok),
+            };
+        }
+        i += 1;
+    }
+    found
+}
+
+/// Channels: two different VMs; a shared region both map read-write and nobody else maps; a
+/// doorbell that is an SPI no VM or the hypervisor owns physically, and no other channel of
+/// either peer uses.
+const fn validate_channels(sys: &System) -> Result<(), ConfigError> {
+    let mut c = 0;
+    while c < sys.channels.len() {
+        let ch = &sys.channels[c];
+        if ch.requester >= sys.vms.len()
+            || ch.responder >= sys.vms.len()
+            || ch.requester == ch.responder
+        {
+            return Err(ConfigError::ChannelPeers { channel: c });
+        }
+        let mut r = 0;
+        let mut region = None;
+        while r < sys.shared.len() {
+            if sys.shared[r].pa == ch.region {
+                region = Some(&sys.shared[r]);
+            }
+            r += 1;
+        }
+        let Some(region) = region else {
+            return Err(ConfigError::ChannelRegion { channel: c });
+        };
+        let mut v = 0;
+        while v < sys.vms.len() {
+            let peer = v == ch.requester || v == ch.responder;
+            let ok = match maps_whole_rw(&sys.vms[v], region) {
+                Some(rw) => peer && rw,
+                None => !peer,
+            };
+            if !ok {
+                return Err(ConfigError::ChannelRegion { channel: c });
+            }
+            v += 1;
+        }
+        let d = ch.doorbell;
+        if d < 32 || d > irq::MAX_SPI || d == irq::UART {
+            return Err(ConfigError::ChannelDoorbell { channel: c });
+        }
+        let mut v = 0;
+        while v < sys.vms.len() {
+            let mut i = 0;
+            while i < sys.vms[v].irqs.len() {
+                if sys.vms[v].irqs[i] == d {
+                    return Err(ConfigError::ChannelDoorbell { channel: c });
+                }
+                i += 1;
+            }
+            v += 1;
+        }
+        let mut o = 0;
+        while o < sys.channels.len() {
+            let other = &sys.channels[o];
+            let shares_a_peer =
+                other.peer(ch.requester).is_some() || other.peer(ch.responder).is_some();
+            if o != c && other.doorbell == d && shares_a_peer {
+                return Err(ConfigError::ChannelDoorbell { channel: c });
+            }
+            o += 1;
+        }
+        c += 1;
+    }
+    Ok(())
+}
+
+/// Consoles: names, keys and tags distinct (the monitor's included), keys digits 1-9, tags of
+/// the form `[...] `.
+const fn validate_consoles(sys: &System) -> Result<(), ConfigError> {
+    let mut v = 0;
+    while v < sys.vms.len() {
+        let vm = &sys.vms[v];
+        if str_eq(vm.name, "hv") || str_eq(vm.name, "monitor") {
+            return Err(ConfigError::NameTwice { vm: v });
+        }
+        if vm.console_key < b'1' || vm.console_key > b'9' || vm.console_key == sys.monitor_key {
+            return Err(ConfigError::ConsoleKey { vm: v });
+        }
+        let t = vm.tag.as_bytes();
+        if t.len() < 4
+            || t[0] != b'['
+            || t[t.len() - 2] != b']'
+            || t[t.len() - 1] != b' '
+            || str_eq(vm.tag, sys.monitor_tag)
+        {
+            return Err(ConfigError::ConsoleTag { vm: v });
+        }
+        let mut o = 0;
+        while o < v {
+            let other = &sys.vms[o];
+            if str_eq(other.name, vm.name) {
+                return Err(ConfigError::NameTwice { vm: v });
+            }
+            if other.console_key == vm.console_key {
+                return Err(ConfigError::ConsoleKey { vm: v });
+            }
+            if str_eq(other.tag, vm.tag) {
+                return Err(ConfigError::ConsoleTag { vm: v });
+            }
+            o += 1;
         }
         v += 1;
     }
@@ -505,14 +975,90 @@ impl VmConfig {
     }
 }
 
+impl System {
+    /// The VM that owns physical core `core`.
+    pub fn vm_of_core(&self, core: usize) -> Option<VmId> {
+        self.vms.iter().position(|vm| vm.cores.contains(&core))
+    }
+
+    /// A VM by monitor name.
+    pub fn vm_by_name(&self, name: &str) -> Option<VmId> {
+        self.vms.iter().position(|vm| vm.name == name)
+    }
+
+    /// The VM whose console Ctrl-A `key` focuses (the monitor's key is no VM's).
+    pub fn vm_by_key(&self, key: u8) -> Option<VmId> {
+        self.vms.iter().position(|vm| vm.console_key == key)
+    }
+
+    /// The channel between VMs `a` and `b` (either direction), if they have one.
+    pub fn channel_between(&self, a: VmId, b: VmId) -> Option<&'static Channel> {
+        self.channels
+            .iter()
+            .find(|c| a != b && c.peer(a) == Some(b))
+    }
+
+    /// The doorbell INTID `from` may raise in `to`: the doorbell of their channel. `None`
+    /// (refused) for a VM without a channel to `to`, including itself.
+    pub fn doorbell(&self, from: VmId, to: VmId) -> Option<u32> {
+        self.channel_between(from, to).map(|c| c.doorbell)
+    }
+
+    /// The first channel `vm` is an end of (the one the guest runtime drives).
+    pub fn channel_of(&self, vm: VmId) -> Option<&'static Channel> {
+        self.channels.iter().find(|c| c.peer(vm).is_some())
+    }
+
+    /// The VMs that map the shared region at physical `pa`, with their rights.
+    pub fn sharers(&self, pa: u64) -> impl Iterator<Item = (VmId, Access)> + '_ {
+        self.vms
+            .iter()
+            .enumerate()
+            .filter_map(move |(id, vm)| vm.region(pa).map(|m| (id, m.access)))
+    }
+
+    /// The guest images the VMs boot, each once, in table order.
+    pub fn images(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.vms
+            .iter()
+            .enumerate()
+            .filter(|(i, vm)| !self.vms[..*i].iter().any(|o| o.image == vm.image))
+            .map(|(_, vm)| vm.image)
+    }
+
+    /// The console keys as text: `0 monitor, 1 ctl, 2 llm` with `each` = `""`, or
+    /// `Ctrl-A 0 monitor, Ctrl-A 1 ctl, ...` with `each` = `"Ctrl-A "`.
+    pub fn console_keys(&self, each: &'static str) -> ConsoleKeys {
+        ConsoleKeys { sys: *self, each }
+    }
+}
+
+/// The console keys of a [`System`], for help texts ([`System::console_keys`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleKeys {
+    sys: System,
+    each: &'static str,
+}
+
+impl core::fmt::Display for ConsoleKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let key = |k: u8| char::from(k);
+        write!(f, "{}{} monitor", self.each, key(self.sys.monitor_key))?;
+        for vm in self.sys.vms {
+            write!(f, ", {}{} {}", self.each, key(vm.console_key), vm.name)?;
+        }
+        Ok(())
+    }
+}
+
 /// The VM that owns physical core `core`.
 pub fn vm_of_core(core: usize) -> Option<VmId> {
-    PARTITIONS.iter().position(|vm| vm.cores.contains(&core))
+    SYSTEM.vm_of_core(core)
 }
 
 /// A VM by monitor name.
 pub fn vm_by_name(name: &str) -> Option<VmId> {
-    PARTITIONS.iter().position(|vm| vm.name == name)
+    SYSTEM.vm_by_name(name)
 }
 
 #[cfg(test)]
@@ -523,9 +1069,17 @@ mod tests {
         PARTITIONS
     }
 
+    /// Validates `vms` with the rest of the system as it is.
+    fn check(vms: [VmConfig; 2]) -> Result<(), ConfigError> {
+        validate(&System {
+            vms: Box::leak(Box::new(vms)),
+            ..SYSTEM
+        })
+    }
+
     #[test]
     fn default_table_is_valid() {
-        assert_eq!(validate(&PARTITIONS), Ok(()));
+        assert_eq!(validate(&SYSTEM), Ok(()));
         assert_eq!(PARTITIONS[VM_CTL].cpu_mask(), 0b0001);
         assert_eq!(PARTITIONS[VM_LLM].cpu_mask(), 0b1110);
         assert_eq!(vm_of_core(0), Some(VM_CTL));
@@ -538,7 +1092,7 @@ mod tests {
     fn core_given_twice() {
         let mut t = base();
         t[1].cores = &[0, 2];
-        assert_eq!(validate(&t), Err(ConfigError::CoreTwice { core: 0 }));
+        assert_eq!(check(t), Err(ConfigError::CoreTwice { core: 0 }));
     }
 
     #[test]
@@ -546,7 +1100,7 @@ mod tests {
         let mut t = base();
         t[1].cores = &[1, 7];
         assert_eq!(
-            validate(&t),
+            check(t),
             Err(ConfigError::CoreOutOfRange { vm: 1, core: 7 })
         );
     }
@@ -555,14 +1109,14 @@ mod tests {
     fn no_cores() {
         let mut t = base();
         t[0].cores = &[];
-        assert_eq!(validate(&t), Err(ConfigError::NoCores { vm: 0 }));
+        assert_eq!(check(t), Err(ConfigError::NoCores { vm: 0 }));
     }
 
     #[test]
     fn ram_overlap() {
         let mut t = base();
         t[1].ram = ram(0x4600_0000, 0x0400_0000);
-        assert_eq!(validate(&t), Err(ConfigError::Overlap { vm: 0, other: 1 }));
+        assert_eq!(check(t), Err(ConfigError::Overlap { vm: 0, other: 1 }));
     }
 
     #[test]
@@ -570,7 +1124,7 @@ mod tests {
         let mut t = base();
         t[0].ram = ram(0x4100_0000, 0x0100_0000);
         assert_eq!(
-            validate(&t),
+            check(t),
             Err(ConfigError::Overlap {
                 vm: 0,
                 other: usize::MAX
@@ -582,21 +1136,21 @@ mod tests {
     fn ram_overlaps_shared_region() {
         let mut t = base();
         t[0].ram = ram(0x4700_0000, 0x0200_0000);
-        assert_eq!(validate(&t), Err(ConfigError::Overlap { vm: 0, other: 0 }));
+        assert_eq!(check(t), Err(ConfigError::Overlap { vm: 0, other: 0 }));
     }
 
     #[test]
     fn ram_outside_memory() {
         let mut t = base();
         t[1].ram = ram(0xC000_0000, 0x1000_0000);
-        assert_eq!(validate(&t), Err(ConfigError::OutsideRam { vm: 1 }));
+        assert_eq!(check(t), Err(ConfigError::OutsideRam { vm: 1 }));
     }
 
     #[test]
     fn unaligned_region() {
         let mut t = base();
         t[1].ram = ram(0x5000_0800, 0x1000);
-        assert_eq!(validate(&t), Err(ConfigError::Unaligned { vm: 1 }));
+        assert_eq!(check(t), Err(ConfigError::Unaligned { vm: 1 }));
     }
 
     #[test]
@@ -604,24 +1158,21 @@ mod tests {
         let mut t = base();
         t[0].irqs = &[48];
         t[1].irqs = &[49, 48];
-        assert_eq!(validate(&t), Err(ConfigError::IrqTwice { irq: 48 }));
+        assert_eq!(check(t), Err(ConfigError::IrqTwice { irq: 48 }));
     }
 
     #[test]
     fn irq_kept_by_hypervisor() {
         let mut t = base();
         t[0].irqs = &[irq::UART];
-        assert_eq!(validate(&t), Err(ConfigError::IrqTwice { irq: irq::UART }));
+        assert_eq!(check(t), Err(ConfigError::IrqTwice { irq: irq::UART }));
     }
 
     #[test]
     fn irq_not_an_spi() {
         let mut t = base();
         t[0].irqs = &[27];
-        assert_eq!(
-            validate(&t),
-            Err(ConfigError::IrqOutOfRange { vm: 0, irq: 27 })
-        );
+        assert_eq!(check(t), Err(ConfigError::IrqOutOfRange { vm: 0, irq: 27 }));
     }
 
     fn leak<T>(x: T) -> &'static [T] {
@@ -656,7 +1207,7 @@ mod tests {
         t[1].pci = leak(function(1));
         t[0].irqs = &[37];
         t[0].pci = leak(function(2));
-        assert_eq!(validate(&t), Ok(()));
+        assert_eq!(check(t), Ok(()));
         t[1].pci = leak(function(2));
         t[1].irqs = &[37];
         t[0].irqs = &[];
@@ -667,7 +1218,7 @@ mod tests {
         // vm 0's interrupt list no longer has 37, so vm 1 may own it, but the function is
         // the same.
         assert_eq!(
-            validate(&t),
+            check(t),
             Err(ConfigError::PciFunctionTwice {
                 bus: 0,
                 device: 2,
@@ -677,7 +1228,7 @@ mod tests {
         let mut t = base();
         t[0].pci = Box::leak(Box::new([function(1), function(1)]));
         assert_eq!(
-            validate(&t),
+            check(t),
             Err(ConfigError::PciFunctionTwice {
                 bus: 0,
                 device: 1,
@@ -707,7 +1258,7 @@ mod tests {
             let mut t = base();
             t[0].pci = leak(f);
             assert_eq!(
-                validate(&t),
+                check(t),
                 Err(ConfigError::PciBadFunction { vm: 0 }),
                 "{f:?}"
             );
@@ -722,17 +1273,17 @@ mod tests {
             intx: 37,
             ..function(1)
         });
-        assert_eq!(validate(&t), Err(ConfigError::PciIntx { vm: 0 }));
+        assert_eq!(check(t), Err(ConfigError::PciIntx { vm: 0 }));
         // The right INTID, but the VM does not own it.
         let mut t = base();
         t[0].irqs = &[37];
         t[0].pci = leak(function(1));
-        assert_eq!(validate(&t), Err(ConfigError::PciIntx { vm: 0 }));
+        assert_eq!(check(t), Err(ConfigError::PciIntx { vm: 0 }));
         // Two VMs on one INTx line: the line is an interrupt given twice.
         let mut t = base();
         t[1].irqs = &[36];
         t[1].pci = leak(function(5));
-        assert_eq!(validate(&t), Err(ConfigError::IrqTwice { irq: 36 }));
+        assert_eq!(check(t), Err(ConfigError::IrqTwice { irq: 36 }));
     }
 
     #[test]
@@ -747,14 +1298,14 @@ mod tests {
             let mut t = base();
             t[0].regions = leak(m);
             assert_eq!(
-                validate(&t),
+                check(t),
                 Err(ConfigError::PciWindowOverlap { vm: 0 }),
                 "{at:#x}"
             );
             // A VM without PCI functions sees neither, so the same mapping is fine there.
             let mut t = base();
             t[1].regions = leak(m);
-            assert_eq!(validate(&t), Ok(()), "{at:#x}");
+            assert_eq!(check(t), Ok(()), "{at:#x}");
         }
     }
 
@@ -769,7 +1320,7 @@ mod tests {
         let mut t = base();
         t[0].devices = core::slice::from_ref(Box::leak(Box::new(page)));
         t[1].devices = core::slice::from_ref(Box::leak(Box::new(page)));
-        assert_eq!(validate(&t), Err(ConfigError::Overlap { vm: 0, other: 1 }));
+        assert_eq!(check(t), Err(ConfigError::Overlap { vm: 0, other: 1 }));
     }
 
     #[test]
@@ -782,7 +1333,256 @@ mod tests {
         };
         let mut t = base();
         t[0].regions = core::slice::from_ref(Box::leak(Box::new(m)));
-        assert_eq!(validate(&t), Err(ConfigError::IpaOverlap { vm: 0 }));
+        assert_eq!(check(t), Err(ConfigError::IpaOverlap { vm: 0 }));
+    }
+
+    #[test]
+    fn region_outside_the_shared_regions() {
+        let mut t = base();
+        // Inside RAM, clear of every VM's RAM, but not a declared shared region.
+        let stray = Mapping {
+            pa: 0x4900_0000,
+            ipa: 0x3800_0000,
+            size: PAGE_SIZE,
+            access: Access::ReadWrite,
+        };
+        t[1].regions = Box::leak(Box::new([SHARED_RW, AUDIT_RO, MODEL_RO, stray]));
+        assert_eq!(check(t), Err(ConfigError::NotShared { vm: 1 }));
+        // Declared, it is fine.
+        let sys = System {
+            vms: Box::leak(Box::new(t)),
+            shared: Box::leak(Box::new([
+                RING,
+                AUDIT,
+                MODEL,
+                SharedRegion {
+                    name: "extra",
+                    pa: 0x4900_0000,
+                    size: PAGE_SIZE,
+                },
+            ])),
+            ..SYSTEM
+        };
+        assert_eq!(validate(&sys), Ok(()));
+    }
+
+    #[test]
+    fn shared_region_rules() {
+        let extra = |pa, size| SharedRegion {
+            name: "extra",
+            pa,
+            size,
+        };
+        for bad in [
+            // Overlaps the hypervisor.
+            extra(phys::HV_BASE + 0x10_0000, PAGE_SIZE),
+            // Outside RAM.
+            extra(0x2000_0000, PAGE_SIZE),
+            // Unaligned, empty.
+            extra(0x4900_0800, PAGE_SIZE),
+            extra(0x4900_0000, 0),
+            // Overlaps the audit log.
+            extra(
+                phys::AUDIT_BASE + phys::AUDIT_SIZE - PAGE_SIZE,
+                2 * PAGE_SIZE,
+            ),
+        ] {
+            let sys = System {
+                shared: Box::leak(Box::new([RING, AUDIT, MODEL, bad])),
+                ..SYSTEM
+            };
+            assert_eq!(
+                validate(&sys),
+                Err(ConfigError::BadSharedRegion { index: 3 }),
+                "{bad:?}"
+            );
+        }
+        let sys = System {
+            shared: Box::leak(Box::new([
+                RING,
+                AUDIT,
+                MODEL,
+                extra(0x4900_0000, PAGE_SIZE),
+            ])),
+            ..SYSTEM
+        };
+        assert_eq!(validate(&sys), Ok(()));
+        // A VM's RAM over a declared region nobody maps.
+        let sys = System {
+            shared: Box::leak(Box::new([
+                RING,
+                AUDIT,
+                MODEL,
+                extra(0x4500_0000, PAGE_SIZE),
+            ])),
+            ..SYSTEM
+        };
+        assert_eq!(
+            validate(&sys),
+            Err(ConfigError::Overlap {
+                vm: 0,
+                other: usize::MAX
+            })
+        );
+    }
+
+    fn with_channels(channels: &[Channel]) -> Result<(), ConfigError> {
+        validate(&System {
+            channels: Box::leak(channels.to_vec().into_boxed_slice()),
+            ..SYSTEM
+        })
+    }
+
+    #[test]
+    fn channel_peers() {
+        let ch = CHANNELS[0];
+        for bad in [
+            Channel {
+                responder: VM_CTL,
+                ..ch
+            },
+            Channel { responder: 2, ..ch },
+        ] {
+            assert_eq!(
+                with_channels(&[bad]),
+                Err(ConfigError::ChannelPeers { channel: 0 })
+            );
+        }
+        // Reversed roles are a valid table.
+        let rev = Channel {
+            requester: VM_LLM,
+            responder: VM_CTL,
+            ..ch
+        };
+        assert_eq!(with_channels(&[rev]), Ok(()));
+    }
+
+    #[test]
+    fn channel_region_is_shared_read_write_by_exactly_its_peers() {
+        let ch = CHANNELS[0];
+        // Not a declared region.
+        let e = with_channels(&[Channel {
+            region: 0x4900_0000,
+            ..ch
+        }]);
+        assert_eq!(e, Err(ConfigError::ChannelRegion { channel: 0 }));
+        // The audit log: the peers map it read-only.
+        let e = with_channels(&[Channel {
+            region: AUDIT.pa,
+            ..ch
+        }]);
+        assert_eq!(e, Err(ConfigError::ChannelRegion { channel: 0 }));
+        // A peer that does not map the ring.
+        let mut t = base();
+        t[1].regions = Box::leak(Box::new([AUDIT_RO, MODEL_RO]));
+        assert_eq!(check(t), Err(ConfigError::ChannelRegion { channel: 0 }));
+        // A peer that maps it read-only.
+        let mut t = base();
+        let ring_ro = Mapping {
+            access: Access::ReadOnly,
+            ..SHARED_RW
+        };
+        t[1].regions = Box::leak(Box::new([ring_ro, AUDIT_RO, MODEL_RO]));
+        assert_eq!(check(t), Err(ConfigError::ChannelRegion { channel: 0 }));
+        // A peer that maps only part of it.
+        let mut t = base();
+        let half = Mapping {
+            size: SHARED_RW.size / 2,
+            ..SHARED_RW
+        };
+        t[1].regions = Box::leak(Box::new([half, AUDIT_RO, MODEL_RO]));
+        assert_eq!(check(t), Err(ConfigError::ChannelRegion { channel: 0 }));
+    }
+
+    #[test]
+    fn channel_doorbell_rules() {
+        let ch = CHANNELS[0];
+        for d in [27, 96, irq::UART] {
+            assert_eq!(
+                with_channels(&[Channel { doorbell: d, ..ch }]),
+                Err(ConfigError::ChannelDoorbell { channel: 0 }),
+                "{d}"
+            );
+        }
+        // ctl's INTx line as a doorbell: the physical interrupt is found first.
+        assert_eq!(
+            with_channels(&[Channel {
+                doorbell: intx(1, 0),
+                ..ch
+            }]),
+            Err(ConfigError::IrqTwice { irq: intx(1, 0) })
+        );
+        // A doorbell is not a VM's physical interrupt either way round.
+        let mut t = base();
+        t[1].irqs = &[irq::DOORBELL];
+        assert_eq!(check(t), Err(ConfigError::IrqTwice { irq: irq::DOORBELL }));
+        // Two channels of one peer on one doorbell.
+        assert_eq!(
+            with_channels(&[ch, ch]),
+            Err(ConfigError::ChannelDoorbell { channel: 0 })
+        );
+    }
+
+    #[test]
+    fn work_core_must_exist() {
+        let sys = System {
+            work_core: phys::NUM_CORES,
+            ..SYSTEM
+        };
+        assert_eq!(validate(&sys), Err(ConfigError::WorkCore { core: 4 }));
+    }
+
+    #[test]
+    fn console_names_keys_and_tags() {
+        let mut t = base();
+        t[1].name = "ctl";
+        assert_eq!(check(t), Err(ConfigError::NameTwice { vm: 1 }));
+        let mut t = base();
+        t[0].name = "hv";
+        assert_eq!(check(t), Err(ConfigError::NameTwice { vm: 0 }));
+        for key in [b'1', b'0', b'a', 0x01] {
+            let mut t = base();
+            t[1].console_key = key;
+            assert_eq!(check(t), Err(ConfigError::ConsoleKey { vm: 1 }), "{key}");
+        }
+        for tag in ["[ctl] ", "[hv] ", "llm ", "[llm]", ""] {
+            let mut t = base();
+            t[1].tag = tag;
+            assert_eq!(check(t), Err(ConfigError::ConsoleTag { vm: 1 }), "{tag:?}");
+        }
+        let mut t = base();
+        t[1].image = "";
+        assert_eq!(check(t), Err(ConfigError::NoImage { vm: 1 }));
+    }
+
+    #[test]
+    fn derived_from_the_table() {
+        assert_eq!(VM_CTL, 0);
+        assert_eq!(VM_LLM, 1);
+        assert_eq!(
+            std::format!("{}", SYSTEM.console_keys("")),
+            "0 monitor, 1 ctl, 2 llm"
+        );
+        assert_eq!(
+            std::format!("{}", SYSTEM.console_keys("Ctrl-A ")),
+            "Ctrl-A 0 monitor, Ctrl-A 1 ctl, Ctrl-A 2 llm"
+        );
+        assert_eq!(SYSTEM.vm_by_key(b'2'), Some(VM_LLM));
+        assert_eq!(SYSTEM.vm_by_key(b'0'), None);
+        assert_eq!(SYSTEM.doorbell(VM_CTL, VM_LLM), Some(irq::DOORBELL));
+        assert_eq!(SYSTEM.doorbell(VM_LLM, VM_CTL), Some(irq::DOORBELL));
+        assert_eq!(SYSTEM.doorbell(VM_LLM, VM_LLM), None);
+        assert_eq!(
+            SYSTEM.images().collect::<std::vec::Vec<_>>(),
+            ["guest-ctl", "guest-llm"]
+        );
+        let ring: std::vec::Vec<_> = SYSTEM.sharers(RING.pa).collect();
+        assert_eq!(
+            ring,
+            [(VM_CTL, Access::ReadWrite), (VM_LLM, Access::ReadWrite)]
+        );
+        let model: std::vec::Vec<_> = SYSTEM.sharers(MODEL.pa).collect();
+        assert_eq!(model, [(VM_LLM, Access::ReadOnly)]);
     }
 
     #[test]

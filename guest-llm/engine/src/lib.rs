@@ -1,4 +1,4 @@
-//! SIS inference engine: a Llama-architecture transformer for `no_std` + `alloc`.
+//! SIS inference engine: Llama and Gemma 3 transformers for `no_std` + `alloc`.
 //!
 //! - Loaders: GGUF v2/v3 ([`gguf`], [`Model::from_gguf`]) with F32, F16, Q8_0 and Q4_1
 //!   tensors, and llama2.c checkpoints ([`llama2c`]); both borrow the weights from the

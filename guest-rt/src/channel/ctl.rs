@@ -5,8 +5,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use shared_ring::region::{self, RegionError};
 use shared_ring::{CtlEnd, Geometry, RawRegion, Received, Request, Response, SendError};
-use sis_platform::layout::irq::DOORBELL;
-use sis_platform::partition::VM_LLM;
 
 use super::doorbell::{self, DoorbellError};
 use super::text::{PingCounts, RingReport};
@@ -69,14 +67,15 @@ impl fmt::Display for StartError {
 /// [`StartError`]; the endpoint then stays down and [`send`] reports it.
 pub fn start() -> Result<u64, StartError> {
     let mem = shm::ring_region().ok_or(StartError::NoRegion)?;
+    let doorbell_intid = super::channel().ok_or(StartError::NoRegion)?.doorbell;
     let end = region::init(mem, &Geometry::DEFAULT).map_err(StartError::Region)?;
     let epoch = end.epoch;
     *END.lock() = Some(end);
     ATTACHES.fetch_add(1, Ordering::Relaxed);
     super::commands::set_role(super::commands::Role::Ctl);
-    irq::enable(DOORBELL, &(on_doorbell as irq::Handler)).map_err(StartError::Irq)?;
+    irq::enable(doorbell_intid, &(on_doorbell as irq::Handler)).map_err(StartError::Irq)?;
     // A stopped LLM guest attaches by itself when it boots.
-    let _ = doorbell::ring(VM_LLM);
+    let _ = doorbell::ring_peer();
     Ok(epoch)
 }
 
@@ -128,7 +127,7 @@ pub fn send(req: &Request) -> Result<u64, SendFail> {
     if matches!(req, Request::Ping { .. }) {
         PINGS.fetch_add(1, Ordering::Relaxed);
     }
-    doorbell::ring(VM_LLM).map_err(|why| SendFail::NotDelivered { seq, why })?;
+    doorbell::ring_peer().map_err(|why| SendFail::NotDelivered { seq, why })?;
     Ok(seq)
 }
 
@@ -175,7 +174,7 @@ fn signal_space() {
     };
     if PEER_FULL_SEEN.swap(full, Ordering::Relaxed) != full {
         SPACE_DOORBELLS.fetch_add(1, Ordering::Relaxed);
-        let _ = doorbell::ring(VM_LLM);
+        let _ = doorbell::ring_peer();
     }
 }
 

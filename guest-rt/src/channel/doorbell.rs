@@ -26,6 +26,9 @@ pub enum DoorbellError {
     PeerStopped,
     /// The hypercall failed (no hypervisor, bad VM id).
     Hv(HvError),
+    /// This VM has no channel to another VM in the partition table (or runs without the
+    /// hypervisor), so it has no peer to ring.
+    NoPeer,
 }
 
 impl fmt::Display for DoorbellError {
@@ -33,6 +36,7 @@ impl fmt::Display for DoorbellError {
         match self {
             DoorbellError::PeerStopped => f.write_str("peer VM is stopped"),
             DoorbellError::Hv(e) => write!(f, "doorbell failed: {e}"),
+            DoorbellError::NoPeer => f.write_str("no channel to a peer VM"),
         }
     }
 }
@@ -62,6 +66,17 @@ pub fn ring(peer: VmId) -> Result<(), DoorbellError> {
         Err(e) => {
             FAILED.fetch_add(1, Ordering::Relaxed);
             Err(DoorbellError::Hv(e))
+        }
+    }
+}
+
+/// Rings the doorbell of this VM's channel peer ([`super::peer`]), as [`ring`] does.
+pub fn ring_peer() -> Result<(), DoorbellError> {
+    match super::peer() {
+        Some(peer) => ring(peer),
+        None => {
+            FAILED.fetch_add(1, Ordering::Relaxed);
+            Err(DoorbellError::NoPeer)
         }
     }
 }

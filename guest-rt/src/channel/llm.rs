@@ -8,8 +8,6 @@ use shared_ring::region;
 use shared_ring::{
     ConsumerStats, LlmEnd, Producer, ProducerStats, RawRegion, Received, Request, Response,
 };
-use sis_platform::layout::irq::DOORBELL;
-use sis_platform::partition::VM_CTL;
 
 use super::doorbell::{self, DoorbellError};
 pub use super::outbox::Sent;
@@ -74,9 +72,10 @@ impl fmt::Display for StartError {
 /// [`StartError`].
 pub fn start(on_request: &'static RequestFn) -> Result<Option<u64>, StartError> {
     shm::ring_region().ok_or(StartError::NoRegion)?;
+    let doorbell_intid = super::channel().ok_or(StartError::NoRegion)?.doorbell;
     ON_REQUEST.set(Some(on_request));
     super::commands::set_role(super::commands::Role::Llm);
-    irq::enable(DOORBELL, &(on_doorbell as irq::Handler)).map_err(StartError::Irq)?;
+    irq::enable(doorbell_intid, &(on_doorbell as irq::Handler)).map_err(StartError::Irq)?;
     let t0 = timer::counter();
     let wait = timer::frequency() / 1000 * START_WAIT_MS;
     loop {
@@ -228,7 +227,7 @@ pub fn flush() -> Result<usize, SendFail> {
         None => 0,
     };
     if n > 0 {
-        doorbell::ring(VM_CTL).map_err(SendFail::NotDelivered)?;
+        doorbell::ring_peer().map_err(SendFail::NotDelivered)?;
     }
     Ok(n)
 }
@@ -249,7 +248,7 @@ pub fn send(resp: &Response) -> Result<Sent, SendFail> {
         r
     };
     if published > 0 {
-        doorbell::ring(VM_CTL).map_err(SendFail::NotDelivered)?;
+        doorbell::ring_peer().map_err(SendFail::NotDelivered)?;
     }
     outcome.map_err(|e| match e {
         Refused::TooLarge => SendFail::TooLarge,
@@ -283,7 +282,7 @@ pub fn publish_quiet(resp: &Response) -> Result<u64, SendFail> {
 /// # Errors
 /// [`SendFail::NotDelivered`].
 pub fn ring_peer() -> Result<(), SendFail> {
-    doorbell::ring(VM_CTL).map_err(SendFail::NotDelivered)
+    doorbell::ring_peer().map_err(SendFail::NotDelivered)
 }
 
 /// Runs `f` on the response producer with the endpoint locked (IRQs masked on this core), for

@@ -15,7 +15,11 @@
 //! * [`outbox`], [`rtt`], [`text`]: back-pressure queue, statistics and output formats (pure,
 //!   host tested).
 //!
-//! The doorbell arrives as virtual SPI `layout::irq::DOORBELL` on the guest's boot core. Each
+//! Which VM is the peer, which region holds the ring and which interrupt is the doorbell come from
+//! the partition table's channel this VM is an end of ([`channel`], [`peer`]); the ring region's
+//! guest-physical address from the boot-info block the hypervisor derived from the same table.
+//!
+//! The doorbell arrives as a virtual SPI (`layout::irq::DOORBELL` for ctl-llm) on the guest's boot core. Each
 //! interrupt drains at most one ring's worth of slots, so the work per interrupt is bounded. The
 //! boot core's timer tick rings again any doorbell the hypervisor's rate limit refused
 //! ([`on_tick`]), so a message published under the limit waits at most one tick. (Draining on
@@ -39,6 +43,23 @@ pub mod doorbell;
 pub mod llm;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod shm;
+
+/// The partition table's channel this VM is an end of (the first one it lists), or `None`
+/// (no channel, or no hypervisor told us which VM we are).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn channel() -> Option<&'static sis_platform::partition::Channel> {
+    if !crate::hypercall::hypervisor_present() {
+        return None;
+    }
+    sis_platform::SYSTEM.channel_of(crate::boot_info().vm_id as usize)
+}
+
+/// The VM at the other end of this VM's [`channel`]: the one it rings and hears from.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn peer() -> Option<sis_platform::partition::VmId> {
+    let me = crate::boot_info().vm_id as usize;
+    channel().and_then(|c| c.peer(me))
+}
 
 /// Timer-tick upkeep (from the timer interrupt, every core; only the boot core, which rings
 /// and takes the doorbells, does anything): rings again the doorbells the rate limit refused,

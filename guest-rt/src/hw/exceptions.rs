@@ -7,7 +7,7 @@ use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, VBAR_EL1};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use super::{console, smp};
-use crate::esr;
+use sis_regs::esr::Esr;
 
 /// Saved state of the interrupted code, laid out as the vector code stores it.
 #[repr(C)]
@@ -194,10 +194,10 @@ extern "C" fn trap(frame: &mut TrapFrame, slot: u64) {
 
 /// Reports an exception we cannot handle, then stops this core.
 fn fatal(frame: &TrapFrame, slot: u64) -> ! {
-    let esr = ESR_EL1.get();
+    let esr = Esr(ESR_EL1.get());
     let what = SLOT_NAMES.get(slot as usize).copied().unwrap_or("?");
     let class = if slot == CUR_SPX_SYNC {
-        esr::class_name(esr::class(esr))
+        esr.class_name()
     } else {
         "unexpected vector"
     };
@@ -205,17 +205,19 @@ fn fatal(frame: &TrapFrame, slot: u64) -> ! {
     console::emergency(format_args!(
         "\n*** FATAL {what} exception on core {core}: {class}\n    ESR=0x{esr:08x} (EC=0x{ec:02x}) FAR=0x{far:016x} ELR=0x{elr:016x} SPSR=0x{spsr:08x}\n",
         core = smp::core_id(),
-        ec = esr::class(esr),
+        esr = esr.0,
+        ec = esr.ec(),
         elr = frame.elr,
         spsr = frame.spsr,
     ));
-    if let (CUR_SPX_SYNC, Some((fault, level))) = (slot, esr::fault_status(esr)) {
-        let access = if esr::is_write(esr) { "write" } else { "read" };
-        match level {
+    if let (CUR_SPX_SYNC, Some(fault)) = (slot, esr.fault()) {
+        let access = if esr.is_write() { "write" } else { "read" };
+        let kind = fault.kind;
+        match fault.level {
             Some(l) => console::emergency(format_args!(
-                "    {access} of 0x{far:x}: {fault}, level {l}\n"
+                "    {access} of 0x{far:x}: {kind}, level {l}\n"
             )),
-            None => console::emergency(format_args!("    {access} of 0x{far:x}: {fault}\n")),
+            None => console::emergency(format_args!("    {access} of 0x{far:x}: {kind}\n")),
         }
     }
     console::emergency(format_args!(

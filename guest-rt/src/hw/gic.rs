@@ -12,8 +12,10 @@ use sis_platform::layout::{ipa, irq};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::{register_bitfields, register_structs};
 
-use super::icc;
-use super::mmio::{Mmio32, Mmio64};
+use sis_regs::icc::{
+    ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1, ICC_SGI1R_EL1, ICC_SRE_EL1,
+};
+use sis_regs::mmio::{Mmio32, Mmio64};
 
 register_bitfields! {u32,
     GICD_CTLR [
@@ -95,7 +97,10 @@ const POLL_LIMIT: u32 = 10_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GicError {
     /// No redistributor has this core's affinity.
-    NoRedistributor { mpidr: u32 },
+    NoRedistributor {
+        /// This core's MPIDR affinity.
+        mpidr: u32,
+    },
     /// The redistributor never woke up.
     WakeTimeout,
     /// The distributor never finished a register write.
@@ -195,9 +200,9 @@ pub(crate) fn init_this_core() -> Result<(), GicError> {
     // All 32 private interrupts in group 1; each is enabled individually by enable_ppi.
     r.igroupr0.set(u32::MAX);
 
-    icc::SRE.modify(icc::ICC_SRE_EL1::SRE::SET);
-    icc::PMR.write(icc::ICC_PMR_EL1::PRIORITY.val(PMR_ALLOW_ALL));
-    icc::IGRPEN1.write(icc::ICC_IGRPEN1_EL1::ENABLE::SET);
+    ICC_SRE_EL1.modify(ICC_SRE_EL1::SRE::SET);
+    ICC_PMR_EL1.write(ICC_PMR_EL1::PRIORITY.val(PMR_ALLOW_ALL));
+    ICC_IGRPEN1_EL1.write(ICC_IGRPEN1_EL1::ENABLE::SET);
     Ok(())
 }
 
@@ -214,11 +219,9 @@ pub(crate) fn enable_ppi(intid: u32) -> Result<(), GicError> {
 pub(crate) fn send_sgi(intid: u32, core: usize) {
     debug_assert!(intid < 16 && core < 16);
     aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
-    icc::SGI1R.write(
-        icc::ICC_SGI1R_EL1::INTID.val(u64::from(intid))
-            + icc::ICC_SGI1R_EL1::TARGETLIST.val(1 << core),
+    ICC_SGI1R_EL1.write(
+        ICC_SGI1R_EL1::INTID.val(u64::from(intid)) + ICC_SGI1R_EL1::TARGETLIST.val(1 << core),
     );
-    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }
 
 /// Enables shared interrupt `intid` (32..=MAX_SPI) routed to core `core` (MPIDR Aff0).
@@ -246,11 +249,11 @@ pub(crate) fn enable_spi(intid: u32, core: usize) {
 /// Acknowledges the highest-priority pending interrupt; returns its INTID.
 #[inline]
 pub(crate) fn acknowledge() -> u32 {
-    icc::IAR1.read(icc::ICC_IAR1_EL1::INTID) as u32
+    ICC_IAR1_EL1.read(ICC_IAR1_EL1::INTID) as u32
 }
 
 /// Signals end of interrupt (also deactivates it: EOImode is 0).
 #[inline]
 pub(crate) fn end_of_interrupt(intid: u32) {
-    icc::EOIR1.write(icc::ICC_EOIR1_EL1::INTID.val(intid as u64));
+    ICC_EOIR1_EL1.write(ICC_EOIR1_EL1::INTID.val(intid as u64));
 }

@@ -8,7 +8,6 @@ mod exceptions;
 pub mod gic;
 pub mod heap;
 pub mod hypercall;
-mod icc;
 pub mod irq;
 mod mmio;
 mod mmu;

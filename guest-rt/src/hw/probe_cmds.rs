@@ -112,8 +112,6 @@ static ARMED: [AtomicBool; NUM_CORES] = [const { AtomicBool::new(false) }; NUM_C
 /// Per core: ESR_EL1 of the caught exception (bit 63 set when one was caught).
 static CAUGHT: [AtomicU64; NUM_CORES] = [const { AtomicU64::new(0) }; NUM_CORES];
 const CAUGHT_FLAG: u64 = 1 << 63;
-/// ESR_EL1.EC of an exception "for an unknown reason" (UNDEFINED instruction).
-const EC_UNKNOWN: u64 = 0;
 
 /// Sync-exception hook (from the vector code): if this core armed a probe and the exception is
 /// an UNDEFINED instruction, records ESR_EL1, skips the instruction and returns true.
@@ -123,7 +121,8 @@ pub(crate) fn catch_undefined(frame: &mut TrapFrame) -> bool {
         return false;
     };
     let esr = ESR_EL1.get();
-    if !armed.load(Ordering::Acquire) || crate::esr::class(esr) != EC_UNKNOWN {
+    if !armed.load(Ordering::Acquire) || sis_regs::esr::Esr(esr).ec() != sis_regs::esr::ec::UNKNOWN
+    {
         return false;
     }
     armed.store(false, Ordering::Release);

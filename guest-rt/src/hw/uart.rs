@@ -1,73 +1,16 @@
 //! PL011 UART at [`ipa::UART_BASE`]: interrupt-driven receive into a ring, polled transmit.
 //!
-//! Only DR, FR, IBRD, FBRD, LCR_H, CR, IFLS, IMSC, MIS and ICR are touched (the registers
-//! the hypervisor's emulated PL011 implements), each with one 32-bit access.
+//! Only DR, FR, IBRD, FBRD, LCR_H, CR, IFLS, IMSC, MIS and ICR are touched (registers the
+//! hypervisor's emulated PL011 implements), each with one 32-bit access. Register map:
+//! `sis_regs::pl011`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use sis_platform::layout::{ipa, irq};
+use sis_regs::pl011::{Regs, CR, DR, FBRD, FR, IBRD, IFLS, INT, LCR_H};
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::{register_bitfields, register_structs};
 
-use super::mmio::Mmio32;
 use crate::ring::ByteRing;
-
-register_bitfields! {u32,
-    DR [
-        DATA OFFSET(0) NUMBITS(8) [],
-        /// Framing, parity, break and overrun error flags of this character.
-        ERRORS OFFSET(8) NUMBITS(4) [],
-    ],
-    FR [
-        RXFE OFFSET(4) NUMBITS(1) [],
-        TXFF OFFSET(5) NUMBITS(1) [],
-    ],
-    IBRD [ DIVINT OFFSET(0) NUMBITS(16) [] ],
-    FBRD [ DIVFRAC OFFSET(0) NUMBITS(6) [] ],
-    LCR_H [
-        FEN OFFSET(4) NUMBITS(1) [],
-        WLEN OFFSET(5) NUMBITS(2) [EightBit = 3],
-    ],
-    CR [
-        UARTEN OFFSET(0) NUMBITS(1) [],
-        TXE OFFSET(8) NUMBITS(1) [],
-        RXE OFFSET(9) NUMBITS(1) [],
-    ],
-    IFLS [
-        TXIFLSEL OFFSET(0) NUMBITS(3) [OneEighth = 0],
-        RXIFLSEL OFFSET(3) NUMBITS(3) [OneEighth = 0],
-    ],
-    /// Layout shared by IMSC, RIS, MIS and ICR.
-    INT [
-        RX OFFSET(4) NUMBITS(1) [],
-        TX OFFSET(5) NUMBITS(1) [],
-        RT OFFSET(6) NUMBITS(1) [],
-        FE OFFSET(7) NUMBITS(1) [],
-        PE OFFSET(8) NUMBITS(1) [],
-        BE OFFSET(9) NUMBITS(1) [],
-        OE OFFSET(10) NUMBITS(1) [],
-    ],
-}
-
-register_structs! {
-    /// PL011 register block.
-    Regs {
-        (0x000 => dr: Mmio32<DR::Register>),
-        (0x004 => _r0),
-        (0x018 => fr: Mmio32<FR::Register>),
-        (0x01C => _r1),
-        (0x024 => ibrd: Mmio32<IBRD::Register>),
-        (0x028 => fbrd: Mmio32<FBRD::Register>),
-        (0x02C => lcr_h: Mmio32<LCR_H::Register>),
-        (0x030 => cr: Mmio32<CR::Register>),
-        (0x034 => ifls: Mmio32<IFLS::Register>),
-        (0x038 => imsc: Mmio32<INT::Register>),
-        (0x03C => _r2),
-        (0x040 => mis: Mmio32<INT::Register>),
-        (0x044 => icr: Mmio32<INT::Register>),
-        (0x048 => @END),
-    }
-}
 
 /// UART reference clock on QEMU `virt` (24 MHz) and the line rate we program.
 const UARTCLK: u32 = 24_000_000;

@@ -4,8 +4,8 @@
 //! PSCI `CPU_ON` with their core index as context id. `run_guest` enters a guest and returns,
 //! KVM-style, when the guest traps or a physical interrupt arrives, with the exit kind.
 
-/// Size of each core's EL2 stack.
-pub const STACK_SIZE: usize = 0x1_0000;
+/// Size of each core's EL2 stack (`hypervisor/build.rs` reserves one per core).
+pub const STACK_SIZE: usize = sis_platform::layout::phys::HV_STACK_SIZE as usize;
 
 /// Guest general-purpose state saved across a world switch. EL1 system registers, FP/SIMD and
 /// timer state are not saved: each core runs one vCPU and the hypervisor (built soft-float)

@@ -5,16 +5,16 @@
 use core::sync::atomic::Ordering;
 
 use sis_platform::layout::irq;
-use sis_platform::partition::VmId;
+use sis_platform::partition::{VmId, SYSTEM};
 
 use super::hypercall::CALLS;
 use super::print::CONSOLE;
 use super::uart;
 use super::vcpu::Vcpu;
 use super::vm::{self, CAUSES, VMS};
-use crate::console::{Input, Target};
 use crate::hvprintln;
-use crate::monitor::{self, Command, Edit, LineEditor, LINE_MAX};
+use hypervisor::console::{Input, Target};
+use hypervisor::monitor::{self, Command, Edit, LineEditor, LINE_MAX};
 
 static MONITOR_LINE: spin::Mutex<LineEditor> = spin::Mutex::new(LineEditor::new());
 
@@ -75,7 +75,7 @@ pub mod idle_timer {
     }
 }
 
-/// Drains the physical UART (its interrupt is routed to core 0).
+/// Drains the physical UART (its interrupt is routed to the partition table's work core).
 pub fn receive(v: &mut Vcpu) {
     while let Some(b) = uart::get() {
         let action = CONSOLE.lock().input(b);
@@ -84,8 +84,9 @@ pub fn receive(v: &mut Vcpu) {
             Input::Deliver(Target::Vm(id), b) => deliver(id, b),
             Input::Switched(t) => switched(t),
             Input::BadEscape(k) => hvprintln!(
-                "unknown console key Ctrl-A {:?}: 0 monitor, 1 ctl, 2 llm, Ctrl-A Ctrl-A sends Ctrl-A",
-                k as char
+                "unknown console key Ctrl-A {:?}: {}, Ctrl-A Ctrl-A sends Ctrl-A",
+                k as char,
+                SYSTEM.console_keys("")
             ),
             Input::Nothing => {}
         }
@@ -119,28 +120,8 @@ fn deliver(id: VmId, b: u8) {
 }
 
 fn switched(t: Target) {
-    let mut c = CONSOLE.lock();
-    c.end_line(&mut uart::put);
-    for b in "--- console: ".bytes().chain(t.name().bytes()) {
-        c.output(Target::Monitor, b, &mut uart::put);
-    }
-    for b in " (Ctrl-A 0 monitor, 1 ctl, 2 llm) ---\n".bytes() {
-        c.output(Target::Monitor, b, &mut uart::put);
-    }
-    if t != Target::Monitor {
-        c.replay(t, &mut uart::put);
-    }
-    // Ends the replay: what follows is live (test harnesses wait for this line).
-    c.end_line(&mut uart::put);
-    for b in "--- "
-        .bytes()
-        .chain(t.name().bytes())
-        .chain(" live ---\n".bytes())
-    {
-        c.output(Target::Monitor, b, &mut uart::put);
-    }
+    CONSOLE.lock().switch_to(t, &mut uart::put);
     if t == Target::Monitor {
-        drop(c);
         prompt();
     }
 }
@@ -203,7 +184,8 @@ fn execute(v: &mut Vcpu, cmd: Command) {
                 hvprintln!("  {name:<8} {arg:<8} {what}");
             }
             hvprintln!(
-                "  keys: Ctrl-A 0 monitor, Ctrl-A 1 ctl, Ctrl-A 2 llm, Ctrl-A Ctrl-A literal"
+                "  keys: {}, Ctrl-A Ctrl-A literal",
+                SYSTEM.console_keys("Ctrl-A ")
             );
         }
         Command::Vms => vms(),
@@ -247,10 +229,10 @@ fn vms() {
     hvprintln!("{}", core::str::from_utf8(&line[..len]).unwrap_or("?"));
     let irqs: [u64; sis_platform::layout::phys::NUM_CORES] =
         core::array::from_fn(|c| super::vcpu::CORE_IRQS[c].load(Ordering::Relaxed));
-    hvprintln!("core irqs taken: {}", crate::monitor::PerCore(&irqs));
+    hvprintln!("core irqs taken: {}", hypervisor::monitor::PerCore(&irqs));
     let (bad_escapes, out) = {
         let c = CONSOLE.lock();
-        let out: [crate::console::SourceStats; VMS.len()] =
+        let out: [hypervisor::console::SourceStats; VMS.len()] =
             core::array::from_fn(|id| c.stats(Target::Vm(id)));
         (c.bad_escapes, out)
     };
@@ -321,23 +303,31 @@ fn vms() {
 }
 
 fn ring() {
-    // SAFETY: the shared region is RAM the partition table reserves for the ring, mapped by the
-    // hypervisor for its whole life; `snapshot` only performs atomic loads.
-    let mem = unsafe {
-        shared_ring::RawRegion::new(
-            sis_platform::layout::phys::SHARED_BASE as *mut u8,
-            sis_platform::layout::phys::SHARED_SIZE as usize,
-        )
+    for ch in SYSTEM.channels {
+        channel_ring(ch);
+    }
+    ring_doorbells();
+}
+
+/// The state of one channel's ring, as its header and counters say.
+fn channel_ring(ch: &sis_platform::partition::Channel) {
+    let Some(region) = SYSTEM.shared.iter().find(|r| r.pa == ch.region) else {
+        return;
     };
+    // SAFETY: the channel's region is RAM the partition table reserves for the ring (validated:
+    // a declared shared region), mapped by the hypervisor for its whole life; `snapshot` only
+    // performs atomic loads.
+    let mem = unsafe { shared_ring::RawRegion::new(region.pa as *mut u8, region.size as usize) };
+    let (req, resp) = (VMS[ch.requester].cfg.name, VMS[ch.responder].cfg.name);
     match mem
         .map_err(|_| ())
         .and_then(|m| shared_ring::region::snapshot(&m).map_err(|_| ()))
     {
         Ok(s) => {
             hvprintln!("shared ring: epoch {}", s.epoch);
-            for (name, r) in [("ctl->llm", &s.requests), ("llm->ctl", &s.responses)] {
+            for (from, to, r) in [(req, resp, &s.requests), (resp, req, &s.responses)] {
                 hvprintln!(
-                    "  {name}: slots={} slot_size={} head={} tail={} sent={} full={} received={} rejected={}",
+                    "  {from}->{to}: slots={} slot_size={} head={} tail={} sent={} full={} received={} rejected={}",
                     r.capacity,
                     r.slot_size,
                     r.head,
@@ -351,6 +341,10 @@ fn ring() {
         }
         Err(()) => hvprintln!("shared ring: not initialised (no valid header)"),
     }
+}
+
+/// Doorbells per VM.
+fn ring_doorbells() {
     for vm in VMS.iter() {
         let c = &CALLS[vm.id];
         hvprintln!(

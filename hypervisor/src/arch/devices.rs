@@ -10,7 +10,7 @@ use sis_platform::partition::{VmId, PARTITIONS};
 use super::vm::{self, Vm, VMS};
 use super::{gic, pci, smmu};
 use crate::hvprintln;
-use crate::smmu::event::{Event, Rid};
+use hypervisor::smmu::event::{Event, Rid};
 
 /// Boot (core 0, before stage-2 tables are built and before any VM starts): enumerates the
 /// bus and programs the SMMU. Without a working SMMU no device ever gets bus mastering; if the
@@ -25,7 +25,7 @@ pub fn init(where_expected: bool) {
         return;
     }
     pci::init();
-    let mut owned = [(0u32, 0 as VmId); crate::pci::enumerate::MAX_FUNCTIONS];
+    let mut owned = [(0u32, 0 as VmId); hypervisor::pci::enumerate::MAX_FUNCTIONS];
     let n = pci::owned(&mut owned);
     match smmu::init(&owned[..n]) {
         Ok(()) => hvprintln!("smmu: enabled, {n} streams assigned, every other stream refused"),
@@ -67,11 +67,11 @@ pub fn start(vm: &Vm) {
         }
     }
     for &spi in vm.cfg.irqs {
-        gic::enable_spi(spi, vm.cfg.cores[0]);
+        gic::enable_spi(spi);
     }
 }
 
-/// The SMMU's event or error interrupt (core 0).
+/// The SMMU's event or error interrupt (on the work core).
 pub fn smmu_irq(intid: u32) {
     smmu::handle_irq(intid, dma_faults);
 }

@@ -7,7 +7,7 @@
 use aarch64_cpu::registers::*;
 use tock_registers::interfaces::{Readable, Writeable};
 
-use crate::sysreg::{
+use super::sysreg::{
     MDCCINT_EL1, PMCCFILTR_EL0, PMCNTENCLR_EL0, PMCR, PMCR_EL0, PMINTENCLR_EL1, PMOVSCLR_EL0,
     PMSELR_EL0, PMUSERENR_EL0, PMXEVCNTR_EL0, PMXEVTYPER_EL0,
 };

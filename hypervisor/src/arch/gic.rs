@@ -12,9 +12,11 @@ use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
-use crate::sysreg::{
-    ICC_CTLR, ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1,
-    ICC_SGI1R_EL1, IGRPEN, INTID, PMR, SGI1R,
+use hypervisor::routing::spi_core;
+use sis_platform::partition::SYSTEM;
+use sis_regs::icc::{
+    ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1,
+    ICC_SGI1R_EL1,
 };
 
 register_bitfields! {u32,
@@ -109,8 +111,11 @@ pub fn init_distributor() {
     while d.ctlr.is_set(GICD_CTLR::RWP) {}
 }
 
-/// Routes SPI `intid` to `core` and enables it.
-pub fn enable_spi(intid: u32, core: usize) {
+/// Routes SPI `intid` where the partition table says (`hypervisor::routing::spi_core`: the
+/// work core, or the owning VM's boot core) and enables it.
+pub fn enable_spi(intid: u32) {
+    // Every caller passes an interrupt the table routes; anything else goes to the work core.
+    let core = spi_core(&SYSTEM, intid).unwrap_or(SYSTEM.work_core);
     let d = gicd();
     let i = intid as usize;
     d.ipriorityr[i].set(PRIORITY);
@@ -158,31 +163,32 @@ pub fn init_cpu(core: usize) {
             + ICC_SRE_EL2::DFB::SET,
     );
     barrier::isb(barrier::SY);
-    ICC_PMR_EL1.write(PMR::Priority.val(0xFF));
-    ICC_CTLR_EL1.modify(ICC_CTLR::EOImode::SET);
-    ICC_IGRPEN1_EL1.write(IGRPEN::Enable::SET);
+    ICC_PMR_EL1.write(ICC_PMR_EL1::PRIORITY.val(0xFF));
+    ICC_CTLR_EL1.modify(ICC_CTLR_EL1::EOIMODE::SET);
+    ICC_IGRPEN1_EL1.write(ICC_IGRPEN1_EL1::ENABLE::SET);
     ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
     barrier::isb(barrier::SY);
 }
 
 /// Acknowledges the highest-priority pending interrupt (`>= SPURIOUS` if none).
 pub fn ack() -> u32 {
-    ICC_IAR1_EL1.read(INTID::ID) as u32
+    ICC_IAR1_EL1.read(ICC_IAR1_EL1::INTID) as u32
 }
 
 /// Priority drop.
 pub fn eoi(intid: u32) {
-    ICC_EOIR1_EL1.write(INTID::ID.val(u64::from(intid)));
+    ICC_EOIR1_EL1.write(ICC_EOIR1_EL1::INTID.val(u64::from(intid)));
 }
 
 /// Deactivation (for interrupts not forwarded with the HW bit).
 pub fn deactivate(intid: u32) {
-    ICC_DIR_EL1.write(INTID::ID.val(u64::from(intid)));
+    ICC_DIR_EL1.write(ICC_DIR_EL1::INTID.val(u64::from(intid)));
 }
 
 /// Sends SGI `intid` to physical core `core` (Aff0).
 pub fn send_sgi(core: usize, intid: u32) {
     barrier::dsb(barrier::ISHST);
-    ICC_SGI1R_EL1.write(SGI1R::INTID.val(u64::from(intid)) + SGI1R::TargetList.val(1 << core));
-    barrier::isb(barrier::SY);
+    ICC_SGI1R_EL1.write(
+        ICC_SGI1R_EL1::INTID.val(u64::from(intid)) + ICC_SGI1R_EL1::TARGETLIST.val(1 << core),
+    );
 }

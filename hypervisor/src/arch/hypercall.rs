@@ -7,14 +7,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
 use sis_platform::hypercall as hc;
 use sis_platform::layout::ipa;
-use sis_platform::partition::PARTITIONS;
+use sis_platform::partition::{PARTITIONS, SYSTEM};
 use smccc::psci;
 use tock_registers::interfaces::Readable;
 
 use shared_ring::audit::{AuditEntry, AuditError};
-use sis_platform::layout::irq;
 
-use crate::ratelimit::{Limit, TokenBucket};
+use hypervisor::ratelimit::{Limit, TokenBucket};
 
 use super::audit;
 use super::vcpu::Vcpu;
@@ -142,15 +141,17 @@ fn audit_append(v: &Vcpu) -> i64 {
     }
 }
 
-/// Raises the doorbell in VM `target` on the vCPU its distributor routes it to. Rate-limited per
-/// caller; a doorbell already pending in the target is not raised again and kicks nobody.
+/// Raises the doorbell of the caller's channel to VM `target` (partition table) in `target`,
+/// on the vCPU its distributor routes it to. Rate-limited per caller; a doorbell already
+/// pending in the target is not raised again and kicks nobody. A VM with no channel to `target`
+/// (itself included) may not ring it.
 fn doorbell(v: &Vcpu, target: u64) -> i64 {
     let Some(peer) = vm::VMS.get(target as usize) else {
         return hc::INVALID_PARAMETER;
     };
-    if peer.id == v.vm.id {
+    let Some(intid) = SYSTEM.doorbell(v.vm.id, peer.id) else {
         return hc::INVALID_PARAMETER;
-    }
+    };
     if !peer.running() {
         return hc::TARGET_STOPPED;
     }
@@ -173,13 +174,13 @@ fn doorbell(v: &Vcpu, target: u64) -> i64 {
         .fetch_add(1, Ordering::Relaxed);
     // Already pending on one of the peer's vCPUs (not yet in a list register): it will be
     // delivered, nothing to raise and no core to interrupt. Checked without the peer's lock.
-    let (word, bit) = (irq::DOORBELL as usize / 32, 1 << (irq::DOORBELL % 32));
+    let (word, bit) = (intid as usize / 32, 1 << (intid % 32));
     if (0..peer.cfg.cores.len()).any(|i| peer.pending[i].word(word) & bit != 0) {
         calls.doorbells_coalesced.fetch_add(1, Ordering::Relaxed);
         return 0;
     }
-    let t = peer.inner.lock().vgic.target(irq::DOORBELL);
-    peer.pending[t].raise(irq::DOORBELL);
+    let t = peer.inner.lock().vgic.target(intid);
+    peer.pending[t].raise(intid);
     peer.kick(t);
     0
 }

@@ -4,7 +4,7 @@ use aarch64_cpu::registers::*;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::LocalRegisterCopy;
 
-use crate::sysreg::ICH_ELRSR_EL2;
+use super::sysreg::ICH_ELRSR_EL2;
 
 /// A list-register value with the field layout of ICH_LR<n>_EL2.
 pub type Lr = LocalRegisterCopy<u64, ICH_LR0_EL2::Register>;

@@ -9,18 +9,19 @@ use aarch64_cpu::registers::{
 };
 use sis_platform::layout::{ipa, PAGE_SIZE};
 use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::LocalRegisterCopy;
 
 use super::console_in;
 use super::vcpu::Vcpu;
 use super::vm::Vm;
-use crate::access::BadAccess;
-use crate::esr::Esr;
-use crate::systrap::{self, Action};
-use crate::vgic::Effect;
-use crate::vuart::Access;
+use hypervisor::access::BadAccess;
+use hypervisor::systrap::{self, Action};
+use hypervisor::vgic::Effect;
+use hypervisor::vuart::Access;
+use sis_regs::esr::Esr;
+use sis_regs::icc::ICC_SGI1R_EL1;
 
-const GICD_SIZE: u64 = 0x1_0000;
-const GICR_STRIDE: u64 = 0x2_0000;
+use sis_platform::layout::phys::{GICD_SIZE, GICR_STRIDE};
 
 /// An emulated device frame of a VM.
 #[derive(Clone, Copy)]
@@ -197,16 +198,17 @@ const SCTLR_EL1_SPAN: u64 = 1 << 23;
 
 /// An `ICC_SGI1R_EL1` write of `x`: SGIs to the VM's own vCPUs only.
 fn sgi(v: &Vcpu, x: u64) {
-    let intid = ((x >> 24) & 0xF) as u32;
-    let all_others = x & (1 << 40) != 0;
-    let aff1 = (x >> 16) & 0xFF;
-    let targets = x & 0xFFFF;
+    let x = LocalRegisterCopy::<u64, ICC_SGI1R_EL1::Register>::new(x);
+    let intid = x.read(ICC_SGI1R_EL1::INTID) as u32;
+    let all_others = x.is_set(ICC_SGI1R_EL1::IRM);
+    let targets = x.read(ICC_SGI1R_EL1::TARGETLIST);
+    let aff_zero = x.read(ICC_SGI1R_EL1::AFF1) == 0 && x.read(ICC_SGI1R_EL1::AFF2) == 0;
     let vm = v.vm;
     for (t, &core) in vm.cfg.cores.iter().enumerate() {
         let hit = if all_others {
             t != v.idx
         } else {
-            aff1 == 0 && (x >> 32) & 0xFF == 0 && core < 16 && targets & (1 << core) != 0
+            aff_zero && core < 16 && targets & (1 << core) != 0
         };
         if hit {
             vm.raise(t, intid);

@@ -9,8 +9,8 @@ use aarch64_cpu::registers::{MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
 use sis_platform::layout::phys;
 use tock_registers::interfaces::{ReadWriteable, Writeable};
 
-use crate::el2map::{self, Layout, Summary};
-use crate::stage2::{Stage2, Table};
+use hypervisor::el2map::{self, Layout, Summary};
+use hypervisor::stage2::{Stage2, Table};
 
 /// Tables: the root, a level-2 table per GiB mapped, level-3 tables at section boundaries.
 const TABLES: usize = 8;

@@ -15,6 +15,7 @@ pub mod pci;
 pub mod print;
 pub mod ram;
 pub mod smmu;
+pub mod sysreg;
 pub mod uart;
 pub mod vcpu;
 pub mod vm;
@@ -23,11 +24,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::MPIDR_EL1;
 use sis_platform::layout::{irq, phys};
-use sis_platform::partition::{Access, PARTITIONS};
+use sis_platform::partition::{Access, PARTITIONS, SYSTEM};
 use tock_registers::interfaces::Readable;
 
 use crate::hvprintln;
-use crate::stage2::{MemKind, Stage2, Table};
+use hypervisor::stage2::{MemKind, Stage2, Table};
 
 /// Stage-2 tables per VM.
 const S2_TABLES: usize = 16;
@@ -78,7 +79,7 @@ extern "C" fn hv_entry(core: usize) -> ! {
     vcpu::run(core)
 }
 
-fn boot_primary(map: &crate::el2map::Summary) {
+fn boot_primary(map: &hypervisor::el2map::Summary) {
     hvprintln!(
         "SIS hypervisor: EL2, {} VMs, {} cores",
         PARTITIONS.len(),
@@ -94,7 +95,7 @@ fn boot_primary(map: &crate::el2map::Summary) {
     let devices_where_expected = dtb::check(phys::DTB_ADDR);
     gic::init_distributor();
     gic::init_cpu(0);
-    gic::enable_spi(irq::UART, 0);
+    gic::enable_spi(irq::UART);
     uart::init();
     devices::init(devices_where_expected);
     build_stage2();
@@ -117,7 +118,7 @@ fn boot_primary(map: &crate::el2map::Summary) {
             Err(e) => hvprintln!("vm {}: {e}", vm.cfg.name),
         }
     }
-    hvprintln!("console: Ctrl-A 0 monitor, Ctrl-A 1 ctl, Ctrl-A 2 llm");
+    hvprintln!("console: {}", SYSTEM.console_keys("Ctrl-A "));
     console_in::monitor_prompt();
 }
 
@@ -127,7 +128,7 @@ extern "C" fn hv_fault(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
     print::emergency(format_args!(
         "\n[hv] HYPERVISOR FAULT on core {}: vector {kind}, {}, elr {elr:#x}, far {far:#x}\n",
         this_core(),
-        crate::esr::Esr(esr)
+        sis_regs::esr::Esr(esr)
     ));
     loop {
         aarch64_cpu::asm::wfe();

@@ -1,6 +1,6 @@
 //! PCI configuration space at the hardware edge: the machine's ECAM, the enumerated root bus,
 //! the trapped configuration view of each VM, and the register writes that switch an assigned
-//! function off (VM stop) and on again (VM start). The logic is `crate::pci`.
+//! function off (VM stop) and on again (VM start). The logic is `hypervisor::pci`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,9 +10,9 @@ use sis_platform::partition::{VmId, PARTITIONS};
 use tock_registers::interfaces::Readable;
 
 use crate::hvprintln;
-use crate::pci::enumerate::{BarWindow, Bus, Function};
-use crate::pci::{command, ecam_offset, reg, ConfigAccess};
-use crate::smmu::event::Rid;
+use hypervisor::pci::enumerate::{BarWindow, Bus, Function};
+use hypervisor::pci::{command, ecam_offset, reg, ConfigAccess};
+use hypervisor::smmu::event::Rid;
 
 /// The machine's ECAM (bus 0).
 struct Ecam;
@@ -111,7 +111,7 @@ pub fn owner(rid: u32) -> Option<VmId> {
 pub fn for_each_bar(vm: VmId, mut f: impl FnMut(u64, u64)) {
     for func in BUS.lock().owned_by(vm) {
         for b in func.bars.iter().flatten() {
-            f(b.addr, b.size.max(crate::pci::enumerate::BAR_ALIGN));
+            f(b.addr, b.size.max(hypervisor::pci::enumerate::BAR_ALIGN));
         }
     }
 }

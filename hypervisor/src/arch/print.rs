@@ -3,7 +3,7 @@
 use core::fmt::{self, Write};
 
 use super::uart;
-use crate::console::{Console, Target};
+use hypervisor::console::{Console, Target};
 
 /// The console multiplexer, shared by all cores.
 pub static CONSOLE: spin::Mutex<Console> = spin::Mutex::new(Console::new());

@@ -6,7 +6,7 @@
 use aarch64_cpu::asm::barrier;
 use tock_registers::interfaces::Readable;
 
-use crate::sysreg::{CTR, CTR_EL0, DCZID, DCZID_EL0};
+use super::sysreg::{CTR, CTR_EL0, DCZID, DCZID_EL0};
 
 /// Zeroes `[pa, pa + len)` with `dc zva` (whole blocks, the fastest zeroing the architecture
 /// offers), or plain stores where `dc zva` is prohibited or the range is not block-aligned.

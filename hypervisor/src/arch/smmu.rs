@@ -2,7 +2,7 @@
 //! descriptors, stage-1 tables, command and event queues, all in the hypervisor's own RAM and
 //! mapped into no guest), the programming sequence, stream enable/disable as VMs start and
 //! stop, and the event and global-error interrupts. The structures themselves are built by
-//! `crate::smmu`.
+//! `hypervisor::smmu`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,12 +16,12 @@ use tock_registers::{register_bitfields, register_structs};
 
 use super::gic;
 use crate::hvprintln;
-use crate::smmu::cmd::{self, Command};
-use crate::smmu::event::{Event, Record};
-use crate::smmu::iopt;
-use crate::smmu::queue::{Ring, OVERFLOW};
-use crate::smmu::ste::{ContextDescriptor, Ste};
-use crate::stage2::{Stage2, Table};
+use hypervisor::smmu::cmd::{self, Command};
+use hypervisor::smmu::event::{Event, Record};
+use hypervisor::smmu::iopt;
+use hypervisor::smmu::queue::{Ring, OVERFLOW};
+use hypervisor::smmu::ste::{ContextDescriptor, Ste};
+use hypervisor::stage2::{Stage2, Table};
 
 register_bitfields! {u32,
     IDR0 [
@@ -358,7 +358,7 @@ pub fn init(owned: &[(u32, VmId)]) -> Result<(), SmmuError> {
     }
     for intid in [irq::SMMU_EVENTQ, irq::SMMU_GERROR] {
         gic::set_edge(intid);
-        gic::enable_spi(intid, 0);
+        gic::enable_spi(intid);
     }
     r.irq_ctrl
         .write(IRQ_CTRL::EVENTQ_IRQEN::SET + IRQ_CTRL::GERROR_IRQEN::SET);
@@ -435,7 +435,7 @@ fn drain(out: &mut [Event; DRAIN]) -> (usize, bool) {
     (n, overflow)
 }
 
-/// The SMMU's interrupts (routed to core 0): fault events and global errors. Calls
+/// The SMMU's interrupts (routed to the work core): fault events and global errors. Calls
 /// `on_events` with each batch of events read, outside the lock (it may stop a VM, which uses
 /// the SMMU).
 pub fn handle_irq(intid: u32, mut on_events: impl FnMut(&[Event])) {

@@ -1,45 +1,14 @@
 //! The physical PL011: polled transmit, interrupt-driven receive. Only the hypervisor touches
-//! it; guests get emulated PL011s (`crate::vuart`).
+//! it; guests get emulated PL011s (`hypervisor::vuart`). Register map: `sis_regs::pl011`.
 
 use sis_platform::layout::phys;
+use sis_regs::pl011::{Regs, FR, INT, LCR_H};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
-use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
-use tock_registers::{register_bitfields, register_structs};
 
-register_bitfields! {u32,
-    FR [
-        RXFE OFFSET(4) NUMBITS(1) [],
-        TXFF OFFSET(5) NUMBITS(1) []
-    ],
-    LCR_H [
-        FEN OFFSET(4) NUMBITS(1) [],
-        WLEN OFFSET(5) NUMBITS(2) [ Eight = 0b11 ]
-    ],
-    INT [
-        RX OFFSET(4) NUMBITS(1) [],
-        RT OFFSET(6) NUMBITS(1) []
-    ]
-}
-
-register_structs! {
-    Pl011Regs {
-        (0x000 => dr: ReadWrite<u32>),
-        (0x004 => _r0),
-        (0x018 => fr: ReadOnly<u32, FR::Register>),
-        (0x01C => _r1),
-        (0x02C => lcr_h: ReadWrite<u32, LCR_H::Register>),
-        (0x030 => _r3),
-        (0x038 => imsc: ReadWrite<u32, INT::Register>),
-        (0x03C => _r2),
-        (0x044 => icr: WriteOnly<u32, INT::Register>),
-        (0x048 => @END),
-    }
-}
-
-fn regs() -> &'static Pl011Regs {
-    // SAFETY: UART_BASE is the PL011's MMIO frame, identity-mapped as device memory; the
-    // struct matches the PL011 register layout.
-    unsafe { &*(phys::UART_BASE as *const Pl011Regs) }
+fn regs() -> &'static Regs {
+    // SAFETY: UART_BASE is the PL011's MMIO frame, identity-mapped as device memory for the
+    // hypervisor's whole life; `Regs` is the PL011 register layout and holds only MMIO cells.
+    unsafe { &*(phys::UART_BASE as *const Regs) }
 }
 
 /// Writes one byte, waiting while the transmit FIFO is full.
@@ -63,7 +32,7 @@ pub fn get() -> Option<u8> {
 /// that arrived before this still raises the interrupt (QEMU only signals a new byte once).
 pub fn init() {
     let r = regs();
-    r.lcr_h.write(LCR_H::FEN::SET + LCR_H::WLEN::Eight);
+    r.lcr_h.write(LCR_H::FEN::SET + LCR_H::WLEN::EightBit);
     r.imsc.modify(INT::RX::SET + INT::RT::SET);
 }
 

@@ -9,13 +9,13 @@ use sis_platform::layout::irq;
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 use super::boot::{exit, run_guest, GuestRegs};
+use super::sysreg::CPTR;
 use super::vm::{Cause, Vm, MAILBOX, VMS};
 use super::{console_in, gic, hypercall, lr, mmio, stage2_root};
-use crate::esr::{ec, Esr};
 use crate::hvprintln;
-use crate::sysreg::CPTR;
-use crate::vgic::NUM_IRQS;
+use hypervisor::vgic::NUM_IRQS;
 use shared_ring::audit::{Op, STATUS_REJECT};
+use sis_regs::esr::{ec, Esr};
 
 /// Exits per physical core (the monitor's `vms` shows them; static partitioning means one
 /// VM's load must not add exits on another VM's cores).
@@ -83,7 +83,7 @@ impl Vcpu {
         configure_traps();
         VTCR_EL2.write(
             VTCR_EL2::RES1::SET
-                + VTCR_EL2::T0SZ.val(64 - crate::stage2::IPA_BITS)
+                + VTCR_EL2::T0SZ.val(64 - hypervisor::stage2::IPA_BITS)
                 + VTCR_EL2::SL0.val(1)
                 + VTCR_EL2::IRGN0.val(1)
                 + VTCR_EL2::ORGN0.val(1)
@@ -340,7 +340,7 @@ fn configure_traps() {
             + MDCR_EL2::TDOSA::SET
             + MDCR_EL2::TDRA::SET,
     );
-    crate::sysreg::CPTR_EL2.write(CPTR::RES1.val(0x33FF) + CPTR::TTA::SET);
+    super::sysreg::CPTR_EL2.write(CPTR::RES1.val(0x33FF) + CPTR::TTA::SET);
     ACTLR_EL2.set(0);
 }
 

@@ -4,26 +4,23 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0};
-use sis_platform::bootinfo::{BootInfo, BOOT_INFO_MAGIC};
+use sis_platform::bootinfo::BootInfo;
 use sis_platform::layout::{ipa, irq, phys};
-use sis_platform::partition::{Image as ImageId, VmConfig, VmId, PARTITIONS};
+use sis_platform::partition::{VmConfig, VmId, PARTITIONS, SYSTEM};
 use tock_registers::interfaces::Readable;
 
 use super::{gic, this_core};
-use crate::elf::Image;
-use crate::vgic::{Pending, Vgic, MAX_VCPUS};
-use crate::vuart::VUart;
+use hypervisor::elf::Image;
+use hypervisor::vgic::{Pending, Vgic, MAX_VCPUS};
+use hypervisor::vuart::VUart;
 use shared_ring::audit::{Op, STATUS_OK};
 
-static CTL_IMAGE: &[u8] = include_bytes!(env!("SIS_IMAGE_CTL"));
-static LLM_IMAGE: &[u8] = include_bytes!(env!("SIS_IMAGE_LLM"));
+// `IMAGES`: every image the partition table names, embedded by build.rs.
+include!(concat!(env!("OUT_DIR"), "/images.rs"));
 
-/// The embedded, never-modified image of a VM.
-pub fn image_bytes(id: ImageId) -> &'static [u8] {
-    match id {
-        ImageId::Ctl => CTL_IMAGE,
-        ImageId::Llm => LLM_IMAGE,
-    }
+/// The embedded, never-modified image named `name` (a VM's `image` in the partition table).
+pub fn image_bytes(name: &str) -> Option<&'static [u8]> {
+    IMAGES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
 /// Exit causes counted per VM.
@@ -236,7 +233,9 @@ pub enum LifecycleError {
     /// A core did not stop in time.
     CoreStuck(usize),
     /// The embedded image is not loadable.
-    BadImage(crate::elf::ElfError),
+    BadImage(hypervisor::elf::ElfError),
+    /// No image of that name is embedded (build.rs embeds every one the table names).
+    NoImage(&'static str),
 }
 
 impl core::fmt::Display for LifecycleError {
@@ -247,6 +246,7 @@ impl core::fmt::Display for LifecycleError {
             LifecycleError::Busy => f.write_str("is being started or stopped"),
             LifecycleError::CoreStuck(c) => write!(f, "core {c} did not stop"),
             LifecycleError::BadImage(e) => write!(f, "image not loadable: {e:?}"),
+            LifecycleError::NoImage(name) => write!(f, "no image {name} embedded"),
         }
     }
 }
@@ -343,7 +343,7 @@ fn ram_pa(cfg: &VmConfig, addr: u64) -> u64 {
 /// entry point.
 fn load(vm: &Vm) -> Result<u64, LifecycleError> {
     let cfg = vm.cfg;
-    let bytes = image_bytes(cfg.image);
+    let bytes = image_bytes(cfg.image).ok_or(LifecycleError::NoImage(cfg.image))?;
     let img = Image::parse(bytes, ipa::KERNEL_BASE, ipa::RAM_BASE + cfg.ram.size)
         .map_err(LifecycleError::BadImage)?;
     let t0 = CNTPCT_EL0.get();
@@ -359,38 +359,7 @@ fn load(vm: &Vm) -> Result<u64, LifecycleError> {
         // against the image length. The rest of the segment (BSS) is already zero.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr().add(seg.offset), dst, seg.filesz) };
     }
-    let mut name = [0u8; 16];
-    name[..cfg.name.len()].copy_from_slice(cfg.name.as_bytes());
-    let region = |pa: u64| cfg.region(pa).map_or((0, 0), |m| (m.ipa, m.size));
-    let (shared_base, shared_size) = region(phys::SHARED_BASE);
-    let (audit_base, audit_size) = region(phys::AUDIT_BASE);
-    let (model_base, model_size) = region(phys::MODEL_BASE);
-    let info = BootInfo {
-        magic: BOOT_INFO_MAGIC,
-        vm_id: vm.id as u64,
-        name,
-        ram_base: ipa::RAM_BASE,
-        ram_size: cfg.ram.size,
-        cpu_mask: cfg.cpu_mask(),
-        boot_cpu: cfg.cores[0] as u64,
-        shared_base,
-        shared_size,
-        audit_base,
-        audit_size,
-        model_base,
-        model_size,
-        timer_freq: CNTFRQ_EL0.get(),
-        pci_ecam_base: if cfg.pci.is_empty() {
-            0
-        } else {
-            ipa::PCI_ECAM_BASE
-        },
-        pci_ecam_size: if cfg.pci.is_empty() {
-            0
-        } else {
-            ipa::PCI_ECAM_SIZE
-        },
-    };
+    let info = BootInfo::for_vm(&SYSTEM, vm.id, CNTFRQ_EL0.get());
     let at = ram_pa(cfg, ipa::BOOT_INFO) as *mut BootInfo;
     // SAFETY: the boot-info page is the first page of the VM's RAM (below KERNEL_BASE, so no
     // segment overlaps it), suitably aligned, and the VM is stopped.

@@ -1,72 +1,80 @@
 //! Stream table entries and context descriptors (SMMUv3 stage 1, AArch64 tables).
 
-use tock_registers::{register_bitfields, LocalRegisterCopy};
+use tock_registers::LocalRegisterCopy;
 
-register_bitfields! {u64,
-    /// STE doubleword 0.
-    pub STE0 [
-        /// The entry is valid.
-        V OFFSET(0) NUMBITS(1) [],
-        /// What happens to the stream's transactions.
-        CONFIG OFFSET(1) NUMBITS(3) [
-            /// Terminate with an abort; no event is recorded.
-            Abort = 0b000,
-            /// Stage 1 translates, stage 2 bypassed.
-            S1Translate = 0b101
+pub use self::fields::*;
+
+// tock-registers gives each register an undocumented `Register` type (and value enums).
+#[allow(missing_docs)]
+mod fields {
+    use tock_registers::register_bitfields;
+
+    register_bitfields! {u64,
+        /// STE doubleword 0.
+        pub STE0 [
+            /// The entry is valid.
+            V OFFSET(0) NUMBITS(1) [],
+            /// What happens to the stream's transactions.
+            CONFIG OFFSET(1) NUMBITS(3) [
+                /// Terminate with an abort; no event is recorded.
+                Abort = 0b000,
+                /// Stage 1 translates, stage 2 bypassed.
+                S1Translate = 0b101
+            ],
+            /// Context descriptor format: 0 = a single CD at S1ContextPtr.
+            S1FMT OFFSET(4) NUMBITS(2) [],
+            /// Address bits [51:6] of the context descriptor.
+            S1CONTEXTPTR OFFSET(6) NUMBITS(46) [],
+            /// Log2 of the number of CDs (0: one).
+            S1CDMAX OFFSET(59) NUMBITS(5) []
         ],
-        /// Context descriptor format: 0 = a single CD at S1ContextPtr.
-        S1FMT OFFSET(4) NUMBITS(2) [],
-        /// Address bits [51:6] of the context descriptor.
-        S1CONTEXTPTR OFFSET(6) NUMBITS(46) [],
-        /// Log2 of the number of CDs (0: one).
-        S1CDMAX OFFSET(59) NUMBITS(5) []
-    ],
-    /// STE doubleword 1.
-    pub STE1 [
-        /// Cacheability of CD fetches, inner (0b01: write-back, read-allocate).
-        S1CIR OFFSET(2) NUMBITS(2) [],
-        /// Cacheability of CD fetches, outer.
-        S1COR OFFSET(4) NUMBITS(2) [],
-        /// Shareability of CD fetches (0b11: inner).
-        S1CSH OFFSET(6) NUMBITS(2) [],
-        /// Stall disable (must stay 0: QEMU's model has no stalls and refuses it).
-        S1STALLD OFFSET(27) NUMBITS(1) [],
-        /// StreamWorld: 0b00 = non-secure EL1 (ASID-tagged).
-        STRW OFFSET(30) NUMBITS(2) [],
-        /// Shareability override: 0b01 = use the incoming attribute.
-        SHCFG OFFSET(44) NUMBITS(2) []
-    ],
-    /// CD doubleword 0.
-    pub CD0 [
-        /// Size offset of the TTB0 region: 64 - T0SZ bits of input address.
-        T0SZ OFFSET(0) NUMBITS(6) [],
-        /// TTB0 granule: 0b00 = 4 KiB.
-        TG0 OFFSET(6) NUMBITS(2) [],
-        /// Inner cacheability of table walks (0b01: write-back, read/write-allocate).
-        IR0 OFFSET(8) NUMBITS(2) [],
-        /// Outer cacheability of table walks.
-        OR0 OFFSET(10) NUMBITS(2) [],
-        /// Shareability of table walks (0b11: inner).
-        SH0 OFFSET(12) NUMBITS(2) [],
-        /// TTB0 walks disabled.
-        EPD0 OFFSET(14) NUMBITS(1) [],
-        /// TTB1 walks disabled (only TTB0 is used).
-        EPD1 OFFSET(30) NUMBITS(1) [],
-        /// The descriptor is valid.
-        V OFFSET(31) NUMBITS(1) [],
-        /// Intermediate (output) physical address size: 0b010 = 40 bits.
-        IPS OFFSET(32) NUMBITS(3) [],
-        /// AArch64 table format.
-        AA64 OFFSET(41) NUMBITS(1) [],
-        /// Record faults in the event queue.
-        R OFFSET(45) NUMBITS(1) [],
-        /// Abort faulting transactions (required: QEMU's TERM_MODEL = 1).
-        A OFFSET(46) NUMBITS(1) [],
-        /// ASID set: 1 = not shared with the CPUs (their broadcast TLBIs do not apply).
-        ASET OFFSET(47) NUMBITS(1) [],
-        /// Address space ID of the stream's TLB entries.
-        ASID OFFSET(48) NUMBITS(16) []
-    ]
+        /// STE doubleword 1.
+        pub STE1 [
+            /// Cacheability of CD fetches, inner (0b01: write-back, read-allocate).
+            S1CIR OFFSET(2) NUMBITS(2) [],
+            /// Cacheability of CD fetches, outer.
+            S1COR OFFSET(4) NUMBITS(2) [],
+            /// Shareability of CD fetches (0b11: inner).
+            S1CSH OFFSET(6) NUMBITS(2) [],
+            /// Stall disable (must stay 0: QEMU's model has no stalls and refuses it).
+            S1STALLD OFFSET(27) NUMBITS(1) [],
+            /// StreamWorld: 0b00 = non-secure EL1 (ASID-tagged).
+            STRW OFFSET(30) NUMBITS(2) [],
+            /// Shareability override: 0b01 = use the incoming attribute.
+            SHCFG OFFSET(44) NUMBITS(2) []
+        ],
+        /// CD doubleword 0.
+        pub CD0 [
+            /// Size offset of the TTB0 region: 64 - T0SZ bits of input address.
+            T0SZ OFFSET(0) NUMBITS(6) [],
+            /// TTB0 granule: 0b00 = 4 KiB.
+            TG0 OFFSET(6) NUMBITS(2) [],
+            /// Inner cacheability of table walks (0b01: write-back, read/write-allocate).
+            IR0 OFFSET(8) NUMBITS(2) [],
+            /// Outer cacheability of table walks.
+            OR0 OFFSET(10) NUMBITS(2) [],
+            /// Shareability of table walks (0b11: inner).
+            SH0 OFFSET(12) NUMBITS(2) [],
+            /// TTB0 walks disabled.
+            EPD0 OFFSET(14) NUMBITS(1) [],
+            /// TTB1 walks disabled (only TTB0 is used).
+            EPD1 OFFSET(30) NUMBITS(1) [],
+            /// The descriptor is valid.
+            V OFFSET(31) NUMBITS(1) [],
+            /// Intermediate (output) physical address size: 0b010 = 40 bits.
+            IPS OFFSET(32) NUMBITS(3) [],
+            /// AArch64 table format.
+            AA64 OFFSET(41) NUMBITS(1) [],
+            /// Record faults in the event queue.
+            R OFFSET(45) NUMBITS(1) [],
+            /// Abort faulting transactions (required: QEMU's TERM_MODEL = 1).
+            A OFFSET(46) NUMBITS(1) [],
+            /// ASID set: 1 = not shared with the CPUs (their broadcast TLBIs do not apply).
+            ASET OFFSET(47) NUMBITS(1) [],
+            /// Address space ID of the stream's TLB entries.
+            ASID OFFSET(48) NUMBITS(16) []
+        ]
+    }
 }
 
 /// Address bits a table or descriptor pointer may have (52-bit, 64-byte or 16-byte aligned).

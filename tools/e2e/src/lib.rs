@@ -16,8 +16,6 @@
 //! # Ok::<(), sis_e2e::Error>(())
 //! ```
 
-#![warn(missing_docs)]
-
 mod build;
 mod command;
 mod console;

@@ -120,4 +120,19 @@ mod tests {
         assert_eq!(Source::Llm.prompt(), Some("llm> "));
         assert_eq!(Source::Untagged.tag(), None);
     }
+
+    /// The harness names the consoles as the partition table does (tags, keys, VM names).
+    #[test]
+    fn sources_are_the_partition_tables_consoles() {
+        use sis_platform::partition::{SYSTEM, VM_CTL, VM_LLM};
+        assert_eq!(Source::Hv.tag(), Some(SYSTEM.monitor_tag));
+        assert_eq!(Source::Hv.focus_key(), Some(SYSTEM.monitor_key));
+        for (s, id) in [(Source::Ctl, VM_CTL), (Source::Llm, VM_LLM)] {
+            let vm = &SYSTEM.vms[id];
+            assert_eq!(s.tag(), Some(vm.tag), "{s}");
+            assert_eq!(s.focus_key(), Some(vm.console_key), "{s}");
+            assert_eq!(s.name(), vm.name);
+        }
+        assert_eq!(SYSTEM.vms.len(), 2, "a new VM needs a Source");
+    }
 }

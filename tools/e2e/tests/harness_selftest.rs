@@ -1,13 +1,18 @@
-//! Tests of the harness against a FAKE system: a UNIX-socket server that behaves like the SIS
-//! console multiplexer (tagged lines, prompts without newline, echo, Ctrl-A focus switching with
-//! a banner and history replay, line interruption) and, for the process tests, like QEMU (started
-//! paused, resumed over QMP). No QEMU is needed.
+//! Tests of the harness against a system whose console is the REAL console multiplexer (the
+//! hypervisor library's `console::Console`: tags, whole lines, held partial lines, sanitising,
+//! focus switches with banner, history replay and live marker) and monitor line editor and
+//! parser, behind fake guests and a fake monitor (each a tiny shell) on a UNIX socket; for the
+//! process tests, the same behind a fake QEMU (started paused, resumed over QMP). No QEMU is
+//! needed.
 
+use hypervisor::console::{Console as Mux, Input, Target, IDLE_NS};
+use hypervisor::monitor::{self, Edit, LineEditor};
 use serde_json::{json, Value};
 use sis_e2e::{ConsoleOptions, Error, FocusSync, Options, Sis, Source, CTRL_A};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,81 +21,83 @@ const T: Duration = Duration::from_secs(5);
 const SHORT: Duration = Duration::from_millis(300);
 
 // ---------------------------------------------------------------------------------------------
-// The fake system.
+// The system: the real multiplexer, fake guests and monitor.
 // ---------------------------------------------------------------------------------------------
 
-const TAGS: [&str; 3] = ["[hv] ", "[ctl] ", "[llm] "];
-const NAMES: [&str; 3] = ["hv", "ctl", "llm"];
 const HV: usize = 0;
 const CTL: usize = 1;
 const LLM: usize = 2;
 
-/// The output side of the fake multiplexer, shared by the input loop and background talkers.
-struct Mux {
-    out: UnixStream,
-    owner: Option<usize>,
-    history: [Vec<u8>; 3],
+/// Console `i` (0 = monitor, then the VMs in table order) as the multiplexer's target.
+fn target(i: usize) -> Target {
+    if i == HV {
+        Target::Monitor
+    } else {
+        Target::Vm(i - 1)
+    }
 }
 
-impl Mux {
-    /// Emits `text` from console `src` with the hypervisor's framing rules.
-    fn say(&mut self, src: usize, text: &str) {
+fn index(t: Target) -> usize {
+    match t {
+        Target::Monitor => HV,
+        Target::Vm(id) => id + 1,
+    }
+}
+
+/// The real multiplexer writing to the socket, with a clock: nanoseconds since the start, plus
+/// the time the fake skipped ([`System::idle`]).
+struct System {
+    out: UnixStream,
+    mux: Mux,
+    start: Instant,
+    skipped: u64,
+}
+
+impl System {
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64 + self.skipped
+    }
+
+    /// Runs `f` with a sink collecting the multiplexer's output, then sends it.
+    fn emit(&mut self, f: impl FnOnce(&mut Mux, u64, &mut dyn FnMut(u8))) {
         let mut wire = Vec::new();
-        for &b in text.as_bytes() {
-            self.history[src].push(b);
-            self.frame(src, b, &mut wire);
-        }
+        let now = self.now();
+        f(&mut self.mux, now, &mut |b| wire.push(b));
         // The peer may have gone; the fake just stops talking then.
         let _ = self.out.write_all(&wire);
     }
 
-    fn frame(&mut self, src: usize, b: u8, wire: &mut Vec<u8>) {
-        match self.owner {
-            Some(o) if o == src => {}
-            Some(_) => {
-                // Like the hypervisor: a partial line written early and then interrupted is
-                // ended (nothing marks the break) and goes on under a new tag.
-                wire.extend_from_slice(b"\r\n");
-                wire.extend_from_slice(TAGS[src].as_bytes());
-            }
-            None => wire.extend_from_slice(TAGS[src].as_bytes()),
-        }
-        if b == b'\n' {
-            wire.extend_from_slice(b"\r\n");
-            self.owner = None;
-        } else {
-            wire.push(b);
-            self.owner = Some(src);
-        }
-    }
-
-    /// Banner on the monitor, then the target's last four lines and its partial line.
-    fn switched(&mut self, target: usize) {
-        self.say(HV, &format!("--- console: {} ---\n", NAMES[target]));
-        let h = self.history[target].clone();
-        let mut from = h.len();
-        let mut newlines = 0;
-        while from > 0 {
-            if h[from - 1] == b'\n' {
-                newlines += 1;
-                if newlines > 4 {
-                    break;
+    /// Console `src` prints `text`: a guest through the sanitiser and line assembly, the monitor
+    /// as the hypervisor's own (trusted) output.
+    fn say(&mut self, src: usize, text: &str) {
+        self.emit(|mux, now, sink| {
+            for b in text.bytes() {
+                if src == HV {
+                    mux.output(Target::Monitor, b, &mut |x| sink(x));
+                } else {
+                    mux.guest_output(target(src), b, now, &mut |x| sink(x));
                 }
             }
-            from -= 1;
-        }
-        let mut wire = Vec::new();
-        for &b in &h[from..] {
-            self.frame(target, b, &mut wire);
-        }
-        let _ = self.out.write_all(&wire);
-        // Like the hypervisor: a line that ends the replay.
-        let name = if target == HV {
-            "monitor"
-        } else {
-            NAMES[target]
-        };
-        self.say(HV, &format!("--- {name} live ---\n"));
+        });
+    }
+
+    /// Writes the guest lines idle long enough (what the hypervisor's idle timer does).
+    fn flush_idle(&mut self) {
+        self.emit(|mux, now, sink| mux.flush_idle(now, &mut |x| sink(x)));
+    }
+
+    /// As if every console had been quiet for the idle time: held prompts come out.
+    fn idle(&mut self) {
+        self.skipped += IDLE_NS;
+        self.flush_idle();
+    }
+
+    /// The monitor's prompt on a line of its own (as the hypervisor prints it).
+    fn monitor_prompt(&mut self) {
+        self.emit(|mux, _, sink| {
+            mux.end_line(&mut |x| sink(x));
+            mux.write_str(Target::Monitor, monitor::PROMPT, &mut |x| sink(x));
+        });
     }
 }
 
@@ -103,37 +110,52 @@ struct Seen {
     commands: Vec<(usize, String)>,
 }
 
-fn prompt(mux: &Mutex<Mux>, src: usize) {
-    mux.lock().unwrap().say(src, &format!("{}> ", NAMES[src]));
+const NAMES: [&str; 3] = ["hv", "ctl", "llm"];
+
+fn prompt(sys: &Mutex<System>, src: usize) {
+    if src == HV {
+        sys.lock().unwrap().monitor_prompt();
+    } else {
+        sys.lock().unwrap().say(src, &format!("{}> ", NAMES[src]));
+    }
 }
 
-fn execute(mux: &Arc<Mutex<Mux>>, src: usize, line: &str) -> bool {
+/// The fake shells' commands (the monitor's `switch` is the real parser's).
+fn execute(sys: &Arc<Mutex<System>>, src: usize, line: &str) -> bool {
+    if src == HV {
+        if let Ok(Some(monitor::Command::Switch(t))) = monitor::parse(line) {
+            let mut s = sys.lock().unwrap();
+            s.mux.set_focus(t);
+            s.say(HV, &format!("console input now goes to {}\n", t.name()));
+            return true;
+        }
+    }
     let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
     match cmd {
         "" => {}
-        "echo" => mux.lock().unwrap().say(src, &format!("{rest}\n")),
+        "echo" => sys.lock().unwrap().say(src, &format!("{rest}\n")),
         "lines" => {
             let n: usize = rest.parse().unwrap_or(0);
-            let mut m = mux.lock().unwrap();
+            let mut s = sys.lock().unwrap();
             for i in 1..=n {
-                m.say(src, &format!("line {i}\n"));
+                s.say(src, &format!("line {i}\n"));
             }
         }
         "slow" => {
             let (ms, text) = rest.split_once(' ').unwrap_or((rest, ""));
             std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
-            mux.lock().unwrap().say(src, &format!("{text}\n"));
+            sys.lock().unwrap().say(src, &format!("{text}\n"));
         }
         "partial" => {
-            let mut m = mux.lock().unwrap();
-            m.say(src, "part-");
-            m.say(LLM, "interrupt\n");
-            m.say(src, "rest\n");
+            let mut s = sys.lock().unwrap();
+            s.say(src, "part-");
+            s.say(LLM, "interrupt\n");
+            s.say(src, "rest\n");
         }
         "noise" => {
             // The LLM console talks by itself while this command prints.
             let n: usize = rest.parse().unwrap_or(0);
-            let bg = Arc::clone(mux);
+            let bg = Arc::clone(sys);
             let h = std::thread::spawn(move || {
                 for i in 0..n {
                     bg.lock().unwrap().say(LLM, &format!("tick {i}\n"));
@@ -141,18 +163,14 @@ fn execute(mux: &Arc<Mutex<Mux>>, src: usize, line: &str) -> bool {
                 }
             });
             for i in 0..n {
-                mux.lock().unwrap().say(src, &format!("work {i}\n"));
+                sys.lock().unwrap().say(src, &format!("work {i}\n"));
                 std::thread::sleep(Duration::from_millis(1));
             }
             let _ = h.join();
         }
         "quit" => return false,
-        "chatty" => mux.lock().unwrap().say(src, "toggled\n"),
-        "switch" if src == HV => mux
-            .lock()
-            .unwrap()
-            .say(src, &format!("console input now goes to {rest}\n")),
-        _ => mux
+        "chatty" => sys.lock().unwrap().say(src, "toggled\n"),
+        _ => sys
             .lock()
             .unwrap()
             .say(src, &format!("unknown command: {cmd}\n")),
@@ -162,28 +180,50 @@ fn execute(mux: &Arc<Mutex<Mux>>, src: usize, line: &str) -> bool {
 
 /// Serves one console connection until the peer leaves or `quit`.
 fn serve(stream: UnixStream, seen: Arc<Mutex<Seen>>) {
-    let mux = Arc::new(Mutex::new(Mux {
+    let sys = Arc::new(Mutex::new(System {
         out: stream.try_clone().unwrap(),
-        owner: None,
-        history: Default::default(),
+        mux: Mux::new(),
+        start: Instant::now(),
+        skipped: 0,
     }));
     {
-        let mut m = mux.lock().unwrap();
-        let _ = m.out.write_all(b"fake firmware says hello\r\n");
-        m.say(HV, "SIS fake hypervisor\n");
-        m.say(CTL, "ctl ready\n");
-        m.say(LLM, "llm ready\n");
-        m.say(CTL, "ctl> ");
-        m.say(LLM, "llm> ");
-        m.say(HV, "hv> ");
+        let mut s = sys.lock().unwrap();
+        let _ = s.out.write_all(b"fake firmware says hello\r\n");
+        s.say(HV, "SIS fake hypervisor\n");
+        s.say(CTL, "ctl ready\n");
+        s.say(LLM, "llm ready\n");
+        s.say(CTL, "ctl> ");
+        s.say(LLM, "llm> ");
+        // The guests' prompts come out once they have been idle, then the monitor's.
+        s.idle();
+        s.say(HV, "hv> ");
     }
-    let mut focus = CTL;
-    let mut escape = false;
+    // The hypervisor's idle timer: held partial lines are written once idle long enough.
+    let stop = Arc::new(AtomicBool::new(false));
+    let timer = {
+        let (sys, stop) = (Arc::clone(&sys), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+                let mut s = sys.lock().unwrap();
+                if s.mux.deadline().is_some_and(|d| d <= s.now()) {
+                    s.flush_idle();
+                }
+            }
+        })
+    };
+    serve_input(&sys, stream, &seen);
+    stop.store(true, Ordering::Relaxed);
+    let _ = timer.join();
+}
+
+/// The input side: bytes through the real multiplexer's input decoding to the fake shells.
+fn serve_input(sys: &Arc<Mutex<System>>, mut input: UnixStream, seen: &Mutex<Seen>) {
     // When set, the llm console interrupts every third echoed byte.
     let mut chatty = false;
     let mut echoed = 0u64;
     let mut lines: [Vec<u8>; 3] = Default::default();
-    let mut input = stream;
+    let mut editor = LineEditor::new();
     let mut buf = [0u8; 256];
     loop {
         let n = match input.read(&mut buf) {
@@ -192,61 +232,66 @@ fn serve(stream: UnixStream, seen: Arc<Mutex<Seen>>) {
         };
         seen.lock().unwrap().input.extend_from_slice(&buf[..n]);
         for &b in &buf[..n] {
-            if escape {
-                escape = false;
-                match b {
-                    b'0'..=b'2' => {
-                        focus = usize::from(b - b'0');
-                        mux.lock().unwrap().switched(focus);
-                        continue;
+            let action = sys.lock().unwrap().mux.input(b);
+            let (src, b) = match action {
+                Input::Deliver(t, b) => (index(t), b),
+                Input::Switched(t) => {
+                    sys.lock()
+                        .unwrap()
+                        .emit(|mux, _, sink| mux.switch_to(t, &mut |x| sink(x)));
+                    if t == Target::Monitor {
+                        prompt(sys, HV);
                     }
-                    // Literal Ctrl-A: the fake shows it as ^A.
-                    CTRL_A => {
-                        lines[focus].extend_from_slice(b"^A");
-                        mux.lock().unwrap().say(focus, "^A");
-                        continue;
-                    }
-                    _ => continue,
+                    continue;
                 }
-            }
-            match b {
-                CTRL_A => escape = true,
-                b'\r' => {
-                    mux.lock().unwrap().say(focus, "\n");
-                    let line = String::from_utf8_lossy(&lines[focus]).into_owned();
-                    lines[focus].clear();
-                    seen.lock().unwrap().commands.push((focus, line.clone()));
-                    if line == "chatty" {
-                        chatty = !chatty;
-                    }
-                    if focus == HV {
-                        if let Some(t) = line.strip_prefix("switch ") {
-                            if let Some(i) = NAMES.iter().position(|n| *n == t) {
-                                focus = i;
-                            }
-                        }
-                    }
-                    let prompt_src = if line.starts_with("switch ") {
-                        HV
-                    } else {
-                        focus
-                    };
-                    if !execute(&mux, prompt_src, &line) {
-                        let _ = input.shutdown(std::net::Shutdown::Both);
-                        return;
-                    }
-                    prompt(&mux, prompt_src);
+                Input::BadEscape(k) => {
+                    let msg = format!("unknown console key Ctrl-A {:?}\n", k as char);
+                    sys.lock().unwrap().say(HV, &msg);
+                    continue;
                 }
-                _ => {
-                    lines[focus].push(b);
-                    let mut m = mux.lock().unwrap();
-                    m.say(focus, &(b as char).to_string());
+                Input::Nothing => continue,
+            };
+            // The monitor edits with the hypervisor's line editor; the fake guests echo.
+            let submitted = if src == HV {
+                match editor.feed(b) {
+                    Edit::Echo(c) => {
+                        sys.lock().unwrap().say(HV, &(c as char).to_string());
+                        None
+                    }
+                    Edit::Submit => {
+                        let mut line = [0u8; monitor::LINE_MAX];
+                        let n = editor.take(&mut line);
+                        Some(String::from_utf8_lossy(&line[..n]).into_owned())
+                    }
+                    _ => None,
+                }
+            } else {
+                let mut s = sys.lock().unwrap();
+                let now = s.now();
+                s.mux.delivered(target(src), now);
+                if b == b'\r' {
+                    Some(String::from_utf8_lossy(&std::mem::take(&mut lines[src])).into_owned())
+                } else {
+                    lines[src].push(b);
+                    s.say(src, &String::from_utf8_lossy(&[b]));
                     echoed += 1;
-                    if chatty && focus != LLM && echoed.is_multiple_of(3) {
-                        m.say(LLM, &format!("chat {echoed}\n"));
+                    if chatty && src != LLM && echoed.is_multiple_of(3) {
+                        s.say(LLM, &format!("chat {echoed}\n"));
                     }
+                    None
                 }
+            };
+            let Some(line) = submitted else { continue };
+            sys.lock().unwrap().say(src, "\n");
+            seen.lock().unwrap().commands.push((src, line.clone()));
+            if line == "chatty" {
+                chatty = !chatty;
             }
+            if !execute(sys, src, &line) {
+                let _ = input.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            prompt(sys, src);
         }
     }
 }
@@ -422,7 +467,7 @@ fn without_focus_sync_the_replay_is_visible() {
 #[test]
 fn marker_focus_sync_waits_for_the_end_of_the_replay() {
     let fake = Fake::start();
-    // The fake, like the hypervisor, ends its replay with a `--- <name> live ---` line.
+    // The multiplexer ends its replay with a `--- <name> live ---` line.
     let c = fake.connect(ConsoleOptions {
         type_delay: Duration::ZERO,
         focus_sync: FocusSync::Marker {
@@ -442,7 +487,12 @@ fn marker_focus_sync_waits_for_the_end_of_the_replay() {
     c.expect(Source::Llm, "llm ready", SHORT).unwrap_err();
     assert_eq!(c.run(Source::Llm, "echo m", T).unwrap(), "m\n");
     // The banner is the monitor's output and stays visible there.
-    c.expect(Source::Hv, "--- console: llm ---", T).unwrap();
+    c.expect(
+        Source::Hv,
+        "--- console: llm (Ctrl-A 0 monitor, 1 ctl, 2 llm) ---",
+        T,
+    )
+    .unwrap();
 }
 
 #[test]

@@ -1,46 +1,12 @@
-//! System registers that `aarch64-cpu` does not define (GICv3 CPU interface, PMU, debug, the
-//! trace trap in CPTR_EL2), declared the same way (tock-registers bitfields +
-//! `Readable`/`Writeable` over `mrs`/`msr`).
+//! System registers that `aarch64-cpu` does not define (PMU, debug, the trace trap in CPTR_EL2,
+//! list-register status, cache geometry), declared the same way (tock-registers bitfields +
+//! `Readable`/`Writeable` over `mrs`/`msr`). The GICv3 CPU interface, which the guests use too,
+//! is in `sis_regs::icc`.
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_bitfields;
 
 register_bitfields! {u64,
-    /// Interrupt acknowledge / end of interrupt / deactivate: the INTID field.
-    pub INTID [
-        /// The interrupt ID.
-        ID OFFSET(0) NUMBITS(24) []
-    ],
-    /// ICC_SGI1R_EL1: generate a Group 1 SGI.
-    pub SGI1R [
-        /// Aff3 of the targets.
-        Aff3 OFFSET(48) NUMBITS(8) [],
-        /// Interrupt routing mode: 1 = all but self.
-        IRM OFFSET(40) NUMBITS(1) [],
-        /// Aff2 of the targets.
-        Aff2 OFFSET(32) NUMBITS(8) [],
-        /// SGI number.
-        INTID OFFSET(24) NUMBITS(4) [],
-        /// Aff1 of the targets.
-        Aff1 OFFSET(16) NUMBITS(8) [],
-        /// One bit per target Aff0.
-        TargetList OFFSET(0) NUMBITS(16) []
-    ],
-    /// ICC_CTLR_EL1 bits the hypervisor sets.
-    pub ICC_CTLR [
-        /// Split priority drop (EOIR) from deactivation (DIR).
-        EOImode OFFSET(1) NUMBITS(1) []
-    ],
-    /// ICC_IGRPEN1_EL1.
-    pub IGRPEN [
-        /// Group 1 interrupts enabled.
-        Enable OFFSET(0) NUMBITS(1) []
-    ],
-    /// ICC_PMR_EL1.
-    pub PMR [
-        /// Priority mask.
-        Priority OFFSET(0) NUMBITS(8) []
-    ],
     /// CPTR_EL2 (non-VHE layout).
     pub CPTR [
         /// Trap CPACR_EL1 accesses.
@@ -102,18 +68,13 @@ macro_rules! sysreg {
             type R = $fields;
             #[inline]
             fn get(&self) -> u64 {
-                #[cfg(target_arch = "aarch64")]
-                {
-                    let value: u64;
-                    // SAFETY: reading a system register at EL2 has no memory effects.
-                    unsafe {
-                        core::arch::asm!(concat!("mrs {}, ", $asm), out(reg) value,
-                            options(nomem, nostack))
-                    };
-                    value
-                }
-                #[cfg(not(target_arch = "aarch64"))]
-                0
+                let value: u64;
+                // SAFETY: reading a system register at EL2 has no memory effects.
+                unsafe {
+                    core::arch::asm!(concat!("mrs {}, ", $asm), out(reg) value,
+                        options(nomem, nostack))
+                };
+                value
             }
         }
     };
@@ -123,44 +84,17 @@ macro_rules! sysreg {
             type R = $fields;
             #[inline]
             fn set(&self, value: u64) {
-                #[cfg(target_arch = "aarch64")]
                 // SAFETY: writing one of these system registers at EL2 changes no memory and
                 // nothing the hypervisor relies on (each is a guest-visible or trap control).
                 unsafe {
                     core::arch::asm!(concat!("msr ", $asm, ", {}"), in(reg) value,
                         options(nomem, nostack))
                 };
-                #[cfg(not(target_arch = "aarch64"))]
-                let _ = value;
             }
         }
     };
 }
 
-sysreg!(
-    /// Interrupt acknowledge (Group 1).
-    ICC_IAR1_EL1, "icc_iar1_el1", INTID::Register, r);
-sysreg!(
-    /// End of interrupt (Group 1): priority drop only, since EOImode = 1.
-    ICC_EOIR1_EL1, "icc_eoir1_el1", INTID::Register, w);
-sysreg!(
-    /// Deactivate interrupt.
-    ICC_DIR_EL1, "icc_dir_el1", INTID::Register, w);
-sysreg!(
-    /// Generate a Group 1 SGI.
-    ICC_SGI1R_EL1, "icc_sgi1r_el1", SGI1R::Register, w);
-sysreg!(
-    /// CPU-interface control.
-    ICC_CTLR_EL1, "icc_ctlr_el1", ICC_CTLR::Register, rw);
-sysreg!(
-    /// Group 1 interrupt enable.
-    ICC_IGRPEN1_EL1, "icc_igrpen1_el1", IGRPEN::Register, rw);
-sysreg!(
-    /// Priority mask.
-    ICC_PMR_EL1, "icc_pmr_el1", PMR::Register, rw);
-sysreg!(
-    /// List registers whose virtual interrupt was deactivated with a maintenance request.
-    ICH_EISR_EL2, "ich_eisr_el2", (), r);
 sysreg!(
     /// List registers that hold no interrupt (bit set = free).
     ICH_ELRSR_EL2, "ich_elrsr_el2", (), r);
