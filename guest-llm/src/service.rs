@@ -103,7 +103,12 @@ pub struct Report {
     pub consumed_ns: u64,
     /// Steps run.
     pub steps: u32,
-    /// Time spent in token (decode) steps, ns.
+    /// Time spent in prefill steps, ns.
+    pub prefill_ns: u64,
+    /// Forward passes of generated tokens (every token but the first, which is sampled from the
+    /// prefill's logits) and the time they took, ns.
+    pub decode_passes: u32,
+    /// See `decode_passes`.
     pub decode_ns: u64,
     /// Whether it finished after its deadline.
     pub missed: bool,
@@ -194,6 +199,8 @@ struct Job {
     utf8: Utf8Stream,
     prompt_tokens: u32,
     max_tokens: u32,
+    prefill_ns: u64,
+    decode_passes: u32,
     decode_ns: u64,
 }
 
@@ -224,9 +231,12 @@ struct Server {
 struct State {
     servers: Vec<Server>,
     jobs: Vec<Job>,
-    /// Decode-step durations (ns), for per-token latency percentiles.
+    /// Decode-pass durations (ns), for per-token latency percentiles.
     token_ns: SampleRing,
+    /// Tokens generated.
     decode_tokens: u64,
+    /// Forward passes of generated tokens and their time (the rate llama.cpp calls "eval").
+    decode_passes: u64,
     decode_ns: u64,
     prefill_tokens: u64,
     prefill_ns: u64,
@@ -239,6 +249,7 @@ static STATE: IrqMutex<State> = IrqMutex::new(State {
     jobs: Vec::new(),
     token_ns: SampleRing::new(),
     decode_tokens: 0,
+    decode_passes: 0,
     decode_ns: 0,
     prefill_tokens: 0,
     prefill_ns: 0,
@@ -671,6 +682,8 @@ fn admit(p: Pending, now: u64) {
         utf8: Utf8Stream::new(),
         prompt_tokens: tokens.len() as u32,
         max_tokens: req.max_tokens,
+        prefill_ns: 0,
+        decode_passes: 0,
         decode_ns: 0,
     });
     drop(st);
@@ -721,6 +734,7 @@ fn run_step(server: ServerId, job_id: JobId, slice_ns: u64, charged: bool) {
         t0.saturating_add(ns_to_cycles(slice_ns, freq).unwrap_or(u64::MAX)),
         Ordering::Release,
     );
+    let pass = job.session.next_token_runs_forward();
     let result = if job.session.pending() > 0 {
         let before = job.session.pending();
         job.session
@@ -750,14 +764,15 @@ fn run_step(server: ServerId, job_id: JobId, slice_ns: u64, charged: bool) {
         Ok(Step::Prefill(n)) => {
             st.prefill_tokens += n as u64;
             st.prefill_ns += elapsed_ns;
+            job.prefill_ns += elapsed_ns;
             st.jobs.push(job);
         }
         Ok(Step::Token(id)) => {
             st.decode_tokens += 1;
-            st.decode_ns += elapsed_ns;
-            st.token_ns.push(elapsed_ns);
+            if pass {
+                count_pass(&mut st, &mut job, elapsed_ns);
+            }
             drop(st);
-            job.decode_ns += elapsed_ns;
             let _ = SCHED.lock().record_tokens(server, 1);
             let mut bytes = Vec::new();
             job.loaded.tokenizer.decode(job.prev, id, &mut bytes);
@@ -771,6 +786,10 @@ fn run_step(server: ServerId, job_id: JobId, slice_ns: u64, charged: bool) {
             }
         }
         Ok(Step::Stopped(reason)) => {
+            // A pass that sampled the stop token still counts towards the generation speed.
+            if pass {
+                count_pass(&mut st, &mut job, elapsed_ns);
+            }
             drop(st);
             finish(job, server, reason, now);
         }
@@ -789,6 +808,15 @@ fn run_step(server: ServerId, job_id: JobId, slice_ns: u64, charged: bool) {
                 .failed(job.tag, &JobError::Internal(format!("{e}")));
         }
     }
+}
+
+/// Counts one forward pass of a generated token (the generation speed and latency figures).
+fn count_pass(st: &mut State, job: &mut Job, ns: u64) {
+    st.decode_passes += 1;
+    st.decode_ns += ns;
+    st.token_ns.push(ns);
+    job.decode_passes += 1;
+    job.decode_ns += ns;
 }
 
 fn finish(mut job: Job, server: ServerId, reason: StopReason, now: u64) {
@@ -827,6 +855,8 @@ fn finish(mut job: Job, server: ServerId, reason: StopReason, now: u64) {
         response_ns: c.response_ns,
         consumed_ns: c.consumed_ns,
         steps: c.steps,
+        prefill_ns: job.prefill_ns,
+        decode_passes: job.decode_passes,
         decode_ns: job.decode_ns,
         missed: c.missed,
         lateness_ns: c.lateness_ns,
@@ -1033,7 +1063,7 @@ pub fn print_status(out: &mut dyn Write) {
             .collect();
         (
             rows,
-            (st.decode_tokens, st.decode_ns),
+            (st.decode_tokens, st.decode_passes, st.decode_ns),
             (st.prefill_tokens, st.prefill_ns),
             st.token_ns.percentiles(),
             st.steps,
@@ -1041,17 +1071,19 @@ pub fn print_status(out: &mut dyn Write) {
         )
     };
     let tps = |tok: u64, ns: u64| (tok * 100_000_000_000).checked_div(ns).unwrap_or(0);
-    let dec = tps(decode.0, decode.1);
+    let dec = tps(decode.1, decode.2);
     let pre = tps(prefill.0, prefill.1);
     let (lp50, lp99) = latency.map_or((0, 0), |p| (p.p50, p.p99));
     let _ = writeln!(
         out,
-        "llm_tokens_per_sec={}.{:02} llm_prefill_tokens_per_sec={}.{:02} llm_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
+        "llm_tokens_per_sec={}.{:02} llm_prefill_tokens_per_sec={}.{:02} llm_tokens={} llm_decode_passes={} llm_prefill_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
         dec / 100,
         dec % 100,
         pre / 100,
         pre % 100,
         decode.0,
+        decode.1,
+        prefill.0,
         lp50 / 1000,
         lp99 / 1000,
         crate::parallel::workers_in_use(),
@@ -1105,6 +1137,7 @@ pub fn reset_metrics() {
     let mut st = STATE.lock();
     st.token_ns = SampleRing::new();
     st.decode_tokens = 0;
+    st.decode_passes = 0;
     st.decode_ns = 0;
     st.prefill_tokens = 0;
     st.prefill_ns = 0;
