@@ -24,6 +24,10 @@ options:
                           checkpoints; GGUF files carry their own tokenizer)
   --no-model              boot without a model
   --icount N              -icount shift=N: virtual time follows instructions (repeatable)
+  --native                boot guest-llm alone, without the hypervisor (EL1, all 4 cores,
+                          console straight on the UART, no Ctrl-A keys), the model region at
+                          sis_platform::layout::native::MODEL_BASE: the control run that
+                          measures what the hypervisor costs
   --no-build              do not run scripts/build.sh (use the last build)
   -h, --help              this text
 USAGE
@@ -35,6 +39,7 @@ model=""
 tokenizer=""
 no_model=0
 icount=""
+native=0
 build=1
 extra=()
 while [ $# -gt 0 ]; do
@@ -45,6 +50,7 @@ while [ $# -gt 0 ]; do
         --tokenizer) tokenizer=${2:?--tokenizer needs a path}; shift 2 ;;
         --no-model) no_model=1; shift ;;
         --icount) icount=${2:?--icount needs a number}; shift 2 ;;
+        --native) native=1; shift ;;
         --no-build) build=0; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; extra=("$@"); break ;;
@@ -64,6 +70,9 @@ fi
 # The last page of the region holds a manifest (sis_platform::layout::model_region): the guest
 # learns from it where the files are and how long they are.
 model_addr=0x70000000
+# Without the hypervisor the guest finds the region inside its RAM
+# (sis_platform::layout::native::MODEL_BASE).
+[ "$native" = 0 ] || model_addr=0x50000000
 region_size=$((0x10000000))
 manifest_offset=$((region_size - 4096))
 manifest=""
@@ -109,11 +118,18 @@ elif [ -n "$tokenizer" ]; then
     exit 1
 fi
 
+machine=virt,virtualization=on,gic-version=3
+kernel=$hv
+if [ "$native" = 1 ]; then
+    machine=virt,gic-version=3
+    kernel="$target_dir/aarch64-unknown-none/release/guest-llm"
+    [ -f "$kernel" ] || { echo "run.sh: no guest-llm image at $kernel" >&2; exit 1; }
+fi
 args=(
-    -machine virt,virtualization=on,gic-version=3
+    -machine "$machine"
     -cpu cortex-a72 -smp 4 -m 2G
     -display none -monitor none -nic none
-    -kernel "$hv"
+    -kernel "$kernel"
 )
 if [ -n "$console_socket" ]; then
     rm -f "$console_socket"
