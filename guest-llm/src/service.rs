@@ -1076,14 +1076,16 @@ pub fn print_status(out: &mut dyn Write) {
     let (lp50, lp99) = latency.map_or((0, 0), |p| (p.p50, p.p99));
     let _ = writeln!(
         out,
-        "llm_tokens_per_sec={}.{:02} llm_prefill_tokens_per_sec={}.{:02} llm_tokens={} llm_decode_passes={} llm_prefill_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
+        "llm_tokens_per_sec={}.{:02} llm_prefill_tokens_per_sec={}.{:02} llm_tokens={} llm_decode_passes={} llm_decode_us={} llm_prefill_tokens={} llm_prefill_us={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
         dec / 100,
         dec % 100,
         pre / 100,
         pre % 100,
         decode.0,
         decode.1,
+        decode.2 / 1000,
         prefill.0,
+        prefill.1 / 1000,
         lp50 / 1000,
         lp99 / 1000,
         crate::parallel::workers_in_use(),

@@ -77,7 +77,6 @@ SOURCES
     (cd "$pkg_dir/debs" && apt-get "${apt_opts[@]}" -qq download "$kpkg" busybox-static)
     for deb in "$pkg_dir"/debs/*.deb; do
         dpkg-deb -x "$deb" "$pkg_dir/root"
-        dpkg-deb -f "$deb" Package Version | sed "s/^[^:]*: //" | paste -sd' ' >>"$pkg_dir/versions.txt"
     done
     touch "$pkg_dir/.done"
 fi
@@ -124,7 +123,7 @@ if [ ! -x "$bld/bin/llama-completion" ] || [ ! -x "$bld/bin/llama-bench" ]; then
         || { echo "linux-vm/build.sh: llama.cpp build failed, see $out/build.log" >&2; exit 1; }
 fi
 
-# --- 3. initramfs: busybox, the two virtio modules, llama.cpp, /init.
+# --- 3. initramfs: busybox, the two virtio modules, llama.cpp, /init, llama-run.
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,dev,proc,sys,tmp,model,lib/modules}
@@ -136,10 +135,13 @@ for b in "${bins[@]}"; do
     aarch64-linux-gnu-strip -o "$stage/bin/$b" "$bld/bin/$b"
 done
 install -m 755 "$root/scripts/linux-vm/init" "$stage/init"
+install -m 755 "$root/scripts/linux-vm/llama-run" "$stage/bin/llama-run"
 (cd "$stage" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -6) >"$out/initramfs.cpio.gz.tmp"
 mv -f "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
 {
-    cat "$pkg_dir/versions.txt"
+    for deb in "$pkg_dir"/debs/*.deb; do
+        dpkg-deb -f "$deb" Package Version | sed 's/^[^:]*: //' | paste -sd' '
+    done
     echo "llama-cpp-python $LLAMA_PY_VERSION (vendor/llama.cpp), static aarch64, -march=armv8-a"
 } >"$out/versions.txt"
 echo "linux-vm: $out/Image $out/initramfs.cpio.gz" >&2
