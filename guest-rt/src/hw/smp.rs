@@ -76,7 +76,7 @@ pub fn start_core(core: usize, main: SecondaryMain) -> Result<(), StartError> {
         if timer::counter() > deadline {
             return Err(StartError::Timeout(core));
         }
-        core::hint::spin_loop();
+        super::sync::spin_yield();
     }
     Ok(())
 }
