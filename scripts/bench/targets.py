@@ -110,8 +110,7 @@ class Partition(_QemuTarget):
         self._launch(argv)
         self.con.expect(self.prompt.lstrip(b"\n"), self.boot_timeout)
         if not self.native:
-            self.con.send(b"\x012")          # console focus: guest-llm
-            self.con.expect(rb"--- llm live ---", 60)
+            self.focus(b"2", b"llm")
         self.con.drain(1.0)
         freq = int(_num(rb"timer: (\d+) Hz", self.cmd("info").encode(), "timer frequency"))
         out = self.cmd("llmctl load", 600)
@@ -124,6 +123,22 @@ class Partition(_QemuTarget):
         if "rejected" in out or "error" in out:
             raise BenchError("%s: llmctl budget failed:\n%s" % (self.name, out))
 
+    def focus(self, key, name, tries=4):
+        """Moves console input with Ctrl-A `key` and waits for the multiplexer's live marker;
+        sends the keys again if it does not come (a key typed while the hypervisor's console
+        core is busy can be late under heavy host load)."""
+        for i in range(tries):
+            self.con.send(b"\x01" + key)
+            try:
+                self.con.expect(rb"--- " + name + rb" live ---", 15)
+                if i > 0:
+                    # Let a late second banner (and its history replay) pass.
+                    self.con.drain(5)
+                return
+            except ConsoleError:
+                if i == tries - 1:
+                    raise
+
     def cmd(self, line, timeout=120):
         self.con.send(line.encode() + b"\r")
         self.con.expect(re.escape(line.encode()), 60)        # the echo
@@ -132,12 +147,10 @@ class Partition(_QemuTarget):
     def exits(self):
         """The hypervisor's exit counters (monitor `vms`): the LLM VM's exits by cause and the
         exits and kick SGIs of its cores."""
-        self.con.send(b"\x010")                 # console focus: monitor
-        self.con.expect(rb"--- monitor live ---", 60)
+        self.focus(b"0", b"monitor")
         self.con.send(b"vms\r")
         out = self.con.expect(rb"\n\[hv\] llm .*\n", 60)
-        self.con.send(b"\x012")
-        self.con.expect(rb"--- llm live ---", 60)
+        self.focus(b"2", b"llm")
         self.con.drain(0.3)
         per_core = re.search(r"core exits/kicks:((?: \d+=\d+/\d+)+)", out)
         llm = re.search(r"\n\[hv\] llm .*? exits=(\d+) \(([^)]*)\)", out)
