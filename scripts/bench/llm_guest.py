@@ -100,9 +100,9 @@ def main():
                 for s in sides:
                     x = s.run(v, a.prompt, a.tokens, a.timeout)
                     res[(s.name, v)].append(x)
-                    print("round %d, %d vCPU%s, %-9s: prompt %3d tok %7.3f tok/s, generation %2d passes %7.3f tok/s, host CPU %6.1f s%s"
+                    print("round %d, %d vCPU%s, %-9s: prompt %3d tok %7.3f tok/s, generation %2d passes %7.3f tok/s, host CPU %6.1f s (vCPUs %6.1f s)%s"
                           % (r + 1, v, "s" if v > 1 else " ", s.name, x.prompt_tokens, x.prompt_tps,
-                             x.passes, x.gen_tps, x.cpu_s,
+                             x.passes, x.gen_tps, x.cpu_s, x.vcpu_s,
                              "".join(", %s %s" % kv for kv in x.extra.items() if kv[0] != "text")),
                           flush=True)
         ok = True
@@ -116,8 +116,9 @@ def main():
         sys.exit(1)
 
     print()
-    print("min / median / max over %d rounds (%s); ratio = partition / %s, paired by round"
-          % (a.rounds, clock, ref.name))
+    print("min / median / max over %d rounds (%s); speed ratio = partition / %s, CPU ratio ="
+          " %s / partition (both: above 1 = partition better), paired by round"
+          % (a.rounds, clock, ref.name, ref.name))
     for v in vcpus:
         p, q = res[(part.name, v)], res[(ref.name, v)]
         print("== %d vCPU%s (%s: %d thread%s)" % (v, "s" if v > 1 else "", ref.name, v, "s" if v > 1 else ""))
@@ -127,9 +128,14 @@ def main():
             ratios = [x / y if y else float("nan") for x, y in zip(pv, qv)]
             print("  %-10s tok/s  partition %s   %s %s   ratio %s"
                   % (label, fmt3(pv, 3), ref.name, fmt3(qv, 3), fmt3(ratios)))
-        cpu = [x.cpu_s / y.cpu_s if y.cpu_s else float("nan") for x, y in zip(p, q)]
-        print("  host CPU per request  partition %s s   %s %s s   ratio %s"
-              % (fmt3([x.cpu_s for x in p], 1), ref.name, fmt3([x.cpu_s for x in q], 1), fmt3(cpu)))
+        # Host CPU time is far less sensitive to other load on the host than the wall clock:
+        # the ratio is reference / partition, so above 1 means the partition needs less.
+        for label, key in (("host CPU / request", "cpu_s"), ("vCPU CPU / request", "vcpu_s")):
+            pv = [getattr(x, key) for x in p]
+            qv = [getattr(x, key) for x in q]
+            ratios = [y / x if x else float("nan") for x, y in zip(pv, qv)]
+            print("  %-18s    partition %s s   %s %s s   ratio %s"
+                  % (label, fmt3(pv, 1), ref.name, fmt3(qv, 1), fmt3(ratios)))
         if p[0].prompt_tokens != q[0].prompt_tokens:
             print("  note: prompt tokens differ: partition %d, %s %d"
                   % (p[0].prompt_tokens, ref.name, q[0].prompt_tokens))

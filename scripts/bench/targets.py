@@ -22,7 +22,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from vmconsole import Console, ConsoleError, cpu_seconds
+from vmconsole import Console, ConsoleError, cpu_seconds, vcpu_seconds
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Result:
     passes: int          # forward passes of generated tokens (the generation rate's unit)
     gen_tps: float
     cpu_s: float         # host CPU seconds the emulator used for the whole request
+    vcpu_s: float        # host CPU seconds of the vCPU threads doing the work (busy cores)
     extra: dict = field(default_factory=dict)
 
 
@@ -62,6 +63,9 @@ class _QemuTarget:
         self.work = work
         self.proc = None
         self.con = None
+
+    # Thread names (`CPU n/TCG`) let the benchmark read each vCPU's host CPU time.
+    NAME_ARGS = ["-name", "bench,debug-threads=on"]
 
     def _launch(self, argv, timeout=60):
         sock = os.path.join(self.work, self.name + ".sock")
@@ -107,7 +111,7 @@ class Partition(_QemuTarget):
             argv += ["--icount", str(self.icount)]
         if self.native:
             argv += ["--native"]
-        self._launch(argv)
+        self._launch(argv + ["--"] + self.NAME_ARGS)
         self.con.expect(self.prompt.lstrip(b"\n"), self.boot_timeout)
         if not self.native:
             self.focus(b"2", b"llm")
@@ -174,9 +178,12 @@ class Partition(_QemuTarget):
             raise BenchError("%s: %s" % (self.name, out))
         self.cmd("llmctl reset")
         before = None if self.native else self.exits()
-        cpu0 = cpu_seconds(self.qemu_pid())
+        # The cores the pool uses: the loop's core, then the first workers in core order
+        # (partition: cores 1-3 of sis_platform::partition; native: all four, boot core 0).
+        busy = list(range(0, 4) if self.native else range(1, 4))[:threads]
+        cpu0, v0 = cpu_seconds(self.qemu_pid()), vcpu_seconds(self.qemu_pid(), busy)
         out = self.cmd('llminfer "%s" --max-tokens %d' % (prompt, tokens), timeout)
-        cpu1 = cpu_seconds(self.qemu_pid())
+        cpu1, v1 = cpu_seconds(self.qemu_pid()), vcpu_seconds(self.qemu_pid(), busy)
         after = None if self.native else self.exits()
         if "llm: done job" not in out:
             raise BenchError("%s: inference failed:\n%s" % (self.name, out))
@@ -199,7 +206,7 @@ class Partition(_QemuTarget):
             prompt_tokens=ptoks, prompt_tps=ptoks / (pre_us / 1e6) if pre_us else 0.0,
             tokens=f("llm_tokens"), passes=passes,
             gen_tps=passes / (dec_us / 1e6) if dec_us else 0.0, cpu_s=cpu1 - cpu0,
-            extra=extra)
+            vcpu_s=v1 - v0, extra=extra)
 
 
 class LinuxVm(_QemuTarget):
@@ -221,7 +228,7 @@ class LinuxVm(_QemuTarget):
                 "--model", self.model, "--smp", str(self.smp)]
         if self.icount is not None:
             argv += ["--icount", str(self.icount)]
-        self._launch(argv)
+        self._launch(argv + ["--"] + self.NAME_ARGS)
         out = self.con.expect(rb"linux-vm: (model \d+ bytes copied to tmpfs in [0-9.]+ s|no model disk)",
                               self.boot_timeout)
         if "no model disk" in out:
@@ -248,10 +255,12 @@ class LinuxVm(_QemuTarget):
     def run(self, threads, prompt, tokens, timeout):
         check_prompt(prompt)
         self._put_prompt(prompt)
-        cpu0 = cpu_seconds(self.qemu_pid())
+        # llama.cpp's threads move between the VM's vCPUs: count them all.
+        cpus = list(range(self.smp))
+        cpu0, v0 = cpu_seconds(self.qemu_pid()), vcpu_seconds(self.qemu_pid(), cpus)
         self.con.send(b"llama-run %d %d /tmp/prompt %s\r" % (threads, tokens, self.llama_args.encode()))
         out = self.con.expect(rb"llama-run: end rc=\d+", timeout)
-        cpu1 = cpu_seconds(self.qemu_pid())
+        cpu1, v1 = cpu_seconds(self.qemu_pid()), vcpu_seconds(self.qemu_pid(), cpus)
         self.con.expect(self.PROMPT, 30)
         if "llama-run: end rc=0" not in out:
             raise BenchError("linux: llama-completion failed:\n" + out)
@@ -262,7 +271,7 @@ class LinuxVm(_QemuTarget):
         return Result(
             prompt_tokens=ptoks, prompt_tps=ptoks / (float(pp_ms) / 1e3),
             tokens=tokens, passes=runs, gen_tps=runs / (float(tg_ms) / 1e3), cpu_s=cpu1 - cpu0,
-            extra={"load_ms": load_ms})
+            vcpu_s=v1 - v0, extra={"load_ms": load_ms})
 
 
 class UserMode:
@@ -288,6 +297,7 @@ class UserMode:
                             prompt, str(tokens), str(self.chunk)],
                            capture_output=True, text=True, timeout=timeout)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         if p.returncode != 0:
             raise BenchError("engine-bench failed (%d): %s%s" % (p.returncode, p.stdout, p.stderr))
         f = lambda k: _num(k + r"=([0-9.]+)", p.stdout, k)
@@ -295,5 +305,4 @@ class UserMode:
         return Result(
             prompt_tokens=int(f("prompt_tokens")), prompt_tps=float(f("prompt_tps")),
             tokens=int(f("tokens")), passes=int(f("passes")), gen_tps=float(f("gen_tps")),
-            cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
-            extra={"text": text.group(1) if text else ""})
+            cpu_s=cpu, vcpu_s=cpu, extra={"text": text.group(1) if text else ""})

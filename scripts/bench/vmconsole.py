@@ -101,3 +101,28 @@ def cpu_seconds(pid):
         stat = f.read()
     fields = stat[stat.rfind(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def vcpu_seconds(pid, cpus):
+    """User + system CPU time so far of QEMU's vCPU threads for `cpus` (cpu indexes), in
+    seconds. Needs QEMU started with `-name ...,debug-threads=on` (threads named `CPU n/TCG`)."""
+    total, found = 0.0, set()
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            if not name.startswith("CPU ") or not name.endswith("/TCG"):
+                continue
+            n = int(name[4:-4])
+            if n not in cpus:
+                continue
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        found.add(n)
+    if found != set(cpus):
+        raise OSError("no vCPU threads %s in QEMU %d (found %s)" % (sorted(cpus), pid, sorted(found)))
+    return total
