@@ -70,10 +70,10 @@ fi
 # The last page of the region holds a manifest (sis_platform::layout::model_region): the guest
 # learns from it where the files are and how long they are.
 model_addr=0x70000000
-# Without the hypervisor the guest finds the region inside its RAM
-# (sis_platform::layout::native::MODEL_BASE).
-[ "$native" = 0 ] || model_addr=0x50000000
 region_size=$((0x10000000))
+# Without the hypervisor the guest finds the region at the top of the 512 MiB of RAM it assumes
+# (sis_platform::layout::native::MODEL_BASE = RAM base + native::RAM_SIZE - MODEL_SIZE).
+[ "$native" = 0 ] || model_addr=$(printf '0x%x' $((0x40000000 + (512 << 20) - region_size)))
 manifest_offset=$((region_size - 4096))
 manifest=""
 # Eight little-endian u64 words on stdout.
