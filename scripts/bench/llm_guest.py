@@ -4,7 +4,9 @@ Boots the partition (SIS under the hypervisor) and the reference once, then runs
 same greedy generation (same model, prompt and token count) on each, interleaved (partition,
 reference, partition, reference, ...) for every vCPU/thread count, and prints prompt and
 generation tokens/s of each side as min/median/max over the rounds and their ratio (partition /
-reference, paired by round). References (--against):
+reference, paired by round), the host CPU each request cost (all of QEMU, and its vCPU threads
+doing the work: far steadier than the wall clock on a loaded host), and for the partition the
+hypervisor's exits per second by cause. References (--against):
 
   linux   llama.cpp in a Linux VM on the same QEMU machine model, same thread count
           (scripts/linux-vm/); the partition's anchor
@@ -44,20 +46,23 @@ def main():
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     ap = argparse.ArgumentParser(prog="bench-llm-guest.sh", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=os.path.join(root, "models/cache/SmolLM2-135M-Instruct.Q4_1.gguf"))
-    ap.add_argument("--against", choices=["linux", "native", "user"], default="linux")
+    ap.add_argument("--model", default=os.path.join(root, "models/cache/SmolLM2-135M-Instruct.Q4_1.gguf"),
+                    help="GGUF model both sides load (default: SmolLM2-135M-Instruct Q4_1)")
+    ap.add_argument("--against", choices=["linux", "native", "user"], default="linux",
+                    help="the reference (default linux)")
     ap.add_argument("--vcpus", default=None,
                     help="comma-separated vCPU/thread counts (default 1,3; user: 1)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per vCPU count (default 3)")
     ap.add_argument("--tokens", type=int, default=16, help="tokens generated per request")
-    ap.add_argument("--prompt", default=DEFAULT_PROMPT)
+    ap.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt text (plain, no chat template)")
     ap.add_argument("--icount", type=int, default=None,
                     help="run both sides under -icount shift=N (virtual time)")
     ap.add_argument("--timeout", type=int, default=3600, help="bound on one request, s")
     ap.add_argument("--llama-args", default="",
                     help="extra llama-completion options in the Linux VM (e.g. '--poll 0')")
     ap.add_argument("--engine-bench", default=os.environ.get(
-        "SIS_ENGINE_BENCH", "/tmp/target-engine-selftest/aarch64-unknown-none/release/engine-bench"))
+        "SIS_ENGINE_BENCH", "/tmp/target-engine-selftest/aarch64-unknown-none/release/engine-bench"),
+        help="the user-mode engine binary (selftest-aarch64's engine-bench)")
     ap.add_argument("--keep", action="store_true", help="keep the logs directory")
     a = ap.parse_args()
     vcpus = [int(v) for v in (a.vcpus or ("1" if a.against == "user" else "1,3")).split(",")]
