@@ -24,10 +24,10 @@ options:
                           checkpoints; GGUF files carry their own tokenizer)
   --no-model              boot without a model
   --icount N              -icount shift=N: virtual time follows instructions (repeatable)
-  --native                boot guest-llm alone, without the hypervisor (EL1, all 4 cores,
-                          console straight on the UART, no Ctrl-A keys), the model region at
-                          sis_platform::layout::native::MODEL_BASE: the control run that
-                          measures what the hypervisor costs
+  --native                boot guest-llm alone, without the hypervisor (EL1, 3 cores as in
+                          its partition, console straight on the UART, no Ctrl-A keys), the
+                          model region at sis_platform::layout::native::MODEL_BASE: the
+                          control run that measures what the hypervisor costs
   --no-build              do not run scripts/build.sh (use the last build)
   -h, --help              this text
 USAGE
@@ -120,14 +120,18 @@ fi
 
 machine=virt,virtualization=on,gic-version=3
 kernel=$hv
+smp=4
 if [ "$native" = 1 ]; then
     machine=virt,gic-version=3
+    # The LLM partition's three cores (sis_platform::partition): the same boot core and two
+    # workers, so `llmctl workers N` means the same cores in both runs.
+    smp=3
     kernel="$target_dir/aarch64-unknown-none/release/guest-llm"
     [ -f "$kernel" ] || { echo "run.sh: no guest-llm image at $kernel" >&2; exit 1; }
 fi
 args=(
     -machine "$machine"
-    -cpu cortex-a72 -smp 4 -m 2G
+    -cpu cortex-a72 -smp "$smp" -m 2G
     -display none -monitor none -nic none
     -kernel "$kernel"
 )

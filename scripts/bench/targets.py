@@ -178,9 +178,9 @@ class Partition(_QemuTarget):
             raise BenchError("%s: %s" % (self.name, out))
         self.cmd("llmctl reset")
         before = None if self.native else self.exits()
-        # The cores the pool uses: the loop's core, then the first workers in core order
-        # (partition: cores 1-3 of sis_platform::partition; native: all four, boot core 0).
-        busy = list(range(0, 4) if self.native else range(1, 4))[:threads]
+        # The cores the pool uses: the loop's core, then the workers (partition: cores 1-3 of
+        # sis_platform::partition; native: cores 0-2, run.sh --native gives it three).
+        busy = list(range(0, 3) if self.native else range(1, 4))[:threads]
         cpu0, v0 = cpu_seconds(self.qemu_pid()), vcpu_seconds(self.qemu_pid(), busy)
         out = self.cmd('llminfer "%s" --max-tokens %d' % (prompt, tokens), timeout)
         cpu1, v1 = cpu_seconds(self.qemu_pid()), vcpu_seconds(self.qemu_pid(), busy)
