@@ -33,7 +33,8 @@ if [ "$build" = 1 ]; then
     case "$against" in
         linux) "$root/scripts/linux-vm/build.sh" ;;
         user)
-            export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_SELFTEST:-/tmp/target-engine-selftest}
+            # The same build directory as guest-llm/engine/selftest-aarch64/run.sh.
+            export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/target-engine-selftest}
             (cd "$root/guest-llm/engine/selftest-aarch64" &&
                 cargo build --quiet --release --target aarch64-unknown-none --bin engine-bench)
             export SIS_ENGINE_BENCH="$CARGO_TARGET_DIR/aarch64-unknown-none/release/engine-bench"
