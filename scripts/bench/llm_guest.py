@@ -19,6 +19,7 @@ Run through scripts/bench-llm-guest.sh, which builds what is needed first.
 """
 import argparse
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -75,6 +76,8 @@ def main():
     if a.against == "user" and a.icount is not None:
         sys.exit("bench-llm-guest.sh: qemu-aarch64 has no -icount; --against user runs in real time")
 
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the QEMUs are always stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = tempfile.mkdtemp(prefix="sis-bench-llm.")
     sides = [Partition(root, work, a.model, a.icount)]
     if a.against == "linux":
