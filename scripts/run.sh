@@ -24,6 +24,10 @@ options:
                           checkpoints; GGUF files carry their own tokenizer)
   --no-model              boot without a model
   --icount N              -icount shift=N: virtual time follows instructions (repeatable)
+  --native                boot guest-llm alone, without the hypervisor (EL1, 3 cores as in
+                          its partition, console straight on the UART, no Ctrl-A keys), the
+                          model region at sis_platform::layout::native::MODEL_BASE: the
+                          control run that measures what the hypervisor costs
   --no-build              do not run scripts/build.sh (use the last build)
   -h, --help              this text
 USAGE
@@ -35,6 +39,7 @@ model=""
 tokenizer=""
 no_model=0
 icount=""
+native=0
 build=1
 extra=()
 while [ $# -gt 0 ]; do
@@ -45,6 +50,7 @@ while [ $# -gt 0 ]; do
         --tokenizer) tokenizer=${2:?--tokenizer needs a path}; shift 2 ;;
         --no-model) no_model=1; shift ;;
         --icount) icount=${2:?--icount needs a number}; shift 2 ;;
+        --native) native=1; shift ;;
         --no-build) build=0; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; extra=("$@"); break ;;
@@ -70,6 +76,9 @@ layout_env="$target_dir/layout.env"
 . "$layout_env"
 model_addr=$SIS_MODEL_BASE
 manifest_offset=$((SIS_MANIFEST_OFFSET))
+# Without the hypervisor the guest finds the region at the top of the RAM it assumes
+# (sis_platform::layout::native::MODEL_BASE).
+[ "$native" = 0 ] || model_addr=$SIS_NATIVE_MODEL_BASE
 manifest=""
 # Eight little-endian u64 words on stdout.
 le64() {
@@ -116,11 +125,22 @@ fi
 # highmem=off keeps the PCIe ECAM in the low window (0x3f00_0000); iommu=smmuv3 puts the SMMU
 # (0x0905_0000) in front of the PCIe host bridge. The constants are in platform/src/layout.rs and
 # the hypervisor checks them against the DTB.
+machine=virt,virtualization=on,gic-version=3,highmem=off,iommu=smmuv3
+kernel=$hv
+smp=4
+if [ "$native" = 1 ]; then
+    machine=virt,gic-version=3
+    # The LLM partition's three cores (sis_platform::partition): the same boot core and two
+    # workers, so `llmctl workers N` means the same cores in both runs.
+    smp=3
+    kernel="$target_dir/aarch64-unknown-none/release/guest-llm"
+    [ -f "$kernel" ] || { echo "run.sh: no guest-llm image at $kernel" >&2; exit 1; }
+fi
 args=(
-    -machine virt,virtualization=on,gic-version=3,highmem=off,iommu=smmuv3
-    -cpu cortex-a72 -smp 4 -m 2G
+    -machine "$machine"
+    -cpu cortex-a72 -smp "$smp" -m 2G
     -display none -monitor none -nic none
-    -kernel "$hv"
+    -kernel "$kernel"
 )
 if [ -n "$console_socket" ]; then
     rm -f "$console_socket"

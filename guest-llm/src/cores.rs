@@ -37,7 +37,7 @@ fn cores(inv: &mut Invocation<'_, '_>) {
         }
         let deadline = timer::counter() + timer::frequency() * PROBE_TIMEOUT_MS / 1000;
         while workers::jobs_done(core) == before && timer::counter() < deadline {
-            core::hint::spin_loop();
+            guest_rt::sync::spin_yield();
         }
         if workers::jobs_done(core) == before {
             let _ = writeln!(

@@ -46,7 +46,8 @@ fn region(info: &BootInfo) -> Result<&'static [u8], String> {
     }
     // SAFETY: the hypervisor maps the model region read-only (stage 2) at `model_base` for the
     // VM's whole life and nothing in this VM can write it, so an immutable `'static` slice over
-    // it is sound; it is normal memory in the guest's stage-1 map.
+    // it is sound; it is normal memory in the guest's stage-1 map. Booted natively
+    // (`run.sh --native`) the region is RAM above the heap that nothing else uses.
     Ok(unsafe {
         core::slice::from_raw_parts(info.model_base as *const u8, info.model_size as usize)
     })

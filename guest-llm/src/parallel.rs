@@ -127,7 +127,7 @@ impl Parallel for Pool {
         // Close the batch: helpers that have not joined yet will not; wait for those inside.
         STATE.fetch_and(!OPEN, Ordering::AcqRel);
         while STATE.load(Ordering::Acquire) != 0 {
-            core::hint::spin_loop();
+            guest_rt::sync::spin_yield();
         }
         BATCH_FN.store(core::ptr::null_mut(), Ordering::Release);
     }

@@ -163,7 +163,7 @@ fn ringjunk(inv: &mut Invocation<'_, '_>) {
                 if head == tail {
                     break;
                 }
-                core::hint::spin_loop();
+                guest_rt::sync::spin_yield();
             }
         }
         h.finish()

@@ -171,11 +171,11 @@ impl ReplySink for ShellSink {
                 );
             }
         }
-        let tps100 = (u64::from(r.tokens) * 100_000_000_000)
-            .checked_div(r.decode_ns)
-            .unwrap_or(0);
+        let tps100 = |n: u64, ns: u64| (n * 100_000_000_000).checked_div(ns).unwrap_or(0);
+        let gen = tps100(u64::from(r.decode_passes), r.decode_ns);
+        let pre = tps100(u64::from(r.prompt_tokens), r.prefill_ns);
         guest_rt::println!(
-            "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{:02} tok/s, deadline {}",
+            "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{:02} tok/s, prompt {}.{:02} tok/s, deadline {}",
             r.job,
             r.tokens,
             r.stop,
@@ -183,8 +183,10 @@ impl ReplySink for ShellSink {
             r.response_ns / 1000,
             r.consumed_ns / 1000,
             r.steps,
-            tps100 / 100,
-            tps100 % 100,
+            gen / 100,
+            gen % 100,
+            pre / 100,
+            pre % 100,
             if r.missed {
                 alloc::format!("MISSED by {} us", r.lateness_ns / 1000)
             } else {

@@ -99,7 +99,7 @@ fn next_job(core: usize) -> &'static Job {
             return job;
         }
         if guest_rt::timer::counter().wrapping_sub(start) < poll {
-            core::hint::spin_loop();
+            guest_rt::sync::spin_yield();
             continue;
         }
         // Announce the sleep before the last check (both SeqCst, see `submit`).

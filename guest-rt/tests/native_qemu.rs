@@ -43,6 +43,11 @@ struct Guest {
 
 impl Guest {
     fn boot(name: &str) -> Guest {
+        Guest::boot_with(name, &[])
+    }
+
+    /// Boots `name` with extra QEMU arguments (e.g. loader devices).
+    fn boot_with(name: &str, extra: &[String]) -> Guest {
         let mut child = Command::new("qemu-system-aarch64")
             .args([
                 "-M",
@@ -59,6 +64,7 @@ impl Guest {
             ])
             .arg("-kernel")
             .arg(image(name))
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -117,10 +123,19 @@ impl Guest {
 
     /// Types `line`, waits for the next prompt, returns the command's output (without the echo).
     fn run(&mut self, prompt: &str, line: &str) -> String {
+        self.run_for(prompt, line, Duration::from_secs(20))
+    }
+
+    /// [`Guest::run`] for a command that computes for a while (inference under emulation).
+    fn run_long(&mut self, prompt: &str, line: &str) -> String {
+        self.run_for(prompt, line, Duration::from_secs(180))
+    }
+
+    fn run_for(&mut self, prompt: &str, line: &str, timeout: Duration) -> String {
         self.send(line.as_bytes());
         self.send(b"\r");
         self.expect(&format!("{line}\n"), Duration::from_secs(10));
-        self.expect(prompt, Duration::from_secs(20))
+        self.expect(prompt, timeout)
     }
 }
 
@@ -314,4 +329,71 @@ fn kernel_text_is_not_writable() {
         report.contains("write of 0x40080000: permission fault, level 3"),
         "{report}"
     );
+}
+
+/// QEMU loader arguments placing `model` and its manifest in the native model region, as
+/// `scripts/run.sh --native` does (`sis_platform::layout::native`, manifest layout in
+/// `sis_platform::layout::model_region`).
+fn native_model_args(model: &std::path::Path, tmp: &std::path::Path) -> Vec<String> {
+    use sis_platform::layout::{model_region, native};
+    let len = std::fs::metadata(model).unwrap().len();
+    let words = [
+        model_region::MANIFEST_MAGIC,
+        model_region::MANIFEST_VERSION,
+        0,
+        len,
+        0,
+        0,
+        0,
+        0,
+    ];
+    let manifest: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    std::fs::write(tmp, manifest).unwrap();
+    vec![
+        "-device".into(),
+        format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            model.display(),
+            native::MODEL_BASE
+        ),
+        "-device".into(),
+        format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            tmp.display(),
+            native::MODEL_BASE + model_region::MANIFEST_OFFSET
+        ),
+    ]
+}
+
+#[test]
+#[ignore = "needs qemu-system-aarch64 and the guest kernels built for aarch64-unknown-none"]
+fn guest_llm_runs_the_model_on_bare_qemu() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = root.join("models/test/tiny-llama.gguf");
+    let tmp = std::env::temp_dir().join(format!("sis-native-manifest-{}.bin", std::process::id()));
+    let args = native_model_args(&model, &tmp);
+    let mut g = Guest::boot_with("guest-llm", &args);
+    g.expect("llm> ", Duration::from_secs(20));
+    // QEMU has read its loader files once the guest runs.
+    let _ = std::fs::remove_file(&tmp);
+    let load = g.run("llm> ", "llmctl load");
+    assert!(load.contains("llmctl load: ok"), "{load}");
+    // The same greedy tokens as the host engine and the partition (tools/e2e/tests/llm.rs:
+    // `llm-run --model models/test/tiny-llama.gguf --prompt "why was op B slower than op A?"
+    // --max-tokens 8 --show-tokens`).
+    let out = g.run_long(
+        "llm> ",
+        "llminfer \"why was op B slower than op A?\" --max-tokens 8",
+    );
+    assert!(
+        out.contains("[LLM] tokens: [143, 409, 8, 434, 303, 64, 118, 90]\n"),
+        "{out}"
+    );
+    // The heap stops below the model region: 300 MiB no longer fit in the 512 MiB assumed.
+    assert!(g
+        .run("llm> ", "heaptest 300")
+        .starts_with("heaptest: cannot allocate 300 MiB"));
+    assert!(g
+        .run("llm> ", "heaptest 200")
+        .contains("written, verified and freed"));
 }

@@ -4,11 +4,12 @@
 //! * `layout images`: the guest images the table names, one per line (`scripts/build.sh`
 //!   builds them; the hypervisor's build script embeds the same list);
 //! * `layout env`: shell assignments of the addresses `scripts/run.sh` uses (the model region
-//!   QEMU's loader fills, the manifest's offset in it). `scripts/build.sh` writes them next to
+//!   QEMU's loader fills, the manifest's offset in it, and where a native boot of guest-llm
+//!   without the hypervisor finds the region: `run.sh --native`). `scripts/build.sh` writes them next to
 //!   the image, `layout.env`, and `run.sh` reads that file.
 use std::process::ExitCode;
 
-use sis_platform::layout::{model_region, phys};
+use sis_platform::layout::{model_region, native, phys};
 use sis_platform::SYSTEM;
 
 fn main() -> ExitCode {
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
             println!("SIS_MODEL_BASE={:#x}", phys::MODEL_BASE);
             println!("SIS_MODEL_SIZE={:#x}", phys::MODEL_SIZE);
             println!("SIS_MANIFEST_OFFSET={:#x}", model_region::MANIFEST_OFFSET);
+            println!("SIS_NATIVE_MODEL_BASE={:#x}", native::MODEL_BASE);
         }
         _ => {
             eprintln!("usage: layout images|env");

@@ -157,3 +157,26 @@ pub mod model_region {
     /// Bytes of the manifest.
     pub const MANIFEST_SIZE: u64 = 64;
 }
+
+/// A guest kernel booted straight onto QEMU, without the hypervisor (`scripts/run.sh --native`,
+/// the control run that measures what the hypervisor costs): RAM at [`ipa::RAM_BASE`] as on the
+/// bare machine, and the model region inside that RAM, at the top of what such a boot assumes.
+pub mod native {
+    use super::{ipa, phys};
+
+    /// RAM a native boot assumes when it cannot read the device tree (QEMU leaves none below an
+    /// ELF kernel linked at [`ipa::KERNEL_BASE`]).
+    pub const RAM_SIZE: u64 = 512 << 20;
+    /// Where `run.sh --native` places the model region (files and manifest as in
+    /// [`super::model_region`]): the top of [`RAM_SIZE`]. A native boot that finds the manifest
+    /// magic in its last page hands the region to the guest and keeps its heap below it.
+    pub const MODEL_BASE: u64 = ipa::RAM_BASE + RAM_SIZE - phys::MODEL_SIZE;
+    /// Size of the native model region (the partition's).
+    pub const MODEL_SIZE: u64 = phys::MODEL_SIZE;
+
+    const _: () = assert!(
+        MODEL_BASE >= ipa::KERNEL_BASE + (64 << 20),
+        "the native model region must leave room for the kernel image and a heap"
+    );
+    const _: () = assert!(MODEL_BASE.is_multiple_of(super::BLOCK_2M));
+}

@@ -176,6 +176,16 @@ impl<'s, 'a> Session<'s, 'a> {
         self.pending.len() - self.consumed
     }
 
+    /// Whether the next [`Session::next_token`] runs a forward pass (it feeds the previous
+    /// token). The first token after a prefill is sampled from the prefill's logits, so it
+    /// costs no pass; speed figures count passes, as llama.cpp's "eval runs" do.
+    pub fn next_token_runs_forward(&self) -> bool {
+        self.stopped.is_none()
+            && self.pending() == 0
+            && self.generated < self.cfg.max_new_tokens
+            && self.to_feed.is_some()
+    }
+
     /// Runs at most `max` queued prompt tokens as one batch; returns how many remain.
     pub fn prefill(&mut self, max: usize) -> Result<usize> {
         let n = self.pending().min(max.max(1));

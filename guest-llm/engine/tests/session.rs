@@ -152,3 +152,31 @@ fn streamed_text_equals_whole_decode() {
     text2 += &d.finish();
     assert_eq!(text2, text);
 }
+
+#[test]
+fn next_token_runs_forward_predicts_each_forward_pass() {
+    let f = file();
+    let (model, tok) = load_gguf(&f).unwrap();
+    let prompt = tok.encode_prompt("Once upon a time, the little robot");
+    let mut s = Session::new(&model, &Serial, cfg(128, 6, 0.0, 0, &tok)).unwrap();
+    assert!(!s.next_token_runs_forward(), "nothing fed yet");
+    s.feed(&prompt).unwrap();
+    assert!(!s.next_token_runs_forward(), "prompt pending");
+    while s.prefill(4).unwrap() > 0 {}
+    let mut passes = 0;
+    loop {
+        let predicted = s.next_token_runs_forward();
+        let before = s.position();
+        let t = s.next_token().unwrap();
+        let ran = s.position() == before + 1;
+        assert_eq!(predicted, ran, "after {passes} passes");
+        passes += usize::from(ran);
+        if t.is_none() {
+            break;
+        }
+    }
+    // Six tokens: the first comes from the prefill's logits, each later one needs a pass.
+    assert_eq!(s.generated(), 6);
+    assert_eq!(passes, 5);
+    assert!(!s.next_token_runs_forward(), "stopped");
+}

@@ -136,6 +136,8 @@ impl Service {
             utf8: Utf8Stream::new(),
             prompt_tokens: tokens.len() as u32,
             max_tokens: req.max_tokens,
+            prefill_ns: 0,
+            decode_passes: 0,
             decode_ns: 0,
         });
         drop(guard);

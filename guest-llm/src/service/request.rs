@@ -62,7 +62,12 @@ pub struct Report {
     pub consumed_ns: u64,
     /// Steps run.
     pub steps: u32,
-    /// Time spent in token (decode) steps, ns.
+    /// Time spent in prefill steps, ns.
+    pub prefill_ns: u64,
+    /// Forward passes of generated tokens (every token but the first, which is sampled from the
+    /// prefill's logits) and the time they took, ns.
+    pub decode_passes: u32,
+    /// See `decode_passes`.
     pub decode_ns: u64,
     /// Whether it finished after its deadline.
     pub missed: bool,

@@ -55,9 +55,12 @@ pub(super) struct State {
 
 /// Engine figures since boot (or the last `llmctl reset`).
 pub(super) struct Metrics {
-    /// Decode-step durations (ns), for per-token latency percentiles.
+    /// Decode-pass durations (ns), for per-token latency percentiles.
     pub(super) token_ns: SampleRing,
+    /// Tokens generated.
     pub(super) decode_tokens: u64,
+    /// Forward passes of generated tokens and their time (the rate llama.cpp calls "eval").
+    pub(super) decode_passes: u64,
     pub(super) decode_ns: u64,
     pub(super) prefill_tokens: u64,
     pub(super) prefill_ns: u64,
@@ -71,6 +74,7 @@ impl Metrics {
         Metrics {
             token_ns: SampleRing::new(),
             decode_tokens: 0,
+            decode_passes: 0,
             decode_ns: 0,
             prefill_tokens: 0,
             prefill_ns: 0,

@@ -104,7 +104,7 @@ impl Service {
                 .collect();
             (
                 rows,
-                (m.decode_tokens, m.decode_ns),
+                (m.decode_tokens, m.decode_passes, m.decode_ns),
                 (m.prefill_tokens, m.prefill_ns),
                 m.token_ns.percentiles(),
                 m.steps,
@@ -112,17 +112,21 @@ impl Service {
             )
         };
         let tps = |tok: u64, ns: u64| (tok * 100_000_000_000).checked_div(ns).unwrap_or(0);
-        let dec = tps(decode.0, decode.1);
+        let dec = tps(decode.1, decode.2);
         let pre = tps(prefill.0, prefill.1);
         let (lp50, lp99) = latency.map_or((0, 0), |p| (p.p50, p.p99));
         let _ = writeln!(
             out,
-            "llm_tokens_per_sec={}.{:02} llm_prefill_tokens_per_sec={}.{:02} llm_tokens={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
+            "llm_tokens_per_sec={}.{:02} llm_prefill_tokens_per_sec={}.{:02} llm_tokens={} llm_decode_passes={} llm_decode_us={} llm_prefill_tokens={} llm_prefill_us={} llm_token_latency_p50_us={} llm_token_latency_p99_us={} workers={} pool_batches={} pool_busy={} steps={} shell_rejected_lines={}",
             dec / 100,
             dec % 100,
             pre / 100,
             pre % 100,
             decode.0,
+            decode.1,
+            decode.2 / 1000,
+            prefill.0,
+            prefill.1 / 1000,
             lp50 / 1000,
             lp99 / 1000,
             crate::parallel::workers_in_use(),
@@ -178,6 +182,7 @@ impl Service {
         let m = &mut st.metrics;
         m.token_ns = SampleRing::new();
         m.decode_tokens = 0;
+        m.decode_passes = 0;
         m.decode_ns = 0;
         m.prefill_tokens = 0;
         m.prefill_ns = 0;

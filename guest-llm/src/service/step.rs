@@ -29,8 +29,22 @@ pub(super) struct Job {
     pub(super) utf8: Utf8Stream,
     pub(super) prompt_tokens: u32,
     pub(super) max_tokens: u32,
-    /// Time spent in its token (decode) steps, ns.
+    /// Time spent in its prefill steps, ns.
+    pub(super) prefill_ns: u64,
+    /// Forward passes of its generated tokens and their time, ns.
+    pub(super) decode_passes: u32,
     pub(super) decode_ns: u64,
+}
+
+impl Job {
+    /// Counts one forward pass of a generated token (the generation speed and latency figures).
+    fn count_pass(&mut self, m: &mut super::state::Metrics, ns: u64) {
+        m.decode_passes += 1;
+        m.decode_ns += ns;
+        m.token_ns.push(ns);
+        self.decode_passes += 1;
+        self.decode_ns += ns;
+    }
 }
 
 enum Step {
@@ -78,6 +92,7 @@ impl Service {
         let t0 = timer::counter();
         self.budget
             .start(t0.saturating_add(ns_to_cycles(slice_ns, freq).unwrap_or(u64::MAX)));
+        let pass = job.session.next_token_runs_forward();
         let result = if job.session.pending() > 0 {
             let before = job.session.pending();
             job.session
@@ -107,15 +122,16 @@ impl Service {
             Ok(Step::Prefill(n)) => {
                 st.metrics.prefill_tokens += n as u64;
                 st.metrics.prefill_ns += elapsed_ns;
+                job.prefill_ns += elapsed_ns;
                 st.jobs.push(job);
             }
             Ok(Step::Token(id)) => {
                 st.metrics.decode_tokens += 1;
-                st.metrics.decode_ns += elapsed_ns;
-                st.metrics.token_ns.push(elapsed_ns);
+                if pass {
+                    job.count_pass(&mut st.metrics, elapsed_ns);
+                }
                 let _ = st.sched.record_tokens(server, 1);
                 drop(st);
-                job.decode_ns += elapsed_ns;
                 let mut bytes = Vec::new();
                 job.loaded.tokenizer.decode(job.prev, id, &mut bytes);
                 job.prev = Some(id);
@@ -128,6 +144,10 @@ impl Service {
                 }
             }
             Ok(Step::Stopped(reason)) => {
+                // A pass that sampled the stop token still counts towards the generation speed.
+                if pass {
+                    job.count_pass(&mut st.metrics, elapsed_ns);
+                }
                 drop(st);
                 self.finish(job, server, reason, now);
             }
@@ -188,6 +208,8 @@ impl Service {
             response_ns: c.response_ns,
             consumed_ns: c.consumed_ns,
             steps: c.steps,
+            prefill_ns: job.prefill_ns,
+            decode_passes: job.decode_passes,
             decode_ns: job.decode_ns,
             missed: c.missed,
             lateness_ns: c.lateness_ns,

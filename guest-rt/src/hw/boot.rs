@@ -5,7 +5,7 @@ use core::arch::global_asm;
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 
-use sis_platform::layout::{ipa, phys::NUM_CORES};
+use sis_platform::layout::{ipa, model_region, native, phys::NUM_CORES};
 use sis_platform::BootInfo;
 
 use super::{console, exceptions, gic, heap, mmu, smp, sync, timer, uart};
@@ -14,8 +14,6 @@ use crate::{bootcheck, report, GuestConfig};
 
 /// Stack per core.
 pub const STACK_SIZE: usize = 256 * 1024;
-/// RAM assumed when running natively and the device tree cannot be read.
-const NATIVE_FALLBACK_RAM: u64 = 512 << 20;
 
 #[repr(C, align(16))]
 struct Stacks(UnsafeCell<[[u8; STACK_SIZE]; NUM_CORES]>);
@@ -224,7 +222,7 @@ fn native_boot_info(
     dtb: u64,
     core: usize,
 ) -> (BootInfo, Option<&'static str>) {
-    let mut info = BootInfo::native(NATIVE_FALLBACK_RAM);
+    let mut info = BootInfo::native(native::RAM_SIZE);
     let mut note = None;
     // SAFETY: the DTB lies in guest RAM (mapped); `from_ptr` checks the header magic and size
     // before reading further.
@@ -269,7 +267,25 @@ fn native_boot_info(
     info.name = [0; 16];
     info.name[..n].copy_from_slice(&config.name.as_bytes()[..n]);
     info.timer_freq = timer::frequency();
+    if let Some((base, size)) = native_model_region(info.ram_size) {
+        info.model_base = base;
+        info.model_size = size;
+    }
     (info, note)
+}
+
+/// The model region `run.sh --native` places inside RAM (`sis_platform::layout::native`), if
+/// RAM of `ram_size` holds it and its manifest magic is there.
+fn native_model_region(ram_size: u64) -> Option<(u64, u64)> {
+    let (base, size) = (native::MODEL_BASE, native::MODEL_SIZE);
+    if base + size > ipa::RAM_BASE + ram_size {
+        return None;
+    }
+    let magic = base + model_region::MANIFEST_OFFSET;
+    // SAFETY: an aligned word of RAM (checked above) inside the first GiB, which the boot
+    // tables map as normal memory; nothing else runs yet.
+    let word = unsafe { (magic as *const u64).read_volatile() };
+    (word == model_region::MANIFEST_MAGIC).then_some((base, size))
 }
 
 /// Cores PSCI knows about (AFFINITY_INFO answers for them), for native boots without a DTB.
@@ -340,7 +356,7 @@ extern "C" fn rust_boot(x0: u64, core: u64) -> ! {
         super::halt_core();
     }
     mmu::map_ram(info.ram_size);
-    heap::init(image_end(), info.ram_base + info.ram_size);
+    heap::init(image_end(), bootcheck::heap_end(info));
 
     if let Err(e) = gic::init_distributor().and_then(|()| gic::init_this_core()) {
         crate::println!("{}: GIC: {e}", info.name());

@@ -61,7 +61,7 @@ pub(crate) fn emergency(args: fmt::Arguments<'_>) {
             let _ = Raw.write_fmt(args);
             return;
         }
-        core::hint::spin_loop();
+        super::sync::spin_yield();
     }
     let _ = Raw.write_fmt(args);
 }

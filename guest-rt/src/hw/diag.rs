@@ -315,7 +315,7 @@ fn irqburst(_inv: &mut Invocation) {
     let start = timer::counter();
     let limit = timer::frequency(); // one second
     while BURST_SEEN.load(Ordering::Acquire) != want && timer::counter() - start < limit {
-        core::hint::spin_loop();
+        super::sync::spin_yield();
     }
     let seen = BURST_SEEN.load(Ordering::Acquire);
     crate::println!(

@@ -78,7 +78,7 @@ pub fn start_core(core: usize, main: &'static SecondaryMain) -> Result<(), Start
         if timer::counter() > deadline {
             return Err(StartError::Timeout(core));
         }
-        core::hint::spin_loop();
+        super::sync::spin_yield();
     }
     Ok(())
 }

@@ -29,6 +29,16 @@ pub fn irq_enable() {
     unsafe { asm!("msr daifclr, #2", options(nostack, preserves_flags)) };
 }
 
+/// Busy-wait hint for a loop that waits on another core: `yield`, not Rust's `spin_loop`
+/// (an ISB on aarch64). An emulator that runs all vCPUs round-robin on one host thread (QEMU
+/// with `-icount`) switches to the next vCPU on `yield`, so the core being waited for gets to
+/// run at once instead of after the emulator's time slice; elsewhere it costs nothing.
+#[inline]
+pub fn spin_yield() {
+    // SAFETY: a hint instruction; no memory, register or flag effects.
+    unsafe { asm!("yield", options(nomem, nostack, preserves_flags)) };
+}
+
 /// A mutex usable from thread and interrupt context on any core.
 pub struct IrqMutex<T> {
     inner: spin::Mutex<T>,

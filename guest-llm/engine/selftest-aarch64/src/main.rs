@@ -6,11 +6,11 @@
 
 extern crate alloc;
 
+mod sys;
+use sys::{exit, map_file, now, write};
+
 use alloc::format;
 use alloc::string::String;
-use core::alloc::{GlobalAlloc, Layout};
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicUsize, Ordering};
 use sis_engine::quant::Q8Acts;
 use sis_engine::selftest::{digest, sampled, PROMPT};
 use sis_engine::{load_gguf, load_llama2c, Serial};
@@ -21,122 +21,14 @@ static L2C_F32: &[u8] = include_bytes!("../../../../models/test/tiny-l2c-f32.bin
 static L2C_Q8: &[u8] = include_bytes!("../../../../models/test/tiny-l2c-q8.bin");
 static L2C_TOK: &[u8] = include_bytes!("../../../../models/test/tiny-tokenizer.bin");
 
-// Both real models (98 MB + 253 MB) when they are in models/cache; a bump allocator
-// never frees.
-const HEAP_SIZE: usize = 768 << 20;
-struct Heap(UnsafeCell<[u8; HEAP_SIZE]>);
-// SAFETY: the bump allocator hands out disjoint ranges via an atomic offset.
-unsafe impl Sync for Heap {}
-static HEAP: Heap = Heap(UnsafeCell::new([0; HEAP_SIZE]));
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-struct Bump;
-// SAFETY: every allocation is a fresh, aligned, in-bounds range of HEAP; nothing is
-// ever reused (dealloc is a no-op), so ranges never overlap.
-unsafe impl GlobalAlloc for Bump {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let base = HEAP.0.get() as usize;
-        let mut cur = NEXT.load(Ordering::Relaxed);
-        loop {
-            let start = (base + cur).next_multiple_of(l.align()) - base;
-            let end = start + l.size();
-            if end > HEAP_SIZE {
-                return core::ptr::null_mut();
-            }
-            match NEXT.compare_exchange(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return (base + start) as *mut u8,
-                Err(c) => cur = c,
-            }
-        }
-    }
-    unsafe fn dealloc(&self, _: *mut u8, _: Layout) {}
-}
-#[global_allocator]
-static ALLOC: Bump = Bump;
-
-fn write(s: &str) {
-    // SAFETY: Linux `write(1, buf, len)` on a valid buffer.
-    unsafe {
-        core::arch::asm!("svc 0", in("x8") 64usize, inout("x0") 1usize => _,
-            in("x1") s.as_ptr(), in("x2") s.len(), options(nostack));
-    }
-}
-
-fn exit(code: usize) -> ! {
-    // SAFETY: Linux `exit_group(code)`; never returns.
-    unsafe {
-        core::arch::asm!("svc 0", in("x8") 94usize, in("x0") code, options(noreturn, nostack));
-    }
-}
-
-/// Reads a whole file with Linux syscalls (openat, read, close); None if it cannot.
-fn read_file(path: &str) -> Option<alloc::vec::Vec<u8>> {
-    let mut p = alloc::vec::Vec::from(path.as_bytes());
-    p.push(0);
-    let fd: isize;
-    // SAFETY: Linux `openat(AT_FDCWD, path, O_RDONLY)` with a NUL-terminated path.
-    unsafe {
-        core::arch::asm!("svc 0", in("x8") 56usize, inout("x0") -100isize => fd,
-            in("x1") p.as_ptr(), in("x2") 0usize, in("x3") 0usize, options(nostack));
-    }
-    if fd < 0 {
-        return None;
-    }
-    let size: isize;
-    // SAFETY: Linux `lseek(fd, 0, SEEK_END)`.
-    unsafe {
-        core::arch::asm!("svc 0", in("x8") 62usize, inout("x0") fd => size,
-            in("x1") 0usize, in("x2") 2usize, options(nostack));
-    }
-    // SAFETY: Linux `lseek(fd, 0, SEEK_SET)`.
-    unsafe {
-        core::arch::asm!("svc 0", in("x8") 62usize, inout("x0") fd => _,
-            in("x1") 0usize, in("x2") 0usize, options(nostack));
-    }
-    // One allocation of the file's size (the bump allocator never reuses memory).
-    let mut out = alloc::vec::Vec::with_capacity(size.max(0) as usize);
-    let mut buf = alloc::vec![0u8; 1 << 20];
-    loop {
-        let n: isize;
-        // SAFETY: Linux `read(fd, buf, len)` into a buffer of that length.
-        unsafe {
-            core::arch::asm!("svc 0", in("x8") 63usize, inout("x0") fd => n,
-                in("x1") buf.as_mut_ptr(), in("x2") buf.len(), options(nostack));
-        }
-        if n < 0 {
-            return None;
-        }
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n as usize]);
-    }
-    // SAFETY: Linux `close(fd)`.
-    unsafe {
-        core::arch::asm!("svc 0", in("x8") 57usize, inout("x0") fd => _, options(nostack));
-    }
-    Some(out)
-}
-
-/// Monotonic time in seconds (Linux `clock_gettime(CLOCK_MONOTONIC)`).
-fn now() -> f64 {
-    let mut ts = [0i64; 2];
-    // SAFETY: `ts` is a valid `struct timespec`.
-    unsafe {
-        core::arch::asm!("svc 0", in("x8") 113usize, inout("x0") 1usize => _,
-            in("x1") ts.as_mut_ptr(), options(nostack));
-    }
-    ts[0] as f64 + ts[1] as f64 * 1e-9
-}
-
 /// Prompt and generation speed of a real model (`label: ...` line) if it is in
 /// models/cache: the chat prompt "What is the capital of France?" and 8 greedy tokens.
 fn speed(label: &str, file: &str) {
-    let Some(f) = read_file(file) else {
+    let Some(f) = map_file(file) else {
         write(&format!("{label}: {file} not found, skipped\n"));
         return;
     };
-    let (m, t) = load_gguf(&f).expect("real model");
+    let (m, t) = load_gguf(f).expect("real model");
     let prompt = t
         .encode_chat(None, "What is the capital of France?")
         .expect("chat turns");
@@ -173,12 +65,6 @@ fn speed(label: &str, file: &str) {
         8.0 / (t2 - t1),
         text
     ));
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    write(&format!("panic: {info}\n"));
-    exit(101)
 }
 
 fn line(name: &str, d: &sis_engine::selftest::Digest) -> String {
