@@ -72,11 +72,8 @@ extern "C" fn bench_main(sp: *const usize) -> ! {
     let cfg = SessionConfig {
         context: ids.len() + tokens,
         max_new_tokens: tokens,
-        sampler: SamplerConfig {
-            temperature: 0.0,
-            top_p: 1.0,
-            seed: 0,
-        },
+        // Greedy, as the partition's bench requests.
+        sampler: SamplerConfig::default(),
         stop_tokens: tok.stop.clone(),
     };
     let mut s = Session::new(&model, &Serial, cfg).unwrap_or_else(|e| fail(&format!("{e}")));
