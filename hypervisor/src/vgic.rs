@@ -20,65 +20,25 @@ pub const MAX_VCPUS: usize = 4;
 /// Priority given to interrupts the guest never configured.
 pub const DEFAULT_PRIORITY: u8 = 0xA0;
 
-/// Distributor register offsets.
+/// Distributor register offsets (the register map's) and the control bits the emulation uses.
 mod gicd {
-    pub const CTLR: u64 = 0x0000;
-    pub const TYPER: u64 = 0x0004;
-    pub const IIDR: u64 = 0x0008;
-    pub const IGROUPR: u64 = 0x0080;
-    pub const ISENABLER: u64 = 0x0100;
-    pub const ICENABLER: u64 = 0x0180;
-    pub const ISPENDR: u64 = 0x0200;
-    pub const ICPENDR: u64 = 0x0280;
-    pub const ISACTIVER: u64 = 0x0300;
-    pub const ICACTIVER_END: u64 = 0x0400;
-    pub const IPRIORITYR: u64 = 0x0400;
-    /// GICD_ITARGETSR<n> (RAZ/WI with affinity routing), byte-accessible like IPRIORITYR.
-    pub const ITARGETSR_END: u64 = 0x0C00;
-    pub const ICFGR: u64 = 0x0C00;
-    pub const ICFGR_END: u64 = 0x0D00;
-    /// GICD_CPENDSGIR<n> and GICD_SPENDSGIR<n> (RAZ/WI with affinity routing): byte-accessible.
-    pub const SGI_PEND: u64 = 0x0F10;
-    pub const SGI_PEND_END: u64 = 0x0F30;
-    pub const IROUTER: u64 = 0x6000;
-    /// End of GICD_IROUTER<1019>.
-    pub const IROUTER_END: u64 = 0x7FE0;
-    pub const PIDR2: u64 = 0xFFE8;
-    /// Size of the distributor frame.
-    pub const SIZE: u64 = 0x1_0000;
-    pub const CTLR_ARE: u32 = 1 << 4;
-    pub const CTLR_DS: u32 = 1 << 6;
-    pub const CTLR_ENABLE_MASK: u32 = 0b11;
+    pub use sis_regs::gic::gicd::*;
+    use sis_regs::gic::GICD_CTLR;
+
+    pub const CTLR_ARE: u32 = 1 << GICD_CTLR::ARE.shift;
+    pub const CTLR_DS: u32 = 1 << GICD_CTLR::DS.shift;
+    pub const CTLR_ENABLE_MASK: u32 =
+        1 << GICD_CTLR::ENABLE_GRP0.shift | 1 << GICD_CTLR::ENABLE_GRP1.shift;
 }
 
-/// Redistributor register offsets (RD_base, then SGI_base at +64 KiB).
+/// Redistributor register offsets (the register map's) and the bits the emulation uses.
 mod gicr {
-    pub const CTLR: u64 = 0x0000;
-    pub const IIDR: u64 = 0x0004;
-    pub const TYPER: u64 = 0x0008;
-    pub const TYPER_HI: u64 = 0x000C;
-    pub const WAKER: u64 = 0x0014;
-    /// 64-bit LPI registers (SETLPIR, CLRLPIR, PROPBASER, PENDBASER, INVLPIR, INVALLR): RAZ/WI,
-    /// since GICR_TYPER.PLPIS = 0, but they keep their architectural width.
-    pub const LPI_REGS: [u64; 6] = [0x0040, 0x0048, 0x0070, 0x0078, 0x00A0, 0x00B0];
-    pub const PIDR2: u64 = 0xFFE8;
-    pub const SGI: u64 = 0x1_0000;
-    pub const IGROUPR0: u64 = SGI + 0x0080;
-    pub const ISENABLER0: u64 = SGI + 0x0100;
-    pub const ICENABLER0: u64 = SGI + 0x0180;
-    pub const ISPENDR0: u64 = SGI + 0x0200;
-    pub const ICPENDR0: u64 = SGI + 0x0280;
-    pub const ISACTIVER0: u64 = SGI + 0x0300;
-    pub const ICACTIVER0: u64 = SGI + 0x0380;
-    pub const IPRIORITYR: u64 = SGI + 0x0400;
-    pub const IPRIORITYR_END: u64 = IPRIORITYR + 32;
-    pub const ICFGR0: u64 = SGI + 0x0C00;
-    pub const ICFGR1: u64 = SGI + 0x0C04;
-    /// Size of one vCPU's frame pair.
-    pub const STRIDE: u64 = 0x2_0000;
-    pub const WAKER_SLEEP: u32 = 1 << 1;
-    pub const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
-    pub const TYPER_LAST: u64 = 1 << 4;
+    pub use sis_regs::gic::gicr::*;
+    use sis_regs::gic::{GICR_TYPER_LO, GICR_WAKER};
+
+    pub const WAKER_SLEEP: u32 = 1 << GICR_WAKER::PROCESSOR_SLEEP.shift;
+    pub const WAKER_CHILDREN_ASLEEP: u32 = 1 << GICR_WAKER::CHILDREN_ASLEEP.shift;
+    pub const TYPER_LAST: u64 = 1 << GICR_TYPER_LO::LAST.shift;
 }
 
 /// Widths a distributor offset takes (GICv3 architecture, 12.1.3: word access to every

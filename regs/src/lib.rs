@@ -1,6 +1,7 @@
 //! The register maps the SIS hypervisor and guests share, each written once: the PL011 UART
-//! (which the hypervisor drives and emulates and each guest drives), the GICv3 CPU interface's
-//! system registers (both take interrupts through them), and the decoding of exception
+//! (which the hypervisor drives and emulates and each guest drives), the GICv3 distributor and
+//! redistributors (the same three roles) and CPU interface system registers (both take
+//! interrupts through them), and the decoding of exception
 //! syndromes (ESR_EL2 for the hypervisor's exits and fault reports, ESR_EL1 for a guest's).
 //!
 //! Everything is `tock-registers` based and `no_std`. MMIO register blocks are built from
@@ -11,6 +12,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod esr;
+pub mod gic;
 pub mod icc;
 pub mod mmio;
 pub mod pl011;

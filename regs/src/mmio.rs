@@ -70,6 +70,11 @@ macro_rules! mmio_cell {
 }
 
 mmio_cell!(
+    /// An 8-bit MMIO register accessed with single `ldrb`/`strb` instructions (the GIC's
+    /// byte-per-interrupt priority registers).
+    Mmio8, u8, "ldrb {v:w}, [{a}]", "strb {v:w}, [{a}]"
+);
+mmio_cell!(
     /// A 32-bit MMIO register accessed with single `ldr w`/`str w` instructions.
     Mmio32, u32, "ldr {v:w}, [{a}]", "str {v:w}, [{a}]"
 );

@@ -1,91 +1,25 @@
 //! GICv3 driver for a guest: distributor (SPIs), this core's redistributor (SGIs/PPIs) and the
 //! system-register CPU interface.
 //!
-//! Only single 32-bit loads/stores (64-bit for IROUTER) of GICD_CTLR, GICD_TYPER, GICD_IGROUPR,
-//! GICD_ISENABLER, GICD_IPRIORITYR, GICD_IROUTER, GICR_TYPER, GICR_WAKER, GICR_IGROUPR0,
-//! GICR_ISENABLER0 and GICR_IPRIORITYR are used: that is what the hypervisor's vGIC emulates.
+//! The register maps are `sis_regs::gic`'s, the ones the hypervisor emulates. Only single
+//! loads/stores of the architectural width are used (32-bit; 64-bit for IROUTER; 8-bit for the
+//! IPRIORITYR bytes): what the hypervisor's vGIC accepts.
 
 use core::fmt;
 
 use aarch64_cpu::registers::MPIDR_EL1;
 use sis_platform::layout::{ipa, irq};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
-use tock_registers::{register_bitfields, register_structs};
 
+use sis_regs::gic::{gicr, GicdRegs, GicrRegs, GICD_CTLR, GICD_IROUTER, GICR_TYPER_LO, GICR_WAKER};
 use sis_regs::icc::{
     ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1, ICC_SGI1R_EL1, ICC_SRE_EL1,
 };
-use sis_regs::mmio::{Mmio32, Mmio64};
 
-register_bitfields! {u32,
-    GICD_CTLR [
-        ENABLE_GRP1_NS OFFSET(1) NUMBITS(1) [],
-        ARE_NS OFFSET(4) NUMBITS(1) [],
-        /// Register write pending.
-        RWP OFFSET(31) NUMBITS(1) [],
-    ],
-    GICR_TYPER_LO [
-        /// This is the last redistributor of the region.
-        LAST OFFSET(4) NUMBITS(1) [],
-    ],
-    GICR_WAKER [
-        PROCESSOR_SLEEP OFFSET(1) NUMBITS(1) [],
-        CHILDREN_ASLEEP OFFSET(2) NUMBITS(1) [],
-    ],
-}
-
-register_bitfields! {u64,
-    GICD_IROUTER [
-        AFF0 OFFSET(0) NUMBITS(8) [],
-        AFF1 OFFSET(8) NUMBITS(8) [],
-        AFF2 OFFSET(16) NUMBITS(8) [],
-        /// 1 = any participating core; we always name one core.
-        ROUTING_MODE OFFSET(31) NUMBITS(1) [Targeted = 0],
-        AFF3 OFFSET(32) NUMBITS(8) [],
-    ],
-}
-
-register_structs! {
-    /// Distributor, the registers this driver touches.
-    GicdRegs {
-        (0x0000 => ctlr: Mmio32<GICD_CTLR::Register>),
-        (0x0004 => _r0),
-        (0x0080 => igroupr: [Mmio32; 32]),
-        (0x0100 => isenabler: [Mmio32; 32]),
-        (0x0180 => _r1),
-        (0x0400 => ipriorityr: [Mmio32; 255]),
-        (0x07FC => _r2),
-        // GICD_IROUTER<n> lives at 0x6000 + 8n and exists for SPIs only (n >= 32).
-        (0x6100 => irouter: [Mmio64<GICD_IROUTER::Register>; 988]),
-        (0x7FE0 => @END),
-    }
-}
-
-register_structs! {
-    /// One core's redistributor: RD_base frame then SGI_base frame.
-    GicrRegs {
-        (0x00000 => _r0),
-        (0x00008 => typer_lo: Mmio32<GICR_TYPER_LO::Register>),
-        (0x0000C => typer_hi: Mmio32),
-        (0x00010 => _r1),
-        (0x00014 => waker: Mmio32<GICR_WAKER::Register>),
-        (0x00018 => _r2),
-        (0x10080 => igroupr0: Mmio32),
-        (0x10084 => _r3),
-        (0x10100 => isenabler0: Mmio32),
-        (0x10104 => _r4),
-        (0x10400 => ipriorityr: [Mmio32; 8]),
-        (0x10420 => _r5),
-        (0x20000 => @END),
-    }
-}
-
-/// Stride between two redistributors (RD_base + SGI_base frames).
-const GICR_STRIDE: usize = 0x2_0000;
 /// Redistributors scanned at most before giving up (the Last bit normally stops the scan).
 const GICR_MAX_FRAMES: usize = 64;
 /// Priority given to every interrupt we enable (middle of the range; all equal, no nesting).
-const DEFAULT_PRIORITY: u32 = 0x80;
+const DEFAULT_PRIORITY: u8 = 0x80;
 /// Priority mask: let everything with a priority above 0xf0 through.
 const PMR_ALLOW_ALL: u64 = 0xf0;
 /// INTIDs from here up are spurious or special (1020-1023).
@@ -131,7 +65,7 @@ fn gicd() -> &'static GicdRegs {
 fn gicr_frame(index: usize) -> &'static GicrRegs {
     // SAFETY: the caller only asks for frames up to the one flagged Last, all inside the
     // redistributor region, which is identity-mapped as device memory.
-    unsafe { &*((ipa::GICR_BASE as usize + index * GICR_STRIDE) as *const GicrRegs) }
+    unsafe { &*((ipa::GICR_BASE as usize + index * gicr::STRIDE as usize) as *const GicrRegs) }
 }
 
 /// This core's affinity in GICR_TYPER[63:32] layout (Aff3.Aff2.Aff1.Aff0).
@@ -165,20 +99,13 @@ fn wait_rwp() -> Result<(), GicError> {
     Err(GicError::RwpTimeout)
 }
 
-/// Read-modify-writes the priority byte of `intid` inside its 32-bit IPRIORITYR word.
-fn set_priority_byte(reg: &Mmio32, intid: u32, prio: u32) {
-    let shift = (intid % 4) * 8;
-    let v = (reg.get() & !(0xff << shift)) | (prio << shift);
-    reg.set(v);
-}
-
 /// Enables the distributor (affinity routing, non-secure group 1). Boot core only.
 pub(crate) fn init_distributor() -> Result<(), GicError> {
     let d = gicd();
-    d.ctlr.write(GICD_CTLR::ARE_NS::SET);
+    d.ctlr.write(GICD_CTLR::ARE::SET);
     wait_rwp()?;
     d.ctlr
-        .write(GICD_CTLR::ARE_NS::SET + GICD_CTLR::ENABLE_GRP1_NS::SET);
+        .write(GICD_CTLR::ARE::SET + GICD_CTLR::ENABLE_GRP1::SET);
     wait_rwp()
 }
 
@@ -210,7 +137,7 @@ pub(crate) fn init_this_core() -> Result<(), GicError> {
 pub(crate) fn enable_ppi(intid: u32) -> Result<(), GicError> {
     debug_assert!(intid < 32);
     let r = find_redistributor()?;
-    set_priority_byte(&r.ipriorityr[(intid / 4) as usize], intid, DEFAULT_PRIORITY);
+    r.ipriorityr[intid as usize].set(DEFAULT_PRIORITY);
     r.isenabler0.set(1 << intid);
     Ok(())
 }
@@ -234,9 +161,9 @@ pub(crate) fn enable_spi(intid: u32, core: usize) {
     let word = (intid / 32) as usize;
     let bit = 1u32 << (intid % 32);
     d.igroupr[word].set(d.igroupr[word].get() | bit);
-    set_priority_byte(&d.ipriorityr[(intid / 4) as usize], intid, DEFAULT_PRIORITY);
+    d.ipriorityr[intid as usize].set(DEFAULT_PRIORITY);
     let aff = MPIDR_EL1.get();
-    d.irouter[(intid - 32) as usize].write(
+    d.irouter[intid as usize].write(
         GICD_IROUTER::ROUTING_MODE::Targeted
             + GICD_IROUTER::AFF0.val(core as u64)
             + GICD_IROUTER::AFF1.val((aff >> 8) & 0xff)

@@ -9,68 +9,14 @@ use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_HCR_EL2};
 use sis_platform::layout::{irq, phys};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
-use tock_registers::registers::{ReadOnly, ReadWrite};
-use tock_registers::{register_bitfields, register_structs};
 
 use hypervisor::routing::spi_core;
 use sis_platform::partition::SYSTEM;
+use sis_regs::gic::{GicdRegs, GicrRegs, GICD_CTLR, GICR_WAKER};
 use sis_regs::icc::{
     ICC_CTLR_EL1, ICC_DIR_EL1, ICC_EOIR1_EL1, ICC_IAR1_EL1, ICC_IGRPEN1_EL1, ICC_PMR_EL1,
     ICC_SGI1R_EL1,
 };
-
-register_bitfields! {u32,
-    GICD_CTLR [
-        EnableGrp0 OFFSET(0) NUMBITS(1) [],
-        EnableGrp1 OFFSET(1) NUMBITS(1) [],
-        ARE OFFSET(4) NUMBITS(1) [],
-        RWP OFFSET(31) NUMBITS(1) []
-    ],
-    GICR_WAKER [
-        ProcessorSleep OFFSET(1) NUMBITS(1) [],
-        ChildrenAsleep OFFSET(2) NUMBITS(1) []
-    ]
-}
-
-register_structs! {
-    GicdRegs {
-        (0x0000 => ctlr: ReadWrite<u32, GICD_CTLR::Register>),
-        (0x0004 => typer: ReadOnly<u32>),
-        (0x0008 => _r0),
-        (0x0080 => igroupr: [ReadWrite<u32>; 32]),
-        (0x0100 => isenabler: [ReadWrite<u32>; 32]),
-        (0x0180 => icenabler: [ReadWrite<u32>; 32]),
-        (0x0200 => _r1),
-        (0x0280 => icpendr: [ReadWrite<u32>; 32]),
-        (0x0300 => _r3),
-        (0x0380 => icactiver: [ReadWrite<u32>; 32]),
-        (0x0400 => ipriorityr: [ReadWrite<u8>; 1024]),
-        (0x0800 => _r2),
-        (0x0C00 => icfgr: [ReadWrite<u32>; 64]),
-        (0x0D00 => _r4),
-        (0x6000 => irouter: [ReadWrite<u64>; 1024]),
-        (0x8000 => @END),
-    },
-    GicrRdRegs {
-        (0x0000 => ctlr: ReadWrite<u32>),
-        (0x0004 => iidr: ReadOnly<u32>),
-        (0x0008 => typer: ReadOnly<u64>),
-        (0x0010 => _r0),
-        (0x0014 => waker: ReadWrite<u32, GICR_WAKER::Register>),
-        (0x0018 => @END),
-    },
-    GicrSgiRegs {
-        (0x0000 => _r0),
-        (0x0080 => igroupr0: ReadWrite<u32>),
-        (0x0084 => _r1),
-        (0x0100 => isenabler0: ReadWrite<u32>),
-        (0x0104 => _r2),
-        (0x0180 => icenabler0: ReadWrite<u32>),
-        (0x0184 => _r3),
-        (0x0400 => ipriorityr: [ReadWrite<u8>; 32]),
-        (0x0420 => @END),
-    }
-}
 
 /// Priority of every interrupt the hypervisor takes.
 const PRIORITY: u8 = 0x80;
@@ -83,17 +29,12 @@ fn gicd() -> &'static GicdRegs {
     unsafe { &*(phys::GICD_BASE as *const GicdRegs) }
 }
 
-fn gicr_rd(core: usize) -> &'static GicrRdRegs {
-    // SAFETY: QEMU places one redistributor per core at GICR_BASE + core * stride; identity
-    // mapped device memory; struct matches the RD_base layout.
-    unsafe { &*((phys::GICR_BASE + core as u64 * phys::GICR_STRIDE) as *const GicrRdRegs) }
-}
+const _: () = assert!(phys::GICR_STRIDE == sis_regs::gic::gicr::STRIDE);
 
-fn gicr_sgi(core: usize) -> &'static GicrSgiRegs {
-    // SAFETY: as for `gicr_rd`; the SGI_base frame follows RD_base by 64 KiB.
-    unsafe {
-        &*((phys::GICR_BASE + core as u64 * phys::GICR_STRIDE + 0x1_0000) as *const GicrSgiRegs)
-    }
+fn gicr(core: usize) -> &'static GicrRegs {
+    // SAFETY: QEMU places one redistributor frame pair per core at GICR_BASE + core * stride,
+    // identity-mapped as device memory; the struct matches the RD_base + SGI_base layout.
+    unsafe { &*((phys::GICR_BASE + core as u64 * phys::GICR_STRIDE) as *const GicrRegs) }
 }
 
 /// Distributor setup (core 0, once): affinity routing, everything Group 1, SPIs disabled.
@@ -107,7 +48,7 @@ pub fn init_distributor() {
         d.igroupr[w].set(u32::MAX);
     }
     d.ctlr
-        .write(GICD_CTLR::ARE::SET + GICD_CTLR::EnableGrp1::SET + GICD_CTLR::EnableGrp0::SET);
+        .write(GICD_CTLR::ARE::SET + GICD_CTLR::ENABLE_GRP1::SET + GICD_CTLR::ENABLE_GRP0::SET);
     while d.ctlr.is_set(GICD_CTLR::RWP) {}
 }
 
@@ -144,15 +85,14 @@ pub fn set_edge(intid: u32) {
 /// Per-core setup: wake the redistributor, enable the hypervisor's PPIs/SGIs, and the EL2 CPU
 /// interface with split EOI, and the virtual CPU interface for the guest.
 pub fn init_cpu(core: usize) {
-    let rd = gicr_rd(core);
-    rd.waker.modify(GICR_WAKER::ProcessorSleep::CLEAR);
-    while rd.waker.is_set(GICR_WAKER::ChildrenAsleep) {}
-    let sgi = gicr_sgi(core);
-    sgi.igroupr0.set(u32::MAX);
+    let rd = gicr(core);
+    rd.waker.modify(GICR_WAKER::PROCESSOR_SLEEP::CLEAR);
+    while rd.waker.is_set(GICR_WAKER::CHILDREN_ASLEEP) {}
+    rd.igroupr0.set(u32::MAX);
     for intid in [irq::SGI_KICK, irq::MAINTENANCE, irq::VTIMER, irq::HYP_TIMER] {
-        sgi.ipriorityr[intid as usize].set(PRIORITY);
+        rd.ipriorityr[intid as usize].set(PRIORITY);
     }
-    sgi.isenabler0.set(
+    rd.isenabler0.set(
         (1 << irq::SGI_KICK) | (1 << irq::MAINTENANCE) | (1 << irq::VTIMER) | (1 << irq::HYP_TIMER),
     );
 
