@@ -9,8 +9,8 @@ use crate::quant::{self, GroupActs, Q8Acts, Q8KActs, Q4_1_BLOCK, Q8_0_BLOCK, QK}
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-// Row kernels: NEON on aarch64, portable elsewhere (x86_64 hosts switch to AVX2 at run
-// time in `rows_dispatch`). All compute identical bits.
+// Row kernels: NEON on aarch64, portable elsewhere (x86_64 hosts switch to AVX2 or
+// AVX-512 VNNI at run time in `rows_dispatch`). All compute identical bits.
 #[cfg(not(all(target_arch = "aarch64", target_feature = "neon")))]
 use crate::kernels::portable as blk;
 #[cfg(not(all(target_arch = "aarch64", target_feature = "neon")))]
@@ -97,49 +97,87 @@ pub struct Matrix<'a> {
     pub storage: Storage<'a>,
 }
 
+/// The kernel family of x86-64 host builds, chosen at run time.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-static SIMD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
-
-/// Enables or disables the AVX2 kernels (host builds). They compute the same bits as
-/// the portable kernels; this switch exists so tests and benchmarks can show that.
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-pub fn set_simd_enabled(on: bool) {
-    SIMD.store(on, Ordering::Relaxed);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// Plain Rust.
+    Portable,
+    /// AVX2 (with F16C).
+    Avx2,
+    /// AVX-512 VNNI on 256-bit vectors for the 32-value formats, AVX2 for the rest.
+    Vnni,
 }
 
-/// Row `r` of the new block formats against inputs `t0..t0 + tb` with the kernels of
-/// module `$k` (see [`crate::kernels`]); evaluates to whether the storage was one of them.
+/// The most capable kernels allowed (`u8` of [`Kernels`]; all compute the same bits).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+static KERNELS_MAX: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(2);
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+impl Kernels {
+    /// The best kernels this CPU runs, capped by [`set_kernels`].
+    pub fn current() -> Kernels {
+        let max = KERNELS_MAX.load(Ordering::Relaxed);
+        if max >= 2 && crate::quant_avx2::has_vnni() {
+            Kernels::Vnni
+        } else if max >= 1 && crate::quant_avx2::has_avx2() {
+            Kernels::Avx2
+        } else {
+            Kernels::Portable
+        }
+    }
+}
+
+/// Caps the kernels used (host builds): they compute the same bits as the portable
+/// kernels; this switch exists so tests and benchmarks can show that.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub fn set_kernels(max: Kernels) {
+    KERNELS_MAX.store(max as u8, Ordering::Relaxed);
+}
+
+/// Enables (the best available) or disables the SIMD kernels; see [`set_kernels`].
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub fn set_simd_enabled(on: bool) {
+    set_kernels(if on { Kernels::Vnni } else { Kernels::Portable });
+}
+
+/// Row `r` of the block formats against inputs `t0..t0 + tb` with the 32-value kernels
+/// of module `$k32` (see [`crate::quant::dot32_n`]) and the K kernels of module `$k`
+/// (see [`crate::kernels`]); evaluates to whether the storage was one of them.
 macro_rules! block_rows {
-    ($k:path, $m:expr, $r:expr, $acts:expr, $t0:expr, $tb:expr, $o:expr) => {{
+    ($k32:path, $k:path, $m:expr, $r:expr, $acts:expr, $t0:expr, $tb:expr, $o:expr) => {{
         use $k as k;
+        use $k32 as k32;
         let (m, r, t0, o) = ($m, $r, $t0, $o);
         let row = |format: Format, b: &'a [u8]| {
             let rb = m.cols / format.block_values() * format.block_bytes();
             &b[r * rb..(r + 1) * rb]
         };
         macro_rules! run {
-            ($f:ident, $format:expr, $b:expr, $a:expr) => {{
+            ($m_:ident :: $f:ident, $format:expr, $b:expr, $a:expr) => {{
                 let w = row($format, $b);
                 if $tb == TOKEN_BLOCK {
-                    o.copy_from_slice(&k::$f(
+                    o.copy_from_slice(&$m_::$f(
                         w,
                         core::array::from_fn::<_, TOKEN_BLOCK, _>(|j| &$a[t0 + j]),
                     ));
                 } else {
                     for (j, v) in o.iter_mut().enumerate() {
-                        *v = k::$f(w, [&$a[t0 + j]])[0];
+                        *v = $m_::$f(w, [&$a[t0 + j]])[0];
                     }
                 }
                 true
             }};
         }
         match (&m.storage, $acts) {
-            (Storage::Q4_0(b), Acts::Q8(a)) => run!(dot_q4_0_n, Format::Q4_0, b, a),
-            (Storage::Q5_0(b), Acts::Q8(a)) => run!(dot_q5_0_n, Format::Q5_0, b, a),
-            (Storage::Q5_1(b), Acts::Q8(a)) => run!(dot_q5_1_n, Format::Q5_1, b, a),
-            (Storage::Q4_K(b), Acts::Q8K(a)) => run!(dot_q4_k_n, Format::Q4_K, b, a),
-            (Storage::Q5_K(b), Acts::Q8K(a)) => run!(dot_q5_k_n, Format::Q5_K, b, a),
-            (Storage::Q6_K(b), Acts::Q8K(a)) => run!(dot_q6_k_n, Format::Q6_K, b, a),
+            (Storage::Q4_0(b), Acts::Q8(a)) => run!(k32::dot_q4_0_n, Format::Q4_0, b, a),
+            (Storage::Q4_1(b), Acts::Q8(a)) => run!(k32::dot_q4_1_n, Format::Q4_1, b, a),
+            (Storage::Q5_0(b), Acts::Q8(a)) => run!(k32::dot_q5_0_n, Format::Q5_0, b, a),
+            (Storage::Q5_1(b), Acts::Q8(a)) => run!(k32::dot_q5_1_n, Format::Q5_1, b, a),
+            (Storage::Q8_0(b), Acts::Q8(a)) => run!(k32::dot_q8_0_n, Format::Q8_0, b, a),
+            (Storage::Q4_K(b), Acts::Q8K(a)) => run!(k::dot_q4_k_n, Format::Q4_K, b, a),
+            (Storage::Q5_K(b), Acts::Q8K(a)) => run!(k::dot_q5_k_n, Format::Q5_K, b, a),
+            (Storage::Q6_K(b), Acts::Q8K(a)) => run!(k::dot_q6_k_n, Format::Q6_K, b, a),
             _ => false,
         }
     }};
@@ -335,7 +373,8 @@ impl<'a> Matrix<'a> {
     }
 
     /// Dot products of rows `r0..r1` with inputs `t0..t0 + TB` (at most [`TOKEN_BLOCK`]),
-    /// into `out[(r - r0) * TOKEN_BLOCK + k]`.
+    /// into `out[(r - r0) * TOKEN_BLOCK + k]`, with the portable (or, on aarch64, NEON)
+    /// kernels.
     #[inline(always)]
     fn rows_kernel(
         &self,
@@ -346,44 +385,19 @@ impl<'a> Matrix<'a> {
         tb: usize,
         out: &mut [f32],
     ) {
-        let c = self.cols;
         for (i, r) in (r0..r1).enumerate() {
             let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
-            if block_rows!(blk, self, r, acts, t0, tb, &mut *o) {
-                continue;
-            }
-            match (&self.storage, acts) {
-                (Storage::Q4_1(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
-                    let rb = (c / QK) * Q4_1_BLOCK;
-                    let xs = core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]);
-                    o.copy_from_slice(&kern::dot_q4_1_n(&b[r * rb..(r + 1) * rb], xs));
-                }
-                (Storage::Q4_1(b), Acts::Q8(a)) if tb == 1 => {
-                    let rb = (c / QK) * Q4_1_BLOCK;
-                    o[0] = kern::dot_q4_1_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
-                }
-                (Storage::Q8_0(b), Acts::Q8(a)) if tb == 1 => {
-                    let rb = (c / QK) * Q8_0_BLOCK;
-                    o[0] = kern::dot_q8_0_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
-                }
-                (Storage::Q8_0(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
-                    let rb = (c / QK) * Q8_0_BLOCK;
-                    let xs = core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]);
-                    o.copy_from_slice(&kern::dot_q8_0_n(&b[r * rb..(r + 1) * rb], xs));
-                }
-                _ => {
-                    for (k, v) in o.iter_mut().enumerate() {
-                        *v = self.dot_row(r, acts, t0 + k);
-                    }
+            if !block_rows!(kern, blk, self, r, acts, t0, tb, &mut *o) {
+                for (k, v) in o.iter_mut().enumerate() {
+                    *v = self.dot_row(r, acts, t0 + k);
                 }
             }
         }
     }
 
-    /// The Q4_1/Q8_0 kernels with AVX2 intrinsics: the same arithmetic as the portable
-    /// kernels (see `quant_avx2`), so results are bit-identical.
+    /// [`Matrix::rows_kernel`] with the AVX2 kernels (bit-identical, see `quant_avx2`).
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     fn rows_kernel_avx2(
         &self,
         r0: usize,
@@ -393,46 +407,43 @@ impl<'a> Matrix<'a> {
         tb: usize,
         out: &mut [f32],
     ) {
-        use crate::quant_avx2 as k;
-        let c = self.cols;
         for (i, r) in (r0..r1).enumerate() {
             let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
-            if block_rows!(crate::quant_avx2, self, r, acts, t0, tb, &mut *o) {
-                continue;
+            if !block_rows!(
+                crate::quant_avx2,
+                crate::quant_avx2,
+                self,
+                r,
+                acts,
+                t0,
+                tb,
+                &mut *o
+            ) {
+                for (j, v) in o.iter_mut().enumerate() {
+                    *v = self.dot_row(r, acts, t0 + j);
+                }
             }
-            match (&self.storage, acts) {
-                (Storage::Q4_1(b), Acts::Q8(a)) => {
-                    let rb = (c / QK) * Q4_1_BLOCK;
-                    let row = &b[r * rb..(r + 1) * rb];
-                    if tb == TOKEN_BLOCK {
-                        o.copy_from_slice(&k::dot_q4_1_n(
-                            row,
-                            core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]),
-                        ));
-                    } else {
-                        for (j, v) in o.iter_mut().enumerate() {
-                            *v = k::dot_q4_1_n(row, [&a[t0 + j]])[0];
-                        }
-                    }
-                }
-                (Storage::Q8_0(b), Acts::Q8(a)) => {
-                    let rb = (c / QK) * Q8_0_BLOCK;
-                    let row = &b[r * rb..(r + 1) * rb];
-                    if tb == TOKEN_BLOCK {
-                        o.copy_from_slice(&k::dot_q8_0_n(
-                            row,
-                            core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]),
-                        ));
-                    } else {
-                        for (j, v) in o.iter_mut().enumerate() {
-                            *v = k::dot_q8_0_n(row, [&a[t0 + j]])[0];
-                        }
-                    }
-                }
-                _ => {
-                    for (j, v) in o.iter_mut().enumerate() {
-                        *v = self.dot_row(r, acts, t0 + j);
-                    }
+        }
+    }
+
+    /// [`Matrix::rows_kernel`] with the AVX-512 VNNI kernels (bit-identical).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]
+    fn rows_kernel_vnni(
+        &self,
+        r0: usize,
+        r1: usize,
+        acts: &Acts,
+        t0: usize,
+        tb: usize,
+        out: &mut [f32],
+    ) {
+        use crate::quant_avx2::vnni;
+        for (i, r) in (r0..r1).enumerate() {
+            let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
+            if !block_rows!(vnni, vnni, self, r, acts, t0, tb, &mut *o) {
+                for (j, v) in o.iter_mut().enumerate() {
+                    *v = self.dot_row(r, acts, t0 + j);
                 }
             }
         }
@@ -449,11 +460,19 @@ impl<'a> Matrix<'a> {
         out: &mut [f32],
     ) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if SIMD.load(Ordering::Relaxed) && std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked at run time just above), which is
-            // the only requirement of a `target_feature(enable = "avx2")` function.
-            unsafe { self.rows_kernel_avx2(r0, r1, acts, t0, tb, out) };
-            return;
+        match Kernels::current() {
+            Kernels::Vnni => {
+                // SAFETY: `current` only answers Vnni when the CPU has AVX2, F16C,
+                // AVX-512 VNNI and VL, the function's whole `target_feature` list.
+                unsafe { self.rows_kernel_vnni(r0, r1, acts, t0, tb, out) };
+                return;
+            }
+            Kernels::Avx2 => {
+                // SAFETY: `current` only answers Avx2 when the CPU has AVX2 and F16C.
+                unsafe { self.rows_kernel_avx2(r0, r1, acts, t0, tb, out) };
+                return;
+            }
+            Kernels::Portable => {}
         }
         self.rows_kernel(r0, r1, acts, t0, tb, out)
     }
@@ -467,14 +486,6 @@ impl<'a> Matrix<'a> {
             }
             (Storage::F16(b), Acts::F16(x)) => {
                 quant::dot_f16(&b[r * c * 2..(r + 1) * c * 2], &x[t * c..(t + 1) * c])
-            }
-            (Storage::Q8_0(b), Acts::Q8(a)) => {
-                let rb = (c / QK) * Q8_0_BLOCK;
-                quant::dot_q8_0(&b[r * rb..(r + 1) * rb], &a[t])
-            }
-            (Storage::Q4_1(b), Acts::Q8(a)) => {
-                let rb = (c / QK) * Q4_1_BLOCK;
-                quant::dot_q4_1(&b[r * rb..(r + 1) * rb], &a[t])
             }
             (Storage::GroupQ8 { q, s, group }, Acts::Group(a, _)) => {
                 let gpr = c / group;

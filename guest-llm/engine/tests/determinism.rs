@@ -41,10 +41,13 @@ fn check(model: &Model<'_>, toks: &[u32]) {
     );
     #[cfg(target_arch = "x86_64")]
     {
-        sis_engine::matrix::set_simd_enabled(false);
-        let portable = run(model, &Serial, toks, 4);
-        sis_engine::matrix::set_simd_enabled(true);
-        assert_eq!(portable, base, "portable kernels");
+        use sis_engine::matrix::{set_kernels, Kernels};
+        for k in [Kernels::Portable, Kernels::Avx2] {
+            set_kernels(k);
+            let other = run(model, &Serial, toks, 4);
+            set_kernels(Kernels::Vnni);
+            assert_eq!(other, base, "{k:?} kernels");
+        }
     }
 }
 
