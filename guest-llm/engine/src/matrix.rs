@@ -188,21 +188,96 @@ pub const ROWS_PER_CHUNK: usize = 16;
 /// Inputs multiplied together against each weight block during batched prefill.
 pub const TOKEN_BLOCK: usize = 8;
 
-enum Acts {
-    F32(Vec<f32>),
-    F16(Vec<f32>),
-    Q8(Vec<Q8Acts>),
-    Q8K(Vec<Q8KActs>),
-    Group(Vec<GroupActs>, usize),
+/// A borrowed view of converted inputs, as the kernels take them.
+#[derive(Clone, Copy)]
+enum Acts<'i> {
+    F32(&'i [f32]),
+    F16(&'i [f32]),
+    Q8(&'i [Q8Acts]),
+    Q8K(&'i [Q8KActs]),
+    Group(&'i [GroupActs]),
 }
 
-/// Input vectors converted for one storage format (quantized for Q8_0/Q4_1/llama2.c Q8,
-/// rounded through f16 for F16). Several matrices with the same input and a compatible
-/// format (e.g. Q, K and V) share one conversion via [`Matrix::matmul_with`].
+/// What an [`Inputs`] currently holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    F32,
+    F16,
+    Q8,
+    Q8K,
+    Group(usize),
+}
+
+/// Input vectors converted for one storage format (quantized for the block formats and
+/// llama2.c Q8, rounded through f16 for F16). Several matrices with the same input and a
+/// compatible format (e.g. Q, K and V) share one conversion ([`Matrix::accepts`]). A
+/// reused `Inputs` keeps a buffer per kind of conversion, so converting again allocates
+/// nothing once they are large enough, whatever mix of formats a model has.
 pub struct Inputs {
-    acts: Acts,
+    kind: Kind,
+    f: Vec<f32>,
+    q8: Vec<Q8Acts>,
+    q8k: Vec<Q8KActs>,
+    group: Vec<GroupActs>,
     n: usize,
     cols: usize,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs {
+            kind: Kind::F32,
+            f: Vec::new(),
+            q8: Vec::new(),
+            q8k: Vec::new(),
+            group: Vec::new(),
+            n: 0,
+            cols: 0,
+        }
+    }
+}
+
+impl Inputs {
+    fn acts(&self) -> Acts<'_> {
+        match self.kind {
+            Kind::F32 => Acts::F32(&self.f),
+            Kind::F16 => Acts::F16(&self.f),
+            Kind::Q8 => Acts::Q8(&self.q8[..self.n]),
+            Kind::Q8K => Acts::Q8K(&self.q8k[..self.n]),
+            Kind::Group(_) => Acts::Group(&self.group[..self.n]),
+        }
+    }
+}
+
+/// Output cells of the parallel products: one `f32` per output, stored by whichever core
+/// computes it (relaxed atomics compile to plain loads and stores). Reused across
+/// products, so they allocate only when a product is larger than any before.
+#[derive(Default)]
+pub struct Cells(Vec<AtomicU32>);
+
+impl Cells {
+    /// Makes room for `n` cells.
+    pub fn ensure(&mut self, n: usize) {
+        if self.0.len() < n {
+            self.0.resize_with(n, || AtomicU32::new(0));
+        }
+    }
+    /// Stores `v` in cell `i`.
+    #[inline(always)]
+    pub fn set(&self, i: usize, v: f32) {
+        self.0[i].store(v.to_bits(), Ordering::Relaxed);
+    }
+    /// The value in cell `i`.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> f32 {
+        f32::from_bits(self.0[i].load(Ordering::Relaxed))
+    }
+    /// Copies cells `0..out.len()` into `out`.
+    pub fn read_into(&self, out: &mut [f32]) {
+        for (o, c) in out.iter_mut().zip(&self.0) {
+            *o = f32::from_bits(c.load(Ordering::Relaxed));
+        }
+    }
 }
 
 impl<'a> Matrix<'a> {
@@ -322,54 +397,74 @@ impl<'a> Matrix<'a> {
         Ok(())
     }
 
-    fn accepts(&self, inp: &Inputs) -> bool {
-        inp.cols == self.cols
-            && match (&self.storage, &inp.acts) {
-                (Storage::F32(_), Acts::F32(_)) | (Storage::F16(_), Acts::F16(_)) => true,
-                (Storage::Q8_0(_) | Storage::Q4_1(_), Acts::Q8(_)) => true,
-                (Storage::Q4_0(_) | Storage::Q5_0(_) | Storage::Q5_1(_), Acts::Q8(_)) => true,
-                (Storage::Q4_K(_) | Storage::Q5_K(_) | Storage::Q6_K(_), Acts::Q8K(_)) => true,
-                (Storage::GroupQ8 { group, .. }, Acts::Group(_, g)) => group == g,
-                _ => false,
-            }
+    /// Whether `inp` holds inputs converted for this matrix's format and width.
+    pub fn accepts(&self, inp: &Inputs) -> bool {
+        inp.cols == self.cols && inp.kind == self.input_kind()
     }
 
-    /// Converts `n` input vectors (`n * cols` values) for this matrix's format.
-    pub fn prepare(&self, xs: &[f32], n: usize) -> Inputs {
-        assert_eq!(xs.len(), n * self.cols, "matmul input shape");
-        Inputs {
-            acts: self.quantize_inputs(xs, n),
-            n,
-            cols: self.cols,
-        }
-    }
-
-    fn quantize_inputs(&self, xs: &[f32], n: usize) -> Acts {
-        let c = self.cols;
+    /// The conversion this matrix's inputs need.
+    fn input_kind(&self) -> Kind {
         match self.storage {
-            Storage::F32(_) => Acts::F32(xs.to_vec()),
-            Storage::F16(_) => Acts::F16(xs.iter().map(|&v| round_f16(v)).collect()),
+            Storage::F32(_) => Kind::F32,
+            Storage::F16(_) => Kind::F16,
             Storage::Q8_0(_)
             | Storage::Q4_1(_)
             | Storage::Q4_0(_)
             | Storage::Q5_0(_)
-            | Storage::Q5_1(_) => Acts::Q8(
-                (0..n)
-                    .map(|t| Q8Acts::quantize(&xs[t * c..(t + 1) * c]))
-                    .collect(),
-            ),
-            Storage::Q4_K(_) | Storage::Q5_K(_) | Storage::Q6_K(_) => Acts::Q8K(
-                (0..n)
-                    .map(|t| Q8KActs::quantize(&xs[t * c..(t + 1) * c]))
-                    .collect(),
-            ),
-            Storage::GroupQ8 { group, .. } => Acts::Group(
-                (0..n)
-                    .map(|t| GroupActs::quantize(&xs[t * c..(t + 1) * c], group))
-                    .collect(),
-                group,
-            ),
+            | Storage::Q5_1(_) => Kind::Q8,
+            Storage::Q4_K(_) | Storage::Q5_K(_) | Storage::Q6_K(_) => Kind::Q8K,
+            Storage::GroupQ8 { group, .. } => Kind::Group(group),
         }
+    }
+
+    /// Converts `n` input vectors (`n * cols` values) for this matrix's format.
+    pub fn prepare(&self, xs: &[f32], n: usize) -> Inputs {
+        let mut inp = Inputs::default();
+        self.prepare_into(xs, n, &mut inp);
+        inp
+    }
+
+    /// Converts `n` input vectors into `inp`, reusing its buffers.
+    pub fn prepare_into(&self, xs: &[f32], n: usize, inp: &mut Inputs) {
+        assert_eq!(xs.len(), n * self.cols, "matmul input shape");
+        let c = self.cols;
+        /// `v` at least `n` long (longer ones keep their extra entries for later, larger
+        /// batches).
+        fn at_least<T: Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+            if v.len() < n {
+                v.resize_with(n, T::default);
+            }
+            &mut v[..n]
+        }
+        let kind = self.input_kind();
+        match kind {
+            Kind::F32 => {
+                inp.f.clear();
+                inp.f.extend_from_slice(xs);
+            }
+            Kind::F16 => {
+                inp.f.clear();
+                inp.f.extend(xs.iter().map(|&x| round_f16(x)));
+            }
+            Kind::Q8 => {
+                for (t, a) in at_least(&mut inp.q8, n).iter_mut().enumerate() {
+                    a.quantize_into(&xs[t * c..(t + 1) * c]);
+                }
+            }
+            Kind::Q8K => {
+                for (t, a) in at_least(&mut inp.q8k, n).iter_mut().enumerate() {
+                    a.quantize_into(&xs[t * c..(t + 1) * c]);
+                }
+            }
+            Kind::Group(group) => {
+                for (t, a) in at_least(&mut inp.group, n).iter_mut().enumerate() {
+                    a.quantize_into(&xs[t * c..(t + 1) * c], group);
+                }
+            }
+        }
+        inp.kind = kind;
+        inp.n = n;
+        inp.cols = c;
     }
 
     /// Dot products of rows `r0..r1` with inputs `t0..t0 + TB` (at most [`TOKEN_BLOCK`]),
@@ -380,7 +475,7 @@ impl<'a> Matrix<'a> {
         &self,
         r0: usize,
         r1: usize,
-        acts: &Acts,
+        acts: Acts<'_>,
         t0: usize,
         tb: usize,
         out: &mut [f32],
@@ -402,7 +497,7 @@ impl<'a> Matrix<'a> {
         &self,
         r0: usize,
         r1: usize,
-        acts: &Acts,
+        acts: Acts<'_>,
         t0: usize,
         tb: usize,
         out: &mut [f32],
@@ -433,7 +528,7 @@ impl<'a> Matrix<'a> {
         &self,
         r0: usize,
         r1: usize,
-        acts: &Acts,
+        acts: Acts<'_>,
         t0: usize,
         tb: usize,
         out: &mut [f32],
@@ -454,7 +549,7 @@ impl<'a> Matrix<'a> {
         &self,
         r0: usize,
         r1: usize,
-        acts: &Acts,
+        acts: Acts<'_>,
         t0: usize,
         tb: usize,
         out: &mut [f32],
@@ -478,7 +573,7 @@ impl<'a> Matrix<'a> {
     }
 
     #[inline(always)]
-    fn dot_row(&self, r: usize, acts: &Acts, t: usize) -> f32 {
+    fn dot_row(&self, r: usize, acts: Acts<'_>, t: usize) -> f32 {
         let c = self.cols;
         match (&self.storage, acts) {
             (Storage::F32(b), Acts::F32(x)) => {
@@ -487,7 +582,7 @@ impl<'a> Matrix<'a> {
             (Storage::F16(b), Acts::F16(x)) => {
                 quant::dot_f16(&b[r * c * 2..(r + 1) * c * 2], &x[t * c..(t + 1) * c])
             }
-            (Storage::GroupQ8 { q, s, group }, Acts::Group(a, _)) => {
+            (Storage::GroupQ8 { q, s, group }, Acts::Group(a)) => {
                 let gpr = c / group;
                 quant::dot_group_q8(
                     &q[r * c..(r + 1) * c],
@@ -508,36 +603,24 @@ impl<'a> Matrix<'a> {
     /// number of workers and for any batch size.
     pub fn matmul(&self, par: &dyn Parallel, xs: &[f32], n: usize, out: &mut [f32]) {
         let inp = self.prepare(xs, n);
-        self.matmul_prepared(par, &inp, out);
+        self.matmul_prepared(par, &inp, &mut Cells::default(), out);
     }
 
-    /// Like [`Matrix::matmul`], reusing the converted inputs in `cache` when they suit
-    /// this matrix (and filling `cache` otherwise). `xs` must be the same values the
-    /// cache was made from.
-    pub fn matmul_with(
+    /// Multiplies prepared inputs (see [`Matrix::prepare_into`]), with `cells` as the
+    /// scratch of the parallel product.
+    pub fn matmul_prepared(
         &self,
         par: &dyn Parallel,
-        xs: &[f32],
-        n: usize,
-        cache: &mut Option<Inputs>,
+        inp: &Inputs,
+        cells: &mut Cells,
         out: &mut [f32],
     ) {
-        match cache {
-            Some(inp) if inp.n == n && self.accepts(inp) => self.matmul_prepared(par, inp, out),
-            _ => {
-                let inp = cache.insert(self.prepare(xs, n));
-                self.matmul_prepared(par, inp, out);
-            }
-        }
-    }
-
-    /// Multiplies prepared inputs (see [`Matrix::prepare`]).
-    pub fn matmul_prepared(&self, par: &dyn Parallel, inp: &Inputs, out: &mut [f32]) {
         let n = inp.n;
         assert!(self.accepts(inp), "inputs prepared for another format");
         assert_eq!(out.len(), n * self.rows, "matmul output shape");
-        let acts = &inp.acts;
-        let cells: Vec<AtomicU32> = (0..n * self.rows).map(|_| AtomicU32::new(0)).collect();
+        let acts = inp.acts();
+        cells.ensure(n * self.rows);
+        let cells: &Cells = cells;
         let rows = self.rows;
         let chunks = rows.div_ceil(ROWS_PER_CHUNK);
         par.for_each(chunks, &|ci| {
@@ -554,16 +637,13 @@ impl<'a> Matrix<'a> {
                 self.rows_dispatch(r0, r1, acts, t0, tb, &mut buf);
                 for (i, r) in (r0..r1).enumerate() {
                     for k in 0..tb {
-                        let v = buf[i * TOKEN_BLOCK + k];
-                        cells[(t0 + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                        cells.set((t0 + k) * rows + r, buf[i * TOKEN_BLOCK + k]);
                     }
                 }
                 t0 += tb;
             }
         });
-        for (o, c) in out.iter_mut().zip(&cells) {
-            *o = f32::from_bits(c.load(Ordering::Relaxed));
-        }
+        cells.read_into(out);
     }
 }
 

@@ -12,7 +12,6 @@
 use crate::blocks::{f16_at, values32, Format};
 use crate::half::{f16_to_f32, round_f16};
 use crate::le::{f32_at, u16_at};
-use alloc::vec;
 use alloc::vec::Vec;
 
 pub use crate::blocks::{QK, QK_K};
@@ -46,13 +45,19 @@ pub struct Q8Acts {
 impl Q8Acts {
     /// Quantizes `x` (length a multiple of [`QK`]).
     pub fn quantize(x: &[f32]) -> Self {
+        let mut out = Self::default();
+        out.quantize_into(x);
+        out
+    }
+
+    /// Quantizes `x` into `self`, reusing its buffers.
+    pub fn quantize_into(&mut self, x: &[f32]) {
         let nb = x.len() / QK;
-        let mut out = Q8Acts {
-            d: vec![0.0; nb],
-            s: vec![0.0; nb],
-            q: vec![0; nb * QK],
-            qsum: vec![0; nb],
-        };
+        let out = self;
+        out.d.resize(nb, 0.0);
+        out.s.resize(nb, 0.0);
+        out.q.resize(nb * QK, 0);
+        out.qsum.resize(nb, 0);
         for (b, xb) in x.chunks_exact(QK).enumerate() {
             let mut amax = 0.0f32;
             for &v in xb {
@@ -71,7 +76,6 @@ impl Q8Acts {
             out.d[b] = round_f16(d);
             out.s[b] = round_f16(sum as f32 * d);
         }
-        out
     }
 }
 
@@ -93,12 +97,18 @@ impl Q8KActs {
     /// the quantized values have the opposite sign when it is positive), values rounded
     /// half to even and capped at 127.
     pub fn quantize(x: &[f32]) -> Self {
+        let mut out = Self::default();
+        out.quantize_into(x);
+        out
+    }
+
+    /// Quantizes `x` into `self`, reusing its buffers.
+    pub fn quantize_into(&mut self, x: &[f32]) {
         let nb = x.len() / QK_K;
-        let mut out = Q8KActs {
-            d: vec![0.0; nb],
-            q: vec![0; nb * QK_K],
-            bsums: vec![0; nb * QK_K / 16],
-        };
+        let out = self;
+        out.d.resize(nb, 0.0);
+        out.q.resize(nb * QK_K, 0);
+        out.bsums.resize(nb * QK_K / 16, 0);
         for (b, xb) in x.chunks_exact(QK_K).enumerate() {
             let mut amax = 0.0f32;
             let mut max = 0.0f32;
@@ -109,11 +119,14 @@ impl Q8KActs {
                     max = v;
                 }
             }
+            let q = &mut out.q[b * QK_K..(b + 1) * QK_K];
             if amax == 0.0 {
+                out.d[b] = 0.0;
+                q.fill(0);
+                out.bsums[b * 16..(b + 1) * 16].fill(0);
                 continue;
             }
             let iscale = -127.0 / max;
-            let q = &mut out.q[b * QK_K..(b + 1) * QK_K];
             for (q, &v) in q.iter_mut().zip(xb) {
                 *q = (round_even(iscale * v) as i32).min(127) as i16;
             }
@@ -125,7 +138,6 @@ impl Q8KActs {
             }
             out.d[b] = 1.0 / iscale;
         }
-        out
     }
 }
 
@@ -141,11 +153,17 @@ pub struct GroupActs {
 impl GroupActs {
     /// Quantizes `x` (length a multiple of `group`).
     pub fn quantize(x: &[f32], group: usize) -> Self {
+        let mut out = Self::default();
+        out.quantize_into(x, group);
+        out
+    }
+
+    /// Quantizes `x` into `self`, reusing its buffers.
+    pub fn quantize_into(&mut self, x: &[f32], group: usize) {
         let ng = x.len() / group;
-        let mut out = GroupActs {
-            s: vec![0.0; ng],
-            q: vec![0; ng * group],
-        };
+        let out = self;
+        out.s.resize(ng, 0.0);
+        out.q.resize(ng * group, 0);
         for (g, xg) in x.chunks_exact(group).enumerate() {
             let mut wmax = 0.0f32;
             for &v in xg {
@@ -158,7 +176,6 @@ impl GroupActs {
                 out.q[g * group + j] = libm::roundf(qv) as i8 as i16;
             }
         }
-        out
     }
 }
 
