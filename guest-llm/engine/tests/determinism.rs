@@ -34,11 +34,7 @@ fn check(model: &Model<'_>, toks: &[u32]) {
     for chunk in [1, 3, 8] {
         assert_eq!(run(model, &Serial, toks, chunk), base, "chunk {chunk}");
     }
-    assert_eq!(
-        run(model, &StdThreads { threads: 3 }, toks, 5),
-        base,
-        "3 threads"
-    );
+    assert_eq!(run(model, &StdThreads::new(3), toks, 5), base, "3 threads");
     #[cfg(target_arch = "x86_64")]
     {
         use sis_engine::matrix::{set_kernels, Kernels};

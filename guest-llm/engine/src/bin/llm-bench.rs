@@ -143,7 +143,7 @@ fn run() -> Result<(), String> {
     if prompt.len() + a.gen_tokens > 512 {
         return Err("prompt + generated tokens must fit the 512-token context".into());
     }
-    let par = StdThreads { threads: a.threads };
+    let par = StdThreads::new(a.threads);
     let (pp, tg, ours, kv) = bench_engine(&model, &par, &prompt, a.gen_tokens, a.runs)?;
     let (np, ng) = (prompt.len() as f64, a.gen_tokens as f64);
     println!(
