@@ -40,6 +40,10 @@ pub struct Q8Acts {
     pub q: Vec<i8>,
     /// Per-block integer sum of `q` (for the formats stored with an offset).
     pub qsum: Vec<i32>,
+    /// `q` widened to 16 bits in the order the NEON kernels unpack weights (see
+    /// [`crate::quant_neon::NEON_ORDER`]).
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    pub q16: Vec<i16>,
 }
 
 impl Q8Acts {
@@ -58,6 +62,8 @@ impl Q8Acts {
         out.s.resize(nb, 0.0);
         out.q.resize(nb * QK, 0);
         out.qsum.resize(nb, 0);
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        out.q16.resize(nb * QK, 0);
         for (b, xb) in x.chunks_exact(QK).enumerate() {
             let mut amax = 0.0f32;
             for &v in xb {
@@ -73,6 +79,10 @@ impl Q8Acts {
                 sum += q as i32;
             }
             out.qsum[b] = sum;
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            for (j, &k) in crate::quant_neon::NEON_ORDER.iter().enumerate() {
+                out.q16[b * QK + j] = out.q[b * QK + k as usize] as i16;
+            }
             out.d[b] = round_f16(d);
             out.s[b] = round_f16(sum as f32 * d);
         }
