@@ -6,13 +6,13 @@
 
 use crate::error::{Error, Result};
 use crate::half::{f16_to_f32, f32_to_f16, round_f16};
+use crate::matrix::{Cells, Inputs, Matrix};
 use crate::model::{Arch, Model, Vector};
 use crate::parallel::Parallel;
 use crate::quant::sum8;
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Key/value cache for every layer, stored as binary16 (as llama.cpp does by default).
 #[derive(Debug, Clone)]
@@ -133,14 +133,13 @@ fn rope_neox(x: &mut [f32], head_dim: usize, cos_sin: &[(f32, f32)]) {
     }
 }
 
-fn rope_table(pos: usize, head_dim: usize, theta: f32) -> Vec<(f32, f32)> {
-    (0..head_dim / 2)
-        .map(|i| {
-            let freq = libm::powf(theta, -((2 * i) as f32) / head_dim as f32);
-            let angle = pos as f32 * freq;
-            (libm::cosf(angle), libm::sinf(angle))
-        })
-        .collect()
+/// The rotation table of position `pos` into `out` (`head_dim / 2` pairs).
+fn rope_table(pos: usize, head_dim: usize, theta: f32, out: &mut [(f32, f32)]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let freq = libm::powf(theta, -((2 * i) as f32) / head_dim as f32);
+        let angle = pos as f32 * freq;
+        *o = (libm::cosf(angle), libm::sinf(angle));
+    }
 }
 
 fn silu(x: f32) -> f32 {
@@ -179,43 +178,59 @@ fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
     sum8(acc) + tail
 }
 
+/// Output values accumulated at once by [`attend_head`] (a stack buffer).
+const ATT_CHUNK: usize = 64;
+
 /// Attention of one query head over positions `first..npos` of layer `l`, whose keys and
-/// values sit at offset `kv_off` in each cache row. q, K, V and the probabilities go
-/// through f16 as in llama.cpp; sums run in position order.
+/// values sit at offset `kv_off` in each cache row; `q` is already rounded through f16.
+/// The scores use cells `sbase..` of `scores`, the result goes to cells `obase..` of
+/// `out`. K, V and the probabilities go through f16 as in llama.cpp; every sum runs in
+/// position order.
 #[allow(clippy::too_many_arguments)]
 fn attend_head(
     cache: &KvCache,
     l: usize,
-    first: usize,
-    npos: usize,
+    (first, npos): (usize, usize),
     kv_off: usize,
     q: &[f32],
     scale: f32,
-    out: &mut [f32],
+    (scores, sbase): (&Cells, usize),
+    (out, obase): (&Cells, usize),
 ) {
     let hd = q.len();
-    let qh: Vec<f32> = q.iter().map(|&v| round_f16(v)).collect();
-    let mut scores = vec![0.0f32; npos - first];
+    let len = npos - first;
     let mut max = f32::NEG_INFINITY;
-    for (i, s) in scores.iter_mut().enumerate() {
-        let p = first + i;
-        let ko = cache.at(l, p) + kv_off;
-        *s = dot_f16(&qh, &cache.keys[ko..ko + hd]) * scale;
-        max = max.max(*s);
+    for i in 0..len {
+        let ko = cache.at(l, first + i) + kv_off;
+        let s = dot_f16(q, &cache.keys[ko..ko + hd]) * scale;
+        scores.set(sbase + i, s);
+        max = max.max(s);
     }
     let mut sum = 0.0f32;
-    for s in scores.iter_mut() {
-        *s = libm::expf(*s - max);
-        sum += *s;
+    for i in 0..len {
+        let e = libm::expf(scores.get(sbase + i) - max);
+        scores.set(sbase + i, e);
+        sum += e;
     }
     let inv = 1.0 / sum;
-    out.fill(0.0);
-    for (i, s) in scores.iter().enumerate() {
-        let w = round_f16(s * inv);
-        let vo = cache.at(l, first + i) + kv_off;
-        for (o, &vv) in out.iter_mut().zip(&cache.values[vo..vo + hd]) {
-            *o += w * f16_to_f32(vv);
+    for i in 0..len {
+        scores.set(sbase + i, round_f16(scores.get(sbase + i) * inv));
+    }
+    let mut j0 = 0;
+    while j0 < hd {
+        let w = ATT_CHUNK.min(hd - j0);
+        let mut acc = [0.0f32; ATT_CHUNK];
+        for i in 0..len {
+            let p = scores.get(sbase + i);
+            let vo = cache.at(l, first + i) + kv_off + j0;
+            for (o, &vv) in acc[..w].iter_mut().zip(&cache.values[vo..vo + w]) {
+                *o += p * f16_to_f32(vv);
+            }
         }
+        for (j, &a) in acc[..w].iter().enumerate() {
+            out.set(obase + j0 + j, a);
+        }
+        j0 += w;
     }
 }
 
@@ -227,9 +242,70 @@ fn post_norm(y: &mut [f32], scratch: &mut [f32], dim: usize, w: &Vector<'_>, eps
     }
 }
 
+/// Token groups per head in the parallel attention of a batch (each work item handles one
+/// head for one group of consecutive tokens, with its own scores scratch).
+const ATT_GROUPS: usize = 4;
+
+/// The scratch memory of [`forward_in`]: activations, rotation tables, converted matrix
+/// inputs, the cells of the parallel products and attention scores, and the logits.
+/// Buffers grow to the largest batch seen and are then reused, so a warm workspace makes
+/// the token loop allocation-free. Results never depend on what it held before.
+#[derive(Default)]
+pub struct Workspace {
+    x: Vec<f32>,
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    tmp: Vec<f32>,
+    hb: Vec<f32>,
+    hb2: Vec<f32>,
+    normed: Vec<f32>,
+    ropes: Vec<(f32, f32)>,
+    ropes_local: Vec<(f32, f32)>,
+    inp: Inputs,
+    cells: Cells,
+    scores: Cells,
+    logits: Vec<f32>,
+}
+
+impl Workspace {
+    /// The logits of the last [`forward_in`] call that asked for some.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+}
+
+/// `v` resized to `n` values (its capacity only grows).
+fn sized<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    v.resize(n, T::default());
+    v
+}
+
+/// Converts `xs` for `m` into `inp` (unless `reuse` says `inp` already holds `xs`
+/// converted for a compatible matrix) and multiplies.
+#[allow(clippy::too_many_arguments)]
+fn mm(
+    m: &Matrix<'_>,
+    par: &dyn Parallel,
+    xs: &[f32],
+    n: usize,
+    reuse: bool,
+    inp: &mut Inputs,
+    cells: &mut Cells,
+    out: &mut [f32],
+) {
+    if !reuse || !m.accepts(inp) {
+        m.prepare_into(xs, n, inp);
+    }
+    m.matmul_prepared(par, inp, cells, out);
+}
+
 /// Runs `tokens` through the model at positions `cache.len()..`, appending to the cache.
 ///
-/// Returns the requested logits, `vocab_size` values per token asked for.
+/// Returns the requested logits, `vocab_size` values per token asked for. Allocates its
+/// scratch memory for this call; [`forward_in`] reuses a [`Workspace`].
 pub fn forward(
     model: &Model<'_>,
     cache: &mut KvCache,
@@ -237,10 +313,24 @@ pub fn forward(
     tokens: &[u32],
     want: Logits,
 ) -> Result<Vec<f32>> {
+    let mut ws = Workspace::default();
+    Ok(forward_in(model, cache, &mut ws, par, tokens, want)?.to_vec())
+}
+
+/// [`forward`] with the scratch memory of `ws`; returns the requested logits (also
+/// available as [`Workspace::logits`]).
+pub fn forward_in<'w>(
+    model: &Model<'_>,
+    cache: &mut KvCache,
+    ws: &'w mut Workspace,
+    par: &dyn Parallel,
+    tokens: &[u32],
+    want: Logits,
+) -> Result<&'w [f32]> {
     let c = &model.config;
     let n = tokens.len();
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     if cache.len + n > cache.capacity {
         return Err(Error::ContextFull {
@@ -267,7 +357,7 @@ pub fn forward(
         Arch::Llama => None,
     };
 
-    let mut x = vec![0.0f32; n * dim];
+    let x = sized(&mut ws.x, n * dim);
     for (t, &tok) in tokens.iter().enumerate() {
         model
             .token_embd
@@ -279,24 +369,34 @@ pub fn forward(
             *v *= s;
         }
     }
-    let ropes: Vec<Vec<(f32, f32)>> = (0..n)
-        .map(|t| rope_table(pos0 + t, hd, c.rope_theta))
-        .collect();
-    let ropes_local: Vec<Vec<(f32, f32)>> = match gemma {
-        Some(g) if g.local.iter().any(|&l| l) => (0..n)
-            .map(|t| rope_table(pos0 + t, hd, g.rope_theta_local))
-            .collect(),
-        _ => Vec::new(),
+    let half = hd / 2;
+    let ropes = sized(&mut ws.ropes, n * half);
+    for (t, r) in ropes.chunks_exact_mut(half).enumerate() {
+        rope_table(pos0 + t, hd, c.rope_theta, r);
+    }
+    let ropes_local = match gemma {
+        Some(g) if g.local.iter().any(|&l| l) => {
+            let r = sized(&mut ws.ropes_local, n * half);
+            for (t, r) in r.chunks_exact_mut(half).enumerate() {
+                rope_table(pos0 + t, hd, g.rope_theta_local, r);
+            }
+            &*r
+        }
+        _ => &[],
     };
-    let mut xb = vec![0.0f32; n * dim];
-    let mut q = vec![0.0f32; n * q_dim];
-    let mut k = vec![0.0f32; n * kv_dim];
-    let mut v = vec![0.0f32; n * kv_dim];
-    let mut att = vec![0.0f32; n * q_dim];
-    let mut tmp = vec![0.0f32; n * dim];
-    let mut hb = vec![0.0f32; n * hidden];
-    let mut hb2 = vec![0.0f32; n * hidden];
-    let mut normed = vec![0.0f32; hd];
+    let ropes = &*ropes;
+    let xb = sized(&mut ws.xb, n * dim);
+    let q = sized(&mut ws.q, n * q_dim);
+    let k = sized(&mut ws.k, n * kv_dim);
+    let v = sized(&mut ws.v, n * kv_dim);
+    let att = sized(&mut ws.att, n * q_dim);
+    let tmp = sized(&mut ws.tmp, n * dim);
+    let hb = sized(&mut ws.hb, n * hidden);
+    let hb2 = sized(&mut ws.hb2, n * hidden);
+    let normed = sized(&mut ws.normed, hd);
+    let (inp, cells, scores) = (&mut ws.inp, &mut ws.cells, &mut ws.scores);
+    let groups = n.min(ATT_GROUPS);
+    scores.ensure(c.n_heads * groups * cache.capacity);
     // Llama scales the scores; Gemma 3 scales the queries instead (before their f16
     // rounding, as llama.cpp does) and the scores by 1.
     let scale = match gemma {
@@ -310,10 +410,9 @@ pub fn forward(
             let r = t * dim..(t + 1) * dim;
             rmsnorm(&mut xb[r.clone()], &x[r], &layer.attn_norm, c.rms_eps);
         }
-        let mut inp = None;
-        layer.wq.matmul_with(par, &xb, n, &mut inp, &mut q);
-        layer.wk.matmul_with(par, &xb, n, &mut inp, &mut k);
-        layer.wv.matmul_with(par, &xb, n, &mut inp, &mut v);
+        mm(&layer.wq, par, xb, n, false, inp, cells, q);
+        mm(&layer.wk, par, xb, n, true, inp, cells, k);
+        mm(&layer.wv, par, xb, n, true, inp, cells, v);
         for t in 0..n {
             let qt = &mut q[t * q_dim..(t + 1) * q_dim];
             let kt = &mut k[t * kv_dim..(t + 1) * kv_dim];
@@ -321,11 +420,12 @@ pub fn forward(
                 (Some(g), Some(norms)) => {
                     for (x, w) in [(&mut *qt, &norms.q_norm), (&mut *kt, &norms.k_norm)] {
                         for head in x.chunks_exact_mut(hd) {
-                            rmsnorm(&mut normed, head, w, c.rms_eps);
-                            head.copy_from_slice(&normed);
+                            rmsnorm(normed, head, w, c.rms_eps);
+                            head.copy_from_slice(normed);
                         }
                     }
-                    let table = if local { &ropes_local[t] } else { &ropes[t] };
+                    let table = if local { ropes_local } else { ropes };
+                    let table = &table[t * half..(t + 1) * half];
                     rope_neox(qt, hd, table);
                     rope_neox(kt, hd, table);
                     for v in qt.iter_mut() {
@@ -333,8 +433,8 @@ pub fn forward(
                     }
                 }
                 _ => {
-                    rope(qt, hd, &ropes[t]);
-                    rope(kt, hd, &ropes[t]);
+                    rope(qt, hd, &ropes[t * half..(t + 1) * half]);
+                    rope(kt, hd, &ropes[t * half..(t + 1) * half]);
                 }
             }
             let at = cache.at(l, pos0 + t);
@@ -347,86 +447,97 @@ pub fn forward(
             Some(g) if local => g.sliding_window,
             _ => 0,
         };
+        // The queries go through f16 before the dot products with the f16 keys.
+        for x in q.iter_mut() {
+            *x = round_f16(*x);
+        }
         {
             let cache_ref: &KvCache = cache;
-            let cells: Vec<AtomicU32> = (0..n * q_dim).map(|_| AtomicU32::new(0)).collect();
-            let q_ref = &q;
-            par.for_each(n * c.n_heads, &|i| {
-                let (t, h) = (i / c.n_heads, i % c.n_heads);
-                let npos = pos0 + t + 1;
-                // A local layer sees the last `window` positions, its own included.
-                let first = if window > 0 {
-                    npos.saturating_sub(window)
-                } else {
-                    0
-                };
-                let mut out = vec![0.0f32; hd];
-                attend_head(
-                    cache_ref,
-                    l,
-                    first,
-                    npos,
-                    (h / group) * hd,
-                    &q_ref[t * q_dim + h * hd..t * q_dim + (h + 1) * hd],
-                    scale,
-                    &mut out,
-                );
-                for (j, v) in out.iter().enumerate() {
-                    cells[t * q_dim + h * hd + j].store(v.to_bits(), Ordering::Relaxed);
+            cells.ensure(n * q_dim);
+            let (out, scores_ref): (&Cells, &Cells) = (cells, scores);
+            let q_ref = &*q;
+            let cap = cache.capacity;
+            par.for_each(c.n_heads * groups, &|i| {
+                let (g, h) = (i / c.n_heads, i % c.n_heads);
+                for t in g * n / groups..(g + 1) * n / groups {
+                    let npos = pos0 + t + 1;
+                    // A local layer sees the last `window` positions, its own included.
+                    let first = if window > 0 {
+                        npos.saturating_sub(window)
+                    } else {
+                        0
+                    };
+                    let at = t * q_dim + h * hd;
+                    attend_head(
+                        cache_ref,
+                        l,
+                        (first, npos),
+                        (h / group) * hd,
+                        &q_ref[at..at + hd],
+                        scale,
+                        (scores_ref, i * cap),
+                        (out, at),
+                    );
                 }
             });
-            for (a, cell) in att.iter_mut().zip(&cells) {
-                *a = f32::from_bits(cell.load(Ordering::Relaxed));
-            }
+            out.read_into(att);
         }
-        layer.wo.matmul(par, &att, n, &mut tmp);
+        mm(&layer.wo, par, att, n, false, inp, cells, tmp);
         if let Some(norms) = &layer.gemma {
-            post_norm(&mut tmp, &mut xb, dim, &norms.post_attn, c.rms_eps);
+            post_norm(tmp, xb, dim, &norms.post_attn, c.rms_eps);
         }
-        for (a, b) in x.iter_mut().zip(&tmp) {
+        for (a, b) in x.iter_mut().zip(&*tmp) {
             *a += b;
         }
         for t in 0..n {
             let r = t * dim..(t + 1) * dim;
             rmsnorm(&mut xb[r.clone()], &x[r], &layer.ffn_norm, c.rms_eps);
         }
-        let mut inp = None;
-        layer.w_gate.matmul_with(par, &xb, n, &mut inp, &mut hb);
-        layer.w_up.matmul_with(par, &xb, n, &mut inp, &mut hb2);
+        mm(&layer.w_gate, par, xb, n, false, inp, cells, hb);
+        mm(&layer.w_up, par, xb, n, true, inp, cells, hb2);
         if gemma.is_some() {
-            for (a, b) in hb.iter_mut().zip(&hb2) {
+            for (a, b) in hb.iter_mut().zip(&*hb2) {
                 *a = gelu(*a) * b;
             }
         } else {
-            for (a, b) in hb.iter_mut().zip(&hb2) {
+            for (a, b) in hb.iter_mut().zip(&*hb2) {
                 *a = silu(*a) * b;
             }
         }
-        layer.w_down.matmul(par, &hb, n, &mut tmp);
+        mm(&layer.w_down, par, hb, n, false, inp, cells, tmp);
         if let Some(norms) = &layer.gemma {
-            post_norm(&mut tmp, &mut xb, dim, &norms.post_ffn, c.rms_eps);
+            post_norm(tmp, xb, dim, &norms.post_ffn, c.rms_eps);
         }
-        for (a, b) in x.iter_mut().zip(&tmp) {
+        for (a, b) in x.iter_mut().zip(&*tmp) {
             *a += b;
         }
     }
     cache.len += n;
 
-    let rows: Vec<usize> = match want {
-        Logits::None => return Ok(Vec::new()),
-        Logits::Last => vec![n - 1],
-        Logits::All => (0..n).collect(),
+    let (first, rows) = match want {
+        Logits::None => return Ok(&[]),
+        Logits::Last => (n - 1, 1),
+        Logits::All => (0, n),
     };
-    let mut normed = vec![0.0f32; rows.len() * dim];
-    for (i, &t) in rows.iter().enumerate() {
+    for i in 0..rows {
+        let t = first + i;
         rmsnorm(
-            &mut normed[i * dim..(i + 1) * dim],
+            &mut xb[i * dim..(i + 1) * dim],
             &x[t * dim..(t + 1) * dim],
             &model.output_norm,
             c.rms_eps,
         );
     }
-    let mut logits = vec![0.0f32; rows.len() * c.vocab_size];
-    model.output.matmul(par, &normed, rows.len(), &mut logits);
+    let logits = sized(&mut ws.logits, rows * c.vocab_size);
+    mm(
+        &model.output,
+        par,
+        &xb[..rows * dim],
+        rows,
+        false,
+        inp,
+        cells,
+        logits,
+    );
     Ok(logits)
 }

@@ -1,5 +1,5 @@
-//! Dot-product kernels of the Q4_0, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K formats, written once
-//! and instantiated per instruction set.
+//! Dot-product kernels of the Q4_K, Q5_K and Q6_K formats, written once and instantiated
+//! per instruction set (the 32-value formats are in [`crate::quant::dot32_n`]).
 //!
 //! Every kernel computes, per block, an exact integer dot product of the weights' integer
 //! values with the 8-bit activations (K formats: per sub-block, then weighted by the
@@ -11,11 +11,9 @@
 //!
 //! An instruction set provides, in the module that invokes [`block_kernels!`]:
 //! - `B`: 32 unsigned bytes, and `W`: 32 `i16` values;
-//! - `nib16(&[u8]) -> B`: low nibbles of 16 bytes then their high nibbles (the 32-value
-//!   formats' order); `nib_lo(&[u8]) -> B` / `nib_hi(&[u8]) -> B`: the low / high
-//!   nibbles of 32 bytes;
-//! - `bits32(u32) -> B`: 16 where bit `i` is set, else 0; `bit_of(&[u8], n) -> B`: 16 where
-//!   bit `n` of byte `i` is set; `two_bits_of(&[u8], n) -> B`: `((b[i] >> n) & 3) << 4`;
+//! - `nib_lo(&[u8]) -> B` / `nib_hi(&[u8]) -> B`: the low / high nibbles of 32 bytes;
+//! - `bit_of(&[u8], n) -> B`: 16 where bit `n` of byte `i` is set;
+//!   `two_bits_of(&[u8], n) -> B`: `((b[i] >> n) & 3) << 4`;
 //! - `or(B, B) -> B`; `widen(B, offset) -> W` (`b[i] - offset`);
 //! - `dot(&W, &[i16]) -> i32` over 32 values, `dot_halves(&W, &[i16]) -> (i32, i32)` over
 //!   values 0..16 and 16..32.
@@ -60,69 +58,10 @@ pub fn min_term(mn: &[u8; 8], bsums: &[i16]) -> i32 {
     acc
 }
 
-/// Generates `dot_q4_0_n`, `dot_q5_0_n`, `dot_q5_1_n`, `dot_q4_k_n`, `dot_q5_k_n` and
-/// `dot_q6_k_n` (one weight row against `T` activation vectors) from the instruction
+/// Generates `dot_q4_k_n`, `dot_q5_k_n` and `dot_q6_k_n` (one weight row against `T` activation vectors) from the instruction
 /// set's primitives in scope, each function carrying the given attributes.
 macro_rules! block_kernels {
     ($(#[$attr:meta])*) => {
-        /// Dot products of a Q4_0 row with `T` Q8_0 activation vectors.
-        $(#[$attr])*
-        pub fn dot_q4_0_n<const T: usize>(
-            row: &[u8],
-            a: [&$crate::quant::Q8Acts; T],
-        ) -> [f32; T] {
-            use $crate::kernels::*;
-            let mut acc = [Acc::default(); T];
-            for (b, blk) in row.chunks_exact($crate::blocks::Format::Q4_0.block_bytes()).enumerate() {
-                let d = f16_at(blk, 0);
-                let w = widen(nib16(&blk[2..18]), 8);
-                for t in 0..T {
-                    let i = dot(&w, &a[t].q[b * QK..b * QK + QK]);
-                    acc[t].add(b, (d * a[t].d[b]) * i as f32);
-                }
-            }
-            core::array::from_fn(|t| acc[t].sum())
-        }
-
-        /// Dot products of a Q5_0 row with `T` Q8_0 activation vectors.
-        $(#[$attr])*
-        pub fn dot_q5_0_n<const T: usize>(
-            row: &[u8],
-            a: [&$crate::quant::Q8Acts; T],
-        ) -> [f32; T] {
-            use $crate::kernels::*;
-            let mut acc = [Acc::default(); T];
-            for (b, blk) in row.chunks_exact($crate::blocks::Format::Q5_0.block_bytes()).enumerate() {
-                let d = f16_at(blk, 0);
-                let w = widen(or(nib16(&blk[6..22]), bits32(u32_at(blk, 2))), 16);
-                for t in 0..T {
-                    let i = dot(&w, &a[t].q[b * QK..b * QK + QK]);
-                    acc[t].add(b, (d * a[t].d[b]) * i as f32);
-                }
-            }
-            core::array::from_fn(|t| acc[t].sum())
-        }
-
-        /// Dot products of a Q5_1 row with `T` Q8_1 activation vectors (`s = d * sum(q)`).
-        $(#[$attr])*
-        pub fn dot_q5_1_n<const T: usize>(
-            row: &[u8],
-            a: [&$crate::quant::Q8Acts; T],
-        ) -> [f32; T] {
-            use $crate::kernels::*;
-            let mut acc = [Acc::default(); T];
-            for (b, blk) in row.chunks_exact($crate::blocks::Format::Q5_1.block_bytes()).enumerate() {
-                let d = f16_at(blk, 0);
-                let m = f16_at(blk, 2);
-                let w = widen(or(nib16(&blk[8..24]), bits32(u32_at(blk, 4))), 0);
-                for t in 0..T {
-                    let i = dot(&w, &a[t].q[b * QK..b * QK + QK]);
-                    acc[t].add(b, (d * a[t].d[b]) * i as f32 + m * a[t].s[b]);
-                }
-            }
-            core::array::from_fn(|t| acc[t].sum())
-        }
-
         /// Dot products of a Q4_K row with `T` Q8_K activation vectors.
         $(#[$attr])*
         pub fn dot_q4_k_n<const T: usize>(
@@ -228,12 +167,6 @@ pub mod portable {
     /// 32 `i16` values.
     pub type W = [i16; 32];
 
-    /// Low nibbles of `b[..16]`, then their high nibbles.
-    #[inline(always)]
-    pub fn nib16(b: &[u8]) -> B {
-        let b = &b[..16];
-        core::array::from_fn(|i| if i < 16 { b[i] & 0x0f } else { b[i - 16] >> 4 })
-    }
     /// Low nibbles of `b[..32]`.
     #[inline(always)]
     pub fn nib_lo(b: &[u8]) -> B {
@@ -245,11 +178,6 @@ pub mod portable {
     pub fn nib_hi(b: &[u8]) -> B {
         let b = &b[..32];
         core::array::from_fn(|i| b[i] >> 4)
-    }
-    /// 16 where bit `i` of `h` is set.
-    #[inline(always)]
-    pub fn bits32(h: u32) -> B {
-        core::array::from_fn(|i| (((h >> i) & 1) as u8) << 4)
     }
     /// 16 where bit `n` of `b[i]` is set.
     #[inline(always)]
@@ -362,9 +290,9 @@ pub(crate) mod tests {
             ] {
                 let row = random_row(format, cols, &mut seed);
                 let got = match format {
-                    Format::Q4_0 => portable::dot_q4_0_n(&row, [&a8])[0],
-                    Format::Q5_0 => portable::dot_q5_0_n(&row, [&a8])[0],
-                    Format::Q5_1 => portable::dot_q5_1_n(&row, [&a8])[0],
+                    Format::Q4_0 => crate::quant::dot_q4_0_n(&row, [&a8])[0],
+                    Format::Q5_0 => crate::quant::dot_q5_0_n(&row, [&a8])[0],
+                    Format::Q5_1 => crate::quant::dot_q5_1_n(&row, [&a8])[0],
                     Format::Q4_K => portable::dot_q4_k_n(&row, [&ak])[0],
                     Format::Q5_K => portable::dot_q5_k_n(&row, [&ak])[0],
                     _ => portable::dot_q6_k_n(&row, [&ak])[0],

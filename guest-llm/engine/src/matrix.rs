@@ -9,8 +9,8 @@ use crate::quant::{self, GroupActs, Q8Acts, Q8KActs, Q4_1_BLOCK, Q8_0_BLOCK, QK}
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-// Row kernels: NEON on aarch64, portable elsewhere (x86_64 hosts switch to AVX2 at run
-// time in `rows_dispatch`). All compute identical bits.
+// Row kernels: NEON on aarch64, portable elsewhere (x86_64 hosts switch to AVX2 or
+// AVX-512 VNNI at run time in `rows_dispatch`). All compute identical bits.
 #[cfg(not(all(target_arch = "aarch64", target_feature = "neon")))]
 use crate::kernels::portable as blk;
 #[cfg(not(all(target_arch = "aarch64", target_feature = "neon")))]
@@ -97,49 +97,87 @@ pub struct Matrix<'a> {
     pub storage: Storage<'a>,
 }
 
+/// The kernel family of x86-64 host builds, chosen at run time.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-static SIMD: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
-
-/// Enables or disables the AVX2 kernels (host builds). They compute the same bits as
-/// the portable kernels; this switch exists so tests and benchmarks can show that.
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-pub fn set_simd_enabled(on: bool) {
-    SIMD.store(on, Ordering::Relaxed);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// Plain Rust.
+    Portable,
+    /// AVX2 (with F16C).
+    Avx2,
+    /// AVX-512 VNNI on 256-bit vectors for the 32-value formats, AVX2 for the rest.
+    Vnni,
 }
 
-/// Row `r` of the new block formats against inputs `t0..t0 + tb` with the kernels of
-/// module `$k` (see [`crate::kernels`]); evaluates to whether the storage was one of them.
+/// The most capable kernels allowed (`u8` of [`Kernels`]; all compute the same bits).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+static KERNELS_MAX: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(2);
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+impl Kernels {
+    /// The best kernels this CPU runs, capped by [`set_kernels`].
+    pub fn current() -> Kernels {
+        let max = KERNELS_MAX.load(Ordering::Relaxed);
+        if max >= 2 && crate::quant_avx2::has_vnni() {
+            Kernels::Vnni
+        } else if max >= 1 && crate::quant_avx2::has_avx2() {
+            Kernels::Avx2
+        } else {
+            Kernels::Portable
+        }
+    }
+}
+
+/// Caps the kernels used (host builds): they compute the same bits as the portable
+/// kernels; this switch exists so tests and benchmarks can show that.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub fn set_kernels(max: Kernels) {
+    KERNELS_MAX.store(max as u8, Ordering::Relaxed);
+}
+
+/// Enables (the best available) or disables the SIMD kernels; see [`set_kernels`].
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub fn set_simd_enabled(on: bool) {
+    set_kernels(if on { Kernels::Vnni } else { Kernels::Portable });
+}
+
+/// Row `r` of the block formats against inputs `t0..t0 + tb` with the 32-value kernels
+/// of module `$k32` (see [`crate::quant::dot32_n`]) and the K kernels of module `$k`
+/// (see [`crate::kernels`]); evaluates to whether the storage was one of them.
 macro_rules! block_rows {
-    ($k:path, $m:expr, $r:expr, $acts:expr, $t0:expr, $tb:expr, $o:expr) => {{
+    ($k32:path, $k:path, $m:expr, $r:expr, $acts:expr, $t0:expr, $tb:expr, $o:expr) => {{
         use $k as k;
+        use $k32 as k32;
         let (m, r, t0, o) = ($m, $r, $t0, $o);
         let row = |format: Format, b: &'a [u8]| {
             let rb = m.cols / format.block_values() * format.block_bytes();
             &b[r * rb..(r + 1) * rb]
         };
         macro_rules! run {
-            ($f:ident, $format:expr, $b:expr, $a:expr) => {{
+            ($m_:ident :: $f:ident, $format:expr, $b:expr, $a:expr) => {{
                 let w = row($format, $b);
                 if $tb == TOKEN_BLOCK {
-                    o.copy_from_slice(&k::$f(
+                    o.copy_from_slice(&$m_::$f(
                         w,
                         core::array::from_fn::<_, TOKEN_BLOCK, _>(|j| &$a[t0 + j]),
                     ));
                 } else {
                     for (j, v) in o.iter_mut().enumerate() {
-                        *v = k::$f(w, [&$a[t0 + j]])[0];
+                        *v = $m_::$f(w, [&$a[t0 + j]])[0];
                     }
                 }
                 true
             }};
         }
         match (&m.storage, $acts) {
-            (Storage::Q4_0(b), Acts::Q8(a)) => run!(dot_q4_0_n, Format::Q4_0, b, a),
-            (Storage::Q5_0(b), Acts::Q8(a)) => run!(dot_q5_0_n, Format::Q5_0, b, a),
-            (Storage::Q5_1(b), Acts::Q8(a)) => run!(dot_q5_1_n, Format::Q5_1, b, a),
-            (Storage::Q4_K(b), Acts::Q8K(a)) => run!(dot_q4_k_n, Format::Q4_K, b, a),
-            (Storage::Q5_K(b), Acts::Q8K(a)) => run!(dot_q5_k_n, Format::Q5_K, b, a),
-            (Storage::Q6_K(b), Acts::Q8K(a)) => run!(dot_q6_k_n, Format::Q6_K, b, a),
+            (Storage::Q4_0(b), Acts::Q8(a)) => run!(k32::dot_q4_0_n, Format::Q4_0, b, a),
+            (Storage::Q4_1(b), Acts::Q8(a)) => run!(k32::dot_q4_1_n, Format::Q4_1, b, a),
+            (Storage::Q5_0(b), Acts::Q8(a)) => run!(k32::dot_q5_0_n, Format::Q5_0, b, a),
+            (Storage::Q5_1(b), Acts::Q8(a)) => run!(k32::dot_q5_1_n, Format::Q5_1, b, a),
+            (Storage::Q8_0(b), Acts::Q8(a)) => run!(k32::dot_q8_0_n, Format::Q8_0, b, a),
+            (Storage::Q4_K(b), Acts::Q8K(a)) => run!(k::dot_q4_k_n, Format::Q4_K, b, a),
+            (Storage::Q5_K(b), Acts::Q8K(a)) => run!(k::dot_q5_k_n, Format::Q5_K, b, a),
+            (Storage::Q6_K(b), Acts::Q8K(a)) => run!(k::dot_q6_k_n, Format::Q6_K, b, a),
             _ => false,
         }
     }};
@@ -150,21 +188,96 @@ pub const ROWS_PER_CHUNK: usize = 16;
 /// Inputs multiplied together against each weight block during batched prefill.
 pub const TOKEN_BLOCK: usize = 8;
 
-enum Acts {
-    F32(Vec<f32>),
-    F16(Vec<f32>),
-    Q8(Vec<Q8Acts>),
-    Q8K(Vec<Q8KActs>),
-    Group(Vec<GroupActs>, usize),
+/// A borrowed view of converted inputs, as the kernels take them.
+#[derive(Clone, Copy)]
+enum Acts<'i> {
+    F32(&'i [f32]),
+    F16(&'i [f32]),
+    Q8(&'i [Q8Acts]),
+    Q8K(&'i [Q8KActs]),
+    Group(&'i [GroupActs]),
 }
 
-/// Input vectors converted for one storage format (quantized for Q8_0/Q4_1/llama2.c Q8,
-/// rounded through f16 for F16). Several matrices with the same input and a compatible
-/// format (e.g. Q, K and V) share one conversion via [`Matrix::matmul_with`].
+/// What an [`Inputs`] currently holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    F32,
+    F16,
+    Q8,
+    Q8K,
+    Group(usize),
+}
+
+/// Input vectors converted for one storage format (quantized for the block formats and
+/// llama2.c Q8, rounded through f16 for F16). Several matrices with the same input and a
+/// compatible format (e.g. Q, K and V) share one conversion ([`Matrix::accepts`]). A
+/// reused `Inputs` keeps a buffer per kind of conversion, so converting again allocates
+/// nothing once they are large enough, whatever mix of formats a model has.
 pub struct Inputs {
-    acts: Acts,
+    kind: Kind,
+    f: Vec<f32>,
+    q8: Vec<Q8Acts>,
+    q8k: Vec<Q8KActs>,
+    group: Vec<GroupActs>,
     n: usize,
     cols: usize,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs {
+            kind: Kind::F32,
+            f: Vec::new(),
+            q8: Vec::new(),
+            q8k: Vec::new(),
+            group: Vec::new(),
+            n: 0,
+            cols: 0,
+        }
+    }
+}
+
+impl Inputs {
+    fn acts(&self) -> Acts<'_> {
+        match self.kind {
+            Kind::F32 => Acts::F32(&self.f),
+            Kind::F16 => Acts::F16(&self.f),
+            Kind::Q8 => Acts::Q8(&self.q8[..self.n]),
+            Kind::Q8K => Acts::Q8K(&self.q8k[..self.n]),
+            Kind::Group(_) => Acts::Group(&self.group[..self.n]),
+        }
+    }
+}
+
+/// Output cells of the parallel products: one `f32` per output, stored by whichever core
+/// computes it (relaxed atomics compile to plain loads and stores). Reused across
+/// products, so they allocate only when a product is larger than any before.
+#[derive(Default)]
+pub struct Cells(Vec<AtomicU32>);
+
+impl Cells {
+    /// Makes room for `n` cells.
+    pub fn ensure(&mut self, n: usize) {
+        if self.0.len() < n {
+            self.0.resize_with(n, || AtomicU32::new(0));
+        }
+    }
+    /// Stores `v` in cell `i`.
+    #[inline(always)]
+    pub fn set(&self, i: usize, v: f32) {
+        self.0[i].store(v.to_bits(), Ordering::Relaxed);
+    }
+    /// The value in cell `i`.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> f32 {
+        f32::from_bits(self.0[i].load(Ordering::Relaxed))
+    }
+    /// Copies cells `0..out.len()` into `out`.
+    pub fn read_into(&self, out: &mut [f32]) {
+        for (o, c) in out.iter_mut().zip(&self.0) {
+            *o = f32::from_bits(c.load(Ordering::Relaxed));
+        }
+    }
 }
 
 impl<'a> Matrix<'a> {
@@ -284,155 +397,148 @@ impl<'a> Matrix<'a> {
         Ok(())
     }
 
-    fn accepts(&self, inp: &Inputs) -> bool {
-        inp.cols == self.cols
-            && match (&self.storage, &inp.acts) {
-                (Storage::F32(_), Acts::F32(_)) | (Storage::F16(_), Acts::F16(_)) => true,
-                (Storage::Q8_0(_) | Storage::Q4_1(_), Acts::Q8(_)) => true,
-                (Storage::Q4_0(_) | Storage::Q5_0(_) | Storage::Q5_1(_), Acts::Q8(_)) => true,
-                (Storage::Q4_K(_) | Storage::Q5_K(_) | Storage::Q6_K(_), Acts::Q8K(_)) => true,
-                (Storage::GroupQ8 { group, .. }, Acts::Group(_, g)) => group == g,
-                _ => false,
-            }
+    /// Whether `inp` holds inputs converted for this matrix's format and width.
+    pub fn accepts(&self, inp: &Inputs) -> bool {
+        inp.cols == self.cols && inp.kind == self.input_kind()
     }
 
-    /// Converts `n` input vectors (`n * cols` values) for this matrix's format.
-    pub fn prepare(&self, xs: &[f32], n: usize) -> Inputs {
-        assert_eq!(xs.len(), n * self.cols, "matmul input shape");
-        Inputs {
-            acts: self.quantize_inputs(xs, n),
-            n,
-            cols: self.cols,
-        }
-    }
-
-    fn quantize_inputs(&self, xs: &[f32], n: usize) -> Acts {
-        let c = self.cols;
+    /// The conversion this matrix's inputs need.
+    fn input_kind(&self) -> Kind {
         match self.storage {
-            Storage::F32(_) => Acts::F32(xs.to_vec()),
-            Storage::F16(_) => Acts::F16(xs.iter().map(|&v| round_f16(v)).collect()),
+            Storage::F32(_) => Kind::F32,
+            Storage::F16(_) => Kind::F16,
             Storage::Q8_0(_)
             | Storage::Q4_1(_)
             | Storage::Q4_0(_)
             | Storage::Q5_0(_)
-            | Storage::Q5_1(_) => Acts::Q8(
-                (0..n)
-                    .map(|t| Q8Acts::quantize(&xs[t * c..(t + 1) * c]))
-                    .collect(),
-            ),
-            Storage::Q4_K(_) | Storage::Q5_K(_) | Storage::Q6_K(_) => Acts::Q8K(
-                (0..n)
-                    .map(|t| Q8KActs::quantize(&xs[t * c..(t + 1) * c]))
-                    .collect(),
-            ),
-            Storage::GroupQ8 { group, .. } => Acts::Group(
-                (0..n)
-                    .map(|t| GroupActs::quantize(&xs[t * c..(t + 1) * c], group))
-                    .collect(),
-                group,
-            ),
+            | Storage::Q5_1(_) => Kind::Q8,
+            Storage::Q4_K(_) | Storage::Q5_K(_) | Storage::Q6_K(_) => Kind::Q8K,
+            Storage::GroupQ8 { group, .. } => Kind::Group(group),
         }
     }
 
+    /// Converts `n` input vectors (`n * cols` values) for this matrix's format.
+    pub fn prepare(&self, xs: &[f32], n: usize) -> Inputs {
+        let mut inp = Inputs::default();
+        self.prepare_into(xs, n, &mut inp);
+        inp
+    }
+
+    /// Converts `n` input vectors into `inp`, reusing its buffers.
+    pub fn prepare_into(&self, xs: &[f32], n: usize, inp: &mut Inputs) {
+        assert_eq!(xs.len(), n * self.cols, "matmul input shape");
+        let c = self.cols;
+        /// `v` at least `n` long (longer ones keep their extra entries for later, larger
+        /// batches).
+        fn at_least<T: Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+            if v.len() < n {
+                v.resize_with(n, T::default);
+            }
+            &mut v[..n]
+        }
+        let kind = self.input_kind();
+        match kind {
+            Kind::F32 => {
+                inp.f.clear();
+                inp.f.extend_from_slice(xs);
+            }
+            Kind::F16 => {
+                inp.f.clear();
+                inp.f.extend(xs.iter().map(|&x| round_f16(x)));
+            }
+            Kind::Q8 => {
+                for (t, a) in at_least(&mut inp.q8, n).iter_mut().enumerate() {
+                    a.quantize_into(&xs[t * c..(t + 1) * c]);
+                }
+            }
+            Kind::Q8K => {
+                for (t, a) in at_least(&mut inp.q8k, n).iter_mut().enumerate() {
+                    a.quantize_into(&xs[t * c..(t + 1) * c]);
+                }
+            }
+            Kind::Group(group) => {
+                for (t, a) in at_least(&mut inp.group, n).iter_mut().enumerate() {
+                    a.quantize_into(&xs[t * c..(t + 1) * c], group);
+                }
+            }
+        }
+        inp.kind = kind;
+        inp.n = n;
+        inp.cols = c;
+    }
+
     /// Dot products of rows `r0..r1` with inputs `t0..t0 + TB` (at most [`TOKEN_BLOCK`]),
-    /// into `out[(r - r0) * TOKEN_BLOCK + k]`.
+    /// into `out[(r - r0) * TOKEN_BLOCK + k]`, with the portable (or, on aarch64, NEON)
+    /// kernels.
     #[inline(always)]
     fn rows_kernel(
         &self,
         r0: usize,
         r1: usize,
-        acts: &Acts,
+        acts: Acts<'_>,
         t0: usize,
         tb: usize,
         out: &mut [f32],
     ) {
-        let c = self.cols;
         for (i, r) in (r0..r1).enumerate() {
             let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
-            if block_rows!(blk, self, r, acts, t0, tb, &mut *o) {
-                continue;
-            }
-            match (&self.storage, acts) {
-                (Storage::Q4_1(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
-                    let rb = (c / QK) * Q4_1_BLOCK;
-                    let xs = core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]);
-                    o.copy_from_slice(&kern::dot_q4_1_n(&b[r * rb..(r + 1) * rb], xs));
-                }
-                (Storage::Q4_1(b), Acts::Q8(a)) if tb == 1 => {
-                    let rb = (c / QK) * Q4_1_BLOCK;
-                    o[0] = kern::dot_q4_1_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
-                }
-                (Storage::Q8_0(b), Acts::Q8(a)) if tb == 1 => {
-                    let rb = (c / QK) * Q8_0_BLOCK;
-                    o[0] = kern::dot_q8_0_n(&b[r * rb..(r + 1) * rb], [&a[t0]])[0];
-                }
-                (Storage::Q8_0(b), Acts::Q8(a)) if tb == TOKEN_BLOCK => {
-                    let rb = (c / QK) * Q8_0_BLOCK;
-                    let xs = core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]);
-                    o.copy_from_slice(&kern::dot_q8_0_n(&b[r * rb..(r + 1) * rb], xs));
-                }
-                _ => {
-                    for (k, v) in o.iter_mut().enumerate() {
-                        *v = self.dot_row(r, acts, t0 + k);
-                    }
+            if !block_rows!(kern, blk, self, r, acts, t0, tb, &mut *o) {
+                for (k, v) in o.iter_mut().enumerate() {
+                    *v = self.dot_row(r, acts, t0 + k);
                 }
             }
         }
     }
 
-    /// The Q4_1/Q8_0 kernels with AVX2 intrinsics: the same arithmetic as the portable
-    /// kernels (see `quant_avx2`), so results are bit-identical.
+    /// [`Matrix::rows_kernel`] with the AVX2 kernels (bit-identical, see `quant_avx2`).
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,f16c")]
     fn rows_kernel_avx2(
         &self,
         r0: usize,
         r1: usize,
-        acts: &Acts,
+        acts: Acts<'_>,
         t0: usize,
         tb: usize,
         out: &mut [f32],
     ) {
-        use crate::quant_avx2 as k;
-        let c = self.cols;
         for (i, r) in (r0..r1).enumerate() {
             let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
-            if block_rows!(crate::quant_avx2, self, r, acts, t0, tb, &mut *o) {
-                continue;
+            if !block_rows!(
+                crate::quant_avx2,
+                crate::quant_avx2,
+                self,
+                r,
+                acts,
+                t0,
+                tb,
+                &mut *o
+            ) {
+                for (j, v) in o.iter_mut().enumerate() {
+                    *v = self.dot_row(r, acts, t0 + j);
+                }
             }
-            match (&self.storage, acts) {
-                (Storage::Q4_1(b), Acts::Q8(a)) => {
-                    let rb = (c / QK) * Q4_1_BLOCK;
-                    let row = &b[r * rb..(r + 1) * rb];
-                    if tb == TOKEN_BLOCK {
-                        o.copy_from_slice(&k::dot_q4_1_n(
-                            row,
-                            core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]),
-                        ));
-                    } else {
-                        for (j, v) in o.iter_mut().enumerate() {
-                            *v = k::dot_q4_1_n(row, [&a[t0 + j]])[0];
-                        }
-                    }
-                }
-                (Storage::Q8_0(b), Acts::Q8(a)) => {
-                    let rb = (c / QK) * Q8_0_BLOCK;
-                    let row = &b[r * rb..(r + 1) * rb];
-                    if tb == TOKEN_BLOCK {
-                        o.copy_from_slice(&k::dot_q8_0_n(
-                            row,
-                            core::array::from_fn::<_, TOKEN_BLOCK, _>(|k| &a[t0 + k]),
-                        ));
-                    } else {
-                        for (j, v) in o.iter_mut().enumerate() {
-                            *v = k::dot_q8_0_n(row, [&a[t0 + j]])[0];
-                        }
-                    }
-                }
-                _ => {
-                    for (j, v) in o.iter_mut().enumerate() {
-                        *v = self.dot_row(r, acts, t0 + j);
-                    }
+        }
+    }
+
+    /// [`Matrix::rows_kernel`] with the AVX-512 VNNI kernels (bit-identical).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]
+    fn rows_kernel_vnni(
+        &self,
+        r0: usize,
+        r1: usize,
+        acts: Acts<'_>,
+        t0: usize,
+        tb: usize,
+        out: &mut [f32],
+    ) {
+        use crate::quant_avx2::vnni;
+        for (i, r) in (r0..r1).enumerate() {
+            let o = &mut out[i * TOKEN_BLOCK..i * TOKEN_BLOCK + tb];
+            if !block_rows!(vnni, vnni, self, r, acts, t0, tb, &mut *o) {
+                for (j, v) in o.iter_mut().enumerate() {
+                    *v = self.dot_row(r, acts, t0 + j);
                 }
             }
         }
@@ -443,23 +549,31 @@ impl<'a> Matrix<'a> {
         &self,
         r0: usize,
         r1: usize,
-        acts: &Acts,
+        acts: Acts<'_>,
         t0: usize,
         tb: usize,
         out: &mut [f32],
     ) {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if SIMD.load(Ordering::Relaxed) && std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked at run time just above), which is
-            // the only requirement of a `target_feature(enable = "avx2")` function.
-            unsafe { self.rows_kernel_avx2(r0, r1, acts, t0, tb, out) };
-            return;
+        match Kernels::current() {
+            Kernels::Vnni => {
+                // SAFETY: `current` only answers Vnni when the CPU has AVX2, F16C,
+                // AVX-512 VNNI and VL, the function's whole `target_feature` list.
+                unsafe { self.rows_kernel_vnni(r0, r1, acts, t0, tb, out) };
+                return;
+            }
+            Kernels::Avx2 => {
+                // SAFETY: `current` only answers Avx2 when the CPU has AVX2 and F16C.
+                unsafe { self.rows_kernel_avx2(r0, r1, acts, t0, tb, out) };
+                return;
+            }
+            Kernels::Portable => {}
         }
         self.rows_kernel(r0, r1, acts, t0, tb, out)
     }
 
     #[inline(always)]
-    fn dot_row(&self, r: usize, acts: &Acts, t: usize) -> f32 {
+    fn dot_row(&self, r: usize, acts: Acts<'_>, t: usize) -> f32 {
         let c = self.cols;
         match (&self.storage, acts) {
             (Storage::F32(b), Acts::F32(x)) => {
@@ -468,15 +582,7 @@ impl<'a> Matrix<'a> {
             (Storage::F16(b), Acts::F16(x)) => {
                 quant::dot_f16(&b[r * c * 2..(r + 1) * c * 2], &x[t * c..(t + 1) * c])
             }
-            (Storage::Q8_0(b), Acts::Q8(a)) => {
-                let rb = (c / QK) * Q8_0_BLOCK;
-                quant::dot_q8_0(&b[r * rb..(r + 1) * rb], &a[t])
-            }
-            (Storage::Q4_1(b), Acts::Q8(a)) => {
-                let rb = (c / QK) * Q4_1_BLOCK;
-                quant::dot_q4_1(&b[r * rb..(r + 1) * rb], &a[t])
-            }
-            (Storage::GroupQ8 { q, s, group }, Acts::Group(a, _)) => {
+            (Storage::GroupQ8 { q, s, group }, Acts::Group(a)) => {
                 let gpr = c / group;
                 quant::dot_group_q8(
                     &q[r * c..(r + 1) * c],
@@ -497,36 +603,24 @@ impl<'a> Matrix<'a> {
     /// number of workers and for any batch size.
     pub fn matmul(&self, par: &dyn Parallel, xs: &[f32], n: usize, out: &mut [f32]) {
         let inp = self.prepare(xs, n);
-        self.matmul_prepared(par, &inp, out);
+        self.matmul_prepared(par, &inp, &mut Cells::default(), out);
     }
 
-    /// Like [`Matrix::matmul`], reusing the converted inputs in `cache` when they suit
-    /// this matrix (and filling `cache` otherwise). `xs` must be the same values the
-    /// cache was made from.
-    pub fn matmul_with(
+    /// Multiplies prepared inputs (see [`Matrix::prepare_into`]), with `cells` as the
+    /// scratch of the parallel product.
+    pub fn matmul_prepared(
         &self,
         par: &dyn Parallel,
-        xs: &[f32],
-        n: usize,
-        cache: &mut Option<Inputs>,
+        inp: &Inputs,
+        cells: &mut Cells,
         out: &mut [f32],
     ) {
-        match cache {
-            Some(inp) if inp.n == n && self.accepts(inp) => self.matmul_prepared(par, inp, out),
-            _ => {
-                let inp = cache.insert(self.prepare(xs, n));
-                self.matmul_prepared(par, inp, out);
-            }
-        }
-    }
-
-    /// Multiplies prepared inputs (see [`Matrix::prepare`]).
-    pub fn matmul_prepared(&self, par: &dyn Parallel, inp: &Inputs, out: &mut [f32]) {
         let n = inp.n;
         assert!(self.accepts(inp), "inputs prepared for another format");
         assert_eq!(out.len(), n * self.rows, "matmul output shape");
-        let acts = &inp.acts;
-        let cells: Vec<AtomicU32> = (0..n * self.rows).map(|_| AtomicU32::new(0)).collect();
+        let acts = inp.acts();
+        cells.ensure(n * self.rows);
+        let cells: &Cells = cells;
         let rows = self.rows;
         let chunks = rows.div_ceil(ROWS_PER_CHUNK);
         par.for_each(chunks, &|ci| {
@@ -543,16 +637,13 @@ impl<'a> Matrix<'a> {
                 self.rows_dispatch(r0, r1, acts, t0, tb, &mut buf);
                 for (i, r) in (r0..r1).enumerate() {
                     for k in 0..tb {
-                        let v = buf[i * TOKEN_BLOCK + k];
-                        cells[(t0 + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                        cells.set((t0 + k) * rows + r, buf[i * TOKEN_BLOCK + k]);
                     }
                 }
                 t0 += tb;
             }
         });
-        for (o, c) in out.iter_mut().zip(&cells) {
-            *o = f32::from_bits(c.load(Ordering::Relaxed));
-        }
+        cells.read_into(out);
     }
 }
 

@@ -4,13 +4,14 @@
 //! block the way llama.cpp does (Q8_0 scale rounded to f16, Q8_1 also carries
 //! `s = d * sum(q)`), or per group with an f32 scale for llama2.c's Q8 checkpoints.
 //!
-//! Determinism: integer block sums are exact; the float combination across blocks uses
-//! four accumulators in a fixed interleave and a fixed final order, plain `*` and `+`
-//! (Rust never fuses them), so every target computes identical bits.
+//! Determinism: integer block sums are exact; the float combination across blocks is one
+//! fixed formula per block ([`block_value`]) into accumulators in a fixed interleave and
+//! a fixed final order, plain `*` and `+` (Rust never fuses them), so every target and
+//! every instruction set computes identical bits.
 
+use crate::blocks::{f16_at, values32, Format};
 use crate::half::{f16_to_f32, round_f16};
 use crate::le::{f32_at, u16_at};
-use alloc::vec;
 use alloc::vec::Vec;
 
 pub use crate::blocks::{QK, QK_K};
@@ -35,20 +36,34 @@ pub struct Q8Acts {
     pub d: Vec<f32>,
     /// Per-block `d * sum(q)`, rounded through f16 (the Q8_1 `s` field).
     pub s: Vec<f32>,
-    /// Quantized values (in -127..=127), widened to 16 bits once so every row's
-    /// product can use 16-bit multiplies.
-    pub q: Vec<i16>,
+    /// Quantized values (in -127..=127).
+    pub q: Vec<i8>,
+    /// Per-block integer sum of `q` (for the formats stored with an offset).
+    pub qsum: Vec<i32>,
+    /// `q` widened to 16 bits in the order the NEON kernels unpack weights (see
+    /// [`crate::quant_neon::NEON_ORDER`]).
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    pub q16: Vec<i16>,
 }
 
 impl Q8Acts {
     /// Quantizes `x` (length a multiple of [`QK`]).
     pub fn quantize(x: &[f32]) -> Self {
+        let mut out = Self::default();
+        out.quantize_into(x);
+        out
+    }
+
+    /// Quantizes `x` into `self`, reusing its buffers.
+    pub fn quantize_into(&mut self, x: &[f32]) {
         let nb = x.len() / QK;
-        let mut out = Q8Acts {
-            d: vec![0.0; nb],
-            s: vec![0.0; nb],
-            q: vec![0; nb * QK],
-        };
+        let out = self;
+        out.d.resize(nb, 0.0);
+        out.s.resize(nb, 0.0);
+        out.q.resize(nb * QK, 0);
+        out.qsum.resize(nb, 0);
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        out.q16.resize(nb * QK, 0);
         for (b, xb) in x.chunks_exact(QK).enumerate() {
             let mut amax = 0.0f32;
             for &v in xb {
@@ -59,14 +74,18 @@ impl Q8Acts {
             let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
             let mut sum = 0i32;
             for (j, &v) in xb.iter().enumerate() {
-                let q = round_even(v * id) as i8 as i16;
+                let q = round_even(v * id) as i8;
                 out.q[b * QK + j] = q;
                 sum += q as i32;
+            }
+            out.qsum[b] = sum;
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            for (j, &k) in crate::quant_neon::NEON_ORDER.iter().enumerate() {
+                out.q16[b * QK + j] = out.q[b * QK + k as usize] as i16;
             }
             out.d[b] = round_f16(d);
             out.s[b] = round_f16(sum as f32 * d);
         }
-        out
     }
 }
 
@@ -88,12 +107,18 @@ impl Q8KActs {
     /// the quantized values have the opposite sign when it is positive), values rounded
     /// half to even and capped at 127.
     pub fn quantize(x: &[f32]) -> Self {
+        let mut out = Self::default();
+        out.quantize_into(x);
+        out
+    }
+
+    /// Quantizes `x` into `self`, reusing its buffers.
+    pub fn quantize_into(&mut self, x: &[f32]) {
         let nb = x.len() / QK_K;
-        let mut out = Q8KActs {
-            d: vec![0.0; nb],
-            q: vec![0; nb * QK_K],
-            bsums: vec![0; nb * QK_K / 16],
-        };
+        let out = self;
+        out.d.resize(nb, 0.0);
+        out.q.resize(nb * QK_K, 0);
+        out.bsums.resize(nb * QK_K / 16, 0);
         for (b, xb) in x.chunks_exact(QK_K).enumerate() {
             let mut amax = 0.0f32;
             let mut max = 0.0f32;
@@ -104,11 +129,14 @@ impl Q8KActs {
                     max = v;
                 }
             }
+            let q = &mut out.q[b * QK_K..(b + 1) * QK_K];
             if amax == 0.0 {
+                out.d[b] = 0.0;
+                q.fill(0);
+                out.bsums[b * 16..(b + 1) * 16].fill(0);
                 continue;
             }
             let iscale = -127.0 / max;
-            let q = &mut out.q[b * QK_K..(b + 1) * QK_K];
             for (q, &v) in q.iter_mut().zip(xb) {
                 *q = (round_even(iscale * v) as i32).min(127) as i16;
             }
@@ -120,7 +148,6 @@ impl Q8KActs {
             }
             out.d[b] = 1.0 / iscale;
         }
-        out
     }
 }
 
@@ -136,11 +163,17 @@ pub struct GroupActs {
 impl GroupActs {
     /// Quantizes `x` (length a multiple of `group`).
     pub fn quantize(x: &[f32], group: usize) -> Self {
+        let mut out = Self::default();
+        out.quantize_into(x, group);
+        out
+    }
+
+    /// Quantizes `x` into `self`, reusing its buffers.
+    pub fn quantize_into(&mut self, x: &[f32], group: usize) {
         let ng = x.len() / group;
-        let mut out = GroupActs {
-            s: vec![0.0; ng],
-            q: vec![0; ng * group],
-        };
+        let out = self;
+        out.s.resize(ng, 0.0);
+        out.q.resize(ng * group, 0);
         for (g, xg) in x.chunks_exact(group).enumerate() {
             let mut wmax = 0.0f32;
             for &v in xg {
@@ -153,7 +186,6 @@ impl GroupActs {
                 out.q[g * group + j] = libm::roundf(qv) as i8 as i16;
             }
         }
-        out
     }
 }
 
@@ -168,111 +200,122 @@ pub fn sum8(a: [f32; 8]) -> f32 {
     ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
 }
 
-/// Lanes of integer products accumulated per block: lane `j` of a block holds
-/// `sum(w[k] * y[k])` over `k` in `{j, j+8, j+16, j+24}` (exact integer sums).
-const LANES: usize = 8;
-
-/// Unpacks one Q4_1 block's 32 nibbles (element `j` in the low nibble of byte `j`,
-/// element `j + 16` in the high nibble).
-#[inline(always)]
-fn unpack_q4(qs: &[u8]) -> [i16; QK] {
-    let qs = &qs[..16];
-    let mut w = [0i16; QK];
-    for j in 0..16 {
-        w[j] = (qs[j] & 0x0f) as i16;
-        w[j + 16] = (qs[j] >> 4) as i16;
-    }
-    w
+/// The 32-value block formats, as the const parameter `F` of [`dot32_n`] and its SIMD
+/// twins (const generics cannot take the [`Format`] enum on stable Rust).
+pub mod f32b {
+    /// [`crate::blocks::Format::Q4_0`].
+    pub const Q4_0: u8 = 0;
+    /// [`crate::blocks::Format::Q4_1`].
+    pub const Q4_1: u8 = 1;
+    /// [`crate::blocks::Format::Q5_0`].
+    pub const Q5_0: u8 = 2;
+    /// [`crate::blocks::Format::Q5_1`].
+    pub const Q5_1: u8 = 3;
+    /// [`crate::blocks::Format::Q8_0`].
+    pub const Q8_0: u8 = 4;
 }
 
-/// Widens one Q8_0 block's 32 signed bytes.
+/// The [`Format`] of a [`f32b`] constant.
 #[inline(always)]
-fn unpack_q8(qs: &[u8]) -> [i16; QK] {
-    let qs = &qs[..QK];
-    let mut w = [0i16; QK];
-    for j in 0..QK {
-        w[j] = (qs[j] as i8) as i16;
+pub const fn format32(f: u8) -> Format {
+    match f {
+        f32b::Q4_0 => Format::Q4_0,
+        f32b::Q4_1 => Format::Q4_1,
+        f32b::Q5_0 => Format::Q5_0,
+        f32b::Q5_1 => Format::Q5_1,
+        _ => Format::Q8_0,
     }
-    w
 }
 
-/// The eight integer lanes of one block product (see [`LANES`]). Products of a weight
-/// (at most 128 in magnitude) and an activation (at most 127) fit in 16 bits, and so
-/// does the sum of two of them; the rest is summed in 32 bits. All exact.
+/// Whether blocks of `f` carry a minimum (`value = d * q + m`).
 #[inline(always)]
-fn block_lanes(w: &[i16; QK], y: &[i16]) -> [i32; LANES] {
-    let y = &y[..QK];
-    let mut p = [0i16; QK];
-    for j in 0..QK {
-        p[j] = w[j].wrapping_mul(y[j]);
-    }
-    let mut h = [0i16; 16];
-    for j in 0..16 {
-        h[j] = p[j].wrapping_add(p[j + 16]);
-    }
-    let mut l = [0i32; LANES];
-    for j in 0..LANES {
-        l[j] = h[j] as i32 + h[j + 8] as i32;
-    }
-    l
+pub const fn has_min(f: u8) -> bool {
+    matches!(f, f32b::Q4_1 | f32b::Q5_1)
 }
 
-/// Dot products of one Q4_1 row with `T` Q8_1-quantized inputs.
-///
-/// Per block `b`: `acc[lane] += (d_w * d_y) * lane_sum` in eight float lanes, and
-/// `accm[b % 2] += m_w * s_y`; at the end `sum8(acc) + (accm[0] + accm[1])`. The weight
-/// block is unpacked once for all `T` inputs; each input's arithmetic is the same for
-/// any `T`, so batching never changes a result.
+/// The offset subtracted from the stored unsigned values of `f` (`value = d * (u - off)`).
 #[inline(always)]
-pub fn dot_q4_1_n<const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
-    let nb = row.len() / Q4_1_BLOCK;
-    let mut acc = [[0.0f32; LANES]; T];
-    let mut accm = [[0.0f32; 2]; T];
-    for b in 0..nb {
-        let blk = &row[b * Q4_1_BLOCK..(b + 1) * Q4_1_BLOCK];
-        let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
-        let mw = f16_to_f32(u16::from_le_bytes([blk[2], blk[3]]));
-        let w = unpack_q4(&blk[4..]);
+pub const fn offset32(f: u8) -> i32 {
+    match f {
+        f32b::Q4_0 => 8,
+        f32b::Q5_0 => 16,
+        _ => 0,
+    }
+}
+
+/// The float contribution of block `b` (bytes `blk`) whose exact integer dot product with
+/// the activations is `isum`: `(d_w * d_a) * isum`, plus `m_w * s_a` for the formats with
+/// a minimum. Every kernel, portable or SIMD, computes exactly this per block (SIMD ones
+/// lane-wise: IEEE multiply and add are exact-rounded and never fused in Rust), and adds
+/// it to accumulator `b % 8`; the accumulators are summed by [`sum8`].
+#[inline(always)]
+pub fn block_value<const F: u8>(blk: &[u8], a: &Q8Acts, b: usize, isum: i32) -> f32 {
+    let v = (f16_at(blk, 0) * a.d[b]) * isum as f32;
+    if has_min(F) {
+        v + f16_at(blk, 2) * a.s[b]
+    } else {
+        v
+    }
+}
+
+/// Dot products of one row of the 32-value format `F` (see [`f32b`]) with `T` activation
+/// vectors: per block the exact integer dot product `sum(w[k] * y[k])` of the weights'
+/// integer values and the 8-bit activations (at most 32 * 128 * 127 < 2^24 in magnitude,
+/// so even its conversion to f32 is exact), then [`block_value`] into accumulator
+/// `b % 8`, then [`sum8`]. Integer sums are exact in any order, so the SIMD kernels
+/// ([`crate::quant_avx2`], [`crate::quant_neon`]), which form them differently, produce
+/// the same bits. Each input's arithmetic is the same for any `T`.
+#[inline(always)]
+pub fn dot32_n<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
+    let format = format32(F);
+    let mut acc = [[0.0f32; 8]; T];
+    for (b, blk) in row.chunks_exact(format.block_bytes()).enumerate() {
+        let w = values32(format, blk);
         for t in 0..T {
-            let l = block_lanes(&w, &a[t].q[b * QK..(b + 1) * QK]);
-            let sc = dw * a[t].d[b];
-            for j in 0..LANES {
-                acc[t][j] += sc * l[j] as f32;
+            let y = &a[t].q[b * QK..(b + 1) * QK];
+            let mut isum = 0i32;
+            for k in 0..QK {
+                isum += w[k] as i32 * y[k] as i32;
             }
-            accm[t][b & 1] += mw * a[t].s[b];
+            acc[t][b % 8] += block_value::<F>(blk, a[t], b, isum);
         }
     }
-    let mut out = [0.0f32; T];
-    for t in 0..T {
-        out[t] = sum8(acc[t]) + (accm[t][0] + accm[t][1]);
-    }
-    out
+    core::array::from_fn(|t| sum8(acc[t]))
 }
 
-/// Dot products of one Q8_0 row with `T` Q8_0-quantized inputs (lanes as in
-/// [`dot_q4_1_n`]).
-#[inline(always)]
-pub fn dot_q8_0_n<const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
-    let nb = row.len() / Q8_0_BLOCK;
-    let mut acc = [[0.0f32; LANES]; T];
-    for b in 0..nb {
-        let blk = &row[b * Q8_0_BLOCK..(b + 1) * Q8_0_BLOCK];
-        let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
-        let w = unpack_q8(&blk[2..]);
-        for t in 0..T {
-            let l = block_lanes(&w, &a[t].q[b * QK..(b + 1) * QK]);
-            let sc = dw * a[t].d[b];
-            for j in 0..LANES {
-                acc[t][j] += sc * l[j] as f32;
-            }
+/// Names `dot_q4_0_n` .. `dot_q8_0_n` for `$kernel::<F, T>` (one weight row, `T` inputs).
+macro_rules! named_dot32 {
+    ($kernel:ident $(, #[$attr:meta])*) => {
+        /// Q4_0 row against `T` Q8_0 inputs.
+        $(#[$attr])*
+        pub fn dot_q4_0_n<const T: usize>(row: &[u8], a: [&$crate::quant::Q8Acts; T]) -> [f32; T] {
+            $kernel::<{ $crate::quant::f32b::Q4_0 }, T>(row, a)
         }
-    }
-    let mut out = [0.0f32; T];
-    for t in 0..T {
-        out[t] = sum8(acc[t]);
-    }
-    out
+        /// Q4_1 row against `T` Q8_1 inputs.
+        $(#[$attr])*
+        pub fn dot_q4_1_n<const T: usize>(row: &[u8], a: [&$crate::quant::Q8Acts; T]) -> [f32; T] {
+            $kernel::<{ $crate::quant::f32b::Q4_1 }, T>(row, a)
+        }
+        /// Q5_0 row against `T` Q8_0 inputs.
+        $(#[$attr])*
+        pub fn dot_q5_0_n<const T: usize>(row: &[u8], a: [&$crate::quant::Q8Acts; T]) -> [f32; T] {
+            $kernel::<{ $crate::quant::f32b::Q5_0 }, T>(row, a)
+        }
+        /// Q5_1 row against `T` Q8_1 inputs.
+        $(#[$attr])*
+        pub fn dot_q5_1_n<const T: usize>(row: &[u8], a: [&$crate::quant::Q8Acts; T]) -> [f32; T] {
+            $kernel::<{ $crate::quant::f32b::Q5_1 }, T>(row, a)
+        }
+        /// Q8_0 row against `T` Q8_0 inputs.
+        $(#[$attr])*
+        pub fn dot_q8_0_n<const T: usize>(row: &[u8], a: [&$crate::quant::Q8Acts; T]) -> [f32; T] {
+            $kernel::<{ $crate::quant::f32b::Q8_0 }, T>(row, a)
+        }
+    };
 }
+pub(crate) use named_dot32;
+
+named_dot32!(dot32_n, #[inline(always)]);
 
 /// Dot product of a Q4_1 row with Q8_1 activations.
 pub fn dot_q4_1(row: &[u8], a: &Q8Acts) -> f32 {

@@ -2,7 +2,7 @@
 //! conversations that keep their KV cache across turns ([`Session::reuse_prefix`]).
 
 use crate::error::{Error, Result};
-use crate::forward::{forward, KvCache, Logits};
+use crate::forward::{forward_in, KvCache, Logits, Workspace};
 use crate::model::Model;
 use crate::parallel::Parallel;
 use crate::sampler::{Sampler, SamplerConfig};
@@ -53,7 +53,10 @@ pub struct Session<'s, 'a> {
     cfg: SessionConfig,
     pending: Vec<u32>,
     consumed: usize,
-    logits: Option<Vec<f32>>,
+    /// Scratch of the forward passes; holds the logits of the last one.
+    ws: Workspace,
+    /// Whether `ws` holds logits not yet sampled from.
+    logits: bool,
     to_feed: Option<u32>,
     generated: usize,
     stopped: Option<StopReason>,
@@ -71,7 +74,8 @@ impl<'s, 'a> Session<'s, 'a> {
             cfg,
             pending: Vec::new(),
             consumed: 0,
-            logits: None,
+            ws: Workspace::default(),
+            logits: false,
             to_feed: None,
             generated: 0,
             stopped: None,
@@ -153,7 +157,7 @@ impl<'s, 'a> Session<'s, 'a> {
         self.pending.clear();
         self.pending.extend_from_slice(&tokens[common..]);
         self.consumed = 0;
-        self.logits = None;
+        self.logits = false;
         self.to_feed = None;
         self.generated = 0;
         self.stopped = None;
@@ -195,11 +199,18 @@ impl<'s, 'a> Session<'s, 'a> {
         let chunk = &self.pending[self.consumed..self.consumed + n];
         let last = self.consumed + n == self.pending.len();
         let want = if last { Logits::Last } else { Logits::None };
-        let out = forward(self.model, &mut self.cache, self.par, chunk, want)?;
+        forward_in(
+            self.model,
+            &mut self.cache,
+            &mut self.ws,
+            self.par,
+            chunk,
+            want,
+        )?;
         self.cached.extend_from_slice(chunk);
         self.consumed += n;
         if last {
-            self.logits = Some(out);
+            self.logits = true;
             self.pending.clear();
             self.consumed = 0;
         }
@@ -225,19 +236,21 @@ impl<'s, 'a> Session<'s, 'a> {
                 self.stopped = Some(StopReason::ContextFull);
                 return Ok(None);
             }
-            self.logits = Some(forward(
+            forward_in(
                 self.model,
                 &mut self.cache,
+                &mut self.ws,
                 self.par,
                 &[t],
                 Logits::Last,
-            )?);
+            )?;
+            self.logits = true;
             self.cached.push(t);
         }
-        let Some(logits) = self.logits.take() else {
+        if !core::mem::take(&mut self.logits) {
             return Err(Error::InvalidArgument("no prompt was fed".into()));
-        };
-        let tok = self.sampler.sample(&logits);
+        }
+        let tok = self.sampler.sample(self.ws.logits());
         if self.cfg.stop_tokens.contains(&tok) {
             self.stopped = Some(StopReason::StopToken);
             return Ok(None);

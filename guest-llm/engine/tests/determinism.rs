@@ -34,17 +34,16 @@ fn check(model: &Model<'_>, toks: &[u32]) {
     for chunk in [1, 3, 8] {
         assert_eq!(run(model, &Serial, toks, chunk), base, "chunk {chunk}");
     }
-    assert_eq!(
-        run(model, &StdThreads { threads: 3 }, toks, 5),
-        base,
-        "3 threads"
-    );
+    assert_eq!(run(model, &StdThreads::new(3), toks, 5), base, "3 threads");
     #[cfg(target_arch = "x86_64")]
     {
-        sis_engine::matrix::set_simd_enabled(false);
-        let portable = run(model, &Serial, toks, 4);
-        sis_engine::matrix::set_simd_enabled(true);
-        assert_eq!(portable, base, "portable kernels");
+        use sis_engine::matrix::{set_kernels, Kernels};
+        for k in [Kernels::Portable, Kernels::Avx2] {
+            set_kernels(k);
+            let other = run(model, &Serial, toks, 4);
+            set_kernels(Kernels::Vnni);
+            assert_eq!(other, base, "{k:?} kernels");
+        }
     }
 }
 

@@ -266,6 +266,6 @@ fn seeded_run_independent_of_threads() {
         seed: 1234,
     };
     let one = generate(&model, &tok, &Serial, &prompt, 30, s).0;
-    let three = generate(&model, &tok, &StdThreads { threads: 3 }, &prompt, 30, s).0;
+    let three = generate(&model, &tok, &StdThreads::new(3), &prompt, 30, s).0;
     assert_eq!(one, three);
 }

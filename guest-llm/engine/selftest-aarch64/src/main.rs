@@ -71,8 +71,13 @@ fn line(name: &str, d: &sis_engine::selftest::Digest) -> String {
     format!("{name} hash={:016x} tokens={:?}\n", d.hash, d.tokens)
 }
 
-/// NEON kernels against the portable ones on pseudo-random blocks.
+/// NEON kernels against the portable ones on pseudo-random blocks: the 32-value
+/// formats with one and eight inputs, row lengths with and without a partial group of
+/// eight blocks, and the largest products; then the K formats.
 fn kernels_match() -> bool {
+    use sis_engine::blocks::Format;
+    use sis_engine::quant as p;
+    use sis_engine::quant_neon as n;
     let mut seed = 0x1234_5678u32;
     let mut rnd = || {
         seed ^= seed << 13;
@@ -80,25 +85,68 @@ fn kernels_match() -> bool {
         seed ^= seed << 5;
         seed
     };
-    for _ in 0..50 {
-        let x: alloc::vec::Vec<f32> = (0..224)
-            .map(|_| (rnd() % 2001) as f32 / 100.0 - 10.0)
+    for round in 0..24 {
+        let cols = 32 * [7, 19, 16, 1, 48, 8][round % 6];
+        let extreme = round % 4 == 3;
+        let xs: alloc::vec::Vec<alloc::vec::Vec<f32>> = (0..8)
+            .map(|_| {
+                (0..cols)
+                    .map(|i| match (extreme, i % 3) {
+                        (true, 0) => -1.0,
+                        (true, _) => 1.0,
+                        _ => (rnd() % 4001) as f32 / 100.0 - 20.0,
+                    })
+                    .collect()
+            })
             .collect();
-        let a = Q8Acts::quantize(&x);
-        let q4: alloc::vec::Vec<u8> = (0..7 * 20).map(|_| rnd() as u8 & 0x7b).collect();
-        let q8: alloc::vec::Vec<u8> = (0..7 * 34).map(|_| rnd() as u8 & 0xbf).collect();
-        let p4 = sis_engine::quant::dot_q4_1_n::<1>(&q4, [&a])[0];
-        let n4 = sis_engine::quant_neon::dot_q4_1_n::<1>(&q4, [&a])[0];
-        let p8 = sis_engine::quant::dot_q8_0_n::<1>(&q8, [&a])[0];
-        let n8 = sis_engine::quant_neon::dot_q8_0_n::<1>(&q8, [&a])[0];
-        if p4.to_bits() != n4.to_bits() || p8.to_bits() != n8.to_bits() {
-            return false;
+        let a8: alloc::vec::Vec<Q8Acts> = xs.iter().map(|x| Q8Acts::quantize(x)).collect();
+        let r8: [&Q8Acts; 8] = core::array::from_fn(|t| &a8[t]);
+        for f in [
+            Format::Q4_0,
+            Format::Q4_1,
+            Format::Q5_0,
+            Format::Q5_1,
+            Format::Q8_0,
+        ] {
+            let hdr = if matches!(f, Format::Q4_1 | Format::Q5_1) { 4 } else { 2 };
+            let mut row: alloc::vec::Vec<u8> = (0..cols / 32 * f.block_bytes())
+                .map(|_| rnd() as u8)
+                .collect();
+            for blk in row.chunks_exact_mut(f.block_bytes()) {
+                // Finite binary16 scales: clear the top exponent bit of every scale field.
+                for i in (1..hdr).step_by(2) {
+                    blk[i] &= 0xbf;
+                }
+                if extreme {
+                    blk[hdr..].fill(if f == Format::Q8_0 { 0x80 } else { 0xff });
+                }
+            }
+            macro_rules! cmp {
+                ($k:ident) => {
+                    (
+                        p::$k(&row, r8),
+                        n::$k(&row, r8),
+                        n::$k(&row, [r8[5]])[0],
+                    )
+                };
+            }
+            let (a, b, c) = match f {
+                Format::Q4_0 => cmp!(dot_q4_0_n),
+                Format::Q4_1 => cmp!(dot_q4_1_n),
+                Format::Q5_0 => cmp!(dot_q5_0_n),
+                Format::Q5_1 => cmp!(dot_q5_1_n),
+                _ => cmp!(dot_q8_0_n),
+            };
+            if a.map(f32::to_bits) != b.map(f32::to_bits) || a[5].to_bits() != c.to_bits() {
+                write(&format!("neon kernel {f:?} differs (round {round})\n"));
+                return false;
+            }
         }
     }
     block_kernels_match(&mut rnd)
 }
 
-/// The NEON block kernels (Q4_0 .. Q6_K) against the portable ones, one and eight inputs.
+/// The NEON K-format kernels (Q4_K, Q5_K, Q6_K) against the portable ones, one and eight inputs.
 fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
     use sis_engine::blocks::Format;
     use sis_engine::kernels::portable as p;
@@ -113,14 +161,9 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
                     .collect()
             })
             .collect();
-        let a8: alloc::vec::Vec<Q8Acts> = xs.iter().map(|x| Q8Acts::quantize(x)).collect();
         let ak: alloc::vec::Vec<Q8KActs> = xs.iter().map(|x| Q8KActs::quantize(x)).collect();
-        let r8: [&Q8Acts; 8] = core::array::from_fn(|t| &a8[t]);
         let rk: [&Q8KActs; 8] = core::array::from_fn(|t| &ak[t]);
         for f in [
-            Format::Q4_0,
-            Format::Q5_0,
-            Format::Q5_1,
             Format::Q4_K,
             Format::Q5_K,
             Format::Q6_K,
@@ -132,7 +175,6 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
             for blk in row.chunks_exact_mut(f.block_bytes()) {
                 let at: &[usize] = match f {
                     Format::Q6_K => &[209],
-                    Format::Q4_0 | Format::Q5_0 => &[1],
                     _ => &[1, 3],
                 };
                 for &i in at {
@@ -140,21 +182,6 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
                 }
             }
             let (a, b, c) = match f {
-                Format::Q4_0 => (
-                    p::dot_q4_0_n(&row, r8),
-                    n::dot_q4_0_n(&row, r8),
-                    n::dot_q4_0_n(&row, [r8[5]])[0],
-                ),
-                Format::Q5_0 => (
-                    p::dot_q5_0_n(&row, r8),
-                    n::dot_q5_0_n(&row, r8),
-                    n::dot_q5_0_n(&row, [r8[5]])[0],
-                ),
-                Format::Q5_1 => (
-                    p::dot_q5_1_n(&row, r8),
-                    n::dot_q5_1_n(&row, r8),
-                    n::dot_q5_1_n(&row, [r8[5]])[0],
-                ),
                 Format::Q4_K => (
                     p::dot_q4_k_n(&row, rk),
                     n::dot_q4_k_n(&row, rk),

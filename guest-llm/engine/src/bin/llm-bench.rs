@@ -8,7 +8,7 @@
 //! The llama.cpp side runs `python3 -c ...` with `llama_cpp` importable; by default the
 //! interpreter is `$SIS_REF_PYTHON` or `/root/.cache/sis/venv-ref/bin/python`.
 
-use sis_engine::forward::{forward, KvCache, Logits};
+use sis_engine::forward::{forward_in, KvCache, Logits, Workspace};
 use sis_engine::parallel::StdThreads;
 use sis_engine::sampler::argmax;
 use sis_engine::{load_gguf, Model, Parallel};
@@ -102,23 +102,23 @@ fn bench_engine(
     let (mut best_pp, mut best_tg) = (f64::MAX, f64::MAX);
     let mut out = Vec::new();
     let mut kv = 0;
+    let mut ws = Workspace::default();
     for _ in 0..runs {
         let mut cache = KvCache::new(model, 512).map_err(|e| e.to_string())?;
         kv = cache.byte_len();
         let t = Instant::now();
-        let mut logits = Vec::new();
         for chunk in prompt.chunks(64) {
-            logits =
-                forward(model, &mut cache, par, chunk, Logits::Last).map_err(|e| e.to_string())?;
+            forward_in(model, &mut cache, &mut ws, par, chunk, Logits::Last)
+                .map_err(|e| e.to_string())?;
         }
         best_pp = best_pp.min(t.elapsed().as_secs_f64());
         out.clear();
         let t = Instant::now();
         for _ in 0..gen {
-            let nxt = argmax(&logits);
+            let nxt = argmax(ws.logits());
             out.push(nxt);
-            logits =
-                forward(model, &mut cache, par, &[nxt], Logits::Last).map_err(|e| e.to_string())?;
+            forward_in(model, &mut cache, &mut ws, par, &[nxt], Logits::Last)
+                .map_err(|e| e.to_string())?;
         }
         best_tg = best_tg.min(t.elapsed().as_secs_f64());
     }
@@ -143,7 +143,7 @@ fn run() -> Result<(), String> {
     if prompt.len() + a.gen_tokens > 512 {
         return Err("prompt + generated tokens must fit the 512-token context".into());
     }
-    let par = StdThreads { threads: a.threads };
+    let par = StdThreads::new(a.threads);
     let (pp, tg, ours, kv) = bench_engine(&model, &par, &prompt, a.gen_tokens, a.runs)?;
     let (np, ng) = (prompt.len() as f64, a.gen_tokens as f64);
     println!(

@@ -128,7 +128,7 @@ fn run() -> Result<(), String> {
     let context = a
         .context
         .unwrap_or_else(|| (prompt.len() + a.max_tokens).min(model.config.max_seq_len));
-    let par = StdThreads { threads: a.threads };
+    let par = StdThreads::new(a.threads);
     let mut s = Session::new(
         &model,
         &par,
