@@ -62,12 +62,17 @@ fn any_request() -> impl Strategy<Value = OwnedReq> {
         any::<u64>(),
         any::<Option<u16>>(),
         "\\PC{1,40}",
-        (0u16..=5000, 1u16..=1000, any::<u64>()),
+        (
+            0u16..=5000,
+            0u16..=1000,
+            0u64..=u64::from(u32::MAX),
+            proptest::option::of((any::<u32>(), 0u16..=1000, 1u16..=10_000, any::<u32>())),
+        ),
         any::<bool>(),
         any::<bool>(),
     )
         .prop_map(
-            |(v1, token, seq, kind, a, b, prompt, (t, p, s), chat, stream)| {
+            |(v1, token, seq, kind, a, b, prompt, (t, p, s, block), chat, stream)| {
                 let version = if v1 { Version::V1 } else { Version::V0 };
                 let mut prompt: String = prompt;
                 while prompt.len() > MAX_PROMPT_V0 {
@@ -89,6 +94,10 @@ fn any_request() -> impl Strategy<Value = OwnedReq> {
                             temperature_milli: t,
                             top_p_milli: p,
                             seed: s,
+                            top_k: block.map_or(0, |b| b.0),
+                            min_p_milli: block.map_or(0, |b| b.1),
+                            repeat_penalty_milli: block.map_or(1000, |b| b.2),
+                            repeat_last_n: block.map_or(64, |b| b.3),
                         }
                     } else {
                         Sampling::GREEDY

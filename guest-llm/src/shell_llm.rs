@@ -28,7 +28,7 @@ pub static COMMANDS: [Command; 5] = [
     Command {
         name: "llminfer",
         help:
-            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--seed S] [--chat] [--server NAME]",
+            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--chat] [--server NAME]",
         run: llminfer,
     },
     Command {
@@ -202,7 +202,7 @@ impl ReplySink for ShellSink {
         if let Some(j) = g.as_mut().filter(|j| j.tag == tag) {
             j.over = true;
             drop(g);
-            guest_rt::println!("llm: error: {e}");
+            guest_rt::println!("llm: error: {e} (ERR {:#04x})", e.code().host_code());
         }
     }
 }
@@ -222,8 +222,7 @@ fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk:
         server: heapless::String::new(),
         prompt: heapless::String::new(),
         max_tokens: a.max_tokens,
-        temp_milli: a.temp_milli,
-        seed: a.seed,
+        sampling: a.sampling,
         chat: a.chat,
         kind: job_kind,
     };

@@ -2,7 +2,8 @@
 
 use shared_ring::mem::{Mem, Ordering};
 use shared_ring::message::{
-    Bytes, Done, DoneStatus, ErrorCode, InferFlags, Milli, StatusSnapshot, MAX_CHUNK, MAX_PROMPT,
+    Bytes, Done, DoneStatus, ErrorCode, InferFlags, Milli, Sampling, StatusSnapshot, MAX_CHUNK,
+    MAX_PROMPT,
 };
 use shared_ring::region::{self, RegionError, HEADER_SIZE, MAGIC};
 use shared_ring::{
@@ -37,8 +38,11 @@ fn infer(id: u32, prompt: &str) -> Request {
     Request::Infer(InferRequest {
         id,
         max_tokens: 32,
-        temp: Milli(700),
-        seed: 42,
+        sampling: Sampling {
+            temp: Milli(700),
+            seed: 42,
+            ..Sampling::DEFAULT
+        },
         flags: InferFlags(InferFlags::CHAT | InferFlags::STREAM),
         prompt: heapless::String::try_from(prompt).unwrap(),
     })
@@ -82,6 +86,16 @@ fn all_responses() -> Vec<Response> {
             elapsed_ns: 1 << 40,
             cycles: u64::MAX,
             status: DoneStatus(DoneStatus::OK | DoneStatus::DEADLINE_MISS),
+            error: None,
+        }),
+        Response::Done(Done {
+            id: 10,
+            tokens: 3,
+            prompt_len: 26,
+            elapsed_ns: 7,
+            cycles: 8,
+            status: DoneStatus(DoneStatus::REJECT),
+            error: Some(ErrorCode::Internal),
         }),
         Response::Status(StatusSnapshot {
             model_loaded: true,
@@ -132,9 +146,16 @@ fn largest_messages_fit_default_slots() {
     let Request::Infer(mut i) = big else {
         unreachable!()
     };
-    i.seed = u64::MAX;
     i.max_tokens = u16::MAX;
-    i.temp = Milli(u16::MAX);
+    i.sampling = Sampling {
+        temp: Milli(u16::MAX),
+        top_k: u32::MAX,
+        top_p: Milli(u16::MAX),
+        min_p: Milli(u16::MAX),
+        repeat_penalty: Milli(u16::MAX),
+        repeat_last_n: u32::MAX,
+        seed: u64::MAX,
+    };
     ctl.requests.send(&Request::Infer(i)).unwrap();
     let mut llm = attach(heap.region()).unwrap();
     let tok = Response::Tokens {
@@ -524,4 +545,25 @@ fn unreachable_head_is_counted_once_and_ignored() {
     ctl.requests.send(&Request::Ping { t0: 2 }).unwrap();
     let r = llm.requests.recv().unwrap();
     assert_eq!((r.seq, r.msg), (1, Request::Ping { t0: 2 }));
+}
+
+#[test]
+fn every_ring_error_has_its_host_code() {
+    use ErrorCode::*;
+    let all = [
+        BadRequest,
+        NoModel,
+        UnknownId,
+        Rejected,
+        Busy,
+        Cancelled,
+        Internal,
+        Unavailable,
+        ContextFull,
+    ];
+    let codes: Vec<u8> = all.iter().map(|e| e.host_code()).collect();
+    assert_eq!(
+        codes,
+        [0x01, 0x03, 0x08, 0x09, 0x09, 0x0a, 0x0a, 0x06, 0x0b]
+    );
 }

@@ -103,8 +103,28 @@ mod host {
                 sampling: if v1 {
                     Sampling {
                         temperature_milli: rng.below(5001) as u16,
-                        top_p_milli: 1 + rng.below(1000) as u16,
-                        seed: rng.next(),
+                        top_p_milli: rng.below(1001) as u16,
+                        seed: rng.next() & u64::from(u32::MAX),
+                        top_k: if rng.chance(50) {
+                            rng.below(100) as u32
+                        } else {
+                            0
+                        },
+                        min_p_milli: if rng.chance(50) {
+                            rng.below(1001) as u16
+                        } else {
+                            0
+                        },
+                        repeat_penalty_milli: if rng.chance(50) {
+                            1 + rng.below(10_000) as u16
+                        } else {
+                            1000
+                        },
+                        repeat_last_n: if rng.chance(50) {
+                            rng.below(256) as u32
+                        } else {
+                            64
+                        },
                     }
                 } else {
                     Sampling::GREEDY

@@ -3,7 +3,7 @@
 
 use super::{
     BadFrameReason, Command, CommandCode, FrameError, InferParams, Request, Sampling, Version,
-    FLAG_CHAT, FLAG_STREAM, MAX_TEMPERATURE_MILLI, TOP_P_OFF_MILLI,
+    FLAG_CHAT, FLAG_SAMPLING, FLAG_STREAM, MAX_PROMPT_V1,
 };
 
 /// A little-endian reader over a payload that never reads out of bounds.
@@ -70,7 +70,7 @@ pub fn parse_payload(
         Version::V1 => r.u32().ok_or(bad(BadFrameReason::MissingToken))?,
     };
     let allowed_flags = match (version, code) {
-        (Version::V1, CommandCode::LlmInferStart) => FLAG_STREAM | FLAG_CHAT,
+        (Version::V1, CommandCode::LlmInferStart) => FLAG_STREAM | FLAG_CHAT | FLAG_SAMPLING,
         _ => 0,
     };
     if flags & !allowed_flags != 0 {
@@ -86,23 +86,35 @@ pub fn parse_payload(
             let max_tokens = r.u16().ok_or(BAD_LEN)?;
             let sampling = match version {
                 Version::V0 => Sampling::GREEDY,
-                Version::V1 => Sampling {
-                    temperature_milli: r.u16().ok_or(BAD_LEN)?,
-                    top_p_milli: r.u16().ok_or(BAD_LEN)?,
-                    seed: r.u64().ok_or(BAD_LEN)?,
-                },
+                Version::V1 => {
+                    let mut s = Sampling {
+                        temperature_milli: r.u16().ok_or(BAD_LEN)?,
+                        top_p_milli: r.u16().ok_or(BAD_LEN)?,
+                        seed: r.u64().ok_or(BAD_LEN)?,
+                        ..Sampling::GREEDY
+                    };
+                    if flags & FLAG_SAMPLING != 0 {
+                        s.top_k = r.u32().ok_or(BAD_LEN)?;
+                        s.min_p_milli = r.u16().ok_or(BAD_LEN)?;
+                        s.repeat_penalty_milli = r.u16().ok_or(BAD_LEN)?;
+                        s.repeat_last_n = r.u32().ok_or(BAD_LEN)?;
+                        if !s.needs_block() {
+                            // Not canonical: the same request without the block is shorter.
+                            return Err(bad(BadFrameReason::BadFlags));
+                        }
+                    }
+                    s
+                }
             };
             if max_tokens == 0 {
                 return Err(bad(BadFrameReason::ZeroMaxTokens));
             }
-            if sampling.temperature_milli > MAX_TEMPERATURE_MILLI {
-                return Err(bad(BadFrameReason::BadTemperature));
-            }
-            if sampling.top_p_milli == 0 || sampling.top_p_milli > TOP_P_OFF_MILLI {
-                return Err(bad(BadFrameReason::BadTopP));
-            }
+            sampling.check().map_err(bad)?;
             if r.rest.is_empty() {
                 return Err(bad(BadFrameReason::EmptyPrompt));
+            }
+            if version == Version::V1 && r.rest.len() > MAX_PROMPT_V1 {
+                return Err(BAD_LEN);
             }
             let prompt = core::str::from_utf8(r.rest).map_err(|_| bad(BadFrameReason::BadUtf8))?;
             Command::LlmInferStart(InferParams {

@@ -74,6 +74,10 @@ pub struct Poll<'a> {
     pub n: u32,
     /// The inference is finished and every token has been delivered.
     pub done: bool,
+    /// With `done`: how it ended (`end=`), if the guest said.
+    pub end: Option<EndReason>,
+    /// With `end=fail`: the error code (`code=0xNN`).
+    pub code: Option<u8>,
     /// Prompt length in bytes.
     pub plen: u32,
     /// Model name.
@@ -295,6 +299,25 @@ fn parse_poll(rest: &[u8]) -> Result<Poll<'_>, ParseError> {
         b"1" => true,
         _ => return Err(ParseError::Malformed("done")),
     };
+    let (end, rest) = if rest.starts_with(b"end=") {
+        let (r, rest) = take_field(rest, "end")?;
+        let r = EndReason::from_wire(r).ok_or(ParseError::Malformed("end"))?;
+        if !done {
+            return Err(ParseError::Malformed("end without done=1"));
+        }
+        (Some(r), rest)
+    } else {
+        (None, rest)
+    };
+    let (code, rest) = if end.is_some() && rest.starts_with(b"code=") {
+        let (c, rest) = take_field(rest, "code")?;
+        (
+            Some(parse_hex_code(c).ok_or(ParseError::Malformed("code"))?),
+            rest,
+        )
+    } else {
+        (None, rest)
+    };
     let (plen, rest) = take_u32(rest, "plen")?;
     let (model, rest) = take_field(rest, "model")?;
     let model = Escaped::new(model);
@@ -329,6 +352,8 @@ fn parse_poll(rest: &[u8]) -> Result<Poll<'_>, ParseError> {
         id,
         n,
         done,
+        end,
+        code,
         plen,
         model,
         items: Items {

@@ -3,7 +3,9 @@
 //!
 //! - `0x10` load → `Request::Load`; `Ack` → `OK`.
 //! - `0x11` infer → a job id from [`Jobs`], `Request::Infer` with the ring `STREAM` flag
-//!   always set (tokens come back as they are produced); `Ack` → `OK id=<id>`. A host-streamed
+//!   always set (tokens come back as they are produced); the LLM partition answers once it has
+//!   admitted the job: `Ack` → `OK id=<id>`, or `Error` (no model: `ERR 0x03`; prompt too long
+//!   for the context: `ERR 0x0b`; a value out of the engine's range: `ERR 0x01`). A host-streamed
 //!   inference (frame `FLAG_STREAM`) gets a `STREAM` line per chunk and an `END` line; the
 //!   others keep their tokens for poll.
 //! - `0x12` poll → answered at once from the tokens received so far (no ring round trip).
@@ -16,7 +18,7 @@
 //! host tool's mock answers with a stand-in LLM partition.
 
 use shared_ring::message::{
-    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, MAX_PROMPT,
+    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, Sampling, MAX_PROMPT,
 };
 use shared_ring::{Request as RingRequest, Response};
 use sis_frame::codec::{Command, Request};
@@ -102,13 +104,20 @@ impl Default for Link {
 
 /// The reply code for a ring error.
 pub fn reply_code(e: RingError) -> ErrorCode {
-    match e {
-        RingError::BadRequest => ErrorCode::BadFrame,
-        RingError::NoModel => ErrorCode::NoGraph,
-        RingError::UnknownId => ErrorCode::NotFound,
-        RingError::Rejected | RingError::Busy => ErrorCode::Busy,
-        RingError::Cancelled | RingError::Internal => ErrorCode::Internal,
-        RingError::Unavailable => ErrorCode::Unavailable,
+    ErrorCode::from_u8(e.host_code()).unwrap_or(ErrorCode::Internal)
+}
+
+/// The ring's sampling controls for a frame's (the same values; the frame decoder checked
+/// the wire ranges, the LLM partition checks the engine's).
+pub fn ring_sampling(s: &sis_frame::codec::Sampling) -> Sampling {
+    Sampling {
+        temp: Milli(s.temperature_milli),
+        top_k: s.top_k,
+        top_p: Milli(s.top_p_milli),
+        min_p: Milli(s.min_p_milli),
+        repeat_penalty: Milli(s.repeat_penalty_milli),
+        repeat_last_n: s.repeat_last_n,
+        seed: s.seed,
     }
 }
 
@@ -224,8 +233,7 @@ impl Link {
                 let ring = RingRequest::Infer(InferRequest {
                     id,
                     max_tokens: p.max_tokens,
-                    temp: Milli(p.sampling.temperature_milli),
-                    seed: p.sampling.seed,
+                    sampling: ring_sampling(&p.sampling),
                     flags: InferFlags(flags),
                     prompt,
                 });
@@ -273,7 +281,7 @@ impl Link {
                         write_ok(&mut line, &[Field::num("id", u64::from(id))])
                     }
                     Some(Kind::Cancel { id }) => {
-                        let _ = self.jobs.finish(id, EndReason::Cancel, now_ms);
+                        let _ = self.jobs.finish(id, EndReason::Cancel, None, now_ms);
                         write_ok(&mut line, &[])
                     }
                     None => {
@@ -307,14 +315,17 @@ impl Link {
             }
             Response::Done(d) => {
                 let failed = d.status.0 & DoneStatus::REJECT != 0;
-                let reason = if failed {
-                    EndReason::Fail
+                let (reason, code) = if failed {
+                    (
+                        EndReason::Fail,
+                        Some(d.error.map_or(ErrorCode::Internal, reply_code)),
+                    )
                 } else {
-                    self.jobs.natural_end(d.id, d.tokens)
+                    (self.jobs.natural_end(d.id, d.tokens), None)
                 };
-                if let Some((tokens, true)) = self.jobs.finish(d.id, reason, now_ms) {
+                if let Some((tokens, true)) = self.jobs.finish(d.id, reason, code, now_ms) {
                     let end = self.jobs.end_of(d.id).unwrap_or(reason);
-                    let code = (end == EndReason::Fail).then_some(ErrorCode::Internal);
+                    let code = self.jobs.code_of(d.id);
                     let len = write_end(&mut line, d.id, tokens, end, code).unwrap_or(0);
                     if len == 0 || !control.send_extra(&line[..len], host) {
                         self.stats.stream_drops += 1;

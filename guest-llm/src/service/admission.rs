@@ -1,4 +1,5 @@
-//! Admission of a queued request: model loaded, server exists, prompt tokenized (the model's
+//! Admission of a queued request: model loaded, sampling values in the engine's ranges,
+//! server exists, prompt tokenized (the model's
 //! chat turns with `--chat`), prompt + `max_tokens` fit the model's context, an engine session
 //! with the prompt fed, then the scheduler's own admission (queue and token quota). A refusal
 //! reaches the sink as an error and is audited with the reject bit.
@@ -6,11 +7,11 @@
 use alloc::format;
 
 use shared_ring::audit::AuditEntry;
-use sis_engine::{SamplerConfig, Session, SessionConfig, Utf8Stream};
+use sis_engine::{Session, SessionConfig, Utf8Stream};
 use sis_sched::JobSpec;
 
 use super::inbox::Pending;
-use super::request::JobError;
+use super::request::{sampler_config, JobError};
 use super::step::Job;
 use super::{audit, Service, DEFAULT_SERVER};
 use crate::model;
@@ -31,6 +32,11 @@ impl Service {
         let Some(loaded) = model::get() else {
             return fail(JobError::NoModel, entry);
         };
+        // Out-of-range sampling values are the caller's error, named by the engine.
+        let sampler = sampler_config(&req.sampling);
+        if let Err(e) = sampler.validate() {
+            return fail(JobError::BadRequest(format!("{e}")), entry);
+        }
         let server_name = if req.server.is_empty() {
             DEFAULT_SERVER
         } else {
@@ -73,7 +79,7 @@ impl Service {
         let need = tokens.len() + req.max_tokens as usize;
         if need > ctx {
             return fail(
-                JobError::BadRequest(format!(
+                JobError::ContextFull(format!(
                     "prompt of {} tokens + {} new tokens does not fit the model's context of {ctx}",
                     tokens.len(),
                     req.max_tokens
@@ -84,14 +90,7 @@ impl Service {
         let cfg = SessionConfig {
             context: need,
             max_new_tokens: req.max_tokens as usize,
-            sampler: SamplerConfig {
-                temperature: req.temp_milli as f32 / 1000.0,
-                top_k: 0,
-                top_p: 1.0,
-                min_p: 0.0,
-                seed: req.seed,
-                ..SamplerConfig::default()
-            },
+            sampler,
             stop_tokens: loaded.tokenizer.stop.clone(),
         };
         let mut session = match Session::new(&loaded.model, &POOL, cfg) {

@@ -6,6 +6,7 @@ use alloc::format;
 use alloc::string::String;
 
 use guest_rt::shell::opts::{self, Spec};
+use shared_ring::message::{Milli, Sampling};
 
 /// Most tokens one request may ask for.
 pub const MAX_TOKENS_LIMIT: u64 = 4096;
@@ -17,6 +18,10 @@ pub const MAX_CHUNK: u64 = 64;
 pub const DEFAULT_CHUNK: u32 = 4;
 /// Largest temperature, in thousandths.
 pub const MAX_TEMP_MILLI: u32 = 5000;
+/// Largest repeat penalty, in thousandths (the host frame's limit).
+pub const MAX_REPEAT_PENALTY_MILLI: u32 = 10_000;
+/// Largest seed: the sampler's generator takes 32 bits, as llama.cpp's.
+pub const MAX_SEED: u64 = u32::MAX as u64;
 /// Longest prompt in bytes (the ring's limit, so shell and ring accept the same prompts).
 pub const MAX_PROMPT_BYTES: usize = shared_ring::message::MAX_PROMPT;
 
@@ -27,10 +32,9 @@ pub struct InferArgs {
     pub prompt: String,
     /// Tokens to generate at most.
     pub max_tokens: u32,
-    /// Temperature in thousandths (0 = greedy).
-    pub temp_milli: u32,
-    /// Sampling seed.
-    pub seed: u64,
+    /// Sampling controls ([`Sampling::DEFAULT`] for what is not given: greedy, and
+    /// llama.cpp's top-k 40, top-p 0.95, min-p 0.05 once a temperature is given).
+    pub sampling: Sampling,
     /// Wrap the prompt in the model's chat template.
     pub chat: bool,
     /// Tokens per chunk (stream and graph only).
@@ -49,16 +53,37 @@ pub enum Kind {
 }
 
 const INFER_SPEC: Spec = Spec {
-    valued: &["--max-tokens", "--temp", "--seed", "--server"],
+    valued: &[
+        "--max-tokens",
+        "--temp",
+        "--top-k",
+        "--top-p",
+        "--min-p",
+        "--repeat-penalty",
+        "--repeat-last-n",
+        "--seed",
+        "--server",
+    ],
     switches: &["--chat"],
 };
 const CHUNKED_SPEC: Spec = Spec {
-    valued: &["--max-tokens", "--temp", "--seed", "--server", "--chunk"],
+    valued: &[
+        "--max-tokens",
+        "--temp",
+        "--top-k",
+        "--top-p",
+        "--min-p",
+        "--repeat-penalty",
+        "--repeat-last-n",
+        "--seed",
+        "--server",
+        "--chunk",
+    ],
     switches: &["--chat"],
 };
 
-/// Parses a decimal temperature (`0`, `0.7`, `1.25`) into thousandths.
-pub fn parse_temp(s: &str) -> Option<u32> {
+/// Parses a decimal (`0`, `0.7`, `1.25`, at most 3 decimals) into thousandths.
+pub fn parse_milli(s: &str) -> Option<u32> {
     let (int, frac) = match s.split_once('.') {
         Some((i, f)) => (i, f),
         None => (s, ""),
@@ -83,6 +108,25 @@ pub fn parse_temp(s: &str) -> Option<u32> {
         f *= 10;
     }
     Some(i * 1000 + f)
+}
+
+/// A decimal option in thousandths within `lo..=hi` (thousandths); `range` is how the error
+/// states the range.
+fn decimal(
+    p: &opts::Parsed<'_>,
+    name: &str,
+    lo: u32,
+    hi: u32,
+    range: &str,
+) -> Result<Option<u16>, String> {
+    match p.value(name) {
+        None => Ok(None),
+        Some(t) => match parse_milli(t) {
+            Some(v) if (lo..=hi).contains(&v) => Ok(Some(v as u16)),
+            Some(_) => Err(format!("option {name}: '{t}' is out of range ({range})")),
+            None => Err(format!("option {name}: '{t}' is not a decimal number")),
+        },
+    }
 }
 
 fn ranged(p: &opts::Parsed<'_>, name: &str, lo: u64, hi: u64) -> Result<Option<u64>, String> {
@@ -120,15 +164,26 @@ pub fn parse_infer(words: &[&str], kind: Kind) -> Result<InferArgs, String> {
     }
     let max_tokens =
         ranged(&p, "--max-tokens", 1, MAX_TOKENS_LIMIT)?.map_or(DEFAULT_MAX_TOKENS, |v| v as u32);
-    let temp_milli = match p.value("--temp") {
-        None => 0,
-        Some(t) => match parse_temp(t) {
-            Some(v) if v <= MAX_TEMP_MILLI => v,
-            Some(_) => return Err(format!("option --temp: '{t}' is out of range (0..=5)")),
-            None => return Err(format!("option --temp: '{t}' is not a decimal number")),
-        },
+    let d = Sampling::DEFAULT;
+    let milli = |name, lo, hi, range, default: Milli| {
+        decimal(&p, name, lo, hi, range).map(|v| v.map_or(default, Milli))
     };
-    let seed = p.number("--seed").map_err(|e| format!("{e}"))?.unwrap_or(0);
+    let sampling = Sampling {
+        temp: milli("--temp", 0, MAX_TEMP_MILLI, "0..=5", d.temp)?,
+        top_k: ranged(&p, "--top-k", 0, u64::from(u32::MAX))?.map_or(d.top_k, |v| v as u32),
+        top_p: milli("--top-p", 0, 1000, "0..=1", d.top_p)?,
+        min_p: milli("--min-p", 0, 1000, "0..=1", d.min_p)?,
+        repeat_penalty: milli(
+            "--repeat-penalty",
+            1,
+            MAX_REPEAT_PENALTY_MILLI,
+            "0.001..=10",
+            d.repeat_penalty,
+        )?,
+        repeat_last_n: ranged(&p, "--repeat-last-n", 0, u64::from(u32::MAX))?
+            .map_or(d.repeat_last_n, |v| v as u32),
+        seed: ranged(&p, "--seed", 0, MAX_SEED)?.unwrap_or(d.seed),
+    };
     let chunk = ranged(&p, "--chunk", 1, MAX_CHUNK)?.map_or(DEFAULT_CHUNK, |v| v as u32);
     let server = match p.value("--server") {
         Some(s) => Some(parse_name(s)?.into()),
@@ -137,8 +192,7 @@ pub fn parse_infer(words: &[&str], kind: Kind) -> Result<InferArgs, String> {
     Ok(InferArgs {
         prompt: prompt.into(),
         max_tokens,
-        temp_milli,
-        seed,
+        sampling,
         chat: p.switch("--chat"),
         chunk,
         server,
@@ -179,8 +233,8 @@ mod tests {
         .unwrap();
         assert_eq!(a.prompt, "why was op B slower than op A?");
         assert_eq!(
-            (a.max_tokens, a.temp_milli, a.seed, a.chat),
-            (8, 0, 0, false)
+            (a.max_tokens, a.sampling, a.chat),
+            (8, Sampling::DEFAULT, false)
         );
         let a = parse_infer(
             &[
@@ -198,7 +252,43 @@ mod tests {
             Kind::Chunked,
         )
         .unwrap();
-        assert_eq!((a.chunk, a.temp_milli, a.seed, a.chat), (2, 700, 42, true));
+        assert_eq!(
+            (a.chunk, a.sampling.temp, a.sampling.seed, a.chat),
+            (2, Milli(700), 42, true)
+        );
+        let a = parse_infer(
+            &[
+                "p",
+                "--temp",
+                "1.5",
+                "--top-k",
+                "7",
+                "--top-p",
+                "0.5",
+                "--min-p",
+                "0.1",
+                "--repeat-penalty",
+                "1.3",
+                "--repeat-last-n",
+                "8",
+                "--seed",
+                "4294967295",
+            ],
+            Kind::Infer,
+        )
+        .unwrap();
+        assert_eq!(
+            a.sampling,
+            Sampling {
+                temp: Milli(1500),
+                top_k: 7,
+                top_p: Milli(500),
+                min_p: Milli(100),
+                repeat_penalty: Milli(1300),
+                repeat_last_n: 8,
+                seed: u64::from(u32::MAX),
+            }
+        );
         assert_eq!(
             parse_infer(&["p"], Kind::Chunked).unwrap().chunk,
             DEFAULT_CHUNK
@@ -245,6 +335,26 @@ mod tests {
             "option --temp: '9' is out of range (0..=5)"
         );
         assert_eq!(
+            e(&["p", "--seed", "4294967296"], Kind::Infer),
+            "option --seed: 4294967296 is out of range (0..=4294967295)"
+        );
+        assert_eq!(
+            e(&["p", "--top-p", "1.5"], Kind::Infer),
+            "option --top-p: '1.5' is out of range (0..=1)"
+        );
+        assert_eq!(
+            e(&["p", "--min-p", "x"], Kind::Infer),
+            "option --min-p: 'x' is not a decimal number"
+        );
+        assert_eq!(
+            e(&["p", "--repeat-penalty", "0"], Kind::Infer),
+            "option --repeat-penalty: '0' is out of range (0.001..=10)"
+        );
+        assert_eq!(
+            e(&["p", "--top-k", "-1"], Kind::Infer),
+            "option --top-k: '-1' is not a number"
+        );
+        assert_eq!(
             e(&["a", "b"], Kind::Infer),
             "unexpected argument 'b' (quote a prompt with spaces)"
         );
@@ -255,14 +365,14 @@ mod tests {
     }
 
     #[test]
-    fn temperatures() {
-        assert_eq!(parse_temp("0"), Some(0));
-        assert_eq!(parse_temp("1"), Some(1000));
-        assert_eq!(parse_temp("0.05"), Some(50));
-        assert_eq!(parse_temp(".5"), Some(500));
-        assert_eq!(parse_temp("1.234"), Some(1234));
+    fn decimals() {
+        assert_eq!(parse_milli("0"), Some(0));
+        assert_eq!(parse_milli("1"), Some(1000));
+        assert_eq!(parse_milli("0.05"), Some(50));
+        assert_eq!(parse_milli(".5"), Some(500));
+        assert_eq!(parse_milli("1.234"), Some(1234));
         for bad in ["", ".", "1.2345", "-1", "1e3", "0x1", "1..2"] {
-            assert_eq!(parse_temp(bad), None, "{bad}");
+            assert_eq!(parse_milli(bad), None, "{bad}");
         }
     }
 

@@ -106,8 +106,7 @@ impl Service {
                         server: s.name.clone(),
                         prompt: p.prompt.clone(),
                         max_tokens: p.max_tokens,
-                        temp_milli: 0,
-                        seed: 0,
+                        sampling: shared_ring::message::Sampling::DEFAULT,
                         chat: false,
                         kind: JobKind::Infer,
                     });

@@ -4,6 +4,8 @@
 use alloc::string::String;
 
 use shared_ring::audit::Op;
+use shared_ring::message::{ErrorCode, Sampling};
+use sis_engine::SamplerConfig;
 
 use super::args::MAX_NAME;
 
@@ -37,10 +39,8 @@ pub struct JobRequest {
     pub prompt: heapless::String<{ shared_ring::message::MAX_PROMPT }>,
     /// Tokens to generate at most (>= 1).
     pub max_tokens: u32,
-    /// Temperature in thousandths (0 = greedy).
-    pub temp_milli: u32,
-    /// Sampling seed.
-    pub seed: u64,
+    /// Sampling controls (checked against the engine's ranges at admission).
+    pub sampling: Sampling,
     /// Wrap the prompt in the chat template.
     pub chat: bool,
     /// Audit op.
@@ -84,8 +84,10 @@ pub struct Report {
 pub enum JobError {
     /// No model loaded.
     NoModel,
-    /// The request is invalid (unknown server, prompt too long for the context, ...).
+    /// The request is invalid (unknown server, a sampling value out of range, ...).
     BadRequest(String),
+    /// The prompt and `max_tokens` do not fit the model's context.
+    ContextFull(String),
     /// Admission refused it (quota, full queue).
     Rejected(String),
     /// Cancelled.
@@ -98,11 +100,40 @@ impl core::fmt::Display for JobError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             JobError::NoModel => f.write_str("no model loaded (run 'llmctl load' first)"),
-            JobError::BadRequest(m) => f.write_str(m),
+            JobError::BadRequest(m) | JobError::ContextFull(m) => f.write_str(m),
             JobError::Rejected(m) => write!(f, "rejected: {m}"),
             JobError::Cancelled => f.write_str("cancelled"),
             JobError::Internal(m) => write!(f, "engine error: {m}"),
         }
+    }
+}
+
+impl JobError {
+    /// The ring's code for it (what the host sees: `docs/llm-service.md`, "Errors").
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            JobError::NoModel => ErrorCode::NoModel,
+            JobError::BadRequest(_) => ErrorCode::BadRequest,
+            JobError::ContextFull(_) => ErrorCode::ContextFull,
+            JobError::Rejected(_) => ErrorCode::Rejected,
+            JobError::Cancelled => ErrorCode::Cancelled,
+            JobError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The engine's sampler settings for a request's controls (thousandths to fractions).
+pub fn sampler_config(s: &Sampling) -> SamplerConfig {
+    let f = |m: shared_ring::message::Milli| f32::from(m.0) / 1000.0;
+    SamplerConfig {
+        temperature: f(s.temp),
+        top_k: s.top_k,
+        top_p: f(s.top_p),
+        min_p: f(s.min_p),
+        repeat_penalty: f(s.repeat_penalty),
+        repeat_last_n: s.repeat_last_n,
+        seed: s.seed,
+        ..SamplerConfig::default()
     }
 }
 

@@ -5,9 +5,7 @@
 use crate::client::{Client, ClientConfig, ClientError};
 use crate::transport::{Endpoint, TransportError, DEFAULT_SOCKET};
 use clap::{Parser, Subcommand, ValueEnum};
-use sis_frame::codec::{
-    encode, Command, InferParams, Request, Sampling, Version, MAX_FRAME_LEN, TOP_P_OFF_MILLI,
-};
+use sis_frame::codec::{encode, Command, InferParams, Request, Sampling, Version, MAX_FRAME_LEN};
 use sis_frame::reply::{parse_reply, EndReason, ErrorCode, Reply};
 use std::io::Write;
 use std::path::PathBuf;
@@ -106,14 +104,28 @@ pub enum Cmd {
         #[arg(long, default_value_t = 32, value_name = "N",
               value_parser = clap::value_parser!(u16).range(1..))]
         max_tokens: u16,
-        /// Sampling temperature, 0 (greedy, default) to 5.
+        /// Sampling temperature, 0 (greedy, default) to 5. With a temperature, top-k,
+        /// top-p and min-p default to llama.cpp's 40, 0.95 and 0.05.
         #[arg(long, value_name = "T")]
         temp: Option<f32>,
-        /// Nucleus sampling threshold in (0, 1] (default 1 = off).
+        /// Keep the K most likely tokens (0 = off).
+        #[arg(long, value_name = "K")]
+        top_k: Option<u32>,
+        /// Nucleus sampling threshold in [0, 1] (1 = off).
         #[arg(long, value_name = "P")]
         top_p: Option<f32>,
-        /// Sampler seed (repeatable output with a temperature).
-        #[arg(long, value_name = "S")]
+        /// Minimum probability relative to the most likely token, [0, 1] (0 = off).
+        #[arg(long, value_name = "P")]
+        min_p: Option<f32>,
+        /// Repetition penalty in [0.001, 10] (1 = off, the default).
+        #[arg(long, value_name = "R")]
+        repeat_penalty: Option<f32>,
+        /// Tokens the repetition penalty looks back over (default 64; 0 = off).
+        #[arg(long, value_name = "N")]
+        repeat_last_n: Option<u32>,
+        /// Sampler seed, 0..=4294967295 (repeatable output with a temperature).
+        #[arg(long, value_name = "S",
+              value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
         seed: Option<u64>,
         /// Wrap the prompt in the model's chat template.
         #[arg(long)]
@@ -187,19 +199,63 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn milli(v: f32, what: &str, lo_exclusive: bool, max: f32) -> Result<u16, String> {
-    let ok = v.is_finite() && v <= max && if lo_exclusive { v > 0.0 } else { v >= 0.0 };
+/// `v` in thousandths, checked against `[lo, max]` (`lo` > 0: a value rounding to 0 is refused).
+fn milli(v: f32, what: &str, lo: f32, max: f32) -> Result<u16, String> {
+    let ok = v.is_finite() && v <= max && v >= lo;
     if !ok {
-        let range = if lo_exclusive { "(0" } else { "[0" };
-        return Err(format!("{what} must be in {range}, {max}], got {v}"));
+        return Err(format!("{what} must be in [{lo}, {max}], got {v}"));
     }
     let m = (v * 1000.0).round() as u16;
-    if lo_exclusive && m == 0 {
+    if lo > 0.0 && m == 0 {
         return Err(format!(
             "{what} {v} rounds to 0 (the wire carries thousandths)"
         ));
     }
     Ok(m)
+}
+
+/// The sampling controls of `llm-infer`: greedy unless a temperature is given; with one,
+/// llama.cpp's defaults for what is not given (the shell's and `llm-run`'s rule).
+#[allow(clippy::too_many_arguments)]
+fn sampling(
+    temp: Option<f32>,
+    top_k: Option<u32>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    repeat_last_n: Option<u32>,
+    seed: Option<u64>,
+) -> Result<Sampling, String> {
+    let greedy = Sampling::GREEDY;
+    let temperature_milli = temp
+        .map(|t| milli(t, "--temp", 0.0, 5.0))
+        .transpose()?
+        .unwrap_or(0);
+    // Defaults: llama.cpp's once sampling; the greedy frame's (off) otherwise, where they
+    // change nothing and keep the request v0-compatible.
+    let (dk, dp, dmin) = if temperature_milli > 0 {
+        (40, 950, 50)
+    } else {
+        (greedy.top_k, greedy.top_p_milli, greedy.min_p_milli)
+    };
+    Ok(Sampling {
+        temperature_milli,
+        top_k: top_k.unwrap_or(dk),
+        top_p_milli: top_p
+            .map(|p| milli(p, "--top-p", 0.0, 1.0))
+            .transpose()?
+            .unwrap_or(dp),
+        min_p_milli: min_p
+            .map(|p| milli(p, "--min-p", 0.0, 1.0))
+            .transpose()?
+            .unwrap_or(dmin),
+        repeat_penalty_milli: repeat_penalty
+            .map(|r| milli(r, "--repeat-penalty", 0.001, 10.0))
+            .transpose()?
+            .unwrap_or(greedy.repeat_penalty_milli),
+        repeat_last_n: repeat_last_n.unwrap_or(greedy.repeat_last_n),
+        seed: seed.unwrap_or(0),
+    })
 }
 
 /// A sequence number for v1 requests: non-zero, different per invocation, the same on
@@ -218,7 +274,10 @@ fn usage(err: &mut dyn Write, msg: &str) -> i32 {
 }
 
 /// Build the frame for a subcommand.
-fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
+///
+/// # Errors
+/// A usage error (no token, a value out of range, a request no frame version can carry).
+pub fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
     if let Cmd::Raw { hex } = &cli.cmd {
         return parse_hex(hex);
     }
@@ -233,7 +292,11 @@ fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
             prompt,
             max_tokens,
             temp,
+            top_k,
             top_p,
+            min_p,
+            repeat_penalty,
+            repeat_last_n,
             seed,
             chat,
             stream,
@@ -241,17 +304,15 @@ fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
         } => Command::LlmInferStart(InferParams {
             prompt,
             max_tokens: *max_tokens,
-            sampling: Sampling {
-                temperature_milli: temp
-                    .map(|t| milli(t, "--temp", false, 5.0))
-                    .transpose()?
-                    .unwrap_or(0),
-                top_p_milli: top_p
-                    .map(|p| milli(p, "--top-p", true, 1.0))
-                    .transpose()?
-                    .unwrap_or(TOP_P_OFF_MILLI),
-                seed: seed.unwrap_or(0),
-            },
+            sampling: sampling(
+                *temp,
+                *top_k,
+                *top_p,
+                *min_p,
+                *repeat_penalty,
+                *repeat_last_n,
+                *seed,
+            )?,
             chat: *chat,
             stream: *stream,
         }),
@@ -314,9 +375,21 @@ fn report(line: &[u8], poll_text: bool, out: &mut dyn Write, err: &mut dyn Write
                 }
                 let _ = out.write_all(&text);
                 let _ = writeln!(out);
+                let end = p
+                    .end
+                    .map(|r| format!(" end={}", r.as_str()))
+                    .unwrap_or_default();
+                let code = p
+                    .code
+                    .map(|c| {
+                        let name =
+                            ErrorCode::from_u8(c).map_or("unknown error code", ErrorCode::name);
+                        format!(" code=0x{c:02x} ({name})")
+                    })
+                    .unwrap_or_default();
                 let _ = writeln!(
                     err,
-                    "datactl: id={} n={} done={}",
+                    "datactl: id={} n={} done={}{end}{code}",
                     p.id,
                     p.n,
                     u8::from(p.done)
@@ -398,7 +471,13 @@ fn follow_stream(
                 code,
             }) if sid == id => {
                 let _ = writeln!(out);
-                let code_txt = code.map(|c| format!(" code=0x{c:02x}")).unwrap_or_default();
+                let code_txt = code
+                    .map(|c| {
+                        let name =
+                            ErrorCode::from_u8(c).map_or("unknown error code", ErrorCode::name);
+                        format!(" code=0x{c:02x} ({name})")
+                    })
+                    .unwrap_or_default();
                 let _ = writeln!(
                     err,
                     "datactl: stream {id} ended: n={n} reason={}{code_txt}",

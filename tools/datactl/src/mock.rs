@@ -119,6 +119,7 @@ impl RingPort for FakeLlm {
                     elapsed_ns: 0,
                     cycles: 0,
                     status: DoneStatus(DoneStatus::OK),
+                    error: None,
                 }));
             }
             RingRequest::Cancel { .. } => r.push_back(Response::Error {

@@ -297,8 +297,11 @@ fn usage_errors_exit_2_before_connecting() {
     for bad in [
         ["--temp", "9"],
         ["--temp", "NaN"],
-        ["--top-p", "0"],
+        ["--top-p", "1.001"],
         ["--top-p", "1.5"],
+        ["--min-p", "2"],
+        ["--repeat-penalty", "0"],
+        ["--repeat-penalty", "11"],
     ] {
         let r = datactl(&ep, &["--token", "1", "llm-infer", "hi", bad[0], bad[1]]);
         assert_eq!(r.code, exit::USAGE, "{bad:?}");
@@ -309,11 +312,84 @@ fn usage_errors_exit_2_before_connecting() {
         vec!["datactl", "--token", "0xzz", "llm-load"],
         vec!["datactl", "llm-infer", "x", "--max-tokens", "0"],
         vec!["datactl", "bogus"],
+        vec!["datactl", "llm-infer", "x", "--seed", "4294967296"],
+        vec!["datactl", "llm-infer", "x", "--top-k", "x"],
+        vec!["datactl", "llm-infer", "x", "--repeat-last-n", "-1"],
         vec!["datactl", "--tcp", "a:1", "--socket", "/x", "llm-load"],
     ] {
         let e = Cli::try_parse_from(&argv).unwrap_err();
         assert_eq!(e.exit_code(), exit::USAGE, "{argv:?}");
     }
+}
+
+#[test]
+fn sampling_controls_reach_the_frame() {
+    use sis_frame::codec::{Decoder, Event, Sampling, Version};
+    let decode = |args: &[&str]| {
+        let mut argv = vec!["datactl", "--token", "1", "llm-infer", "hi"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        let bytes = datactl::cli::build_frame(&cli).unwrap();
+        let mut dec = Decoder::new();
+        match dec.feed(&bytes).1 {
+            Some(Event::Request(r)) => match r.command {
+                sis_frame::codec::Command::LlmInferStart(p) => (r.version, p.sampling),
+                c => panic!("{c:?}"),
+            },
+            e => panic!("{e:?}"),
+        }
+    };
+    // Greedy stays a v0 frame.
+    assert_eq!(decode(&[]), (Version::V0, Sampling::GREEDY));
+    // A temperature alone: llama.cpp's defaults for the rest.
+    let (v, s) = decode(&["--temp", "0.8", "--seed", "42"]);
+    assert_eq!(v, Version::V1);
+    assert_eq!(
+        s,
+        Sampling {
+            temperature_milli: 800,
+            top_k: 40,
+            top_p_milli: 950,
+            min_p_milli: 50,
+            seed: 42,
+            ..Sampling::GREEDY
+        }
+    );
+    // Every control.
+    let (_, s) = decode(&[
+        "--temp",
+        "1.5",
+        "--top-k",
+        "7",
+        "--top-p",
+        "0.5",
+        "--min-p",
+        "0.1",
+        "--repeat-penalty",
+        "1.3",
+        "--repeat-last-n",
+        "8",
+        "--seed",
+        "4294967295",
+    ]);
+    assert_eq!(
+        s,
+        Sampling {
+            temperature_milli: 1500,
+            top_p_milli: 500,
+            seed: u64::from(u32::MAX),
+            top_k: 7,
+            min_p_milli: 100,
+            repeat_penalty_milli: 1300,
+            repeat_last_n: 8,
+        }
+    );
+    // Greedy with a repeat penalty needs v1 and its sampling block.
+    let (v, s) = decode(&["--repeat-penalty", "1.3"]);
+    assert_eq!(
+        (v, s.temperature_milli, s.repeat_penalty_milli),
+        (Version::V1, 0, 1300)
+    );
 }
 
 #[test]

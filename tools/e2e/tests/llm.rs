@@ -6,7 +6,7 @@
 //! prompt and sampling settings (greedy unless stated):
 //! `llm-run --model models/test/tiny-llama.gguf --prompt "why was op B slower than op A?"
 //! --max-tokens 8 --show-tokens` (and `--max-tokens 6 --temp 0.8 --seed 42 --top-k 0
-//! --top-p 1 --min-p 0`, the shell's sampling today, `--max-tokens 5 --chat`).
+//! --top-p 1 --min-p 0`, the same options in the shell, `--max-tokens 5 --chat`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -318,7 +318,9 @@ fn bad_input_is_refused_and_sampling_matches_the_host() {
     let out = sis
         .run(
             Source::Llm,
-            &format!("llminfer \"{PROMPT}\" --max-tokens 6 --temp 0.8 --seed 42"),
+            &format!(
+                "llminfer \"{PROMPT}\" --max-tokens 6 --temp 0.8 --seed 42 --top-k 0 --top-p 1 --min-p 0"
+            ),
             INFER,
         )
         .unwrap();

@@ -109,6 +109,7 @@ fn done(id: u32, tokens: u32, status: u8) -> Response {
         elapsed_ns: 0,
         cycles: 0,
         status: DoneStatus(status),
+        error: None,
     })
 }
 
@@ -147,7 +148,7 @@ fn infer_acked_then_polled_from_the_tokens_that_came_back() {
         host.0,
         [
             "OK id=1\n",
-            "OK TOK id=1 n=2 done=1 plen=14 model=llm items=Op| B\n"
+            "OK TOK id=1 n=2 done=1 end=max plen=14 model=llm items=Op| B\n"
         ]
     );
     assert_eq!(ring.sent.len(), 1, "poll is served locally");
@@ -215,6 +216,61 @@ fn ring_errors_and_refusals_become_reply_codes() {
 }
 
 #[test]
+fn a_job_failing_after_its_ack_says_why_in_poll_and_end() {
+    let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
+    let seq = send(&mut h, &mut ring, &mut host, &infer(false, 4), 0);
+    h.on_response(Response::Ack { req_seq: seq }, at(1), &mut host);
+    h.on_response(tokens(1, "Op"), at(2), &mut host);
+    let failed = |id| {
+        Response::Done(Done {
+            id,
+            tokens: 1,
+            prompt_len: 3,
+            elapsed_ns: 0,
+            cycles: 0,
+            status: DoneStatus(DoneStatus::REJECT),
+            error: Some(RingError::Internal),
+        })
+    };
+    h.on_response(failed(1), at(3), &mut host);
+    let poll = frame(
+        Version::V0,
+        Command::LlmInferPoll {
+            infer_id: 1,
+            max: None,
+        },
+    );
+    send(&mut h, &mut ring, &mut host, &poll, 4);
+    let seq = send(&mut h, &mut ring, &mut host, &infer(true, 4), 5);
+    h.on_response(Response::Ack { req_seq: seq }, at(6), &mut host);
+    h.on_response(failed(2), at(7), &mut host);
+    assert_eq!(
+        host.0,
+        [
+            "OK id=1\n",
+            "OK TOK id=1 n=1 done=1 end=fail code=0x0a plen=14 model=llm items=Op\n",
+            "OK id=2\n",
+            "END id=2 n=0 reason=fail code=0x0a\n"
+        ]
+    );
+}
+
+#[test]
+fn prompt_too_long_for_the_context_is_err_0x0b() {
+    let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
+    let seq = send(&mut h, &mut ring, &mut host, &infer(false, 4), 0);
+    h.on_response(
+        Response::Error {
+            req_seq: seq,
+            code: RingError::ContextFull,
+        },
+        at(1),
+        &mut host,
+    );
+    assert_eq!(host.0, ["ERR 0x0b\n"]);
+}
+
+#[test]
 fn cancel_goes_over_the_ring_unless_the_job_is_over() {
     let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
     let seq = send(&mut h, &mut ring, &mut host, &infer(true, 8), 0);
@@ -252,7 +308,7 @@ fn a_restart_or_stop_of_the_llm_vm_fails_waiting_frames_at_once() {
     h.tick(at(60), LlmState::Unknown, &mut host);
     assert_eq!(host.0.len(), 2);
     h.tick(
-        at(50 + crate::control::LLM_TIMEOUT_MS),
+        at(50 + crate::control::INFER_TIMEOUT_MS),
         LlmState::Unknown,
         &mut host,
     );
