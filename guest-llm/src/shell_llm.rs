@@ -175,7 +175,7 @@ impl ReplySink for ShellSink {
         let gen = tps100(u64::from(r.decode_passes), r.decode_ns);
         let pre = tps100(u64::from(r.prompt_tokens), r.prefill_ns);
         guest_rt::println!(
-            "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{:02} tok/s, prompt {}.{:02} tok/s, deadline {}",
+            "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{:02} tok/s, prompt {}.{:02} tok/s, deadline {} (due {} us after submission)",
             r.job,
             r.tokens,
             r.stop,
@@ -191,7 +191,8 @@ impl ReplySink for ShellSink {
                 alloc::format!("MISSED by {} us", r.lateness_ns / 1000)
             } else {
                 String::from("met")
-            }
+            },
+            r.due_ns / 1000
         );
         j.over = true;
         *SHELL_JOB.lock() = Some(j);

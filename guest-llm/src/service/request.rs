@@ -69,6 +69,9 @@ pub struct Report {
     pub decode_passes: u32,
     /// See `decode_passes`.
     pub decode_ns: u64,
+    /// Its deadline, ns after submission: the server's scheduling deadline when the job was
+    /// released (for a job arriving at an idle server, submission + the server's period).
+    pub due_ns: u64,
     /// Whether it finished after its deadline.
     pub missed: bool,
     /// Finish minus deadline when missed, ns.

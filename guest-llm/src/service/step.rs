@@ -211,6 +211,7 @@ impl Service {
             prefill_ns: job.prefill_ns,
             decode_passes: job.decode_passes,
             decode_ns: job.decode_ns,
+            due_ns: c.deadline_ns.saturating_sub(c.arrival_ns),
             missed: c.missed,
             lateness_ns: c.lateness_ns,
             stop: match reason {

@@ -1,7 +1,8 @@
 //! System tests of the LLM service as a user drives it from the shell and from the host: errors
 //! the host can act on (no model: `ERR 0x03` at once on v0 and v1 and in the shell; a prompt
 //! too long for the context: `ERR 0x0b`; a sampling value out of range: `ERR 0x01`; a finished
-//! job's poll says how it ended), and every sampling control end to end (the partition's token
+//! job's poll says how it ended), the README demo meeting its deadline with the budget derived
+//! from the cost per token measured at load, and every sampling control end to end (the partition's token
 //! ids equal the host engine's, what `llm-run` prints, for the same model, prompt and seed;
 //! greedy with a repeat penalty equals llama.cpp's reference in models/test/sampling-ref.json).
 //!
@@ -97,7 +98,7 @@ fn sampler(temp: f32, seed: u64) -> SamplerConfig {
 }
 
 #[test]
-fn errors_are_actionable_and_every_sampling_control_matches_the_host() {
+fn errors_budgets_and_sampling_as_a_user_sees_them() {
     build_once().expect("build");
     let sis = Sis::start(Options {
         model: Some(test_model()),
@@ -135,6 +136,57 @@ fn errors_are_actionable_and_every_sampling_control_matches_the_host() {
         "{out}"
     );
 
+    // --- The README demo on an idle system: the load measures what a token costs and derives
+    // the default budget from it; the chat question meets its deadline, which is shown.
+    let out = sis.run(Source::Llm, "llmctl load", INFER).unwrap();
+    assert!(
+        out.contains("llmctl load: cost per token on this machine: prefill "),
+        "{out}"
+    );
+    let derived = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("llmctl load: budget derived: 2 x (64 prompt + 32 new tokens) = ")
+        })
+        .unwrap_or_else(|| panic!("no derived budget in:\n{out}"));
+    let (budget_us, period_us) = derived
+        .trim()
+        .strip_suffix(" us")
+        .and_then(|s| s.split_once(" us per "))
+        .map(|(q, t)| (q.parse::<u64>().unwrap(), t.parse::<u64>().unwrap()))
+        .unwrap_or_else(|| panic!("{derived}"));
+    assert_eq!(period_us, 2 * budget_us, "{out}");
+    assert!(budget_us >= 250_000, "at least the floor: {out}");
+    let budget = sis.run(Source::Llm, "llmctl budget", CMD).unwrap();
+    assert!(
+        budget.contains(&format!("period_ns={} ", period_us * 1000)),
+        "the server has the derived budget: {budget}"
+    );
+    let demo = sis
+        .run(
+            Source::Llm,
+            "llminfer --chat \"What is the capital of France?\"",
+            INFER,
+        )
+        .unwrap();
+    let done = demo
+        .lines()
+        .find(|l| l.starts_with("llm: done job"))
+        .unwrap_or_else(|| panic!("{demo}"));
+    eprintln!("README demo: {done}");
+    assert!(
+        done.ends_with(&format!(
+            "deadline met (due {period_us} us after submission)"
+        )),
+        "{demo}"
+    );
+    let st = sis.run(Source::Llm, "llmctl status", CMD).unwrap();
+    assert!(st.contains("deterministic_deadline_miss_count=0"), "{st}");
+    assert!(
+        st.contains("cost per token (measured at load): prefill_us="),
+        "{st}"
+    );
+    // A load over the ring (datactl) keeps the server's settings.
     let r = sis
         .datactl(&["--wait-ack", "--token", &admin, "llm-load"], DATACTL)
         .unwrap();
