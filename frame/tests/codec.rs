@@ -73,6 +73,7 @@ fn v0_infer_is_byte_exact() {
             sampling: Sampling::GREEDY,
             chat: false,
             stream: false,
+            stop: Stops::NONE,
         }),
     };
     let bytes = frame(&req);
@@ -98,6 +99,7 @@ fn v1_infer_is_byte_exact() {
             },
             chat: true,
             stream: true,
+            stop: Stops::NONE,
         }),
     };
     let bytes = frame(&req);
@@ -110,6 +112,69 @@ fn v1_infer_is_byte_exact() {
     want.extend_from_slice(&0x1122_3344u64.to_le_bytes());
     want.extend_from_slice(b"hi");
     assert_eq!(bytes, want);
+}
+
+#[test]
+fn v1_stop_block_is_byte_exact_and_checked() {
+    let req = Request {
+        version: Version::V1,
+        token: 3,
+        seq: 9,
+        command: Command::LlmInferStart(InferParams {
+            prompt: "hi",
+            max_tokens: 4,
+            sampling: Sampling::GREEDY,
+            chat: false,
+            stream: true,
+            stop: Stops::new(&["\n\n", "é"]).unwrap(),
+        }),
+    };
+    let bytes = frame(&req);
+    let mut want = vec![0x43, 1, 0x11, FLAG_STREAM | FLAG_STOP, 35, 0, 0, 0];
+    want.extend_from_slice(&3u64.to_le_bytes());
+    want.extend_from_slice(&9u32.to_le_bytes());
+    want.extend_from_slice(&4u16.to_le_bytes());
+    want.extend_from_slice(&0u16.to_le_bytes());
+    want.extend_from_slice(&1000u16.to_le_bytes());
+    want.extend_from_slice(&0u64.to_le_bytes());
+    want.extend_from_slice(&[2, 2, b'\n', b'\n', 2, 0xc3, 0xa9]);
+    want.extend_from_slice(b"hi");
+    assert_eq!(bytes, want);
+    let mut dec = Decoder::new();
+    assert!(matches!(dec.feed(&bytes).1, Some(Event::Request(r)) if r == req));
+    // Zero or five strings, an empty or a 65-byte one, bad UTF-8: BadStop; v0 cannot carry any.
+    assert!(Stops::new(&["a"; 5]).is_none());
+    assert!(Stops::new(&[""]).is_none());
+    assert!(Stops::new(&[&"x".repeat(65)]).is_none());
+    let with_block = |block: &[u8]| {
+        let mut p = 5u64.to_le_bytes().to_vec();
+        p.extend_from_slice(&7u32.to_le_bytes());
+        p.extend_from_slice(&1u16.to_le_bytes());
+        p.extend_from_slice(&0u16.to_le_bytes());
+        p.extend_from_slice(&1000u16.to_le_bytes());
+        p.extend_from_slice(&0u64.to_le_bytes());
+        p.extend_from_slice(block);
+        p.push(b'a');
+        raw(1, 0x11, FLAG_STOP, &p)
+    };
+    for block in [
+        &[0u8][..],
+        &[5, 1, b'a', 1, b'a', 1, b'a', 1, b'a', 1, b'a'],
+        &[1, 0],
+        &[1, 2, 0xff, 0xfe],
+    ] {
+        assert_eq!(
+            one(&with_block(block)),
+            Err(FrameError::BadFrame(BadFrameReason::BadStop)),
+            "{block:?}"
+        );
+    }
+    assert!(one(&with_block(&[1, 2, b'\n', b'\n'])).is_ok());
+    let mut v0 = req;
+    v0.version = Version::V0;
+    v0.seq = 0;
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    assert_eq!(encode(&v0, &mut buf), Err(EncodeError::NeedsV1));
 }
 
 #[test]
@@ -132,6 +197,7 @@ fn v1_sampling_block_is_byte_exact() {
             },
             chat: false,
             stream: false,
+            stop: Stops::NONE,
         }),
     };
     let bytes = frame(&req);
@@ -166,6 +232,7 @@ fn every_command_round_trips_in_both_versions() {
             sampling: Sampling::GREEDY,
             chat: false,
             stream: false,
+            stop: Stops::NONE,
         }),
         Command::LlmInferPoll {
             infer_id: 7,
@@ -207,6 +274,7 @@ fn v0_limits_and_v1_only_features() {
             sampling: Sampling::GREEDY,
             chat: false,
             stream: false,
+            stop: Stops::NONE,
         }),
     };
     assert_eq!(frame(&req).len(), HEADER_LEN + MAX_PAYLOAD_V0);
@@ -246,6 +314,7 @@ fn encoder_refuses_invalid_fields_and_small_buffers_without_writing() {
         sampling: Sampling::GREEDY,
         chat: false,
         stream: false,
+        stop: Stops::NONE,
     };
     let mk = |p: InferParams<'static>| Request {
         version: Version::V1,
@@ -297,7 +366,7 @@ fn bad_frames_are_rejected_with_the_right_reason() {
         (raw(0, 0x10, 0, &with(&[0; 9])), BadLength),
         (raw(0, 0x10, 1, &with(&[])), BadFlags),
         (raw(1, 0x12, FLAG_STREAM, &with(&[0; 8])), BadFlags),
-        (raw(1, 0x11, 0x08, &with(&[0; 4 + 14 + 1])), BadFlags),
+        (raw(1, 0x11, 0x10, &with(&[0; 4 + 14 + 1])), BadFlags),
         (raw(0, 0x11, FLAG_STREAM, &with(&[1, 0, b'a'])), BadFlags),
         (raw(0, 0x11, 0, &with(&[1])), BadLength),
         (raw(0, 0x11, 0, &with(&[0, 0, b'a'])), ZeroMaxTokens),

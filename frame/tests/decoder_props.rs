@@ -15,7 +15,17 @@ struct OwnedReq {
     sampling: Sampling,
     chat: bool,
     stream: bool,
+    /// How many of [`STOPS`] the request carries.
+    stops: usize,
 }
+
+/// Stop strings the strategy picks from (multi-byte, a pipe, the longest allowed).
+const STOPS: [&str; 4] = [
+    "\n\n",
+    "é|日",
+    "User:",
+    "0123456789012345678901234567890123456789012345678901234567890123",
+];
 
 impl OwnedReq {
     fn req(&self) -> Request<'_> {
@@ -29,6 +39,7 @@ impl OwnedReq {
                 sampling: self.sampling,
                 chat: self.chat,
                 stream: self.stream,
+                stop: Stops::new(&STOPS[..self.stops]).unwrap(),
             }),
             2 => Command::LlmInferPoll {
                 infer_id: self.a as u32,
@@ -68,11 +79,10 @@ fn any_request() -> impl Strategy<Value = OwnedReq> {
             0u64..=u64::from(u32::MAX),
             proptest::option::of((any::<u32>(), 0u16..=1000, 1u16..=10_000, any::<u32>())),
         ),
-        any::<bool>(),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>(), 0usize..=4),
     )
         .prop_map(
-            |(v1, token, seq, kind, a, b, prompt, (t, p, s, block), chat, stream)| {
+            |(v1, token, seq, kind, a, b, prompt, (t, p, s, block), (chat, stream, stops))| {
                 let version = if v1 { Version::V1 } else { Version::V0 };
                 let mut prompt: String = prompt;
                 while prompt.len() > MAX_PROMPT_V0 {
@@ -104,6 +114,7 @@ fn any_request() -> impl Strategy<Value = OwnedReq> {
                     },
                     chat: v1 && chat,
                     stream: v1 && stream,
+                    stops: if v1 { stops } else { 0 },
                 }
             },
         )

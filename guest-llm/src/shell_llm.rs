@@ -28,7 +28,7 @@ pub static COMMANDS: [Command; 5] = [
     Command {
         name: "llminfer",
         help:
-            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--chat] [--server NAME]",
+            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--chat] [--server NAME]",
         run: llminfer,
     },
     Command {
@@ -224,6 +224,7 @@ fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk:
         prompt: heapless::String::new(),
         max_tokens: a.max_tokens,
         sampling: a.sampling,
+        stop: a.stop,
         chat: a.chat,
         kind: job_kind,
     };

@@ -189,6 +189,7 @@ fn infer(i: u64) -> Request {
             ..Sampling::DEFAULT
         },
         flags: InferFlags(InferFlags::STREAM),
+        stop: Default::default(),
         prompt: heapless::String::try_from("q".repeat(1024).as_str()).unwrap(),
     })
 }

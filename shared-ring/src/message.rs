@@ -10,6 +10,14 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 pub const MAX_PROMPT: usize = 1024;
 /// Largest token-text chunk in one [`Response::Tokens`], in bytes.
 pub const MAX_CHUNK: usize = 256;
+/// Most stop strings in an [`InferRequest`] (the engine's `stop::MAX_STOP_STRINGS`).
+pub const MAX_STOPS: usize = 4;
+/// Longest stop string, in bytes (the engine's `stop::MAX_STOP_BYTES`).
+pub const MAX_STOP_LEN: usize = 64;
+
+/// The stop strings of a request: generation ends when the text ends with one of them, which
+/// is not sent (each non-empty; the LLM partition checks that at admission).
+pub type StopList = heapless::Vec<heapless::String<MAX_STOP_LEN>, MAX_STOPS>;
 
 /// At most `N` raw bytes, encoded as one postcard byte string (length + bytes).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -139,6 +147,8 @@ pub struct InferRequest {
     pub sampling: Sampling,
     /// Chat/stream flags.
     pub flags: InferFlags,
+    /// Stop strings.
+    pub stop: StopList,
     /// Prompt text (UTF-8, at most [`MAX_PROMPT`] bytes).
     pub prompt: heapless::String<MAX_PROMPT>,
 }

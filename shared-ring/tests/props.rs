@@ -60,6 +60,7 @@ fn pool(k: u8) -> Request {
                 ..Sampling::DEFAULT
             },
             flags: InferFlags(InferFlags::STREAM),
+            stop: Default::default(),
             prompt: heapless::String::try_from("p".repeat(usize::from(k)).as_str()).unwrap(),
         }),
     }

@@ -3,7 +3,7 @@
 use shared_ring::mem::{Mem, Ordering};
 use shared_ring::message::{
     Bytes, Done, DoneStatus, ErrorCode, InferFlags, Milli, Sampling, StatusSnapshot, MAX_CHUNK,
-    MAX_PROMPT,
+    MAX_PROMPT, MAX_STOPS, MAX_STOP_LEN,
 };
 use shared_ring::region::{self, RegionError, HEADER_SIZE, MAGIC};
 use shared_ring::{
@@ -44,6 +44,7 @@ fn infer(id: u32, prompt: &str) -> Request {
             ..Sampling::DEFAULT
         },
         flags: InferFlags(InferFlags::CHAT | InferFlags::STREAM),
+        stop: Default::default(),
         prompt: heapless::String::try_from(prompt).unwrap(),
     })
 }
@@ -156,6 +157,9 @@ fn largest_messages_fit_default_slots() {
         repeat_last_n: u32::MAX,
         seed: u64::MAX,
     };
+    i.stop = (0..MAX_STOPS)
+        .map(|_| heapless::String::try_from("s".repeat(MAX_STOP_LEN).as_str()).unwrap())
+        .collect();
     ctl.requests.send(&Request::Infer(i)).unwrap();
     let mut llm = attach(heap.region()).unwrap();
     let tok = Response::Tokens {
@@ -333,7 +337,7 @@ fn bad_length_decode_and_trailing_are_rejected_by_reason() {
     ctl.requests.send_bytes(&[5, 0]).unwrap();
     // Slot 3: a prompt claiming invalid UTF-8.
     ctl.requests
-        .send_bytes(&[2, 1, 1, 0, 1, 0, 2, 0xff, 0xfe])
+        .send_bytes(&[2, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 2, 0xff, 0xfe])
         .unwrap();
     // Slot 4: fine.
     ctl.requests.send(&Request::Ping { t0: 5 }).unwrap();
@@ -356,7 +360,7 @@ fn bad_length_decode_and_trailing_are_rejected_by_reason() {
     assert_eq!(st.rejected.total(), 4);
     let snap = region::snapshot(&mem).unwrap();
     assert_eq!(snap.requests.consumer, st);
-    assert_eq!(w.slot_words, 144);
+    assert_eq!(w.slot_words, 176);
 }
 
 #[test]

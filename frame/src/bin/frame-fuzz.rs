@@ -25,9 +25,9 @@ fn main() {
 mod host {
     extern crate std;
     use sis_frame::codec::{
-        encode, Command, Decoder, Event, FrameError, InferParams, Request, Sampling, Version,
-        MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_V0, MAX_PAYLOAD_V1, MAX_PROMPT_V0, MAX_PROMPT_V1,
-        MAX_SKIP_LEN,
+        encode, Command, Decoder, Event, FrameError, InferParams, Request, Sampling, Stops,
+        Version, MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_V0, MAX_PAYLOAD_V1, MAX_PROMPT_V0,
+        MAX_PROMPT_V1, MAX_SKIP_LEN,
     };
     use std::string::String;
     use std::vec::Vec;
@@ -131,6 +131,12 @@ mod host {
                 },
                 chat: v1 && rng.chance(50),
                 stream: v1 && rng.chance(50),
+                stop: if v1 {
+                    let stops = ["\n\n", "é|日", "User:", "</s>"];
+                    Stops::new(&stops[..rng.below(5) as usize]).unwrap_or(Stops::NONE)
+                } else {
+                    Stops::NONE
+                },
             }),
             2 => Command::LlmInferPoll {
                 infer_id: rng.next() as u32,

@@ -2,9 +2,9 @@
 //! reject, so an encoded frame always decodes back to the same request.
 
 use super::{
-    BadFrameReason, Command, Request, Sampling, Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_STREAM,
-    HEADER_LEN, MAGIC, MAX_MIN_P_MILLI, MAX_PROMPT_V1, MAX_REPEAT_PENALTY_MILLI, MAX_SEED,
-    MAX_TEMPERATURE_MILLI, V1_SAMPLING_BLOCK,
+    BadFrameReason, Command, Request, Sampling, Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_STOP,
+    FLAG_STREAM, HEADER_LEN, MAGIC, MAX_MIN_P_MILLI, MAX_PROMPT_V1, MAX_REPEAT_PENALTY_MILLI,
+    MAX_SEED, MAX_TEMPERATURE_MILLI, V1_SAMPLING_BLOCK,
 };
 
 /// Why a request could not be encoded.
@@ -51,7 +51,7 @@ impl core::fmt::Display for EncodeError {
                 "payload of {payload_len} bytes exceeds the limit of {max} bytes (prompt too long)"
             ),
             EncodeError::NeedsV1 => f.write_str(
-                "temperature/top-p/seed, --chat, --stream and sequence numbers need a version-1 frame",
+                "sampling controls, stop strings, --chat, --stream and sequence numbers need a version-1 frame",
             ),
             EncodeError::ZeroMaxTokens => f.write_str("max tokens must be at least 1"),
             EncodeError::EmptyPrompt => f.write_str("prompt must not be empty"),
@@ -90,7 +90,7 @@ fn payload_len(req: &Request<'_>, version: Version) -> usize {
                             V1_SAMPLING_BLOCK
                         } else {
                             0
-                        }
+                        } + p.stop.wire_len()
                     }
                 } + p.prompt.len()
             }
@@ -117,7 +117,9 @@ pub(super) fn check_representable(req: &Request<'_>, version: Version) -> Result
                 _ => EncodeError::BadRepeatPenalty,
             });
         }
-        if version == Version::V0 && (p.sampling != Sampling::GREEDY || p.chat || p.stream) {
+        if version == Version::V0
+            && (p.sampling != Sampling::GREEDY || p.chat || p.stream || !p.stop.is_empty())
+        {
             return Err(EncodeError::NeedsV1);
         }
     }
@@ -160,6 +162,7 @@ pub fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
                 } else {
                     0
                 })
+                | (if p.stop.is_empty() { 0 } else { FLAG_STOP })
         }
         _ => 0,
     };
@@ -191,6 +194,15 @@ pub fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
                     w.put(&p.sampling.min_p_milli.to_le_bytes());
                     w.put(&p.sampling.repeat_penalty_milli.to_le_bytes());
                     w.put(&p.sampling.repeat_last_n.to_le_bytes());
+                }
+                if !p.stop.is_empty() {
+                    let list = p.stop.as_slice();
+                    // Lengths were checked when the `Stops` was made (at most 4 of <= 64 bytes).
+                    w.put(&[list.len() as u8]);
+                    for s in list {
+                        w.put(&[s.len() as u8]);
+                        w.put(s.as_bytes());
+                    }
                 }
             }
             w.put(p.prompt.as_bytes());

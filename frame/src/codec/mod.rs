@@ -37,8 +37,15 @@ pub const V1_INFER_FIXED: usize = 8 + 4 + 2 + 2 + 2 + 8;
 /// The sampling block a version-1 `LlmInferStart` with [`FLAG_SAMPLING`] carries after the
 /// seed: top-k u32, min-p u16, repeat penalty u16, repeat window u32.
 pub const V1_SAMPLING_BLOCK: usize = 4 + 2 + 2 + 4;
+/// Most stop strings in a version-1 `LlmInferStart` ([`FLAG_STOP`]).
+pub const MAX_STOPS: usize = 4;
+/// Longest stop string, in bytes of UTF-8.
+pub const MAX_STOP_LEN: usize = 64;
+/// Largest stop block: a count byte, then per string a length byte and its bytes.
+pub const MAX_STOP_BLOCK: usize = 1 + MAX_STOPS * (1 + MAX_STOP_LEN);
 /// Largest payload a version-1 frame may carry: a maximal `LlmInferStart`.
-pub const MAX_PAYLOAD_V1: usize = V1_INFER_FIXED + V1_SAMPLING_BLOCK + MAX_PROMPT_V1;
+pub const MAX_PAYLOAD_V1: usize =
+    V1_INFER_FIXED + V1_SAMPLING_BLOCK + MAX_STOP_BLOCK + MAX_PROMPT_V1;
 /// Fixed part of a version-0 `LlmInferStart` payload (token, max_tokens).
 pub const V0_INFER_FIXED: usize = 8 + 2;
 /// Longest prompt a version-0 frame may carry.
@@ -57,6 +64,10 @@ pub const FLAG_CHAT: u8 = 0x02;
 /// Version-1 flag on `LlmInferStart`: the sampling block ([`V1_SAMPLING_BLOCK`]) follows the
 /// seed. Without it, top-k, min-p and the repeat penalty are off ([`Sampling::GREEDY`]'s).
 pub const FLAG_SAMPLING: u8 = 0x04;
+/// Version-1 flag on `LlmInferStart`: the stop block follows (after the sampling block, if
+/// any): count u8 (1..=[`MAX_STOPS`]), then per string its length u8 (1..=[`MAX_STOP_LEN`])
+/// and its UTF-8 bytes.
+pub const FLAG_STOP: u8 = 0x08;
 
 /// Temperature is carried in thousandths; this is the largest accepted (5.0).
 pub const MAX_TEMPERATURE_MILLI: u16 = 5000;
@@ -208,6 +219,55 @@ impl Default for Sampling {
     }
 }
 
+/// Stop strings of an inference: at most [`MAX_STOPS`], each 1..=[`MAX_STOP_LEN`] bytes.
+/// Borrowed (no allocation) and `Copy`, like the prompt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stops<'a> {
+    items: [&'a str; MAX_STOPS],
+    len: u8,
+}
+
+impl<'a> Stops<'a> {
+    /// No stop strings.
+    pub const NONE: Stops<'static> = Stops {
+        items: [""; MAX_STOPS],
+        len: 0,
+    };
+
+    /// The stop strings of `list`; `None` if there are more than [`MAX_STOPS`] or one is
+    /// empty or longer than [`MAX_STOP_LEN`].
+    pub fn new(list: &[&'a str]) -> Option<Self> {
+        if list.len() > MAX_STOPS || list.iter().any(|s| s.is_empty() || s.len() > MAX_STOP_LEN) {
+            return None;
+        }
+        let mut items = [""; MAX_STOPS];
+        items[..list.len()].copy_from_slice(list);
+        Some(Stops {
+            items,
+            len: list.len() as u8,
+        })
+    }
+
+    /// The strings.
+    pub fn as_slice(&self) -> &[&'a str] {
+        &self.items[..usize::from(self.len)]
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of the stop block on the wire (0 when empty).
+    pub fn wire_len(&self) -> usize {
+        if self.is_empty() {
+            0
+        } else {
+            1 + self.as_slice().iter().map(|s| 1 + s.len()).sum::<usize>()
+        }
+    }
+}
+
 /// Parameters of an `LlmInferStart` request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InferParams<'a> {
@@ -221,6 +281,8 @@ pub struct InferParams<'a> {
     pub chat: bool,
     /// Stream tokens back as they are produced (v1 flag [`FLAG_STREAM`]).
     pub stream: bool,
+    /// Stop strings (v1 flag [`FLAG_STOP`]).
+    pub stop: Stops<'a>,
 }
 
 /// A decoded command with its arguments.
@@ -340,6 +402,8 @@ pub enum BadFrameReason {
     BadMinP,
     /// Repeat penalty outside `1..=`[`MAX_REPEAT_PENALTY_MILLI`].
     BadRepeatPenalty,
+    /// A stop block with no or too many strings, an empty or too long one, or bad UTF-8.
+    BadStop,
 }
 
 impl FrameError {

@@ -2,8 +2,9 @@
 //! [`Request`] or says exactly why it is not one.
 
 use super::{
-    BadFrameReason, Command, CommandCode, FrameError, InferParams, Request, Sampling, Version,
-    FLAG_CHAT, FLAG_SAMPLING, FLAG_STREAM, MAX_PROMPT_V1,
+    BadFrameReason, Command, CommandCode, FrameError, InferParams, Request, Sampling, Stops,
+    Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_STOP, FLAG_STREAM, MAX_PROMPT_V1, MAX_STOPS,
+    MAX_STOP_LEN,
 };
 
 /// A little-endian reader over a payload that never reads out of bounds.
@@ -49,6 +50,28 @@ const fn bad(reason: BadFrameReason) -> FrameError {
 
 const BAD_LEN: FrameError = bad(BadFrameReason::BadLength);
 
+/// The stop block (see [`FLAG_STOP`]).
+fn read_stops<'a>(r: &mut Reader<'a>) -> Result<Stops<'a>, FrameError> {
+    let bad_stop = bad(BadFrameReason::BadStop);
+    let [n] = r.take::<1>().ok_or(BAD_LEN)?;
+    let n = usize::from(n);
+    if n == 0 || n > MAX_STOPS {
+        return Err(bad_stop);
+    }
+    let mut items = [""; MAX_STOPS];
+    for item in items.iter_mut().take(n) {
+        let [len] = r.take::<1>().ok_or(BAD_LEN)?;
+        let len = usize::from(len);
+        if len == 0 || len > MAX_STOP_LEN {
+            return Err(bad_stop);
+        }
+        let bytes = r.rest.get(..len).ok_or(BAD_LEN)?;
+        r.rest = &r.rest[len..];
+        *item = core::str::from_utf8(bytes).map_err(|_| bad_stop)?;
+    }
+    Stops::new(&items[..n]).ok_or(bad_stop)
+}
+
 /// Parse the payload of a delimited frame whose `len` was within the version's limit.
 ///
 /// Checks, in order: known command (else [`FrameError::Unsupported`]), token (and v1
@@ -70,7 +93,9 @@ pub fn parse_payload(
         Version::V1 => r.u32().ok_or(bad(BadFrameReason::MissingToken))?,
     };
     let allowed_flags = match (version, code) {
-        (Version::V1, CommandCode::LlmInferStart) => FLAG_STREAM | FLAG_CHAT | FLAG_SAMPLING,
+        (Version::V1, CommandCode::LlmInferStart) => {
+            FLAG_STREAM | FLAG_CHAT | FLAG_SAMPLING | FLAG_STOP
+        }
         _ => 0,
     };
     if flags & !allowed_flags != 0 {
@@ -106,6 +131,11 @@ pub fn parse_payload(
                     s
                 }
             };
+            let stop = if flags & FLAG_STOP != 0 {
+                read_stops(&mut r)?
+            } else {
+                Stops::NONE
+            };
             if max_tokens == 0 {
                 return Err(bad(BadFrameReason::ZeroMaxTokens));
             }
@@ -123,6 +153,7 @@ pub fn parse_payload(
                 sampling,
                 chat: flags & FLAG_CHAT != 0,
                 stream: flags & FLAG_STREAM != 0,
+                stop,
             })
         }
         CommandCode::LlmInferPoll => {

@@ -18,7 +18,8 @@
 //! host tool's mock answers with a stand-in LLM partition.
 
 use shared_ring::message::{
-    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, Sampling, MAX_PROMPT,
+    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, Sampling, StopList,
+    MAX_PROMPT, MAX_STOPS,
 };
 use shared_ring::{Request as RingRequest, Response};
 use sis_frame::codec::{Command, Request};
@@ -105,6 +106,15 @@ impl Default for Link {
 /// The reply code for a ring error.
 pub fn reply_code(e: RingError) -> ErrorCode {
     ErrorCode::from_u8(e.host_code()).unwrap_or(ErrorCode::Internal)
+}
+
+/// The ring's stop list for a frame's (`None` if one does not fit, which the frame's own
+/// limits rule out).
+pub fn ring_stops(s: &sis_frame::codec::Stops<'_>) -> Option<StopList> {
+    s.as_slice()
+        .iter()
+        .map(|t| heapless::String::try_from(*t).ok())
+        .collect::<Option<heapless::Vec<_, MAX_STOPS>>>()
 }
 
 /// The ring's sampling controls for a frame's (the same values; the frame decoder checked
@@ -230,11 +240,16 @@ impl Link {
                 if p.stream {
                     flags |= InferFlags::HOST_STREAM;
                 }
+                let Some(stop) = ring_stops(&p.stop) else {
+                    self.jobs.remove(id);
+                    return Forwarded::Err(ErrorCode::BadFrame);
+                };
                 let ring = RingRequest::Infer(InferRequest {
                     id,
                     max_tokens: p.max_tokens,
                     sampling: ring_sampling(&p.sampling),
                     flags: InferFlags(flags),
+                    stop,
                     prompt,
                 });
                 let r = self.send(port, &ring, Kind::Infer { id }, now_ms);

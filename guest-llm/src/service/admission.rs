@@ -7,10 +7,11 @@
 use alloc::format;
 
 use shared_ring::audit::AuditEntry;
-use sis_engine::{Session, SessionConfig, Utf8Stream};
+use sis_engine::{Session, SessionConfig, StopStrings};
 use sis_sched::JobSpec;
 
 use super::inbox::Pending;
+use super::reply_text::ReplyText;
 use super::request::{sampler_config, JobError};
 use super::step::Job;
 use super::{audit, Service, DEFAULT_SERVER};
@@ -37,6 +38,10 @@ impl Service {
         if let Err(e) = sampler.validate() {
             return fail(JobError::BadRequest(format!("{e}")), entry);
         }
+        let stops = match StopStrings::new(&req.stop) {
+            Ok(s) => s,
+            Err(e) => return fail(JobError::BadRequest(format!("{e}")), entry),
+        };
         let server_name = if req.server.is_empty() {
             DEFAULT_SERVER
         } else {
@@ -132,7 +137,7 @@ impl Service {
             session,
             loaded,
             prev: tokens.last().copied(),
-            utf8: Utf8Stream::new(),
+            text: ReplyText::new(stops),
             prompt_tokens: tokens.len() as u32,
             max_tokens: req.max_tokens,
             prefill_ns: 0,

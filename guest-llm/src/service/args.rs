@@ -5,8 +5,9 @@
 use alloc::format;
 use alloc::string::String;
 
+use alloc::vec::Vec;
 use guest_rt::shell::opts::{self, Spec};
-use shared_ring::message::{Milli, Sampling};
+use shared_ring::message::{Milli, Sampling, StopList, MAX_STOPS, MAX_STOP_LEN};
 
 /// Most tokens one request may ask for.
 pub const MAX_TOKENS_LIMIT: u64 = 4096;
@@ -35,6 +36,8 @@ pub struct InferArgs {
     /// Sampling controls ([`Sampling::DEFAULT`] for what is not given: greedy, and
     /// llama.cpp's top-k 40, top-p 0.95, min-p 0.05 once a temperature is given).
     pub sampling: Sampling,
+    /// Stop strings (`--stop TEXT`, repeatable).
+    pub stop: StopList,
     /// Wrap the prompt in the model's chat template.
     pub chat: bool,
     /// Tokens per chunk (stream and graph only).
@@ -137,13 +140,40 @@ fn ranged(p: &opts::Parsed<'_>, name: &str, lo: u64, hi: u64) -> Result<Option<u
     }
 }
 
+/// Takes the `--stop TEXT` pairs out of `words` (the only option that may repeat).
+fn take_stops<'a>(words: &[&'a str]) -> Result<(StopList, Vec<&'a str>), String> {
+    let mut stop = StopList::new();
+    let mut rest = Vec::new();
+    let mut it = words.iter();
+    while let Some(&w) = it.next() {
+        if w != "--stop" {
+            rest.push(w);
+            continue;
+        }
+        let Some(&s) = it.next() else {
+            return Err("option --stop needs a value".into());
+        };
+        if s.is_empty() || s.len() > MAX_STOP_LEN {
+            return Err(format!(
+                "option --stop: '{s}' must be 1..={MAX_STOP_LEN} bytes"
+            ));
+        }
+        let s = heapless::String::try_from(s)
+            .map_err(|_| format!("option --stop: '{s}' is too long"))?;
+        stop.push(s)
+            .map_err(|_| format!("option --stop: at most {MAX_STOPS} stop strings"))?;
+    }
+    Ok((stop, rest))
+}
+
 /// Parses the words after the command name.
 pub fn parse_infer(words: &[&str], kind: Kind) -> Result<InferArgs, String> {
     let spec = match kind {
         Kind::Infer => INFER_SPEC,
         Kind::Chunked => CHUNKED_SPEC,
     };
-    let p = opts::parse(words, spec).map_err(|e| format!("{e}"))?;
+    let (stop, words) = take_stops(words)?;
+    let p = opts::parse(&words, spec).map_err(|e| format!("{e}"))?;
     let prompt = match p.positional() {
         [one] => *one,
         [] => return Err("missing prompt (put it in double quotes)".into()),
@@ -193,6 +223,7 @@ pub fn parse_infer(words: &[&str], kind: Kind) -> Result<InferArgs, String> {
         prompt: prompt.into(),
         max_tokens,
         sampling,
+        stop,
         chat: p.switch("--chat"),
         chunk,
         server,
@@ -362,6 +393,39 @@ mod tests {
         let long = "x".repeat(MAX_PROMPT_BYTES + 1);
         assert!(e(&[&long], Kind::Infer).contains("max 1024"));
         assert!(e(&["p", "--server", "BG"], Kind::Infer).contains("may use only"));
+    }
+
+    #[test]
+    fn stop_strings_repeat_and_are_bounded() {
+        let a = parse_infer(
+            &[
+                "p",
+                "--stop",
+                "User:",
+                "--max-tokens",
+                "4",
+                "--stop",
+                "\n\n",
+            ],
+            Kind::Infer,
+        )
+        .unwrap();
+        let stops: Vec<&str> = a.stop.iter().map(|s| s.as_str()).collect();
+        assert_eq!(stops, ["User:", "\n\n"]);
+        assert_eq!(a.max_tokens, 4);
+        assert_eq!(a.prompt, "p");
+        let e = |w: &[&str]| parse_infer(w, Kind::Infer).unwrap_err();
+        assert_eq!(e(&["p", "--stop"]), "option --stop needs a value");
+        assert_eq!(
+            e(&["p", "--stop", ""]),
+            "option --stop: '' must be 1..=64 bytes"
+        );
+        let long = "x".repeat(65);
+        assert!(e(&["p", "--stop", &long]).contains("must be 1..=64 bytes"));
+        assert_eq!(
+            e(&["p", "--stop", "a", "--stop", "b", "--stop", "c", "--stop", "d", "--stop", "e"]),
+            "option --stop: at most 4 stop strings"
+        );
     }
 
     #[test]

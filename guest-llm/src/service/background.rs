@@ -107,6 +107,7 @@ impl Service {
                         prompt: p.prompt.clone(),
                         max_tokens: p.max_tokens,
                         sampling: shared_ring::message::Sampling::DEFAULT,
+                        stop: shared_ring::message::StopList::new(),
                         chat: false,
                         kind: JobKind::Infer,
                     });

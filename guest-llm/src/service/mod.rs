@@ -26,6 +26,7 @@
 
 pub mod args;
 pub mod calibration;
+pub mod reply_text;
 
 #[cfg(target_os = "none")]
 pub mod admission;

@@ -4,7 +4,7 @@
 use alloc::string::String;
 
 use shared_ring::audit::Op;
-use shared_ring::message::{ErrorCode, Sampling};
+use shared_ring::message::{ErrorCode, Sampling, StopList};
 use sis_engine::SamplerConfig;
 
 use super::args::MAX_NAME;
@@ -41,6 +41,8 @@ pub struct JobRequest {
     pub max_tokens: u32,
     /// Sampling controls (checked against the engine's ranges at admission).
     pub sampling: Sampling,
+    /// Stop strings (checked by the engine's `StopStrings::new` at admission).
+    pub stop: StopList,
     /// Wrap the prompt in the chat template.
     pub chat: bool,
     /// Audit op.
@@ -78,7 +80,8 @@ pub struct Report {
     pub lateness_ns: u64,
     /// Why generation stopped.
     pub stop: &'static str,
-    /// Text still held back by the UTF-8 decoder (normally empty).
+    /// Text held back until the end (an incomplete character, the start of a stop string
+    /// that did not complete); empty after a stop string.
     pub tail: String,
 }
 

@@ -93,6 +93,7 @@ fn submit_infer(seq: u64, r: InferRequest) -> Result<(), ErrorCode> {
         prompt,
         max_tokens: u32::from(r.max_tokens),
         sampling: r.sampling,
+        stop: r.stop,
         chat: r.flags.chat(),
         // The control guest streams every job over the ring; the audit op follows what the
         // host asked for: 4 (stream) for a streamed reply, 3 (infer) otherwise.

@@ -8,9 +8,10 @@ use alloc::vec::Vec;
 
 use guest_rt::timer;
 use shared_ring::audit::{AuditEntry, STATUS_DEADLINE_MISS, STATUS_OK};
-use sis_engine::{Session, StopReason, Utf8Stream};
+use sis_engine::{Session, StopReason};
 use sis_sched::{cycles_to_ns, ns_to_cycles, JobId, ServerId};
 
+use super::reply_text::ReplyText;
 use super::request::{JobError, JobKind, ReplySink, Report};
 use super::{audit, now_ns, Service, PREFILL_CHUNK};
 use crate::model::Loaded;
@@ -26,7 +27,8 @@ pub(super) struct Job {
     pub(super) loaded: &'static Loaded,
     /// The last token fed or generated (the tokenizer decodes relative to it).
     pub(super) prev: Option<u32>,
-    pub(super) utf8: Utf8Stream,
+    /// The reply's text as the sink may see it (whole characters, stop strings held back).
+    pub(super) text: ReplyText,
     pub(super) prompt_tokens: u32,
     pub(super) max_tokens: u32,
     /// Time spent in its prefill steps, ns.
@@ -44,6 +46,17 @@ impl Job {
         m.token_ns.push(ns);
         self.decode_passes += 1;
         self.decode_ns += ns;
+    }
+}
+
+/// Why a job ended, as its report says: the engine's reasons, or a stop string.
+const STOP_STRING: &str = "stop string";
+
+fn stop_label(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::StopToken => "stop token",
+        StopReason::MaxTokens => "max tokens",
+        StopReason::ContextFull => "context full",
     }
 }
 
@@ -135,10 +148,12 @@ impl Service {
                 let mut bytes = Vec::new();
                 job.loaded.tokenizer.decode(job.prev, id, &mut bytes);
                 job.prev = Some(id);
-                let text = job.utf8.push(&bytes);
+                let text = job.text.push(&bytes);
                 job.sink.token(job.tag, id, &text);
-                if job.session.generated() >= job.max_tokens as usize {
-                    self.finish(job, server, StopReason::MaxTokens, now);
+                if job.text.stopped() {
+                    self.finish(job, server, STOP_STRING, now);
+                } else if job.session.generated() >= job.max_tokens as usize {
+                    self.finish(job, server, stop_label(StopReason::MaxTokens), now);
                 } else {
                     self.state.lock().jobs.push(job);
                 }
@@ -149,7 +164,7 @@ impl Service {
                     job.count_pass(&mut st.metrics, elapsed_ns);
                 }
                 drop(st);
-                self.finish(job, server, reason, now);
+                self.finish(job, server, stop_label(reason), now);
             }
             Err(e) => {
                 st.metrics.failures += 1;
@@ -170,7 +185,7 @@ impl Service {
 
     /// Completes a job that ended (audited as its op, with the deadline-miss bit if it finished
     /// late) and reports it to its sink.
-    fn finish(&self, mut job: Job, server: ServerId, reason: StopReason, now: u64) {
+    fn finish(&self, mut job: Job, server: ServerId, stop: &'static str, now: u64) {
         let (done, wcet, period) = {
             let mut st = self.state.lock();
             let done = st.sched.complete(server, now);
@@ -214,12 +229,8 @@ impl Service {
             due_ns: c.deadline_ns.saturating_sub(c.arrival_ns),
             missed: c.missed,
             lateness_ns: c.lateness_ns,
-            stop: match reason {
-                StopReason::StopToken => "stop token",
-                StopReason::MaxTokens => "max tokens",
-                StopReason::ContextFull => "context full",
-            },
-            tail: job.utf8.finish(),
+            stop,
+            tail: job.text.finish(),
         };
         job.sink.finished(job.tag, &report);
     }

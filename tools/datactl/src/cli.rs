@@ -5,7 +5,10 @@
 use crate::client::{Client, ClientConfig, ClientError};
 use crate::transport::{Endpoint, TransportError, DEFAULT_SOCKET};
 use clap::{Parser, Subcommand, ValueEnum};
-use sis_frame::codec::{encode, Command, InferParams, Request, Sampling, Version, MAX_FRAME_LEN};
+use sis_frame::codec::{
+    encode, Command, InferParams, Request, Sampling, Stops, Version, MAX_FRAME_LEN, MAX_STOPS,
+    MAX_STOP_LEN,
+};
 use sis_frame::reply::{parse_reply, EndReason, ErrorCode, Reply};
 use std::io::Write;
 use std::path::PathBuf;
@@ -127,6 +130,9 @@ pub enum Cmd {
         #[arg(long, value_name = "S",
               value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
         seed: Option<u64>,
+        /// Stop when the text ends with TEXT (not printed); up to 4, each 1..=64 bytes.
+        #[arg(long = "stop", value_name = "TEXT")]
+        stop: Vec<String>,
         /// Wrap the prompt in the model's chat template.
         #[arg(long)]
         chat: bool,
@@ -298,6 +304,7 @@ pub fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
             repeat_penalty,
             repeat_last_n,
             seed,
+            stop,
             chat,
             stream,
             ..
@@ -315,6 +322,12 @@ pub fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
             )?,
             chat: *chat,
             stream: *stream,
+            stop: {
+                let list: Vec<&str> = stop.iter().map(String::as_str).collect();
+                Stops::new(&list).ok_or(format!(
+                    "--stop: at most {MAX_STOPS} strings of 1..={MAX_STOP_LEN} bytes each"
+                ))?
+            },
         }),
         Cmd::LlmPoll { id, max, .. } => Command::LlmInferPoll {
             infer_id: *id,

@@ -393,6 +393,47 @@ fn sampling_controls_reach_the_frame() {
 }
 
 #[test]
+fn stop_strings_reach_the_frame() {
+    use sis_frame::codec::{Command, Decoder, Event, Version};
+    let cli = Cli::try_parse_from([
+        "datactl",
+        "--token",
+        "1",
+        "llm-infer",
+        "hi",
+        "--stop",
+        "\n\n",
+        "--stop",
+        "User:",
+    ])
+    .unwrap();
+    let bytes = datactl::cli::build_frame(&cli).unwrap();
+    match Decoder::new().feed(&bytes).1 {
+        Some(Event::Request(r)) => match r.command {
+            Command::LlmInferStart(p) => {
+                assert_eq!(r.version, Version::V1, "stop strings need v1");
+                assert_eq!(p.stop.as_slice(), ["\n\n", "User:"]);
+            }
+            c => panic!("{c:?}"),
+        },
+        e => panic!("{e:?}"),
+    }
+    for bad in [
+        vec!["--stop", ""],
+        vec![
+            "--stop", "a", "--stop", "b", "--stop", "c", "--stop", "d", "--stop", "e",
+        ],
+    ] {
+        let mut argv = vec!["datactl", "--token", "1", "llm-infer", "hi"];
+        argv.extend(bad);
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        assert!(datactl::cli::build_frame(&cli)
+            .unwrap_err()
+            .contains("--stop"));
+    }
+}
+
+#[test]
 fn long_prompts_use_v1_automatically() {
     let m = MockServer::tcp(MockConfig::new(secrets())).unwrap();
     let ep = m.endpoint().clone();

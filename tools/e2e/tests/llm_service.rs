@@ -363,6 +363,52 @@ fn errors_budgets_and_sampling_as_a_user_sees_them() {
     let (plain, _) = host_run(prompt, want.len(), SamplerConfig::default());
     assert_ne!(plain, want, "the penalty changes the greedy output");
 
+    // --- Stop strings: "r l" spans two tokens (" br", " lik") of the greedy reply. The host
+    // never receives any of it, not even the "r" that was held back while it could still
+    // start the stop string; the shell ends the job with it too.
+    let (_, greedy_text) = host_run(PROMPT, 8, SamplerConfig::default());
+    let cut = &greedy_text[..greedy_text.find("r l").expect("the greedy reply has 'r l'")];
+    let r = sis
+        .datactl(
+            &[
+                "--token",
+                &submit,
+                "llm-infer",
+                PROMPT,
+                "--stream",
+                "--max-tokens",
+                "8",
+                "--stop",
+                "r l",
+                "--stop",
+                "never in the text",
+            ],
+            DATACTL,
+        )
+        .unwrap();
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let got = r.stdout.strip_suffix('\n').unwrap_or(&r.stdout);
+    assert_eq!(got, cut, "{r:?}");
+    assert!(!got.contains('r'), "held-back text leaked: {r:?}");
+    assert!(r.stderr.contains("n=5 reason=eos"), "{r:?}");
+    let out = sis
+        .run(
+            Source::Llm,
+            &format!("llmstream \"{PROMPT}\" --max-tokens 8 --chunk 1 --stop \"r l\""),
+            INFER,
+        )
+        .unwrap();
+    let streamed: String = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("[LLM][STREAM] chunk "))
+        .map(|c| c.split_once(": ").map_or("", |(_, t)| t))
+        .collect();
+    assert!(
+        !streamed.contains("r l") && !streamed.contains(" br"),
+        "{out}"
+    );
+    assert!(out.contains("5 tokens (stop string)"), "{out}");
+
     // --- A finished job's poll says how it ended: done=1 with end=.
     let r = host(&["llm-infer", PROMPT, "--max-tokens", "2"]);
     let id = r

@@ -1,6 +1,6 @@
 use super::*;
 use sis_frame::auth::{RateLimitConfig, Rights, Secrets};
-use sis_frame::codec::{encode, InferParams, Sampling, Version, MAX_FRAME_LEN};
+use sis_frame::codec::{encode, InferParams, Sampling, Stops, Version, MAX_FRAME_LEN};
 use std::vec::Vec;
 
 const SECRETS: Secrets = Secrets {
@@ -97,6 +97,7 @@ fn infer(token: u64) -> Vec<u8> {
             sampling: Sampling::GREEDY,
             chat: false,
             stream: false,
+            stop: Stops::NONE,
         }),
     )
 }

@@ -6,7 +6,9 @@ use shared_ring::audit::AuditEntry;
 use shared_ring::message::{Bytes, Done, DoneStatus, ErrorCode as RingError};
 use shared_ring::Request as RingRequest;
 use sis_frame::auth::{RateLimitConfig, Secrets};
-use sis_frame::codec::{encode, Command, InferParams, Request, Sampling, Version, MAX_FRAME_LEN};
+use sis_frame::codec::{
+    encode, Command, InferParams, Request, Sampling, Stops, Version, MAX_FRAME_LEN,
+};
 use std::string::String;
 use std::vec::Vec;
 
@@ -89,6 +91,7 @@ fn infer(stream: bool, max_tokens: u16) -> Vec<u8> {
             sampling: Sampling::GREEDY,
             chat: false,
             stream,
+            stop: Stops::NONE,
         }),
     )
 }
@@ -154,6 +157,56 @@ fn infer_acked_then_polled_from_the_tokens_that_came_back() {
     assert_eq!(ring.sent.len(), 1, "poll is served locally");
     let (ls, js, running) = h.link_stats();
     assert_eq!((ls.sent, ls.responses, js.started, running), (1, 4, 1, 0));
+}
+
+#[test]
+fn sampling_and_stop_strings_reach_the_ring() {
+    let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
+    let sampling = Sampling {
+        temperature_milli: 800,
+        top_p_milli: 500,
+        seed: 7,
+        top_k: 40,
+        min_p_milli: 50,
+        repeat_penalty_milli: 1300,
+        repeat_last_n: 8,
+    };
+    let f = frame(
+        Version::V1,
+        Command::LlmInferStart(InferParams {
+            prompt: "p",
+            max_tokens: 4,
+            sampling,
+            chat: true,
+            stream: true,
+            stop: Stops::new(&["\n\n", "User:"]).unwrap(),
+        }),
+    );
+    send(&mut h, &mut ring, &mut host, &f, 0);
+    let RingRequest::Infer(r) = &ring.sent[0].1 else {
+        panic!("{:?}", ring.sent)
+    };
+    assert_eq!(r.sampling, crate::link::ring_sampling(&sampling));
+    assert_eq!(
+        (
+            r.sampling.temp.0,
+            r.sampling.top_k,
+            r.sampling.top_p.0,
+            r.sampling.min_p.0
+        ),
+        (800, 40, 500, 50)
+    );
+    assert_eq!(
+        (
+            r.sampling.repeat_penalty.0,
+            r.sampling.repeat_last_n,
+            r.sampling.seed
+        ),
+        (1300, 8, 7)
+    );
+    let stops: Vec<&str> = r.stop.iter().map(|s| s.as_str()).collect();
+    assert_eq!(stops, ["\n\n", "User:"]);
+    assert!(r.flags.chat() && r.flags.host_stream());
 }
 
 #[test]
