@@ -352,11 +352,22 @@ impl Link {
     }
 
     /// Ends running jobs that produced nothing for [`JOB_IDLE_MS`] (the LLM partition went
-    /// away): `END ... reason=fail code=0x06` for the host-streamed ones.
+    /// away without the hypervisor saying so): `END ... reason=fail code=0x06` for the
+    /// host-streamed ones, `done=1 end=fail code=0x06` for a poll of the others.
     pub fn expire(&mut self, now_ms: u64, control: &mut Control, host: &mut dyn HostOut) {
         let Some(cutoff) = now_ms.checked_sub(JOB_IDLE_MS) else {
             return;
         };
+        self.end_running(cutoff, control, host);
+    }
+
+    /// Ends every running job the same way: the LLM partition stopped or restarted, so none
+    /// of them will produce anything more.
+    pub fn fail_running(&mut self, control: &mut Control, host: &mut dyn HostOut) {
+        self.end_running(u64::MAX, control, host);
+    }
+
+    fn end_running(&mut self, cutoff: u64, control: &mut Control, host: &mut dyn HostOut) {
         let mut drops = 0;
         self.jobs.expire(cutoff, |id, tokens, streamed| {
             if streamed {

@@ -283,6 +283,37 @@ fn errors_budgets_and_sampling_as_a_user_sees_them() {
         assert_eq!(token_ids(&out), want, "{opts}:\n{out}");
         got.push(want);
     }
+    // The same seed gives the same ids with no worker cores (the loop's core alone); the runs
+    // above used every worker core there is.
+    let out = sis.run(Source::Llm, "llmctl workers", CMD).unwrap();
+    let workers = out
+        .split("llmctl workers: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert_ne!(
+        workers, "0",
+        "the sampled runs above had worker cores: {out}"
+    );
+    let out = sis.run(Source::Llm, "llmctl workers 0", CMD).unwrap();
+    assert!(out.contains("llmctl workers: 0 worker cores"), "{out}");
+    let (opts, _) = &cases[6];
+    let out = sis
+        .run(
+            Source::Llm,
+            &format!("llminfer \"{PROMPT}\" --max-tokens 8 {opts}"),
+            INFER,
+        )
+        .unwrap();
+    assert_eq!(token_ids(&out), got[6], "workers 0, {opts}:\n{out}");
+    let out = sis
+        .run(Source::Llm, &format!("llmctl workers {workers}"), CMD)
+        .unwrap();
+    assert!(
+        out.contains(&format!("llmctl workers: {workers} worker cores")),
+        "{out}"
+    );
     // top-k 1 and top-p 0.5 visibly change the sampled output.
     assert_ne!(got[3], got[0], "top-k 1 changes the output");
     assert_ne!(got[4], got[0], "top-p 0.5 changes the output");
@@ -427,4 +458,38 @@ fn errors_budgets_and_sampling_as_a_user_sees_them() {
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(line.contains(" done=1 end=max plen="), "{line}");
+
+    // --- A job the LLM partition cannot finish (it is stopped under it): its poll says it
+    // failed and why (0x06: the partition is unavailable), at once.
+    let r = host(&["llm-infer", "hi", "--max-tokens", "250"]);
+    let id = r
+        .stdout
+        .trim()
+        .strip_prefix("OK id=")
+        .unwrap_or_else(|| panic!("{r:?}"))
+        .to_string();
+    let out = sis.run(Source::Hv, "stop llm", CMD).unwrap();
+    assert!(out.contains("vm llm stopped"), "{out}");
+    let t0 = std::time::Instant::now();
+    let line = loop {
+        let r = host(&["llm-poll", &id]);
+        if r.stdout.contains(" done=1 ") {
+            break r.stdout;
+        }
+        assert!(
+            t0.elapsed() < CMD,
+            "job {id} not ended after the stop: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        line.contains(" done=1 end=fail code=0x06 "),
+        "{line} (the 250-token job must still run when the VM stops)"
+    );
+    let r = host(&["llm-poll", &id, "--text"]);
+    assert!(
+        r.stderr
+            .contains("end=fail code=0x06 (LLM partition unavailable)"),
+        "{r:?}"
+    );
 }

@@ -370,6 +370,37 @@ fn a_restart_or_stop_of_the_llm_vm_fails_waiting_frames_at_once() {
 }
 
 #[test]
+fn jobs_end_fail_at_once_when_the_llm_vm_stops() {
+    let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
+    h.tick(at(0), LlmState::Running { generation: 1 }, &mut host);
+    let seq = send(&mut h, &mut ring, &mut host, &infer(false, 8), 1);
+    h.on_response(Response::Ack { req_seq: seq }, at(2), &mut host);
+    h.on_response(tokens(1, "Op"), at(3), &mut host);
+    let seq = send(&mut h, &mut ring, &mut host, &infer(true, 8), 4);
+    h.on_response(Response::Ack { req_seq: seq }, at(5), &mut host);
+    // Stopped: both end now, long before JOB_IDLE_MS.
+    h.tick(at(10), LlmState::Stopped, &mut host);
+    let poll = frame(
+        Version::V0,
+        Command::LlmInferPoll {
+            infer_id: 1,
+            max: None,
+        },
+    );
+    send(&mut h, &mut ring, &mut host, &poll, 11);
+    assert_eq!(
+        host.0,
+        [
+            "OK id=1\n",
+            "OK id=2\n",
+            "END id=2 n=0 reason=fail code=0x06\n",
+            "OK TOK id=1 n=1 done=1 end=fail code=0x06 plen=14 model=llm items=Op\n"
+        ]
+    );
+    assert_eq!(h.link_stats().2, 0, "nothing runs any more");
+}
+
+#[test]
 fn the_first_generation_seen_is_not_a_restart() {
     let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
     send(&mut h, &mut ring, &mut host, &infer(false, 4), 0);
