@@ -74,6 +74,7 @@ fn v0_infer_is_byte_exact() {
             chat: false,
             stream: false,
             stop: Stops::NONE,
+            system: "",
         }),
     };
     let bytes = frame(&req);
@@ -100,6 +101,7 @@ fn v1_infer_is_byte_exact() {
             chat: true,
             stream: true,
             stop: Stops::NONE,
+            system: "",
         }),
     };
     let bytes = frame(&req);
@@ -127,6 +129,7 @@ fn v1_stop_block_is_byte_exact_and_checked() {
             chat: false,
             stream: true,
             stop: Stops::new(&["\n\n", "é"]).unwrap(),
+            system: "",
         }),
     };
     let bytes = frame(&req);
@@ -178,6 +181,64 @@ fn v1_stop_block_is_byte_exact_and_checked() {
 }
 
 #[test]
+fn v1_system_message_is_byte_exact_and_needs_chat() {
+    let p = InferParams {
+        prompt: "hi",
+        max_tokens: 4,
+        sampling: Sampling::GREEDY,
+        chat: true,
+        stream: false,
+        stop: Stops::new(&["x"]).unwrap(),
+        system: "Be brief.",
+    };
+    let req = Request {
+        version: Version::V1,
+        token: 3,
+        seq: 9,
+        command: Command::LlmInferStart(p),
+    };
+    let bytes = frame(&req);
+    let mut want = vec![
+        0x43,
+        1,
+        0x11,
+        FLAG_CHAT | FLAG_STOP | FLAG_SYSTEM,
+        42,
+        0,
+        0,
+        0,
+    ];
+    want.extend_from_slice(&3u64.to_le_bytes());
+    want.extend_from_slice(&9u32.to_le_bytes());
+    want.extend_from_slice(&4u16.to_le_bytes());
+    want.extend_from_slice(&0u16.to_le_bytes());
+    want.extend_from_slice(&1000u16.to_le_bytes());
+    want.extend_from_slice(&0u64.to_le_bytes());
+    want.extend_from_slice(&[1, 1, b'x']);
+    want.extend_from_slice(&9u16.to_le_bytes());
+    want.extend_from_slice(b"Be brief.");
+    want.extend_from_slice(b"hi");
+    assert_eq!(bytes, want);
+    let mut dec = Decoder::new();
+    assert!(matches!(dec.feed(&bytes).1, Some(Event::Request(r)) if r == req));
+    // Without chat, or longer than 256 bytes: refused by the encoder and the decoder.
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let mut no_chat = req;
+    no_chat.command = Command::LlmInferStart(InferParams { chat: false, ..p });
+    assert_eq!(encode(&no_chat, &mut buf), Err(EncodeError::BadSystem));
+    let long = "s".repeat(MAX_SYSTEM + 1);
+    let mut too_long = req;
+    too_long.command = Command::LlmInferStart(InferParams { system: &long, ..p });
+    assert_eq!(encode(&too_long, &mut buf), Err(EncodeError::BadSystem));
+    let mut raw_no_chat = bytes.clone();
+    raw_no_chat[3] = FLAG_STOP | FLAG_SYSTEM;
+    assert_eq!(
+        one(&raw_no_chat),
+        Err(FrameError::BadFrame(BadFrameReason::BadSystem))
+    );
+}
+
+#[test]
 fn v1_sampling_block_is_byte_exact() {
     let req = Request {
         version: Version::V1,
@@ -198,6 +259,7 @@ fn v1_sampling_block_is_byte_exact() {
             chat: false,
             stream: false,
             stop: Stops::NONE,
+            system: "",
         }),
     };
     let bytes = frame(&req);
@@ -233,6 +295,7 @@ fn every_command_round_trips_in_both_versions() {
             chat: false,
             stream: false,
             stop: Stops::NONE,
+            system: "",
         }),
         Command::LlmInferPoll {
             infer_id: 7,
@@ -275,6 +338,7 @@ fn v0_limits_and_v1_only_features() {
             chat: false,
             stream: false,
             stop: Stops::NONE,
+            system: "",
         }),
     };
     assert_eq!(frame(&req).len(), HEADER_LEN + MAX_PAYLOAD_V0);
@@ -315,6 +379,7 @@ fn encoder_refuses_invalid_fields_and_small_buffers_without_writing() {
         chat: false,
         stream: false,
         stop: Stops::NONE,
+        system: "",
     };
     let mk = |p: InferParams<'static>| Request {
         version: Version::V1,
@@ -366,7 +431,7 @@ fn bad_frames_are_rejected_with_the_right_reason() {
         (raw(0, 0x10, 0, &with(&[0; 9])), BadLength),
         (raw(0, 0x10, 1, &with(&[])), BadFlags),
         (raw(1, 0x12, FLAG_STREAM, &with(&[0; 8])), BadFlags),
-        (raw(1, 0x11, 0x10, &with(&[0; 4 + 14 + 1])), BadFlags),
+        (raw(1, 0x11, 0x20, &with(&[0; 4 + 14 + 1])), BadFlags),
         (raw(0, 0x11, FLAG_STREAM, &with(&[1, 0, b'a'])), BadFlags),
         (raw(0, 0x11, 0, &with(&[1])), BadLength),
         (raw(0, 0x11, 0, &with(&[0, 0, b'a'])), ZeroMaxTokens),

@@ -40,6 +40,11 @@ impl OwnedReq {
                 chat: self.chat,
                 stream: self.stream,
                 stop: Stops::new(&STOPS[..self.stops]).unwrap(),
+                system: if self.chat && self.stops % 2 == 1 {
+                    "Système: be brief."
+                } else {
+                    ""
+                },
             }),
             2 => Command::LlmInferPoll {
                 infer_id: self.a as u32,

@@ -28,7 +28,7 @@ pub static COMMANDS: [Command; 5] = [
     Command {
         name: "llminfer",
         help:
-            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--chat] [--server NAME]",
+            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--chat [--system TEXT]] [--server NAME]",
         run: llminfer,
     },
     Command {
@@ -225,6 +225,7 @@ fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk:
         max_tokens: a.max_tokens,
         sampling: a.sampling,
         stop: a.stop,
+        system: heapless::String::new(),
         chat: a.chat,
         kind: job_kind,
     };
@@ -232,6 +233,9 @@ fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk:
     let _ = req.prompt.push_str(&a.prompt);
     if let Some(s) = &a.server {
         let _ = req.server.push_str(s);
+    }
+    if let Some(s) = &a.system {
+        let _ = req.system.push_str(s);
     }
     *SHELL_JOB.lock() = Some(ShellJob {
         tag,

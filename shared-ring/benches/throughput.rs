@@ -190,6 +190,7 @@ fn infer(i: u64) -> Request {
         },
         flags: InferFlags(InferFlags::STREAM),
         stop: Default::default(),
+        system: Default::default(),
         prompt: heapless::String::try_from("q".repeat(1024).as_str()).unwrap(),
     })
 }

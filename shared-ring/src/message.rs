@@ -10,6 +10,8 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 pub const MAX_PROMPT: usize = 1024;
 /// Largest token-text chunk in one [`Response::Tokens`], in bytes.
 pub const MAX_CHUNK: usize = 256;
+/// Longest system message in an [`InferRequest`], in bytes.
+pub const MAX_SYSTEM: usize = 256;
 /// Most stop strings in an [`InferRequest`] (the engine's `stop::MAX_STOP_STRINGS`).
 pub const MAX_STOPS: usize = 4;
 /// Longest stop string, in bytes (the engine's `stop::MAX_STOP_BYTES`).
@@ -149,6 +151,8 @@ pub struct InferRequest {
     pub flags: InferFlags,
     /// Stop strings.
     pub stop: StopList,
+    /// System message for the chat template (empty = none; only with the chat flag).
+    pub system: heapless::String<MAX_SYSTEM>,
     /// Prompt text (UTF-8, at most [`MAX_PROMPT`] bytes).
     pub prompt: heapless::String<MAX_PROMPT>,
 }

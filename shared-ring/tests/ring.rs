@@ -3,7 +3,7 @@
 use shared_ring::mem::{Mem, Ordering};
 use shared_ring::message::{
     Bytes, Done, DoneStatus, ErrorCode, InferFlags, Milli, Sampling, StatusSnapshot, MAX_CHUNK,
-    MAX_PROMPT, MAX_STOPS, MAX_STOP_LEN,
+    MAX_PROMPT, MAX_STOPS, MAX_STOP_LEN, MAX_SYSTEM,
 };
 use shared_ring::region::{self, RegionError, HEADER_SIZE, MAGIC};
 use shared_ring::{
@@ -45,6 +45,7 @@ fn infer(id: u32, prompt: &str) -> Request {
         },
         flags: InferFlags(InferFlags::CHAT | InferFlags::STREAM),
         stop: Default::default(),
+        system: Default::default(),
         prompt: heapless::String::try_from(prompt).unwrap(),
     })
 }
@@ -160,6 +161,7 @@ fn largest_messages_fit_default_slots() {
     i.stop = (0..MAX_STOPS)
         .map(|_| heapless::String::try_from("s".repeat(MAX_STOP_LEN).as_str()).unwrap())
         .collect();
+    i.system = heapless::String::try_from("y".repeat(MAX_SYSTEM).as_str()).unwrap();
     ctl.requests.send(&Request::Infer(i)).unwrap();
     let mut llm = attach(heap.region()).unwrap();
     let tok = Response::Tokens {
@@ -223,10 +225,10 @@ fn oversized_payload_is_refused_and_nothing_published() {
     assert_eq!(ctl.requests.stats().too_large, 2);
     assert_eq!(llm.requests.try_recv(), Ok(None));
     // A message of exactly the payload size passes.
-    let max = infer(2, &"z".repeat(48 - 16));
+    let max = infer(2, &"z".repeat(48 - 17));
     let mut buf = [0u8; 256];
     let n = postcard::to_slice(&max, &mut buf).unwrap().len();
-    assert!(n <= 48, "{n}");
+    assert_eq!(n, 48);
     ctl.requests.send(&max).unwrap();
     assert_eq!(llm.requests.recv().unwrap().msg, max);
     assert_eq!(ctl.requests.next_seq(), 1);
@@ -337,7 +339,7 @@ fn bad_length_decode_and_trailing_are_rejected_by_reason() {
     ctl.requests.send_bytes(&[5, 0]).unwrap();
     // Slot 3: a prompt claiming invalid UTF-8.
     ctl.requests
-        .send_bytes(&[2, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 2, 0xff, 0xfe])
+        .send_bytes(&[2, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0xff, 0xfe])
         .unwrap();
     // Slot 4: fine.
     ctl.requests.send(&Request::Ping { t0: 5 }).unwrap();
@@ -360,7 +362,7 @@ fn bad_length_decode_and_trailing_are_rejected_by_reason() {
     assert_eq!(st.rejected.total(), 4);
     let snap = region::snapshot(&mem).unwrap();
     assert_eq!(snap.requests.consumer, st);
-    assert_eq!(w.slot_words, 176);
+    assert_eq!(w.slot_words, 208);
 }
 
 #[test]

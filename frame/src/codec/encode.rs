@@ -3,8 +3,8 @@
 
 use super::{
     BadFrameReason, Command, Request, Sampling, Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_STOP,
-    FLAG_STREAM, HEADER_LEN, MAGIC, MAX_MIN_P_MILLI, MAX_PROMPT_V1, MAX_REPEAT_PENALTY_MILLI,
-    MAX_SEED, MAX_TEMPERATURE_MILLI, V1_SAMPLING_BLOCK,
+    FLAG_STREAM, FLAG_SYSTEM, HEADER_LEN, MAGIC, MAX_MIN_P_MILLI, MAX_PROMPT_V1,
+    MAX_REPEAT_PENALTY_MILLI, MAX_SEED, MAX_SYSTEM, MAX_TEMPERATURE_MILLI, V1_SAMPLING_BLOCK,
 };
 
 /// Why a request could not be encoded.
@@ -38,6 +38,8 @@ pub enum EncodeError {
     BadMinP,
     /// Repeat penalty outside `1..=10000`.
     BadRepeatPenalty,
+    /// A system message longer than 256 bytes, or without `chat`.
+    BadSystem,
 }
 
 impl core::fmt::Display for EncodeError {
@@ -63,6 +65,10 @@ impl core::fmt::Display for EncodeError {
             ),
             EncodeError::BadTopP => f.write_str("top-p must be in [0, 1]"),
             EncodeError::BadSeed => write!(f, "seed must be at most {MAX_SEED} (32 bits)"),
+            EncodeError::BadSystem => write!(
+                f,
+                "a system message needs --chat and is at most {MAX_SYSTEM} bytes"
+            ),
             EncodeError::BadMinP => write!(
                 f,
                 "min-p must be in [0, {}]",
@@ -91,6 +97,11 @@ fn payload_len(req: &Request<'_>, version: Version) -> usize {
                         } else {
                             0
                         } + p.stop.wire_len()
+                            + if p.system.is_empty() {
+                                0
+                            } else {
+                                2 + p.system.len()
+                            }
                     }
                 } + p.prompt.len()
             }
@@ -116,6 +127,9 @@ pub(super) fn check_representable(req: &Request<'_>, version: Version) -> Result
                 BadFrameReason::BadMinP => EncodeError::BadMinP,
                 _ => EncodeError::BadRepeatPenalty,
             });
+        }
+        if p.system.len() > MAX_SYSTEM || (!p.system.is_empty() && !p.chat) {
+            return Err(EncodeError::BadSystem);
         }
         if version == Version::V0
             && (p.sampling != Sampling::GREEDY || p.chat || p.stream || !p.stop.is_empty())
@@ -163,6 +177,7 @@ pub fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
                     0
                 })
                 | (if p.stop.is_empty() { 0 } else { FLAG_STOP })
+                | (if p.system.is_empty() { 0 } else { FLAG_SYSTEM })
         }
         _ => 0,
     };
@@ -203,6 +218,11 @@ pub fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
                         w.put(&[s.len() as u8]);
                         w.put(s.as_bytes());
                     }
+                }
+                if !p.system.is_empty() {
+                    // At most MAX_SYSTEM (256) bytes, checked above.
+                    w.put(&(p.system.len() as u16).to_le_bytes());
+                    w.put(p.system.as_bytes());
                 }
             }
             w.put(p.prompt.as_bytes());

@@ -43,9 +43,13 @@ pub const MAX_STOPS: usize = 4;
 pub const MAX_STOP_LEN: usize = 64;
 /// Largest stop block: a count byte, then per string a length byte and its bytes.
 pub const MAX_STOP_BLOCK: usize = 1 + MAX_STOPS * (1 + MAX_STOP_LEN);
+/// Longest system message ([`FLAG_SYSTEM`]), in bytes of UTF-8.
+pub const MAX_SYSTEM: usize = 256;
+/// Largest system block: a u16 length and the message.
+pub const MAX_SYSTEM_BLOCK: usize = 2 + MAX_SYSTEM;
 /// Largest payload a version-1 frame may carry: a maximal `LlmInferStart`.
 pub const MAX_PAYLOAD_V1: usize =
-    V1_INFER_FIXED + V1_SAMPLING_BLOCK + MAX_STOP_BLOCK + MAX_PROMPT_V1;
+    V1_INFER_FIXED + V1_SAMPLING_BLOCK + MAX_STOP_BLOCK + MAX_SYSTEM_BLOCK + MAX_PROMPT_V1;
 /// Fixed part of a version-0 `LlmInferStart` payload (token, max_tokens).
 pub const V0_INFER_FIXED: usize = 8 + 2;
 /// Longest prompt a version-0 frame may carry.
@@ -68,6 +72,9 @@ pub const FLAG_SAMPLING: u8 = 0x04;
 /// any): count u8 (1..=[`MAX_STOPS`]), then per string its length u8 (1..=[`MAX_STOP_LEN`])
 /// and its UTF-8 bytes.
 pub const FLAG_STOP: u8 = 0x08;
+/// Version-1 flag on `LlmInferStart`, only with [`FLAG_CHAT`]: a system message for the chat
+/// template follows (after the stop block, if any): length u16 (1..=[`MAX_SYSTEM`]) and UTF-8.
+pub const FLAG_SYSTEM: u8 = 0x10;
 
 /// Temperature is carried in thousandths; this is the largest accepted (5.0).
 pub const MAX_TEMPERATURE_MILLI: u16 = 5000;
@@ -283,6 +290,9 @@ pub struct InferParams<'a> {
     pub stream: bool,
     /// Stop strings (v1 flag [`FLAG_STOP`]).
     pub stop: Stops<'a>,
+    /// System message of the chat template; empty = none (v1 flag [`FLAG_SYSTEM`], needs
+    /// `chat`).
+    pub system: &'a str,
 }
 
 /// A decoded command with its arguments.
@@ -404,6 +414,9 @@ pub enum BadFrameReason {
     BadRepeatPenalty,
     /// A stop block with no or too many strings, an empty or too long one, or bad UTF-8.
     BadStop,
+    /// A system message that is empty, longer than [`MAX_SYSTEM`], not UTF-8, or given
+    /// without [`FLAG_CHAT`].
+    BadSystem,
 }
 
 impl FrameError {

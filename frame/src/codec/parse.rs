@@ -3,8 +3,8 @@
 
 use super::{
     BadFrameReason, Command, CommandCode, FrameError, InferParams, Request, Sampling, Stops,
-    Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_STOP, FLAG_STREAM, MAX_PROMPT_V1, MAX_STOPS,
-    MAX_STOP_LEN,
+    Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_STOP, FLAG_STREAM, FLAG_SYSTEM, MAX_PROMPT_V1,
+    MAX_STOPS, MAX_STOP_LEN, MAX_SYSTEM,
 };
 
 /// A little-endian reader over a payload that never reads out of bounds.
@@ -94,7 +94,7 @@ pub fn parse_payload(
     };
     let allowed_flags = match (version, code) {
         (Version::V1, CommandCode::LlmInferStart) => {
-            FLAG_STREAM | FLAG_CHAT | FLAG_SAMPLING | FLAG_STOP
+            FLAG_STREAM | FLAG_CHAT | FLAG_SAMPLING | FLAG_STOP | FLAG_SYSTEM
         }
         _ => 0,
     };
@@ -136,6 +136,18 @@ pub fn parse_payload(
             } else {
                 Stops::NONE
             };
+            let system = if flags & FLAG_SYSTEM != 0 {
+                let bad_system = bad(BadFrameReason::BadSystem);
+                let len = usize::from(r.u16().ok_or(BAD_LEN)?);
+                if len == 0 || len > MAX_SYSTEM || flags & FLAG_CHAT == 0 {
+                    return Err(bad_system);
+                }
+                let bytes = r.rest.get(..len).ok_or(BAD_LEN)?;
+                r.rest = &r.rest[len..];
+                core::str::from_utf8(bytes).map_err(|_| bad_system)?
+            } else {
+                ""
+            };
             if max_tokens == 0 {
                 return Err(bad(BadFrameReason::ZeroMaxTokens));
             }
@@ -154,6 +166,7 @@ pub fn parse_payload(
                 chat: flags & FLAG_CHAT != 0,
                 stream: flags & FLAG_STREAM != 0,
                 stop,
+                system,
             })
         }
         CommandCode::LlmInferPoll => {

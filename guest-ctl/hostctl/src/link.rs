@@ -240,7 +240,10 @@ impl Link {
                 if p.stream {
                     flags |= InferFlags::HOST_STREAM;
                 }
-                let Some(stop) = ring_stops(&p.stop) else {
+                let (Some(stop), Ok(system)) =
+                    (ring_stops(&p.stop), heapless::String::try_from(p.system))
+                else {
+                    // Outside the ring's limits (the frame's own limits rule it out).
                     self.jobs.remove(id);
                     return Forwarded::Err(ErrorCode::BadFrame);
                 };
@@ -250,6 +253,7 @@ impl Link {
                     sampling: ring_sampling(&p.sampling),
                     flags: InferFlags(flags),
                     stop,
+                    system,
                     prompt,
                 });
                 let r = self.send(port, &ring, Kind::Infer { id }, now_ms);

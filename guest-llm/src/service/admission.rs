@@ -59,11 +59,18 @@ impl Service {
             tokens: 0,
             ..entry
         };
+        if !req.chat && !req.system.is_empty() {
+            return fail(
+                JobError::BadRequest("a system message needs the chat template".into()),
+                entry,
+            );
+        }
         // Chat turn markers (ChatML or Gemma's, as the model's file says) go in by token id:
         // text the user typed is only ever text, so an `<|im_end|>` or `<end_of_turn>` inside
         // a prompt cannot close the turn (the same encoding as `llm-run --chat`).
         let tokens = if req.chat {
-            match loaded.tokenizer.encode_chat(None, &req.prompt) {
+            let system = Some(req.system.as_str()).filter(|s| !s.is_empty());
+            match loaded.tokenizer.encode_chat(system, &req.prompt) {
                 Ok(t) => t,
                 Err(e) => return fail(JobError::BadRequest(format!("--chat: {e}")), entry),
             }

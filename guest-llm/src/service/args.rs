@@ -7,7 +7,7 @@ use alloc::string::String;
 
 use alloc::vec::Vec;
 use guest_rt::shell::opts::{self, Spec};
-use shared_ring::message::{Milli, Sampling, StopList, MAX_STOPS, MAX_STOP_LEN};
+use shared_ring::message::{Milli, Sampling, StopList, MAX_STOPS, MAX_STOP_LEN, MAX_SYSTEM};
 
 /// Most tokens one request may ask for.
 pub const MAX_TOKENS_LIMIT: u64 = 4096;
@@ -40,6 +40,8 @@ pub struct InferArgs {
     pub stop: StopList,
     /// Wrap the prompt in the model's chat template.
     pub chat: bool,
+    /// System message of the chat template (`--system TEXT`, needs `--chat`).
+    pub system: Option<String>,
     /// Tokens per chunk (stream and graph only).
     pub chunk: u32,
     /// Server to run on (`None` = the shell's server).
@@ -66,6 +68,7 @@ const INFER_SPEC: Spec = Spec {
         "--repeat-last-n",
         "--seed",
         "--server",
+        "--system",
     ],
     switches: &["--chat"],
 };
@@ -81,6 +84,7 @@ const CHUNKED_SPEC: Spec = Spec {
         "--seed",
         "--server",
         "--chunk",
+        "--system",
     ],
     switches: &["--chat"],
 };
@@ -219,12 +223,24 @@ pub fn parse_infer(words: &[&str], kind: Kind) -> Result<InferArgs, String> {
         Some(s) => Some(parse_name(s)?.into()),
         None => None,
     };
+    let chat = p.switch("--chat");
+    let system = match p.value("--system") {
+        None => None,
+        Some(_) if !chat => return Err("option --system needs --chat".into()),
+        Some(s) if s.is_empty() || s.len() > MAX_SYSTEM => {
+            return Err(format!(
+                "option --system: the message must be 1..={MAX_SYSTEM} bytes"
+            ))
+        }
+        Some(s) => Some(s.into()),
+    };
     Ok(InferArgs {
         prompt: prompt.into(),
         max_tokens,
         sampling,
         stop,
-        chat: p.switch("--chat"),
+        chat,
+        system,
         chunk,
         server,
     })
@@ -393,6 +409,17 @@ mod tests {
         let long = "x".repeat(MAX_PROMPT_BYTES + 1);
         assert!(e(&[&long], Kind::Infer).contains("max 1024"));
         assert!(e(&["p", "--server", "BG"], Kind::Infer).contains("may use only"));
+    }
+
+    #[test]
+    fn a_system_message_needs_chat() {
+        let a = parse_infer(&["p", "--chat", "--system", "Be brief."], Kind::Chunked).unwrap();
+        assert_eq!((a.chat, a.system.as_deref()), (true, Some("Be brief.")));
+        assert_eq!(parse_infer(&["p"], Kind::Infer).unwrap().system, None);
+        let e = |w: &[&str]| parse_infer(w, Kind::Infer).unwrap_err();
+        assert_eq!(e(&["p", "--system", "x"]), "option --system needs --chat");
+        let long = "s".repeat(MAX_SYSTEM + 1);
+        assert!(e(&["p", "--chat", "--system", &long]).contains("1..=256 bytes"));
     }
 
     #[test]

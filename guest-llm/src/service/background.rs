@@ -108,6 +108,7 @@ impl Service {
                         max_tokens: p.max_tokens,
                         sampling: shared_ring::message::Sampling::DEFAULT,
                         stop: shared_ring::message::StopList::new(),
+                        system: heapless::String::new(),
                         chat: false,
                         kind: JobKind::Infer,
                     });

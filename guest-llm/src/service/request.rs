@@ -45,6 +45,8 @@ pub struct JobRequest {
     pub stop: StopList,
     /// Wrap the prompt in the chat template.
     pub chat: bool,
+    /// The chat template's system message (empty = none; only with `chat`).
+    pub system: heapless::String<{ shared_ring::message::MAX_SYSTEM }>,
     /// Audit op.
     pub kind: JobKind,
 }

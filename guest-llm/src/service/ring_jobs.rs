@@ -95,6 +95,7 @@ fn submit_infer(seq: u64, r: InferRequest) -> Result<(), ErrorCode> {
         sampling: r.sampling,
         stop: r.stop,
         chat: r.flags.chat(),
+        system: r.system,
         // The control guest streams every job over the ring; the audit op follows what the
         // host asked for: 4 (stream) for a streamed reply, 3 (infer) otherwise.
         kind: if r.flags.host_stream() {

@@ -136,6 +136,9 @@ pub enum Cmd {
         /// Wrap the prompt in the model's chat template.
         #[arg(long)]
         chat: bool,
+        /// System message of the chat template (with --chat; at most 256 bytes).
+        #[arg(long, value_name = "TEXT", requires = "chat")]
+        system: Option<String>,
         /// Print tokens as they are produced, until the inference ends.
         #[arg(long)]
         stream: bool,
@@ -306,6 +309,7 @@ pub fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
             seed,
             stop,
             chat,
+            system,
             stream,
             ..
         } => Command::LlmInferStart(InferParams {
@@ -328,6 +332,7 @@ pub fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
                     "--stop: at most {MAX_STOPS} strings of 1..={MAX_STOP_LEN} bytes each"
                 ))?
             },
+            system: system.as_deref().unwrap_or(""),
         }),
         Cmd::LlmPoll { id, max, .. } => Command::LlmInferPoll {
             infer_id: *id,

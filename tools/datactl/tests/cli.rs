@@ -393,6 +393,46 @@ fn sampling_controls_reach_the_frame() {
 }
 
 #[test]
+fn a_system_message_needs_chat_and_reaches_the_frame() {
+    use sis_frame::codec::{Command, Decoder, Event};
+    let cli = Cli::try_parse_from([
+        "datactl",
+        "--token",
+        "1",
+        "llm-infer",
+        "hi",
+        "--chat",
+        "--system",
+        "Be brief.",
+    ])
+    .unwrap();
+    let bytes = datactl::cli::build_frame(&cli).unwrap();
+    match Decoder::new().feed(&bytes).1 {
+        Some(Event::Request(r)) => match r.command {
+            Command::LlmInferStart(p) => assert_eq!((p.chat, p.system), (true, "Be brief.")),
+            c => panic!("{c:?}"),
+        },
+        e => panic!("{e:?}"),
+    }
+    assert!(Cli::try_parse_from(["datactl", "llm-infer", "hi", "--system", "x"]).is_err());
+    let long = "s".repeat(257);
+    let cli = Cli::try_parse_from([
+        "datactl",
+        "--token",
+        "1",
+        "llm-infer",
+        "hi",
+        "--chat",
+        "--system",
+        &long,
+    ])
+    .unwrap();
+    assert!(datactl::cli::build_frame(&cli)
+        .unwrap_err()
+        .contains("system message"));
+}
+
+#[test]
 fn stop_strings_reach_the_frame() {
     use sis_frame::codec::{Command, Decoder, Event, Version};
     let cli = Cli::try_parse_from([

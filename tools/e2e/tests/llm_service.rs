@@ -33,9 +33,22 @@ fn test_model() -> PathBuf {
 /// What `llm-run --model tiny-llama.gguf --prompt PROMPT --max-tokens N <sampler>` generates:
 /// the host engine's ids and text.
 fn host_run(prompt: &str, max_tokens: usize, sampler: SamplerConfig) -> (Vec<u32>, String) {
+    host_run_as(None, prompt, max_tokens, sampler)
+}
+
+/// [`host_run`] with `--chat` (and `--system` when `chat` is `Some(Some(..))`).
+fn host_run_as(
+    chat: Option<Option<&str>>,
+    prompt: &str,
+    max_tokens: usize,
+    sampler: SamplerConfig,
+) -> (Vec<u32>, String) {
     let file = std::fs::read(test_model()).unwrap();
     let (model, tok) = load_gguf(&file).unwrap();
-    let p = tok.encode_prompt(prompt);
+    let p = match chat {
+        None => tok.encode_prompt(prompt),
+        Some(system) => tok.encode_chat(system, prompt).unwrap(),
+    };
     let mut s = Session::new(
         &model,
         &Serial,
@@ -393,6 +406,44 @@ fn errors_budgets_and_sampling_as_a_user_sees_them() {
     assert_eq!(token_ids(&out), want, "{out}");
     let (plain, _) = host_run(prompt, want.len(), SamplerConfig::default());
     assert_ne!(plain, want, "the penalty changes the greedy output");
+
+    // --- A system message in the model's chat template (ChatML here), from the shell and the
+    // host: the host engine's tokens and text.
+    const SYSTEM: &str = "You answer in one word.";
+    let (ids, text) = host_run_as(Some(Some(SYSTEM)), PROMPT, 6, SamplerConfig::default());
+    let (plain, _) = host_run_as(Some(None), PROMPT, 6, SamplerConfig::default());
+    let out = sis
+        .run(
+            Source::Llm,
+            &format!("llminfer --chat --system \"{SYSTEM}\" \"{PROMPT}\" --max-tokens 6"),
+            INFER,
+        )
+        .unwrap();
+    assert_eq!(token_ids(&out), ids, "{out}");
+    assert_ne!(ids, plain, "the system message changes the reply");
+    let r = sis
+        .datactl(
+            &[
+                "--token",
+                &submit,
+                "llm-infer",
+                PROMPT,
+                "--chat",
+                "--system",
+                SYSTEM,
+                "--stream",
+                "--max-tokens",
+                "6",
+            ],
+            DATACTL,
+        )
+        .unwrap();
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(
+        r.stdout.strip_suffix('\n').unwrap_or(&r.stdout),
+        text,
+        "{r:?}"
+    );
 
     // --- Stop strings: "r l" spans two tokens (" br", " lik") of the greedy reply. The host
     // never receives any of it, not even the "r" that was held back while it could still

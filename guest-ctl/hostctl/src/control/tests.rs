@@ -98,6 +98,7 @@ fn infer(token: u64) -> Vec<u8> {
             chat: false,
             stream: false,
             stop: Stops::NONE,
+            system: "",
         }),
     )
 }

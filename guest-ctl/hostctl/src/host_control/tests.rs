@@ -92,6 +92,7 @@ fn infer(stream: bool, max_tokens: u16) -> Vec<u8> {
             chat: false,
             stream,
             stop: Stops::NONE,
+            system: "",
         }),
     )
 }
@@ -180,6 +181,7 @@ fn sampling_and_stop_strings_reach_the_ring() {
             chat: true,
             stream: true,
             stop: Stops::new(&["\n\n", "User:"]).unwrap(),
+            system: "Be brief.",
         }),
     );
     send(&mut h, &mut ring, &mut host, &f, 0);
@@ -207,6 +209,7 @@ fn sampling_and_stop_strings_reach_the_ring() {
     let stops: Vec<&str> = r.stop.iter().map(|s| s.as_str()).collect();
     assert_eq!(stops, ["\n\n", "User:"]);
     assert!(r.flags.chat() && r.flags.host_stream());
+    assert_eq!(r.system.as_str(), "Be brief.");
 }
 
 #[test]
