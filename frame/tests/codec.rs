@@ -75,6 +75,7 @@ fn v0_infer_is_byte_exact() {
             stream: false,
             stop: Stops::NONE,
             system: "",
+            session: None,
         }),
     };
     let bytes = frame(&req);
@@ -102,6 +103,7 @@ fn v1_infer_is_byte_exact() {
             stream: true,
             stop: Stops::NONE,
             system: "",
+            session: None,
         }),
     };
     let bytes = frame(&req);
@@ -130,6 +132,7 @@ fn v1_stop_block_is_byte_exact_and_checked() {
             stream: true,
             stop: Stops::new(&["\n\n", "é"]).unwrap(),
             system: "",
+            session: None,
         }),
     };
     let bytes = frame(&req);
@@ -190,6 +193,7 @@ fn v1_system_message_is_byte_exact_and_needs_chat() {
         stream: false,
         stop: Stops::new(&["x"]).unwrap(),
         system: "Be brief.",
+        session: None,
     };
     let req = Request {
         version: Version::V1,
@@ -260,6 +264,7 @@ fn v1_sampling_block_is_byte_exact() {
             stream: false,
             stop: Stops::NONE,
             system: "",
+            session: None,
         }),
     };
     let bytes = frame(&req);
@@ -296,6 +301,7 @@ fn every_command_round_trips_in_both_versions() {
             stream: false,
             stop: Stops::NONE,
             system: "",
+            session: None,
         }),
         Command::LlmInferPoll {
             infer_id: 7,
@@ -339,6 +345,7 @@ fn v0_limits_and_v1_only_features() {
             stream: false,
             stop: Stops::NONE,
             system: "",
+            session: None,
         }),
     };
     assert_eq!(frame(&req).len(), HEADER_LEN + MAX_PAYLOAD_V0);
@@ -380,6 +387,7 @@ fn encoder_refuses_invalid_fields_and_small_buffers_without_writing() {
         stream: false,
         stop: Stops::NONE,
         system: "",
+        session: None,
     };
     let mk = |p: InferParams<'static>| Request {
         version: Version::V1,
@@ -431,7 +439,11 @@ fn bad_frames_are_rejected_with_the_right_reason() {
         (raw(0, 0x10, 0, &with(&[0; 9])), BadLength),
         (raw(0, 0x10, 1, &with(&[])), BadFlags),
         (raw(1, 0x12, FLAG_STREAM, &with(&[0; 8])), BadFlags),
-        (raw(1, 0x11, 0x20, &with(&[0; 4 + 14 + 1])), BadFlags),
+        (raw(1, 0x11, 0x40, &with(&[0; 4 + 14 + 1])), BadFlags),
+        (
+            raw(1, 0x11, FLAG_SESSION, &with(&[0; 4 + 14 + 8 + 1])),
+            BadSession,
+        ),
         (raw(0, 0x11, FLAG_STREAM, &with(&[1, 0, b'a'])), BadFlags),
         (raw(0, 0x11, 0, &with(&[1])), BadLength),
         (raw(0, 0x11, 0, &with(&[0, 0, b'a'])), ZeroMaxTokens),

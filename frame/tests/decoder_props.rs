@@ -45,6 +45,7 @@ impl OwnedReq {
                 } else {
                     ""
                 },
+                session: (self.chat && self.stops >= 2).then_some(self.a >> 8),
             }),
             2 => Command::LlmInferPoll {
                 infer_id: self.a as u32,

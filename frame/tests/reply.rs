@@ -38,7 +38,7 @@ fn ok_and_err_lines_are_exact() {
         );
     }
     assert_eq!(ErrorCode::from_u8(0), None);
-    assert_eq!(ErrorCode::from_u8(0x0c), None);
+    assert_eq!(ErrorCode::from_u8(0x0d), None);
 }
 
 #[test]
@@ -171,11 +171,11 @@ fn stream_and_end_lines() {
         "STREAM id=9 i=0 tok= Hello\\|\\n\n"
     );
     assert_eq!(
-        line(|b| write_end(b, 9, 8, EndReason::Max, None)),
+        line(|b| write_end(b, 9, 8, EndReason::Max, None, None)),
         "END id=9 n=8 reason=max\n"
     );
     assert_eq!(
-        line(|b| write_end(b, 9, 2, EndReason::Fail, Some(ErrorCode::Unavailable))),
+        line(|b| write_end(b, 9, 2, EndReason::Fail, Some(ErrorCode::Unavailable), None)),
         "END id=9 n=2 reason=fail code=0x06\n"
     );
     match parse_reply(b"STREAM id=9 i=0 tok= Hello\\|\\n\n").unwrap() {
@@ -191,9 +191,26 @@ fn stream_and_end_lines() {
             id: 9,
             n: 2,
             reason: EndReason::Fail,
-            code: Some(6)
+            code: Some(6),
+            prefill: None
         }
     );
+    // A conversation turn says how much of its prompt came from the KV cache.
+    assert_eq!(
+        line(|b| write_end(b, 9, 3, EndReason::Eos, None, Some((40, 31)))),
+        "END id=9 n=3 reason=eos prompt=40 reused=31\n"
+    );
+    assert_eq!(
+        parse_reply(b"END id=9 n=3 reason=eos prompt=40 reused=31").unwrap(),
+        Reply::End {
+            id: 9,
+            n: 3,
+            reason: EndReason::Eos,
+            code: None,
+            prefill: Some((40, 31))
+        }
+    );
+    assert!(parse_reply(b"END id=9 n=3 reason=eos prompt=40").is_err());
 }
 
 #[test]

@@ -28,7 +28,7 @@ pub static COMMANDS: [Command; 5] = [
     Command {
         name: "llminfer",
         help:
-            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--chat [--system TEXT]] [--server NAME]",
+            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--chat [--system TEXT] [--session new|ID [--cold]]] [--server NAME]",
         run: llminfer,
     },
     Command {
@@ -171,6 +171,15 @@ impl ReplySink for ShellSink {
                 );
             }
         }
+        if let Some(id) = r.session {
+            guest_rt::println!(
+                "llm: session {id:#018x}: prompt {} tokens, {} reused from the KV cache, {} computed, first token after {} us",
+                r.prompt_tokens,
+                r.reused,
+                r.prompt_tokens - r.reused,
+                r.ttft_ns / 1000
+            );
+        }
         let tps100 = |n: u64, ns: u64| (n * 100_000_000_000).checked_div(ns).unwrap_or(0);
         let gen = tps100(u64::from(r.decode_passes), r.decode_ns);
         let pre = tps100(u64::from(r.prompt_tokens), r.prefill_ns);
@@ -226,6 +235,15 @@ fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk:
         sampling: a.sampling,
         stop: a.stop,
         system: heapless::String::new(),
+        session: a.session.map(|s| match s {
+            args::SessionArg::New => shared_ring::message::SessionRef {
+                id: shell_session_id(),
+                open: true,
+            },
+            args::SessionArg::Continue(id) => shared_ring::message::SessionRef { id, open: false },
+        }),
+        owner: service::session_table::Owner::Shell,
+        cold: a.cold,
         chat: a.chat,
         kind: job_kind,
     };
@@ -281,7 +299,7 @@ fn llmjson(inv: &mut Invocation<'_, '_>) {
 const LLMCTL_USAGE: &str = "usage: llmctl load [--wcet-cycles N] | budget [--wcet-cycles N] [--period-ns N] \
 [--max-tokens-per-period N] | status | audit | server add --name NAME --wcet-cycles N --period-ns N \
 [--max-tokens-per-period N] | server rm --name NAME | run --server NAME --every-ns N --count N \
-[--max-tokens N] \"<prompt>\" | workers [N] | slack [on|off] | reset";
+[--max-tokens N] \"<prompt>\" | workers [N] | slack [on|off] | reset | session list | session drop ID";
 
 /// Longest period accepted (1 hour).
 const MAX_PERIOD_NS: u64 = 3_600_000_000_000;
@@ -312,6 +330,7 @@ fn llmctl(inv: &mut Invocation<'_, '_>) {
         "server" => ctl_server(rest, inv.out),
         "run" => ctl_run(rest, inv.out),
         "workers" => ctl_workers(rest, inv.out),
+        "session" => ctl_session(rest, inv.out),
         "slack" => match rest {
             [] => {
                 let _ = writeln!(
@@ -509,6 +528,48 @@ fn ctl_run(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
         "llmctl run: server '{server}': {count} jobs of {max_tokens} tokens, one every {every} ns"
     );
     Ok(())
+}
+
+fn ctl_session(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
+    match rest {
+        ["list"] => {
+            let list = SERVICE.sessions();
+            let _ = writeln!(out, "llmctl session: {} open", list.len());
+            for s in list {
+                let _ = writeln!(
+                    out,
+                    "session {:#018x}: owner={} tokens={} turns={}{}",
+                    s.id,
+                    s.owner,
+                    s.tokens,
+                    s.turns,
+                    if s.busy { " (turn running)" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        ["drop", id] => {
+            let id = guest_rt::shell::parse_u64(id)
+                .ok_or_else(|| alloc::format!("'{id}' is not a session id"))?;
+            SERVICE
+                .drop_session(id)
+                .map_err(|e| alloc::format!("{e}"))?;
+            let _ = writeln!(out, "llmctl session: dropped {id:#018x}");
+            Ok(())
+        }
+        _ => Err("usage: llmctl session list | llmctl session drop ID".into()),
+    }
+}
+
+/// A conversation id for the shell: the counter, the sequence and a fixed mix. Not secret:
+/// only the console may continue a shell conversation (the owner check); host conversations
+/// get ids from the control guest's entropy source.
+fn shell_session_id() -> u64 {
+    static SEQ: AtomicU64 = AtomicU64::new(1);
+    let mut z = guest_rt::timer::counter() ^ SEQ.fetch_add(1, Ordering::Relaxed).rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)).max(1)
 }
 
 fn ctl_workers(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {

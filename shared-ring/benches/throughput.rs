@@ -191,6 +191,7 @@ fn infer(i: u64) -> Request {
         flags: InferFlags(InferFlags::STREAM),
         stop: Default::default(),
         system: Default::default(),
+        session: None,
         prompt: heapless::String::try_from("q".repeat(1024).as_str()).unwrap(),
     })
 }

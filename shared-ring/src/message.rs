@@ -138,6 +138,17 @@ impl InferFlags {
     }
 }
 
+/// The conversation a chat turn belongs to: the LLM partition keeps its KV cache between
+/// turns and computes only what a turn adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRef {
+    /// The conversation's id (drawn by the opener from its entropy source: whoever knows it
+    /// may continue the conversation).
+    pub id: u64,
+    /// Open it with this turn (else continue it).
+    pub open: bool,
+}
+
 /// An inference job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InferRequest {
@@ -153,6 +164,8 @@ pub struct InferRequest {
     pub stop: StopList,
     /// System message for the chat template (empty = none; only with the chat flag).
     pub system: heapless::String<MAX_SYSTEM>,
+    /// The conversation this chat turn belongs to, if any.
+    pub session: Option<SessionRef>,
     /// Prompt text (UTF-8, at most [`MAX_PROMPT`] bytes).
     pub prompt: heapless::String<MAX_PROMPT>,
 }
@@ -221,6 +234,8 @@ pub enum ErrorCode {
     Unavailable,
     /// The prompt and `max_tokens` do not fit the model's context.
     ContextFull,
+    /// The conversation was evicted (least recently used) to make room for another.
+    SessionEvicted,
 }
 
 impl ErrorCode {
@@ -235,6 +250,7 @@ impl ErrorCode {
             ErrorCode::Rejected | ErrorCode::Busy => 0x09,
             ErrorCode::Cancelled | ErrorCode::Internal => 0x0a,
             ErrorCode::ContextFull => 0x0b,
+            ErrorCode::SessionEvicted => 0x0c,
         }
     }
 }
@@ -269,6 +285,9 @@ pub struct Done {
     pub status: DoneStatus,
     /// Why a job with the reject bit failed after it was accepted (`None` otherwise).
     pub error: Option<ErrorCode>,
+    /// Leading prompt tokens whose KV cache a conversation turn reused (not computed again);
+    /// `prompt_len - reused` were computed.
+    pub reused: u32,
 }
 
 /// Snapshot of the LLM guest's state.

@@ -62,6 +62,7 @@ fn pool(k: u8) -> Request {
             flags: InferFlags(InferFlags::STREAM),
             stop: Default::default(),
             system: Default::default(),
+            session: None,
             prompt: heapless::String::try_from("p".repeat(usize::from(k)).as_str()).unwrap(),
         }),
     }

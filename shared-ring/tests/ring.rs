@@ -46,6 +46,7 @@ fn infer(id: u32, prompt: &str) -> Request {
         flags: InferFlags(InferFlags::CHAT | InferFlags::STREAM),
         stop: Default::default(),
         system: Default::default(),
+        session: None,
         prompt: heapless::String::try_from(prompt).unwrap(),
     })
 }
@@ -89,6 +90,7 @@ fn all_responses() -> Vec<Response> {
             cycles: u64::MAX,
             status: DoneStatus(DoneStatus::OK | DoneStatus::DEADLINE_MISS),
             error: None,
+            reused: 0,
         }),
         Response::Done(Done {
             id: 10,
@@ -98,6 +100,7 @@ fn all_responses() -> Vec<Response> {
             cycles: 8,
             status: DoneStatus(DoneStatus::REJECT),
             error: Some(ErrorCode::Internal),
+            reused: 0,
         }),
         Response::Status(StatusSnapshot {
             model_loaded: true,
@@ -162,6 +165,10 @@ fn largest_messages_fit_default_slots() {
         .map(|_| heapless::String::try_from("s".repeat(MAX_STOP_LEN).as_str()).unwrap())
         .collect();
     i.system = heapless::String::try_from("y".repeat(MAX_SYSTEM).as_str()).unwrap();
+    i.session = Some(shared_ring::message::SessionRef {
+        id: u64::MAX,
+        open: true,
+    });
     ctl.requests.send(&Request::Infer(i)).unwrap();
     let mut llm = attach(heap.region()).unwrap();
     let tok = Response::Tokens {
@@ -225,7 +232,7 @@ fn oversized_payload_is_refused_and_nothing_published() {
     assert_eq!(ctl.requests.stats().too_large, 2);
     assert_eq!(llm.requests.try_recv(), Ok(None));
     // A message of exactly the payload size passes.
-    let max = infer(2, &"z".repeat(48 - 17));
+    let max = infer(2, &"z".repeat(48 - 18));
     let mut buf = [0u8; 256];
     let n = postcard::to_slice(&max, &mut buf).unwrap().len();
     assert_eq!(n, 48);
@@ -566,10 +573,11 @@ fn every_ring_error_has_its_host_code() {
         Internal,
         Unavailable,
         ContextFull,
+        SessionEvicted,
     ];
     let codes: Vec<u8> = all.iter().map(|e| e.host_code()).collect();
     assert_eq!(
         codes,
-        [0x01, 0x03, 0x08, 0x09, 0x09, 0x0a, 0x0a, 0x06, 0x0b]
+        [0x01, 0x03, 0x08, 0x09, 0x09, 0x0a, 0x0a, 0x06, 0x0b, 0x0c]
     );
 }

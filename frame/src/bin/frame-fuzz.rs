@@ -144,6 +144,7 @@ mod host {
                     } else {
                         ""
                     },
+                    session: (chat && rng.chance(50)).then(|| rng.next()),
                 })
             }
             2 => Command::LlmInferPoll {

@@ -2,8 +2,8 @@
 //! reject, so an encoded frame always decodes back to the same request.
 
 use super::{
-    BadFrameReason, Command, Request, Sampling, Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_STOP,
-    FLAG_STREAM, FLAG_SYSTEM, HEADER_LEN, MAGIC, MAX_MIN_P_MILLI, MAX_PROMPT_V1,
+    BadFrameReason, Command, Request, Sampling, Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_SESSION,
+    FLAG_STOP, FLAG_STREAM, FLAG_SYSTEM, HEADER_LEN, MAGIC, MAX_MIN_P_MILLI, MAX_PROMPT_V1,
     MAX_REPEAT_PENALTY_MILLI, MAX_SEED, MAX_SYSTEM, MAX_TEMPERATURE_MILLI, V1_SAMPLING_BLOCK,
 };
 
@@ -40,6 +40,8 @@ pub enum EncodeError {
     BadRepeatPenalty,
     /// A system message longer than 256 bytes, or without `chat`.
     BadSystem,
+    /// A session without `chat`.
+    BadSession,
 }
 
 impl core::fmt::Display for EncodeError {
@@ -65,6 +67,7 @@ impl core::fmt::Display for EncodeError {
             ),
             EncodeError::BadTopP => f.write_str("top-p must be in [0, 1]"),
             EncodeError::BadSeed => write!(f, "seed must be at most {MAX_SEED} (32 bits)"),
+            EncodeError::BadSession => f.write_str("a session needs --chat"),
             EncodeError::BadSystem => write!(
                 f,
                 "a system message needs --chat and is at most {MAX_SYSTEM} bytes"
@@ -102,6 +105,7 @@ fn payload_len(req: &Request<'_>, version: Version) -> usize {
                             } else {
                                 2 + p.system.len()
                             }
+                            + if p.session.is_some() { 8 } else { 0 }
                     }
                 } + p.prompt.len()
             }
@@ -130,6 +134,9 @@ pub(super) fn check_representable(req: &Request<'_>, version: Version) -> Result
         }
         if p.system.len() > MAX_SYSTEM || (!p.system.is_empty() && !p.chat) {
             return Err(EncodeError::BadSystem);
+        }
+        if p.session.is_some() && !p.chat {
+            return Err(EncodeError::BadSession);
         }
         if version == Version::V0
             && (p.sampling != Sampling::GREEDY || p.chat || p.stream || !p.stop.is_empty())
@@ -178,6 +185,7 @@ pub fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
                 })
                 | (if p.stop.is_empty() { 0 } else { FLAG_STOP })
                 | (if p.system.is_empty() { 0 } else { FLAG_SYSTEM })
+                | (if p.session.is_some() { FLAG_SESSION } else { 0 })
         }
         _ => 0,
     };
@@ -223,6 +231,9 @@ pub fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
                     // At most MAX_SYSTEM (256) bytes, checked above.
                     w.put(&(p.system.len() as u16).to_le_bytes());
                     w.put(p.system.as_bytes());
+                }
+                if let Some(id) = p.session {
+                    w.put(&id.to_le_bytes());
                 }
             }
             w.put(p.prompt.as_bytes());

@@ -49,7 +49,7 @@ pub const MAX_SYSTEM: usize = 256;
 pub const MAX_SYSTEM_BLOCK: usize = 2 + MAX_SYSTEM;
 /// Largest payload a version-1 frame may carry: a maximal `LlmInferStart`.
 pub const MAX_PAYLOAD_V1: usize =
-    V1_INFER_FIXED + V1_SAMPLING_BLOCK + MAX_STOP_BLOCK + MAX_SYSTEM_BLOCK + MAX_PROMPT_V1;
+    V1_INFER_FIXED + V1_SAMPLING_BLOCK + MAX_STOP_BLOCK + MAX_SYSTEM_BLOCK + 8 + MAX_PROMPT_V1;
 /// Fixed part of a version-0 `LlmInferStart` payload (token, max_tokens).
 pub const V0_INFER_FIXED: usize = 8 + 2;
 /// Longest prompt a version-0 frame may carry.
@@ -75,6 +75,11 @@ pub const FLAG_STOP: u8 = 0x08;
 /// Version-1 flag on `LlmInferStart`, only with [`FLAG_CHAT`]: a system message for the chat
 /// template follows (after the stop block, if any): length u16 (1..=[`MAX_SYSTEM`]) and UTF-8.
 pub const FLAG_SYSTEM: u8 = 0x10;
+/// Version-1 flag on `LlmInferStart`, only with [`FLAG_CHAT`]: the turn belongs to a
+/// conversation whose KV cache the LLM partition keeps; a session id u64 follows (after the
+/// system block, if any): 0 opens a new conversation (its id comes back in `OK id=N
+/// session=0x...`), another value continues that one.
+pub const FLAG_SESSION: u8 = 0x20;
 
 /// Temperature is carried in thousandths; this is the largest accepted (5.0).
 pub const MAX_TEMPERATURE_MILLI: u16 = 5000;
@@ -293,6 +298,9 @@ pub struct InferParams<'a> {
     /// System message of the chat template; empty = none (v1 flag [`FLAG_SYSTEM`], needs
     /// `chat`).
     pub system: &'a str,
+    /// The conversation (v1 flag [`FLAG_SESSION`], needs `chat`): `Some(0)` opens one,
+    /// `Some(id)` continues it.
+    pub session: Option<u64>,
 }
 
 /// A decoded command with its arguments.
@@ -417,6 +425,8 @@ pub enum BadFrameReason {
     /// A system message that is empty, longer than [`MAX_SYSTEM`], not UTF-8, or given
     /// without [`FLAG_CHAT`].
     BadSystem,
+    /// A session without [`FLAG_CHAT`].
+    BadSession,
 }
 
 impl FrameError {

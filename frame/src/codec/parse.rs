@@ -3,8 +3,8 @@
 
 use super::{
     BadFrameReason, Command, CommandCode, FrameError, InferParams, Request, Sampling, Stops,
-    Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_STOP, FLAG_STREAM, FLAG_SYSTEM, MAX_PROMPT_V1,
-    MAX_STOPS, MAX_STOP_LEN, MAX_SYSTEM,
+    Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_SESSION, FLAG_STOP, FLAG_STREAM, FLAG_SYSTEM,
+    MAX_PROMPT_V1, MAX_STOPS, MAX_STOP_LEN, MAX_SYSTEM,
 };
 
 /// A little-endian reader over a payload that never reads out of bounds.
@@ -94,7 +94,7 @@ pub fn parse_payload(
     };
     let allowed_flags = match (version, code) {
         (Version::V1, CommandCode::LlmInferStart) => {
-            FLAG_STREAM | FLAG_CHAT | FLAG_SAMPLING | FLAG_STOP | FLAG_SYSTEM
+            FLAG_STREAM | FLAG_CHAT | FLAG_SAMPLING | FLAG_STOP | FLAG_SYSTEM | FLAG_SESSION
         }
         _ => 0,
     };
@@ -148,6 +148,14 @@ pub fn parse_payload(
             } else {
                 ""
             };
+            let session = if flags & FLAG_SESSION != 0 {
+                if flags & FLAG_CHAT == 0 {
+                    return Err(bad(BadFrameReason::BadSession));
+                }
+                Some(r.u64().ok_or(BAD_LEN)?)
+            } else {
+                None
+            };
             if max_tokens == 0 {
                 return Err(bad(BadFrameReason::ZeroMaxTokens));
             }
@@ -167,6 +175,7 @@ pub fn parse_payload(
                 stream: flags & FLAG_STREAM != 0,
                 stop,
                 system,
+                session,
             })
         }
         CommandCode::LlmInferPoll => {

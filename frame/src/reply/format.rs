@@ -273,13 +273,16 @@ pub fn write_stream_token(
     l.finish()
 }
 
-/// `END id=<id> n=<n> reason=<r>[ code=0xNN]\n`: the last line of a streamed inference.
+/// `END id=<id> n=<n> reason=<r>[ code=0xNN][ prompt=<p> reused=<r>]\n`: the last line of a
+/// streamed inference; `prefill` = (prompt tokens, of which reused from a conversation's
+/// KV cache) for a conversation turn.
 pub fn write_end(
     out: &mut [u8],
     id: u32,
     n: u32,
     reason: EndReason,
     code: Option<ErrorCode>,
+    prefill: Option<(u32, u32)>,
 ) -> Result<usize, FormatError> {
     let mut l = Line { out, at: 0 };
     l.put(b"END id=")?;
@@ -291,6 +294,12 @@ pub fn write_end(
     if let Some(c) = code {
         l.put(b" code=")?;
         l.put_hex(c as u8)?;
+    }
+    if let Some((prompt, reused)) = prefill {
+        l.put(b" prompt=")?;
+        l.put_u64(u64::from(prompt))?;
+        l.put(b" reused=")?;
+        l.put_u64(u64::from(reused))?;
     }
     l.finish()
 }

@@ -8,7 +8,7 @@
 //! ERR 0xNN[ key=value]*                             error, e.g. `ERR 0x07 retry_ms=1500`
 //! OK TOK id=<u32> n=<count> done=<0|1>[ end=<reason>[ code=0xNN]] plen=<u32> model=<esc> items=<esc>[|<esc>]*
 //! STREAM id=<u32> i=<u32> tok=<esc>                 one streamed token
-//! END id=<u32> n=<u32> reason=<eos|max|cancel|fail>[ code=0xNN]
+//! END id=<u32> n=<u32> reason=<eos|max|cancel|fail>[ code=0xNN][ prompt=<u32> reused=<u32>]
 //! ```
 //!
 //! Inline values never contain a raw space; the last field of `OK TOK` (`items=`) and of
@@ -73,11 +73,13 @@ pub enum ErrorCode {
     Internal = 0x0A,
     /// `0x0B`: the prompt and `max_tokens` do not fit the model's context.
     ContextFull = 0x0B,
+    /// `0x0C`: the conversation was evicted (least recently used) to make room; open a new one.
+    SessionEvicted = 0x0C,
 }
 
 impl ErrorCode {
     /// Every defined code, in numeric order.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadFrame,
         ErrorCode::Unsupported,
         ErrorCode::NoGraph,
@@ -89,6 +91,7 @@ impl ErrorCode {
         ErrorCode::Busy,
         ErrorCode::Internal,
         ErrorCode::ContextFull,
+        ErrorCode::SessionEvicted,
     ];
 
     /// The code for a byte, if defined.
@@ -110,6 +113,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal error",
             ErrorCode::ContextFull => "prompt too long for the model's context",
+            ErrorCode::SessionEvicted => "session evicted (least recently used); open a new one",
         }
     }
 }

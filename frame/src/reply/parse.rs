@@ -62,6 +62,8 @@ pub enum Reply<'a> {
         reason: EndReason,
         /// Error code for `reason=fail`.
         code: Option<u8>,
+        /// For a conversation turn: (prompt tokens, of which reused from the KV cache).
+        prefill: Option<(u32, u32)>,
     },
 }
 
@@ -271,20 +273,31 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply<'_>, ParseError> {
         let (n, rest) = take_u32(rest, "n")?;
         let (reason, rest) = take_field(rest, "reason")?;
         let reason = EndReason::from_wire(reason).ok_or(ParseError::Malformed("reason"))?;
-        let code = if rest.is_empty() {
+        let (code, rest) = if rest.starts_with(b"code=") {
+            let (c, rest) = take_field(rest, "code")?;
+            (
+                Some(parse_hex_code(c).ok_or(ParseError::Malformed("code"))?),
+                rest,
+            )
+        } else {
+            (None, rest)
+        };
+        let prefill = if rest.is_empty() {
             None
         } else {
-            let (c, rest) = take_field(rest, "code")?;
+            let (prompt, rest) = take_u32(rest, "prompt")?;
+            let (reused, rest) = take_u32(rest, "reused")?;
             if !rest.is_empty() {
-                return Err(ParseError::Malformed("trailing data after code"));
+                return Err(ParseError::Malformed("trailing data after reused"));
             }
-            Some(parse_hex_code(c).ok_or(ParseError::Malformed("code"))?)
+            Some((prompt, reused))
         };
         return Ok(Reply::End {
             id,
             n,
             reason,
             code,
+            prefill,
         });
     }
     Err(ParseError::UnknownKind)

@@ -24,6 +24,8 @@ struct Job {
     id: u32,
     stream: bool,
     end: Option<EndReason>,
+    /// A conversation turn.
+    session: bool,
     /// The error code of an `end` of `fail`.
     code: Option<ErrorCode>,
     plen: u32,
@@ -41,6 +43,7 @@ const FREE: Job = Job {
     id: 0,
     stream: false,
     end: None,
+    session: false,
     code: None,
     plen: 0,
     max: 0,
@@ -221,6 +224,18 @@ impl Jobs {
     /// The end reason of a finished job.
     pub fn end_of(&mut self, id: u32) -> Option<EndReason> {
         self.find(id).and_then(|j| j.end)
+    }
+
+    /// Marks `id` as a conversation turn.
+    pub fn set_session(&mut self, id: u32, session: bool) {
+        if let Some(j) = self.find(id) {
+            j.session = session;
+        }
+    }
+
+    /// Whether `id` is a conversation turn.
+    pub fn has_session(&mut self, id: u32) -> bool {
+        self.find(id).is_some_and(|j| j.session)
     }
 
     /// The error code of a job that ended `fail`.

@@ -8,6 +8,9 @@
 //!   for the context: `ERR 0x0b`; a value out of the engine's range: `ERR 0x01`). A host-streamed
 //!   inference (frame `FLAG_STREAM`) gets a `STREAM` line per chunk and an `END` line; the
 //!   others keep their tokens for poll.
+//!   With `FLAG_SESSION` the turn belongs to a conversation: id 0 opens one with an id drawn
+//!   from the entropy source ([`RingPort::entropy`]), answered `OK id=<id> session=<id>`; the
+//!   stream's `END` then says `prompt=<tokens> reused=<tokens from the KV cache>`.
 //! - `0x12` poll → answered at once from the tokens received so far (no ring round trip).
 //! - `0x13` cancel → `Request::Cancel`; `Ack` → `OK`. A finished job answers `OK` at once.
 //! - `Error` responses map to reply codes ([`reply_code`]). A request that cannot be sent (no
@@ -18,8 +21,8 @@
 //! host tool's mock answers with a stand-in LLM partition.
 
 use shared_ring::message::{
-    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, Sampling, StopList,
-    MAX_PROMPT, MAX_STOPS,
+    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, Sampling, SessionRef,
+    StopList, MAX_PROMPT, MAX_STOPS,
 };
 use shared_ring::{Request as RingRequest, Response};
 use sis_frame::codec::{Command, Request};
@@ -55,12 +58,16 @@ pub trait RingPort {
     /// # Errors
     /// [`SendRefused`]: nothing was published.
     fn send(&mut self, req: &RingRequest) -> Result<u64, SendRefused>;
+
+    /// A value nobody can guess (the control guest's virtio-rng), for the id of a conversation
+    /// the host opens; `None` if there is no entropy source (then no conversation is opened).
+    fn entropy(&mut self) -> Option<u64>;
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Load,
-    Infer { id: u32 },
+    Infer { id: u32, session: Option<u64> },
     Cancel { id: u32 },
 }
 
@@ -229,10 +236,23 @@ impl Link {
                     // Valid v1 frame, but longer than a ring request carries.
                     return Forwarded::Err(ErrorCode::BadFrame);
                 };
+                let session = match p.session {
+                    None => None,
+                    // A new conversation: its id comes from the entropy source (never 0).
+                    Some(0) => match port.entropy() {
+                        Some(id) => Some(SessionRef {
+                            id: id.max(1),
+                            open: true,
+                        }),
+                        None => return Forwarded::Err(ErrorCode::Internal),
+                    },
+                    Some(id) => Some(SessionRef { id, open: false }),
+                };
                 let plen = p.prompt.len() as u32;
                 let Some(id) = self.jobs.start(p.stream, plen, p.max_tokens, now_ms) else {
                     return Forwarded::Err(ErrorCode::Busy);
                 };
+                self.jobs.set_session(id, session.is_some());
                 let mut flags = InferFlags::STREAM;
                 if p.chat {
                     flags |= InferFlags::CHAT;
@@ -254,9 +274,14 @@ impl Link {
                     flags: InferFlags(flags),
                     stop,
                     system,
+                    session,
                     prompt,
                 });
-                let r = self.send(port, &ring, Kind::Infer { id }, now_ms);
+                let kind = Kind::Infer {
+                    id,
+                    session: session.map(|s| s.id),
+                };
+                let r = self.send(port, &ring, kind, now_ms);
                 if !matches!(r, Forwarded::Wait(_)) {
                     self.jobs.remove(id);
                 }
@@ -296,9 +321,16 @@ impl Link {
             Response::Ack { req_seq } => {
                 let n = match self.take(req_seq) {
                     Some(Kind::Load) => write_ok(&mut line, &[]),
-                    Some(Kind::Infer { id }) => {
+                    Some(Kind::Infer { id, session: None }) => {
                         write_ok(&mut line, &[Field::num("id", u64::from(id))])
                     }
+                    Some(Kind::Infer {
+                        id,
+                        session: Some(s),
+                    }) => write_ok(
+                        &mut line,
+                        &[Field::num("id", u64::from(id)), Field::num("session", s)],
+                    ),
                     Some(Kind::Cancel { id }) => {
                         let _ = self.jobs.finish(id, EndReason::Cancel, None, now_ms);
                         write_ok(&mut line, &[])
@@ -312,7 +344,7 @@ impl Link {
             }
             Response::Error { req_seq, code } => {
                 match self.take(req_seq) {
-                    Some(Kind::Infer { id }) => self.jobs.remove(id),
+                    Some(Kind::Infer { id, .. }) => self.jobs.remove(id),
                     Some(_) => {}
                     None => {
                         self.stats.unmatched += 1;
@@ -342,10 +374,12 @@ impl Link {
                 } else {
                     (self.jobs.natural_end(d.id, d.tokens), None)
                 };
+                let conversation = self.jobs.has_session(d.id);
                 if let Some((tokens, true)) = self.jobs.finish(d.id, reason, code, now_ms) {
                     let end = self.jobs.end_of(d.id).unwrap_or(reason);
                     let code = self.jobs.code_of(d.id);
-                    let len = write_end(&mut line, d.id, tokens, end, code).unwrap_or(0);
+                    let prefill = conversation.then_some((d.prompt_len, d.reused));
+                    let len = write_end(&mut line, d.id, tokens, end, code, prefill).unwrap_or(0);
                     if len == 0 || !control.send_extra(&line[..len], host) {
                         self.stats.stream_drops += 1;
                     }
@@ -382,6 +416,7 @@ impl Link {
                     tokens,
                     EndReason::Fail,
                     Some(ErrorCode::Unavailable),
+                    None,
                 )
                 .unwrap_or(0);
                 if n == 0 || !control.send_extra(&line[..n], host) {

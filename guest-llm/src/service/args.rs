@@ -42,10 +42,23 @@ pub struct InferArgs {
     pub chat: bool,
     /// System message of the chat template (`--system TEXT`, needs `--chat`).
     pub system: Option<String>,
+    /// The conversation (`--session new|ID`, needs `--chat`).
+    pub session: Option<SessionArg>,
+    /// Recompute the conversation's KV cache for this turn (`--cold`, needs `--session ID`).
+    pub cold: bool,
     /// Tokens per chunk (stream and graph only).
     pub chunk: u32,
     /// Server to run on (`None` = the shell's server).
     pub server: Option<String>,
+}
+
+/// `--session new` or `--session ID`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionArg {
+    /// Open a conversation with this turn.
+    New,
+    /// Continue conversation `ID`.
+    Continue(u64),
 }
 
 /// Which options a command takes besides the common ones.
@@ -69,8 +82,9 @@ const INFER_SPEC: Spec = Spec {
         "--seed",
         "--server",
         "--system",
+        "--session",
     ],
-    switches: &["--chat"],
+    switches: &["--chat", "--cold"],
 };
 const CHUNKED_SPEC: Spec = Spec {
     valued: &[
@@ -85,8 +99,9 @@ const CHUNKED_SPEC: Spec = Spec {
         "--server",
         "--chunk",
         "--system",
+        "--session",
     ],
-    switches: &["--chat"],
+    switches: &["--chat", "--cold"],
 };
 
 /// Parses a decimal (`0`, `0.7`, `1.25`, at most 3 decimals) into thousandths.
@@ -234,6 +249,23 @@ pub fn parse_infer(words: &[&str], kind: Kind) -> Result<InferArgs, String> {
         }
         Some(s) => Some(s.into()),
     };
+    let session = match p.value("--session") {
+        None => None,
+        Some(_) if !chat => return Err("option --session needs --chat".into()),
+        Some("new") => Some(SessionArg::New),
+        Some(v) => match guest_rt::shell::parse_u64(v) {
+            Some(id) if id != 0 => Some(SessionArg::Continue(id)),
+            _ => {
+                return Err(format!(
+                    "option --session: '{v}' is not 'new' or a session id"
+                ))
+            }
+        },
+    };
+    let cold = p.switch("--cold");
+    if cold && !matches!(session, Some(SessionArg::Continue(_))) {
+        return Err("option --cold needs --session ID".into());
+    }
     Ok(InferArgs {
         prompt: prompt.into(),
         max_tokens,
@@ -241,6 +273,8 @@ pub fn parse_infer(words: &[&str], kind: Kind) -> Result<InferArgs, String> {
         stop,
         chat,
         system,
+        session,
+        cold,
         chunk,
         server,
     })
@@ -409,6 +443,32 @@ mod tests {
         let long = "x".repeat(MAX_PROMPT_BYTES + 1);
         assert!(e(&[&long], Kind::Infer).contains("max 1024"));
         assert!(e(&["p", "--server", "BG"], Kind::Infer).contains("may use only"));
+    }
+
+    #[test]
+    fn sessions_are_chats() {
+        let a = parse_infer(&["p", "--chat", "--session", "new"], Kind::Infer).unwrap();
+        assert_eq!((a.session, a.cold), (Some(SessionArg::New), false));
+        let a = parse_infer(
+            &["p", "--chat", "--session", "0x1f", "--cold"],
+            Kind::Chunked,
+        )
+        .unwrap();
+        assert_eq!((a.session, a.cold), (Some(SessionArg::Continue(31)), true));
+        let e = |w: &[&str]| parse_infer(w, Kind::Infer).unwrap_err();
+        assert_eq!(
+            e(&["p", "--session", "new"]),
+            "option --session needs --chat"
+        );
+        assert_eq!(
+            e(&["p", "--chat", "--session", "x"]),
+            "option --session: 'x' is not 'new' or a session id"
+        );
+        assert!(e(&["p", "--chat", "--session", "0"]).contains("not 'new'"));
+        assert_eq!(
+            e(&["p", "--chat", "--session", "new", "--cold"]),
+            "option --cold needs --session ID"
+        );
     }
 
     #[test]

@@ -109,6 +109,9 @@ impl Service {
                         sampling: shared_ring::message::Sampling::DEFAULT,
                         stop: shared_ring::message::StopList::new(),
                         system: heapless::String::new(),
+                        session: None,
+                        owner: super::session_table::Owner::Shell,
+                        cold: false,
                         chat: false,
                         kind: JobKind::Infer,
                     });

@@ -13,6 +13,7 @@ use sis_platform::BootInfo;
 use sis_sched::{cycles_to_ns, ns_to_cycles};
 
 use super::calibration::{self, TokenCost};
+use super::conversation;
 use super::{audit, ServerSettings, Service, DEFAULT_PERIOD_NS, DEFAULT_SERVER, PREFILL_CHUNK};
 use crate::model::{self, Loaded};
 use crate::parallel::POOL;
@@ -81,7 +82,19 @@ impl Service {
         };
         let res = model::load(info, out).and_then(|loaded| {
             let cost = measure_cost(loaded).map_err(|e| format!("measuring the cost per token: {e}"))?;
-            self.state.lock().cost = Some(cost);
+            let (sessions, context, kv) = conversation::bounds(loaded);
+            {
+                let mut st = self.state.lock();
+                st.cost = Some(cost);
+                st.sessions.set_capacity(sessions);
+                st.session_context = context;
+                st.session_kv_bytes = kv;
+            }
+            let _ = writeln!(
+                out,
+                "llmctl load: conversations: up to {sessions} of {context} tokens ({} KiB of KV cache each)",
+                kv / 1024
+            );
             let _ = writeln!(
                 out,
                 "llmctl load: cost per token on this machine: prefill {} us, decode {} us",

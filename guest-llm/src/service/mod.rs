@@ -27,6 +27,7 @@
 pub mod args;
 pub mod calibration;
 pub mod reply_text;
+pub mod session_table;
 
 #[cfg(target_os = "none")]
 pub mod admission;
@@ -38,6 +39,8 @@ pub mod background;
 pub mod budget;
 #[cfg(target_os = "none")]
 pub mod cancel;
+#[cfg(target_os = "none")]
+pub mod conversation;
 #[cfg(target_os = "none")]
 pub mod dispatch;
 #[cfg(target_os = "none")]

@@ -4,10 +4,11 @@
 use alloc::string::String;
 
 use shared_ring::audit::Op;
-use shared_ring::message::{ErrorCode, Sampling, StopList};
+use shared_ring::message::{ErrorCode, Sampling, SessionRef, StopList};
 use sis_engine::SamplerConfig;
 
 use super::args::MAX_NAME;
+use super::session_table::{Owner, TableError};
 
 /// Which audit op a job is recorded under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,12 @@ pub struct JobRequest {
     pub chat: bool,
     /// The chat template's system message (empty = none; only with `chat`).
     pub system: heapless::String<{ shared_ring::message::MAX_SYSTEM }>,
+    /// The conversation this chat turn belongs to (opened by it, or continued).
+    pub session: Option<SessionRef>,
+    /// Who asks (a conversation belongs to whoever opened it).
+    pub owner: Owner,
+    /// Recompute the conversation's whole KV cache for this turn (the benchmark's cold run).
+    pub cold: bool,
     /// Audit op.
     pub kind: JobKind,
 }
@@ -68,6 +75,12 @@ pub struct Report {
     pub steps: u32,
     /// Time spent in prefill steps, ns.
     pub prefill_ns: u64,
+    /// Prompt tokens whose KV cache a conversation kept from earlier turns (not computed).
+    pub reused: u32,
+    /// The conversation, for a chat turn in one.
+    pub session: Option<u64>,
+    /// Submission to the first generated token, ns (0 if none was generated).
+    pub ttft_ns: u64,
     /// Forward passes of generated tokens (every token but the first, which is sampled from the
     /// prefill's logits) and the time they took, ns.
     pub decode_passes: u32,
@@ -102,6 +115,8 @@ pub enum JobError {
     Cancelled,
     /// The engine failed.
     Internal(String),
+    /// The conversation cannot take this turn.
+    Session(TableError),
 }
 
 impl core::fmt::Display for JobError {
@@ -112,6 +127,15 @@ impl core::fmt::Display for JobError {
             JobError::Rejected(m) => write!(f, "rejected: {m}"),
             JobError::Cancelled => f.write_str("cancelled"),
             JobError::Internal(m) => write!(f, "engine error: {m}"),
+            JobError::Session(TableError::Unknown) => f.write_str("no such session"),
+            JobError::Session(TableError::Evicted) => f.write_str(
+                "the session was evicted (least recently used) to make room: open a new one",
+            ),
+            JobError::Session(TableError::Busy) => f.write_str("a turn of that session is running"),
+            JobError::Session(TableError::Exists) => f.write_str("that session id is taken"),
+            JobError::Session(TableError::Full) => {
+                f.write_str("every session is running a turn: none can be evicted")
+            }
         }
     }
 }
@@ -126,6 +150,9 @@ impl JobError {
             JobError::Rejected(_) => ErrorCode::Rejected,
             JobError::Cancelled => ErrorCode::Cancelled,
             JobError::Internal(_) => ErrorCode::Internal,
+            JobError::Session(TableError::Unknown) => ErrorCode::UnknownId,
+            JobError::Session(TableError::Evicted) => ErrorCode::SessionEvicted,
+            JobError::Session(_) => ErrorCode::Busy,
         }
     }
 }

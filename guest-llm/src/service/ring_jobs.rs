@@ -96,6 +96,9 @@ fn submit_infer(seq: u64, r: InferRequest) -> Result<(), ErrorCode> {
         stop: r.stop,
         chat: r.flags.chat(),
         system: r.system,
+        session: r.session,
+        owner: super::session_table::Owner::Host,
+        cold: false,
         // The control guest streams every job over the ring; the audit op follows what the
         // host asked for: 4 (stream) for a streamed reply, 3 (infer) otherwise.
         kind: if r.flags.host_stream() {
@@ -200,6 +203,7 @@ impl ReplySink for RingSink {
                 .unwrap_or(u64::MAX),
             status: DoneStatus(status),
             error: None,
+            reused: r.reused,
         };
         end(tag, done, &r.tail);
     }
@@ -220,6 +224,7 @@ impl ReplySink for RingSink {
             cycles: 0,
             status: DoneStatus(DoneStatus::REJECT),
             error: Some(e.code()),
+            reused: 0,
         };
         end(tag, done, "");
     }

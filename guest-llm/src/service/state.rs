@@ -10,9 +10,12 @@ use guest_rt::timer;
 use sis_sched::stats::SampleRing;
 use sis_sched::{cycles_to_ns, DefaultScheduler};
 
+use sis_engine::Session;
+
 use super::budget::BudgetWatch;
 use super::inbox::Inbox;
 use super::servers::Server;
+use super::session_table::SessionTable;
 use super::slack::Slack;
 use super::step::Job;
 
@@ -52,6 +55,12 @@ pub(super) struct State {
     pub(super) metrics: Metrics,
     /// What a token cost when the model was loaded (the default budget's basis).
     pub(super) cost: Option<super::calibration::TokenCost>,
+    /// Conversations and their KV caches (bounds set at load).
+    pub(super) sessions: SessionTable<Session<'static, 'static>>,
+    /// Context of a conversation, tokens.
+    pub(super) session_context: usize,
+    /// KV cache bytes of one conversation.
+    pub(super) session_kv_bytes: usize,
 }
 
 /// Engine figures since boot (or the last `llmctl reset`).
@@ -94,6 +103,9 @@ pub static SERVICE: Service = Service {
         sched: DefaultScheduler::with_default_bound(),
         metrics: Metrics::new(),
         cost: None,
+        sessions: SessionTable::new(0),
+        session_context: 0,
+        session_kv_bytes: 0,
     }),
     budget: BudgetWatch::new(),
     slack: Slack::new(),

@@ -48,6 +48,17 @@ impl Service {
                 c.decode_ns / 1000
             );
         }
+        let s = self.session_summary();
+        let _ = writeln!(
+            out,
+            "sessions: open={} max={} context={} kv_kib={} opened={} evicted={}",
+            s.open,
+            s.max,
+            s.context,
+            s.kv_bytes / 1024,
+            s.opened,
+            s.evicted
+        );
         // Copy everything out first: the lock masks IRQs, printing must not happen under it.
         let (t, stats) = {
             let st = self.state.lock();

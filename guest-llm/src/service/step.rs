@@ -11,6 +11,7 @@ use shared_ring::audit::{AuditEntry, STATUS_DEADLINE_MISS, STATUS_OK};
 use sis_engine::{Session, StopReason};
 use sis_sched::{cycles_to_ns, ns_to_cycles, JobId, ServerId};
 
+use super::conversation::Turn;
 use super::reply_text::ReplyText;
 use super::request::{JobError, JobKind, ReplySink, Report};
 use super::{audit, now_ns, Service, PREFILL_CHUNK};
@@ -36,6 +37,15 @@ pub(super) struct Job {
     /// Forward passes of its generated tokens and their time, ns.
     pub(super) decode_passes: u32,
     pub(super) decode_ns: u64,
+    /// The conversation turn it is, if any, and the ids it generated (the reply the
+    /// conversation keeps).
+    pub(super) turn: Option<Turn>,
+    pub(super) ids: Vec<u32>,
+    /// Prompt tokens the conversation's KV cache already held.
+    pub(super) reused: u32,
+    /// When it was admitted, and when its first token came (0: not yet), ns.
+    pub(super) admitted_ns: u64,
+    pub(super) first_token_ns: u64,
 }
 
 impl Job {
@@ -149,6 +159,12 @@ impl Service {
                 job.loaded.tokenizer.decode(job.prev, id, &mut bytes);
                 job.prev = Some(id);
                 let text = job.text.push(&bytes);
+                if job.turn.is_some() {
+                    job.ids.push(id);
+                }
+                if job.first_token_ns == 0 {
+                    job.first_token_ns = now.max(1);
+                }
                 job.sink.token(job.tag, id, &text);
                 if job.text.stopped() {
                     self.finish(job, server, STOP_STRING, now);
@@ -177,8 +193,9 @@ impl Service {
                     extra: job.id.0,
                     ..AuditEntry::default()
                 });
-                job.sink
-                    .failed(job.tag, &JobError::Internal(format!("{e}")));
+                let (sink, tag) = (job.sink, job.tag);
+                self.release(job, false);
+                sink.failed(tag, &JobError::Internal(format!("{e}")));
             }
         }
     }
@@ -201,8 +218,9 @@ impl Service {
             Ok(c) => c,
             Err(e) => {
                 self.failed_internally();
-                job.sink
-                    .failed(job.tag, &JobError::Internal(format!("completing: {e}")));
+                let (sink, tag) = (job.sink, job.tag);
+                self.release(job, false);
+                sink.failed(tag, &JobError::Internal(format!("completing: {e}")));
                 return;
             }
         };
@@ -224,6 +242,9 @@ impl Service {
             consumed_ns: c.consumed_ns,
             steps: c.steps,
             prefill_ns: job.prefill_ns,
+            reused: job.reused,
+            session: job.turn.as_ref().map(|t| t.id),
+            ttft_ns: job.first_token_ns.saturating_sub(job.admitted_ns),
             decode_passes: job.decode_passes,
             decode_ns: job.decode_ns,
             due_ns: c.deadline_ns.saturating_sub(c.arrival_ns),
@@ -232,6 +253,17 @@ impl Service {
             stop,
             tail: job.text.finish(),
         };
-        job.sink.finished(job.tag, &report);
+        let (sink, tag) = (job.sink, job.tag);
+        // The conversation is back in the table before anyone hears the turn is over.
+        self.release(job, true);
+        sink.finished(tag, &report);
+    }
+
+    /// A job is over: a conversation turn goes back to its conversation (`completed`: with
+    /// its reply), anything else is dropped.
+    pub(super) fn release(&self, job: Job, completed: bool) {
+        if let Some(turn) = job.turn {
+            self.end_turn(turn, job.session, &job.ids, completed);
+        }
     }
 }

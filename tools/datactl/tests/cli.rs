@@ -191,6 +191,39 @@ fn stream_prints_tokens_until_end() {
 }
 
 #[test]
+fn chat_holds_one_session_across_turns() {
+    let (_d, m) = unix_mock(MockConfig::new(secrets()));
+    let ep = m.endpoint().clone();
+    datactl(&ep, &["--token", &tok(ADMIN), "--wait-ack", "llm-load"]);
+    let r = datactl(
+        &ep,
+        &[
+            "--token",
+            &tok(SUBMIT),
+            "chat",
+            "--max-tokens",
+            "2",
+            "--system",
+            "Be brief.",
+            "first",
+            "second",
+        ],
+    );
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert_eq!(r.stdout, "Op B\nOp B\n", "one reply line per turn");
+    let turns: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("datactl: turn "))
+        .collect();
+    assert_eq!(turns.len(), 2, "{}", r.stderr);
+    // The first turn opened a session; the second continued the same one.
+    let session = |l: &str| l.rsplit("session=").next().unwrap().to_string();
+    assert_eq!(session(turns[0]), session(turns[1]), "{}", r.stderr);
+    assert!(turns[1].starts_with("datactl: turn 2: prompt 0 tokens, 0 reused, 0 computed"));
+}
+
+#[test]
 fn retries_resend_after_a_dropped_frame() {
     let mut cfg = MockConfig::new(secrets());
     cfg.drop_first = 1;

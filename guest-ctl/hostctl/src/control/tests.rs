@@ -99,6 +99,7 @@ fn infer(token: u64) -> Vec<u8> {
             stream: false,
             stop: Stops::NONE,
             system: "",
+            session: None,
         }),
     )
 }

@@ -54,6 +54,10 @@ impl RingPort for Ring {
         self.sent.push((seq, req.clone()));
         Ok(seq)
     }
+
+    fn entropy(&mut self) -> Option<u64> {
+        Some(0x5e55_1000 + self.sent.len() as u64)
+    }
 }
 
 fn zero_clock() -> u64 {
@@ -93,6 +97,7 @@ fn infer(stream: bool, max_tokens: u16) -> Vec<u8> {
             stream,
             stop: Stops::NONE,
             system: "",
+            session: None,
         }),
     )
 }
@@ -114,6 +119,7 @@ fn done(id: u32, tokens: u32, status: u8) -> Response {
         cycles: 0,
         status: DoneStatus(status),
         error: None,
+        reused: 0,
     })
 }
 
@@ -182,6 +188,7 @@ fn sampling_and_stop_strings_reach_the_ring() {
             stream: true,
             stop: Stops::new(&["\n\n", "User:"]).unwrap(),
             system: "Be brief.",
+            session: None,
         }),
     );
     send(&mut h, &mut ring, &mut host, &f, 0);
@@ -286,6 +293,7 @@ fn a_job_failing_after_its_ack_says_why_in_poll_and_end() {
             cycles: 0,
             status: DoneStatus(DoneStatus::REJECT),
             error: Some(RingError::Internal),
+            reused: 0,
         })
     };
     h.on_response(failed(1), at(3), &mut host);
