@@ -73,6 +73,9 @@ fn v0_infer_is_byte_exact() {
             sampling: Sampling::GREEDY,
             chat: false,
             stream: false,
+            stop: Stops::NONE,
+            system: "",
+            session: None,
         }),
     };
     let bytes = frame(&req);
@@ -93,10 +96,14 @@ fn v1_infer_is_byte_exact() {
             sampling: Sampling {
                 temperature_milli: 700,
                 top_p_milli: 900,
-                seed: 0x1122_3344_5566_7788,
+                seed: 0x1122_3344,
+                ..Sampling::GREEDY
             },
             chat: true,
             stream: true,
+            stop: Stops::NONE,
+            system: "",
+            session: None,
         }),
     };
     let bytes = frame(&req);
@@ -106,9 +113,177 @@ fn v1_infer_is_byte_exact() {
     want.extend_from_slice(&[0x02, 0x01]);
     want.extend_from_slice(&700u16.to_le_bytes());
     want.extend_from_slice(&900u16.to_le_bytes());
-    want.extend_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+    want.extend_from_slice(&0x1122_3344u64.to_le_bytes());
     want.extend_from_slice(b"hi");
     assert_eq!(bytes, want);
+}
+
+#[test]
+fn v1_stop_block_is_byte_exact_and_checked() {
+    let req = Request {
+        version: Version::V1,
+        token: 3,
+        seq: 9,
+        command: Command::LlmInferStart(InferParams {
+            prompt: "hi",
+            max_tokens: 4,
+            sampling: Sampling::GREEDY,
+            chat: false,
+            stream: true,
+            stop: Stops::new(&["\n\n", "é"]).unwrap(),
+            system: "",
+            session: None,
+        }),
+    };
+    let bytes = frame(&req);
+    let mut want = vec![0x43, 1, 0x11, FLAG_STREAM | FLAG_STOP, 35, 0, 0, 0];
+    want.extend_from_slice(&3u64.to_le_bytes());
+    want.extend_from_slice(&9u32.to_le_bytes());
+    want.extend_from_slice(&4u16.to_le_bytes());
+    want.extend_from_slice(&0u16.to_le_bytes());
+    want.extend_from_slice(&1000u16.to_le_bytes());
+    want.extend_from_slice(&0u64.to_le_bytes());
+    want.extend_from_slice(&[2, 2, b'\n', b'\n', 2, 0xc3, 0xa9]);
+    want.extend_from_slice(b"hi");
+    assert_eq!(bytes, want);
+    let mut dec = Decoder::new();
+    assert!(matches!(dec.feed(&bytes).1, Some(Event::Request(r)) if r == req));
+    // Zero or five strings, an empty or a 65-byte one, bad UTF-8: BadStop; v0 cannot carry any.
+    assert!(Stops::new(&["a"; 5]).is_none());
+    assert!(Stops::new(&[""]).is_none());
+    assert!(Stops::new(&[&"x".repeat(65)]).is_none());
+    let with_block = |block: &[u8]| {
+        let mut p = 5u64.to_le_bytes().to_vec();
+        p.extend_from_slice(&7u32.to_le_bytes());
+        p.extend_from_slice(&1u16.to_le_bytes());
+        p.extend_from_slice(&0u16.to_le_bytes());
+        p.extend_from_slice(&1000u16.to_le_bytes());
+        p.extend_from_slice(&0u64.to_le_bytes());
+        p.extend_from_slice(block);
+        p.push(b'a');
+        raw(1, 0x11, FLAG_STOP, &p)
+    };
+    for block in [
+        &[0u8][..],
+        &[5, 1, b'a', 1, b'a', 1, b'a', 1, b'a', 1, b'a'],
+        &[1, 0],
+        &[1, 2, 0xff, 0xfe],
+    ] {
+        assert_eq!(
+            one(&with_block(block)),
+            Err(FrameError::BadFrame(BadFrameReason::BadStop)),
+            "{block:?}"
+        );
+    }
+    assert!(one(&with_block(&[1, 2, b'\n', b'\n'])).is_ok());
+    let mut v0 = req;
+    v0.version = Version::V0;
+    v0.seq = 0;
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    assert_eq!(encode(&v0, &mut buf), Err(EncodeError::NeedsV1));
+}
+
+#[test]
+fn v1_system_message_is_byte_exact_and_needs_chat() {
+    let p = InferParams {
+        prompt: "hi",
+        max_tokens: 4,
+        sampling: Sampling::GREEDY,
+        chat: true,
+        stream: false,
+        stop: Stops::new(&["x"]).unwrap(),
+        system: "Be brief.",
+        session: None,
+    };
+    let req = Request {
+        version: Version::V1,
+        token: 3,
+        seq: 9,
+        command: Command::LlmInferStart(p),
+    };
+    let bytes = frame(&req);
+    let mut want = vec![
+        0x43,
+        1,
+        0x11,
+        FLAG_CHAT | FLAG_STOP | FLAG_SYSTEM,
+        42,
+        0,
+        0,
+        0,
+    ];
+    want.extend_from_slice(&3u64.to_le_bytes());
+    want.extend_from_slice(&9u32.to_le_bytes());
+    want.extend_from_slice(&4u16.to_le_bytes());
+    want.extend_from_slice(&0u16.to_le_bytes());
+    want.extend_from_slice(&1000u16.to_le_bytes());
+    want.extend_from_slice(&0u64.to_le_bytes());
+    want.extend_from_slice(&[1, 1, b'x']);
+    want.extend_from_slice(&9u16.to_le_bytes());
+    want.extend_from_slice(b"Be brief.");
+    want.extend_from_slice(b"hi");
+    assert_eq!(bytes, want);
+    let mut dec = Decoder::new();
+    assert!(matches!(dec.feed(&bytes).1, Some(Event::Request(r)) if r == req));
+    // Without chat, or longer than 256 bytes: refused by the encoder and the decoder.
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let mut no_chat = req;
+    no_chat.command = Command::LlmInferStart(InferParams { chat: false, ..p });
+    assert_eq!(encode(&no_chat, &mut buf), Err(EncodeError::BadSystem));
+    let long = "s".repeat(MAX_SYSTEM + 1);
+    let mut too_long = req;
+    too_long.command = Command::LlmInferStart(InferParams { system: &long, ..p });
+    assert_eq!(encode(&too_long, &mut buf), Err(EncodeError::BadSystem));
+    let mut raw_no_chat = bytes.clone();
+    raw_no_chat[3] = FLAG_STOP | FLAG_SYSTEM;
+    assert_eq!(
+        one(&raw_no_chat),
+        Err(FrameError::BadFrame(BadFrameReason::BadSystem))
+    );
+}
+
+#[test]
+fn v1_sampling_block_is_byte_exact() {
+    let req = Request {
+        version: Version::V1,
+        token: 3,
+        seq: 9,
+        command: Command::LlmInferStart(InferParams {
+            prompt: "hi",
+            max_tokens: 4,
+            sampling: Sampling {
+                temperature_milli: 800,
+                top_p_milli: 950,
+                seed: 42,
+                top_k: 40,
+                min_p_milli: 50,
+                repeat_penalty_milli: 1300,
+                repeat_last_n: 64,
+            },
+            chat: false,
+            stream: false,
+            stop: Stops::NONE,
+            system: "",
+            session: None,
+        }),
+    };
+    let bytes = frame(&req);
+    let mut want = vec![0x43, 1, 0x11, FLAG_SAMPLING, 40, 0, 0, 0];
+    want.extend_from_slice(&3u64.to_le_bytes());
+    want.extend_from_slice(&9u32.to_le_bytes());
+    want.extend_from_slice(&4u16.to_le_bytes());
+    want.extend_from_slice(&800u16.to_le_bytes());
+    want.extend_from_slice(&950u16.to_le_bytes());
+    want.extend_from_slice(&42u64.to_le_bytes());
+    want.extend_from_slice(&40u32.to_le_bytes());
+    want.extend_from_slice(&50u16.to_le_bytes());
+    want.extend_from_slice(&1300u16.to_le_bytes());
+    want.extend_from_slice(&64u32.to_le_bytes());
+    want.extend_from_slice(b"hi");
+    assert_eq!(bytes, want);
+    let mut dec = Decoder::new();
+    let (_, ev) = dec.feed(&bytes);
+    assert!(matches!(ev, Some(Event::Request(r)) if r == req));
 }
 
 #[test]
@@ -124,6 +299,9 @@ fn every_command_round_trips_in_both_versions() {
             sampling: Sampling::GREEDY,
             chat: false,
             stream: false,
+            stop: Stops::NONE,
+            system: "",
+            session: None,
         }),
         Command::LlmInferPoll {
             infer_id: 7,
@@ -165,6 +343,9 @@ fn v0_limits_and_v1_only_features() {
             sampling: Sampling::GREEDY,
             chat: false,
             stream: false,
+            stop: Stops::NONE,
+            system: "",
+            session: None,
         }),
     };
     assert_eq!(frame(&req).len(), HEADER_LEN + MAX_PAYLOAD_V0);
@@ -204,6 +385,9 @@ fn encoder_refuses_invalid_fields_and_small_buffers_without_writing() {
         sampling: Sampling::GREEDY,
         chat: false,
         stream: false,
+        stop: Stops::NONE,
+        system: "",
+        session: None,
     };
     let mk = |p: InferParams<'static>| Request {
         version: Version::V1,
@@ -220,11 +404,20 @@ fn encoder_refuses_invalid_fields_and_small_buffers_without_writing() {
     p.sampling.temperature_milli = MAX_TEMPERATURE_MILLI + 1;
     assert_eq!(encode(&mk(p), &mut buf), Err(EncodeError::BadTemperature));
     p.sampling.temperature_milli = 0;
-    p.sampling.top_p_milli = 0;
-    assert_eq!(encode(&mk(p), &mut buf), Err(EncodeError::BadTopP));
     p.sampling.top_p_milli = 1001;
     assert_eq!(encode(&mk(p), &mut buf), Err(EncodeError::BadTopP));
     p.sampling.top_p_milli = 1000;
+    p.sampling.seed = u64::from(u32::MAX) + 1;
+    assert_eq!(encode(&mk(p), &mut buf), Err(EncodeError::BadSeed));
+    p.sampling.seed = 0;
+    p.sampling.min_p_milli = 1001;
+    assert_eq!(encode(&mk(p), &mut buf), Err(EncodeError::BadMinP));
+    p.sampling.min_p_milli = 0;
+    p.sampling.repeat_penalty_milli = 0;
+    assert_eq!(encode(&mk(p), &mut buf), Err(EncodeError::BadRepeatPenalty));
+    p.sampling.repeat_penalty_milli = 10_001;
+    assert_eq!(encode(&mk(p), &mut buf), Err(EncodeError::BadRepeatPenalty));
+    p.sampling.repeat_penalty_milli = 1000;
     let mut small = [0xaau8; 10];
     assert_eq!(
         encode(&mk(p), &mut small),
@@ -246,7 +439,11 @@ fn bad_frames_are_rejected_with_the_right_reason() {
         (raw(0, 0x10, 0, &with(&[0; 9])), BadLength),
         (raw(0, 0x10, 1, &with(&[])), BadFlags),
         (raw(1, 0x12, FLAG_STREAM, &with(&[0; 8])), BadFlags),
-        (raw(1, 0x11, 0x04, &with(&[0; 4 + 14 + 1])), BadFlags),
+        (raw(1, 0x11, 0x40, &with(&[0; 4 + 14 + 1])), BadFlags),
+        (
+            raw(1, 0x11, FLAG_SESSION, &with(&[0; 4 + 14 + 8 + 1])),
+            BadSession,
+        ),
         (raw(0, 0x11, FLAG_STREAM, &with(&[1, 0, b'a'])), BadFlags),
         (raw(0, 0x11, 0, &with(&[1])), BadLength),
         (raw(0, 0x11, 0, &with(&[0, 0, b'a'])), ZeroMaxTokens),
@@ -267,22 +464,55 @@ fn bad_frames_are_rejected_with_the_right_reason() {
         );
     }
     // v1 sampling ranges.
-    let v1_infer = |temp: u16, top_p: u16| {
+    let v1_with = |temp: u16, top_p: u16, seed: u64, block: Option<(u32, u16, u16, u32)>| {
         let mut p = with(&7u32.to_le_bytes());
         p.extend_from_slice(&1u16.to_le_bytes());
         p.extend_from_slice(&temp.to_le_bytes());
         p.extend_from_slice(&top_p.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
+        p.extend_from_slice(&seed.to_le_bytes());
+        if let Some((k, min_p, rp, n)) = block {
+            p.extend_from_slice(&k.to_le_bytes());
+            p.extend_from_slice(&min_p.to_le_bytes());
+            p.extend_from_slice(&rp.to_le_bytes());
+            p.extend_from_slice(&n.to_le_bytes());
+        }
         p.push(b'a');
-        raw(1, 0x11, 0, &p)
+        raw(1, 0x11, if block.is_some() { FLAG_SAMPLING } else { 0 }, &p)
     };
+    let v1_infer = |temp: u16, top_p: u16| v1_with(temp, top_p, 0, None);
     assert_eq!(
         one(&v1_infer(5001, 1000)),
         Err(FrameError::BadFrame(BadTemperature))
     );
-    assert_eq!(one(&v1_infer(0, 0)), Err(FrameError::BadFrame(BadTopP)));
     assert_eq!(one(&v1_infer(0, 1001)), Err(FrameError::BadFrame(BadTopP)));
+    assert!(one(&v1_infer(5000, 0)).is_ok(), "top-p 0 keeps one token");
     assert!(one(&v1_infer(5000, 1)).is_ok());
+    let seed = |s| one(&v1_with(0, 1000, s, None));
+    assert!(seed(u64::from(u32::MAX)).is_ok());
+    assert_eq!(
+        seed(u64::from(u32::MAX) + 1),
+        Err(FrameError::BadFrame(BadSeed))
+    );
+    let block = |b| one(&v1_with(800, 950, 1, Some(b)));
+    assert!(block((40, 50, 1300, 64)).is_ok());
+    assert_eq!(
+        block((40, 1001, 1000, 64)),
+        Err(FrameError::BadFrame(BadMinP))
+    );
+    assert_eq!(
+        block((40, 50, 0, 64)),
+        Err(FrameError::BadFrame(BadRepeatPenalty))
+    );
+    assert_eq!(
+        block((40, 50, 10_001, 64)),
+        Err(FrameError::BadFrame(BadRepeatPenalty))
+    );
+    // A block equal to the defaults is not the canonical encoding.
+    assert_eq!(block((0, 0, 1000, 64)), Err(FrameError::BadFrame(BadFlags)));
+    // The flag without the block: too short for it.
+    let mut no_block = v1_infer(0, 1000);
+    no_block[3] = FLAG_SAMPLING;
+    assert_eq!(one(&no_block), Err(FrameError::BadFrame(BadLength)));
 }
 
 #[test]

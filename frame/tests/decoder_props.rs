@@ -15,7 +15,17 @@ struct OwnedReq {
     sampling: Sampling,
     chat: bool,
     stream: bool,
+    /// How many of [`STOPS`] the request carries.
+    stops: usize,
 }
+
+/// Stop strings the strategy picks from (multi-byte, a pipe, the longest allowed).
+const STOPS: [&str; 4] = [
+    "\n\n",
+    "é|日",
+    "User:",
+    "0123456789012345678901234567890123456789012345678901234567890123",
+];
 
 impl OwnedReq {
     fn req(&self) -> Request<'_> {
@@ -29,6 +39,13 @@ impl OwnedReq {
                 sampling: self.sampling,
                 chat: self.chat,
                 stream: self.stream,
+                stop: Stops::new(&STOPS[..self.stops]).unwrap(),
+                system: if self.chat && self.stops % 2 == 1 {
+                    "Système: be brief."
+                } else {
+                    ""
+                },
+                session: (self.chat && self.stops >= 2).then_some(self.a >> 8),
             }),
             2 => Command::LlmInferPoll {
                 infer_id: self.a as u32,
@@ -62,12 +79,16 @@ fn any_request() -> impl Strategy<Value = OwnedReq> {
         any::<u64>(),
         any::<Option<u16>>(),
         "\\PC{1,40}",
-        (0u16..=5000, 1u16..=1000, any::<u64>()),
-        any::<bool>(),
-        any::<bool>(),
+        (
+            0u16..=5000,
+            0u16..=1000,
+            0u64..=u64::from(u32::MAX),
+            proptest::option::of((any::<u32>(), 0u16..=1000, 1u16..=10_000, any::<u32>())),
+        ),
+        (any::<bool>(), any::<bool>(), 0usize..=4),
     )
         .prop_map(
-            |(v1, token, seq, kind, a, b, prompt, (t, p, s), chat, stream)| {
+            |(v1, token, seq, kind, a, b, prompt, (t, p, s, block), (chat, stream, stops))| {
                 let version = if v1 { Version::V1 } else { Version::V0 };
                 let mut prompt: String = prompt;
                 while prompt.len() > MAX_PROMPT_V0 {
@@ -89,12 +110,17 @@ fn any_request() -> impl Strategy<Value = OwnedReq> {
                             temperature_milli: t,
                             top_p_milli: p,
                             seed: s,
+                            top_k: block.map_or(0, |b| b.0),
+                            min_p_milli: block.map_or(0, |b| b.1),
+                            repeat_penalty_milli: block.map_or(1000, |b| b.2),
+                            repeat_last_n: block.map_or(64, |b| b.3),
                         }
                     } else {
                         Sampling::GREEDY
                     },
                     chat: v1 && chat,
                     stream: v1 && stream,
+                    stops: if v1 { stops } else { 0 },
                 }
             },
         )

@@ -38,7 +38,7 @@ fn ok_and_err_lines_are_exact() {
         );
     }
     assert_eq!(ErrorCode::from_u8(0), None);
-    assert_eq!(ErrorCode::from_u8(0x0b), None);
+    assert_eq!(ErrorCode::from_u8(0x0d), None);
 }
 
 #[test]
@@ -67,6 +67,7 @@ fn poll_line_is_exact_and_escapes_items() {
     let info = PollInfo {
         id: 3,
         done: true,
+        end: None,
         plen: 14,
         model: b"SmolLM2-135M",
     };
@@ -92,10 +93,48 @@ fn poll_line_is_exact_and_escapes_items() {
 }
 
 #[test]
+fn poll_of_an_ended_inference_says_how_it_ended() {
+    let info = PollInfo {
+        id: 2,
+        done: true,
+        end: Some((EndReason::Fail, Some(ErrorCode::Internal))),
+        plen: 5,
+        model: b"llm",
+    };
+    let mut buf = [0u8; 128];
+    let w = write_poll(&mut buf, &info, [&b"ab"[..]]).unwrap();
+    let line = &buf[..w.len];
+    assert_eq!(
+        line,
+        b"OK TOK id=2 n=1 done=1 end=fail code=0x0a plen=5 model=llm items=ab\n"
+    );
+    match parse_reply(line).unwrap() {
+        Reply::Poll(p) => assert_eq!(
+            (p.done, p.end, p.code),
+            (true, Some(EndReason::Fail), Some(0x0a))
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Not written while tokens are held back (done=0).
+    let mut small = [0u8; 60];
+    let items: Vec<&[u8]> = vec![b"aaaa"; 20];
+    let w = write_poll(&mut small, &info, items.iter().copied()).unwrap();
+    let s = std::str::from_utf8(&small[..w.len]).unwrap();
+    assert!(s.contains("done=0 plen=") && !s.contains("end="), "{s}");
+    // The seed's form (no end) still parses, and end= needs done=1.
+    assert!(matches!(
+        parse_reply(b"OK TOK id=1 n=0 done=1 plen=1 model=m items="),
+        Ok(Reply::Poll(p)) if p.end.is_none()
+    ));
+    assert!(parse_reply(b"OK TOK id=1 n=0 done=0 end=max plen=1 model=m items=").is_err());
+}
+
+#[test]
 fn poll_fits_what_it_can_and_never_claims_done_early() {
     let info = PollInfo {
         id: 1,
         done: true,
+        end: None,
         plen: 2,
         model: b"m",
     };
@@ -132,11 +171,11 @@ fn stream_and_end_lines() {
         "STREAM id=9 i=0 tok= Hello\\|\\n\n"
     );
     assert_eq!(
-        line(|b| write_end(b, 9, 8, EndReason::Max, None)),
+        line(|b| write_end(b, 9, 8, EndReason::Max, None, None)),
         "END id=9 n=8 reason=max\n"
     );
     assert_eq!(
-        line(|b| write_end(b, 9, 2, EndReason::Fail, Some(ErrorCode::Unavailable))),
+        line(|b| write_end(b, 9, 2, EndReason::Fail, Some(ErrorCode::Unavailable), None)),
         "END id=9 n=2 reason=fail code=0x06\n"
     );
     match parse_reply(b"STREAM id=9 i=0 tok= Hello\\|\\n\n").unwrap() {
@@ -152,9 +191,26 @@ fn stream_and_end_lines() {
             id: 9,
             n: 2,
             reason: EndReason::Fail,
-            code: Some(6)
+            code: Some(6),
+            prefill: None
         }
     );
+    // A conversation turn says how much of its prompt came from the KV cache.
+    assert_eq!(
+        line(|b| write_end(b, 9, 3, EndReason::Eos, None, Some((40, 31)))),
+        "END id=9 n=3 reason=eos prompt=40 reused=31\n"
+    );
+    assert_eq!(
+        parse_reply(b"END id=9 n=3 reason=eos prompt=40 reused=31").unwrap(),
+        Reply::End {
+            id: 9,
+            n: 3,
+            reason: EndReason::Eos,
+            code: None,
+            prefill: Some((40, 31))
+        }
+    );
+    assert!(parse_reply(b"END id=9 n=3 reason=eos prompt=40").is_err());
 }
 
 #[test]
@@ -244,7 +300,8 @@ proptest! {
     fn items_round_trip(items in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..12), 0..12),
                         model in prop::collection::vec(any::<u8>(), 0..12),
                         id in any::<u32>(), plen in any::<u32>(), done in any::<bool>()) {
-        let info = PollInfo { id, done, plen, model: &model };
+        let end = [None, Some((EndReason::Max, None)), Some((EndReason::Fail, Some(ErrorCode::Internal)))][(id % 3) as usize];
+        let info = PollInfo { id, done, end, plen, model: &model };
         let mut buf = vec![0u8; 4096];
         let w = write_poll(&mut buf, &info, items.iter().map(|v| v.as_slice())).unwrap();
         prop_assert_eq!(w.items, items.len());
@@ -253,6 +310,8 @@ proptest! {
         match parse_reply(&buf[..w.len]).unwrap() {
             Reply::Poll(p) => {
                 prop_assert_eq!((p.id, p.plen, p.done, p.n as usize), (id, plen, done, items.len()));
+                prop_assert_eq!(p.end, end.filter(|_| done).map(|e| e.0));
+                prop_assert_eq!(p.code, end.filter(|_| done).and_then(|e| e.1).map(|c| c as u8));
                 prop_assert_eq!(unescape(p.model), model);
                 let got: Vec<Vec<u8>> = p.items.map(unescape).collect();
                 prop_assert_eq!(got, items);
@@ -264,7 +323,7 @@ proptest! {
     #[test]
     fn truncated_polls_stay_parseable(items in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 1..30),
                                       cap in 40usize..200) {
-        let info = PollInfo { id: 1, done: true, plen: 1, model: b"m" };
+        let info = PollInfo { id: 1, done: true, end: Some((EndReason::Eos, None)), plen: 1, model: b"m" };
         let mut buf = vec![0u8; cap];
         if let Ok(w) = write_poll(&mut buf, &info, items.iter().map(|v| v.as_slice())) {
             match parse_reply(&buf[..w.len]).unwrap() {

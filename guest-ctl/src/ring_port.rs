@@ -27,4 +27,8 @@ impl RingPort for SharedRing {
             }
         }
     }
+
+    fn entropy(&mut self) -> Option<u64> {
+        crate::rng::u64().ok()
+    }
 }

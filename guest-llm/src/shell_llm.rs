@@ -28,7 +28,7 @@ pub static COMMANDS: [Command; 5] = [
     Command {
         name: "llminfer",
         help:
-            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--seed S] [--chat] [--server NAME]",
+            "llminfer \"<prompt>\" [--max-tokens N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--chat [--system TEXT] [--session new|ID [--cold]]] [--server NAME]",
         run: llminfer,
     },
     Command {
@@ -171,11 +171,20 @@ impl ReplySink for ShellSink {
                 );
             }
         }
+        if let Some(id) = r.session {
+            guest_rt::println!(
+                "llm: session {id:#018x}: prompt {} tokens, {} reused from the KV cache, {} computed, first token after {} us",
+                r.prompt_tokens,
+                r.reused,
+                r.prompt_tokens - r.reused,
+                r.ttft_ns / 1000
+            );
+        }
         let tps100 = |n: u64, ns: u64| (n * 100_000_000_000).checked_div(ns).unwrap_or(0);
         let gen = tps100(u64::from(r.decode_passes), r.decode_ns);
         let pre = tps100(u64::from(r.prompt_tokens), r.prefill_ns);
         guest_rt::println!(
-            "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{:02} tok/s, prompt {}.{:02} tok/s, deadline {}",
+            "llm: done job {}: {} tokens ({}), prompt {} tokens, response {} us, charged {} us in {} steps, {}.{:02} tok/s, prompt {}.{:02} tok/s, deadline {} (due {} us after submission)",
             r.job,
             r.tokens,
             r.stop,
@@ -191,7 +200,8 @@ impl ReplySink for ShellSink {
                 alloc::format!("MISSED by {} us", r.lateness_ns / 1000)
             } else {
                 String::from("met")
-            }
+            },
+            r.due_ns / 1000
         );
         j.over = true;
         *SHELL_JOB.lock() = Some(j);
@@ -202,7 +212,7 @@ impl ReplySink for ShellSink {
         if let Some(j) = g.as_mut().filter(|j| j.tag == tag) {
             j.over = true;
             drop(g);
-            guest_rt::println!("llm: error: {e}");
+            guest_rt::println!("llm: error: {e} (ERR {:#04x})", e.code().host_code());
         }
     }
 }
@@ -222,8 +232,18 @@ fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk:
         server: heapless::String::new(),
         prompt: heapless::String::new(),
         max_tokens: a.max_tokens,
-        temp_milli: a.temp_milli,
-        seed: a.seed,
+        sampling: a.sampling,
+        stop: a.stop,
+        system: heapless::String::new(),
+        session: a.session.map(|s| match s {
+            args::SessionArg::New => shared_ring::message::SessionRef {
+                id: shell_session_id(),
+                open: true,
+            },
+            args::SessionArg::Continue(id) => shared_ring::message::SessionRef { id, open: false },
+        }),
+        owner: service::session_table::Owner::Shell,
+        cold: a.cold,
         chat: a.chat,
         kind: job_kind,
     };
@@ -231,6 +251,9 @@ fn infer_common(inv: &mut Invocation<'_, '_>, kind: Kind, job_kind: JobKind, mk:
     let _ = req.prompt.push_str(&a.prompt);
     if let Some(s) = &a.server {
         let _ = req.server.push_str(s);
+    }
+    if let Some(s) = &a.system {
+        let _ = req.system.push_str(s);
     }
     *SHELL_JOB.lock() = Some(ShellJob {
         tag,
@@ -276,7 +299,7 @@ fn llmjson(inv: &mut Invocation<'_, '_>) {
 const LLMCTL_USAGE: &str = "usage: llmctl load [--wcet-cycles N] | budget [--wcet-cycles N] [--period-ns N] \
 [--max-tokens-per-period N] | status | audit | server add --name NAME --wcet-cycles N --period-ns N \
 [--max-tokens-per-period N] | server rm --name NAME | run --server NAME --every-ns N --count N \
-[--max-tokens N] \"<prompt>\" | workers [N] | slack [on|off] | reset";
+[--max-tokens N] \"<prompt>\" | workers [N] | slack [on|off] | reset | session list | session drop ID";
 
 /// Longest period accepted (1 hour).
 const MAX_PERIOD_NS: u64 = 3_600_000_000_000;
@@ -307,6 +330,7 @@ fn llmctl(inv: &mut Invocation<'_, '_>) {
         "server" => ctl_server(rest, inv.out),
         "run" => ctl_run(rest, inv.out),
         "workers" => ctl_workers(rest, inv.out),
+        "session" => ctl_session(rest, inv.out),
         "slack" => match rest {
             [] => {
                 let _ = writeln!(
@@ -504,6 +528,48 @@ fn ctl_run(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
         "llmctl run: server '{server}': {count} jobs of {max_tokens} tokens, one every {every} ns"
     );
     Ok(())
+}
+
+fn ctl_session(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {
+    match rest {
+        ["list"] => {
+            let list = SERVICE.sessions();
+            let _ = writeln!(out, "llmctl session: {} open", list.len());
+            for s in list {
+                let _ = writeln!(
+                    out,
+                    "session {:#018x}: owner={} tokens={} turns={}{}",
+                    s.id,
+                    s.owner,
+                    s.tokens,
+                    s.turns,
+                    if s.busy { " (turn running)" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        ["drop", id] => {
+            let id = guest_rt::shell::parse_u64(id)
+                .ok_or_else(|| alloc::format!("'{id}' is not a session id"))?;
+            SERVICE
+                .drop_session(id)
+                .map_err(|e| alloc::format!("{e}"))?;
+            let _ = writeln!(out, "llmctl session: dropped {id:#018x}");
+            Ok(())
+        }
+        _ => Err("usage: llmctl session list | llmctl session drop ID".into()),
+    }
+}
+
+/// A conversation id for the shell: the counter, the sequence and a fixed mix. Not secret:
+/// only the console may continue a shell conversation (the owner check); host conversations
+/// get ids from the control guest's entropy source.
+fn shell_session_id() -> u64 {
+    static SEQ: AtomicU64 = AtomicU64::new(1);
+    let mut z = guest_rt::timer::counter() ^ SEQ.fetch_add(1, Ordering::Relaxed).rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)).max(1)
 }
 
 fn ctl_workers(rest: &[&str], out: &mut dyn Write) -> Result<(), String> {

@@ -12,7 +12,7 @@
 //! * `typed`: shared-ring postcard-encodes and validates/decodes real messages; rtrb moves the
 //!   same Rust values without any encoding (an upper bound no shared-memory channel can match).
 
-use shared_ring::message::{Bytes, InferFlags, Milli};
+use shared_ring::message::{Bytes, InferFlags, Milli, Sampling};
 use shared_ring::ring::{FrameBuf, MAX_PAYLOAD};
 use shared_ring::{
     attach, init, Geometry, HeapRegion, InferRequest, Request, Response, RingGeometry,
@@ -183,9 +183,15 @@ fn infer(i: u64) -> Request {
     Request::Infer(InferRequest {
         id: i as u32,
         max_tokens: 64,
-        temp: Milli(700),
-        seed: i,
+        sampling: Sampling {
+            temp: Milli(700),
+            seed: i,
+            ..Sampling::DEFAULT
+        },
         flags: InferFlags(InferFlags::STREAM),
+        stop: Default::default(),
+        system: Default::default(),
+        session: None,
         prompt: heapless::String::try_from("q".repeat(1024).as_str()).unwrap(),
     })
 }

@@ -10,6 +10,16 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 pub const MAX_PROMPT: usize = 1024;
 /// Largest token-text chunk in one [`Response::Tokens`], in bytes.
 pub const MAX_CHUNK: usize = 256;
+/// Longest system message in an [`InferRequest`], in bytes.
+pub const MAX_SYSTEM: usize = 256;
+/// Most stop strings in an [`InferRequest`] (the engine's `stop::MAX_STOP_STRINGS`).
+pub const MAX_STOPS: usize = 4;
+/// Longest stop string, in bytes (the engine's `stop::MAX_STOP_BYTES`).
+pub const MAX_STOP_LEN: usize = 64;
+
+/// The stop strings of a request: generation ends when the text ends with one of them, which
+/// is not sent (each non-empty; the LLM partition checks that at admission).
+pub type StopList = heapless::Vec<heapless::String<MAX_STOP_LEN>, MAX_STOPS>;
 
 /// At most `N` raw bytes, encoded as one postcard byte string (length + bytes).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -59,6 +69,48 @@ impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Milli(pub u16);
 
+/// Sampling controls of an inference, llama.cpp's meaning (`docs/engine.md`, "Sampling").
+/// Fractions travel in thousandths so the format is exact and has no NaN. The LLM partition
+/// checks the values against the engine's ranges when it admits the job (out of range:
+/// [`ErrorCode::BadRequest`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Temperature; 0 = greedy.
+    pub temp: Milli,
+    /// Keep the `top_k` most likely tokens; 0 = off.
+    pub top_k: u32,
+    /// Nucleus mass in thousandths (0..=1000; 1000 = off).
+    pub top_p: Milli,
+    /// Minimum probability relative to the most likely token, thousandths (0 = off).
+    pub min_p: Milli,
+    /// Repetition penalty in thousandths (1000 = off).
+    pub repeat_penalty: Milli,
+    /// How many of the last tokens the penalty looks at (0 = off).
+    pub repeat_last_n: u32,
+    /// Generator seed (same seed, same output); the engine takes `0..=u32::MAX`.
+    pub seed: u64,
+}
+
+impl Sampling {
+    /// Greedy with llama.cpp's other defaults (top-k 40, top-p 0.95, min-p 0.05, no
+    /// penalty, window 64): what a request that sets only a temperature samples with.
+    pub const DEFAULT: Sampling = Sampling {
+        temp: Milli(0),
+        top_k: 40,
+        top_p: Milli(950),
+        min_p: Milli(50),
+        repeat_penalty: Milli(1000),
+        repeat_last_n: 64,
+        seed: 0,
+    };
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// Flags of an inference request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InferFlags(pub u8);
@@ -86,6 +138,17 @@ impl InferFlags {
     }
 }
 
+/// The conversation a chat turn belongs to: the LLM partition keeps its KV cache between
+/// turns and computes only what a turn adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRef {
+    /// The conversation's id (drawn by the opener from its entropy source: whoever knows it
+    /// may continue the conversation).
+    pub id: u64,
+    /// Open it with this turn (else continue it).
+    pub open: bool,
+}
+
 /// An inference job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InferRequest {
@@ -93,12 +156,16 @@ pub struct InferRequest {
     pub id: u32,
     /// Most tokens to generate.
     pub max_tokens: u16,
-    /// Sampling temperature.
-    pub temp: Milli,
-    /// Sampling seed (same seed, same output).
-    pub seed: u64,
+    /// Sampling controls.
+    pub sampling: Sampling,
     /// Chat/stream flags.
     pub flags: InferFlags,
+    /// Stop strings.
+    pub stop: StopList,
+    /// System message for the chat template (empty = none; only with the chat flag).
+    pub system: heapless::String<MAX_SYSTEM>,
+    /// The conversation this chat turn belongs to, if any.
+    pub session: Option<SessionRef>,
     /// Prompt text (UTF-8, at most [`MAX_PROMPT`] bytes).
     pub prompt: heapless::String<MAX_PROMPT>,
 }
@@ -165,6 +232,27 @@ pub enum ErrorCode {
     Internal,
     /// Nothing in the LLM guest serves this request (yet).
     Unavailable,
+    /// The prompt and `max_tokens` do not fit the model's context.
+    ContextFull,
+    /// The conversation was evicted (least recently used) to make room for another.
+    SessionEvicted,
+}
+
+impl ErrorCode {
+    /// The `ERR 0xNN` code the control guest answers a host frame with for this error
+    /// (`docs/frames.md` §5.3); the LLM shell prints the same code.
+    pub const fn host_code(self) -> u8 {
+        match self {
+            ErrorCode::BadRequest => 0x01,
+            ErrorCode::NoModel => 0x03,
+            ErrorCode::Unavailable => 0x06,
+            ErrorCode::UnknownId => 0x08,
+            ErrorCode::Rejected | ErrorCode::Busy => 0x09,
+            ErrorCode::Cancelled | ErrorCode::Internal => 0x0a,
+            ErrorCode::ContextFull => 0x0b,
+            ErrorCode::SessionEvicted => 0x0c,
+        }
+    }
 }
 
 /// Status bits of a finished job (same values as the audit status bits).
@@ -195,6 +283,11 @@ pub struct Done {
     pub cycles: u64,
     /// Status bits ([`DoneStatus`]).
     pub status: DoneStatus,
+    /// Why a job with the reject bit failed after it was accepted (`None` otherwise).
+    pub error: Option<ErrorCode>,
+    /// Leading prompt tokens whose KV cache a conversation turn reused (not computed again);
+    /// `prompt_len - reused` were computed.
+    pub reused: u32,
 }
 
 /// Snapshot of the LLM guest's state.

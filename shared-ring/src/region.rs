@@ -94,17 +94,18 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    /// The layout SIS uses in its 1 MiB shared region: 128 request slots of 1152 bytes (an
-    /// `Infer` with a full 1 KiB prompt fits) at 0x1000 and 1024 response slots of 384 bytes (a
-    /// 256-byte token chunk fits) at 0x26000. Needs 0x86200 bytes.
+    /// The layout SIS uses in its 1 MiB shared region: 128 request slots of 1664 bytes (an
+    /// `Infer` with a full 1 KiB prompt, every sampling field, 4 stop strings of 64 bytes and a
+    /// 256-byte system message fits) at 0x1000 and 1024 response slots of 384 bytes (a 256-byte
+    /// token chunk fits) at 0x36000. Needs 0x96200 bytes.
     pub const DEFAULT: Geometry = Geometry {
         requests: RingGeometry {
             offset: 0x1000,
             capacity: 128,
-            slot_size: 1152,
+            slot_size: 1664,
         },
         responses: RingGeometry {
-            offset: 0x2_6000,
+            offset: 0x3_6000,
             capacity: 1024,
             slot_size: 384,
         },

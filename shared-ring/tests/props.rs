@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use shared_ring::mem::{Mem, Ordering};
-use shared_ring::message::{InferFlags, Milli};
+use shared_ring::message::{InferFlags, Milli, Sampling};
 use shared_ring::region::{self, RegionError};
 use shared_ring::{
     attach, init, Geometry, HeapRegion, InferRequest, RawRegion, Request, RingGeometry,
@@ -54,9 +54,15 @@ fn pool(k: u8) -> Request {
         _ => Request::Infer(InferRequest {
             id: k.into(),
             max_tokens: 9,
-            temp: Milli(0),
-            seed: u64::MAX - u64::from(k),
+            sampling: Sampling {
+                temp: Milli(0),
+                seed: u64::MAX - u64::from(k),
+                ..Sampling::DEFAULT
+            },
             flags: InferFlags(InferFlags::STREAM),
+            stop: Default::default(),
+            system: Default::default(),
+            session: None,
             prompt: heapless::String::try_from("p".repeat(usize::from(k)).as_str()).unwrap(),
         }),
     }

@@ -2,7 +2,8 @@
 
 use shared_ring::mem::{Mem, Ordering};
 use shared_ring::message::{
-    Bytes, Done, DoneStatus, ErrorCode, InferFlags, Milli, StatusSnapshot, MAX_CHUNK, MAX_PROMPT,
+    Bytes, Done, DoneStatus, ErrorCode, InferFlags, Milli, Sampling, StatusSnapshot, MAX_CHUNK,
+    MAX_PROMPT, MAX_STOPS, MAX_STOP_LEN, MAX_SYSTEM,
 };
 use shared_ring::region::{self, RegionError, HEADER_SIZE, MAGIC};
 use shared_ring::{
@@ -37,9 +38,15 @@ fn infer(id: u32, prompt: &str) -> Request {
     Request::Infer(InferRequest {
         id,
         max_tokens: 32,
-        temp: Milli(700),
-        seed: 42,
+        sampling: Sampling {
+            temp: Milli(700),
+            seed: 42,
+            ..Sampling::DEFAULT
+        },
         flags: InferFlags(InferFlags::CHAT | InferFlags::STREAM),
+        stop: Default::default(),
+        system: Default::default(),
+        session: None,
         prompt: heapless::String::try_from(prompt).unwrap(),
     })
 }
@@ -82,6 +89,18 @@ fn all_responses() -> Vec<Response> {
             elapsed_ns: 1 << 40,
             cycles: u64::MAX,
             status: DoneStatus(DoneStatus::OK | DoneStatus::DEADLINE_MISS),
+            error: None,
+            reused: 0,
+        }),
+        Response::Done(Done {
+            id: 10,
+            tokens: 3,
+            prompt_len: 26,
+            elapsed_ns: 7,
+            cycles: 8,
+            status: DoneStatus(DoneStatus::REJECT),
+            error: Some(ErrorCode::Internal),
+            reused: 0,
         }),
         Response::Status(StatusSnapshot {
             model_loaded: true,
@@ -132,9 +151,24 @@ fn largest_messages_fit_default_slots() {
     let Request::Infer(mut i) = big else {
         unreachable!()
     };
-    i.seed = u64::MAX;
     i.max_tokens = u16::MAX;
-    i.temp = Milli(u16::MAX);
+    i.sampling = Sampling {
+        temp: Milli(u16::MAX),
+        top_k: u32::MAX,
+        top_p: Milli(u16::MAX),
+        min_p: Milli(u16::MAX),
+        repeat_penalty: Milli(u16::MAX),
+        repeat_last_n: u32::MAX,
+        seed: u64::MAX,
+    };
+    i.stop = (0..MAX_STOPS)
+        .map(|_| heapless::String::try_from("s".repeat(MAX_STOP_LEN).as_str()).unwrap())
+        .collect();
+    i.system = heapless::String::try_from("y".repeat(MAX_SYSTEM).as_str()).unwrap();
+    i.session = Some(shared_ring::message::SessionRef {
+        id: u64::MAX,
+        open: true,
+    });
     ctl.requests.send(&Request::Infer(i)).unwrap();
     let mut llm = attach(heap.region()).unwrap();
     let tok = Response::Tokens {
@@ -198,10 +232,10 @@ fn oversized_payload_is_refused_and_nothing_published() {
     assert_eq!(ctl.requests.stats().too_large, 2);
     assert_eq!(llm.requests.try_recv(), Ok(None));
     // A message of exactly the payload size passes.
-    let max = infer(2, &"z".repeat(48 - 16));
+    let max = infer(2, &"z".repeat(48 - 18));
     let mut buf = [0u8; 256];
     let n = postcard::to_slice(&max, &mut buf).unwrap().len();
-    assert!(n <= 48, "{n}");
+    assert_eq!(n, 48);
     ctl.requests.send(&max).unwrap();
     assert_eq!(llm.requests.recv().unwrap().msg, max);
     assert_eq!(ctl.requests.next_seq(), 1);
@@ -312,7 +346,7 @@ fn bad_length_decode_and_trailing_are_rejected_by_reason() {
     ctl.requests.send_bytes(&[5, 0]).unwrap();
     // Slot 3: a prompt claiming invalid UTF-8.
     ctl.requests
-        .send_bytes(&[2, 1, 1, 0, 1, 0, 2, 0xff, 0xfe])
+        .send_bytes(&[2, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0xff, 0xfe])
         .unwrap();
     // Slot 4: fine.
     ctl.requests.send(&Request::Ping { t0: 5 }).unwrap();
@@ -335,7 +369,7 @@ fn bad_length_decode_and_trailing_are_rejected_by_reason() {
     assert_eq!(st.rejected.total(), 4);
     let snap = region::snapshot(&mem).unwrap();
     assert_eq!(snap.requests.consumer, st);
-    assert_eq!(w.slot_words, 144);
+    assert_eq!(w.slot_words, 208);
 }
 
 #[test]
@@ -524,4 +558,26 @@ fn unreachable_head_is_counted_once_and_ignored() {
     ctl.requests.send(&Request::Ping { t0: 2 }).unwrap();
     let r = llm.requests.recv().unwrap();
     assert_eq!((r.seq, r.msg), (1, Request::Ping { t0: 2 }));
+}
+
+#[test]
+fn every_ring_error_has_its_host_code() {
+    use ErrorCode::*;
+    let all = [
+        BadRequest,
+        NoModel,
+        UnknownId,
+        Rejected,
+        Busy,
+        Cancelled,
+        Internal,
+        Unavailable,
+        ContextFull,
+        SessionEvicted,
+    ];
+    let codes: Vec<u8> = all.iter().map(|e| e.host_code()).collect();
+    assert_eq!(
+        codes,
+        [0x01, 0x03, 0x08, 0x09, 0x09, 0x0a, 0x0a, 0x06, 0x0b, 0x0c]
+    );
 }

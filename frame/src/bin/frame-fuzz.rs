@@ -25,9 +25,9 @@ fn main() {
 mod host {
     extern crate std;
     use sis_frame::codec::{
-        encode, Command, Decoder, Event, FrameError, InferParams, Request, Sampling, Version,
-        MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_V0, MAX_PAYLOAD_V1, MAX_PROMPT_V0, MAX_PROMPT_V1,
-        MAX_SKIP_LEN,
+        encode, Command, Decoder, Event, FrameError, InferParams, Request, Sampling, Stops,
+        Version, MAGIC, MAX_FRAME_LEN, MAX_PAYLOAD_V0, MAX_PAYLOAD_V1, MAX_PROMPT_V0,
+        MAX_PROMPT_V1, MAX_SKIP_LEN,
     };
     use std::string::String;
     use std::vec::Vec;
@@ -97,21 +97,56 @@ mod host {
             0 => Command::LlmLoad {
                 wcet_cycles: rng.chance(50).then(|| rng.next()),
             },
-            1 => Command::LlmInferStart(InferParams {
-                prompt: &prompt,
-                max_tokens: 1 + rng.below(512) as u16,
-                sampling: if v1 {
-                    Sampling {
-                        temperature_milli: rng.below(5001) as u16,
-                        top_p_milli: 1 + rng.below(1000) as u16,
-                        seed: rng.next(),
-                    }
-                } else {
-                    Sampling::GREEDY
-                },
-                chat: v1 && rng.chance(50),
-                stream: v1 && rng.chance(50),
-            }),
+            1 => {
+                let chat = v1 && rng.chance(50);
+                Command::LlmInferStart(InferParams {
+                    prompt: &prompt,
+                    max_tokens: 1 + rng.below(512) as u16,
+                    sampling: if v1 {
+                        Sampling {
+                            temperature_milli: rng.below(5001) as u16,
+                            top_p_milli: rng.below(1001) as u16,
+                            seed: rng.next() & u64::from(u32::MAX),
+                            top_k: if rng.chance(50) {
+                                rng.below(100) as u32
+                            } else {
+                                0
+                            },
+                            min_p_milli: if rng.chance(50) {
+                                rng.below(1001) as u16
+                            } else {
+                                0
+                            },
+                            repeat_penalty_milli: if rng.chance(50) {
+                                1 + rng.below(10_000) as u16
+                            } else {
+                                1000
+                            },
+                            repeat_last_n: if rng.chance(50) {
+                                rng.below(256) as u32
+                            } else {
+                                64
+                            },
+                        }
+                    } else {
+                        Sampling::GREEDY
+                    },
+                    chat,
+                    stream: v1 && rng.chance(50),
+                    stop: if v1 {
+                        let stops = ["\n\n", "é|日", "User:", "</s>"];
+                        Stops::new(&stops[..rng.below(5) as usize]).unwrap_or(Stops::NONE)
+                    } else {
+                        Stops::NONE
+                    },
+                    system: if chat && rng.chance(50) {
+                        "You are terse. Réponds brièvement."
+                    } else {
+                        ""
+                    },
+                    session: (chat && rng.chance(50)).then(|| rng.next()),
+                })
+            }
             2 => Command::LlmInferPoll {
                 infer_id: rng.next() as u32,
                 max: rng.chance(50).then(|| rng.next() as u16),

@@ -2,8 +2,9 @@
 //! reject, so an encoded frame always decodes back to the same request.
 
 use super::{
-    Command, Request, Sampling, Version, FLAG_CHAT, FLAG_STREAM, HEADER_LEN, MAGIC,
-    MAX_TEMPERATURE_MILLI, TOP_P_OFF_MILLI,
+    BadFrameReason, Command, Request, Sampling, Version, FLAG_CHAT, FLAG_SAMPLING, FLAG_SESSION,
+    FLAG_STOP, FLAG_STREAM, FLAG_SYSTEM, HEADER_LEN, MAGIC, MAX_MIN_P_MILLI, MAX_PROMPT_V1,
+    MAX_REPEAT_PENALTY_MILLI, MAX_SEED, MAX_SYSTEM, MAX_TEMPERATURE_MILLI, V1_SAMPLING_BLOCK,
 };
 
 /// Why a request could not be encoded.
@@ -29,8 +30,18 @@ pub enum EncodeError {
     EmptyPrompt,
     /// Temperature above the maximum.
     BadTemperature,
-    /// Top-p outside `1..=1000`.
+    /// Top-p above 1000.
     BadTopP,
+    /// Seed above `u32::MAX`.
+    BadSeed,
+    /// Min-p above 1000.
+    BadMinP,
+    /// Repeat penalty outside `1..=10000`.
+    BadRepeatPenalty,
+    /// A system message longer than 256 bytes, or without `chat`.
+    BadSystem,
+    /// A session without `chat`.
+    BadSession,
 }
 
 impl core::fmt::Display for EncodeError {
@@ -44,7 +55,7 @@ impl core::fmt::Display for EncodeError {
                 "payload of {payload_len} bytes exceeds the limit of {max} bytes (prompt too long)"
             ),
             EncodeError::NeedsV1 => f.write_str(
-                "temperature/top-p/seed, --chat, --stream and sequence numbers need a version-1 frame",
+                "sampling controls, stop strings, --chat, --stream and sequence numbers need a version-1 frame",
             ),
             EncodeError::ZeroMaxTokens => f.write_str("max tokens must be at least 1"),
             EncodeError::EmptyPrompt => f.write_str("prompt must not be empty"),
@@ -54,7 +65,23 @@ impl core::fmt::Display for EncodeError {
                 MAX_TEMPERATURE_MILLI / 1000,
                 MAX_TEMPERATURE_MILLI % 1000
             ),
-            EncodeError::BadTopP => f.write_str("top-p must be in (0, 1]"),
+            EncodeError::BadTopP => f.write_str("top-p must be in [0, 1]"),
+            EncodeError::BadSeed => write!(f, "seed must be at most {MAX_SEED} (32 bits)"),
+            EncodeError::BadSession => f.write_str("a session needs --chat"),
+            EncodeError::BadSystem => write!(
+                f,
+                "a system message needs --chat and is at most {MAX_SYSTEM} bytes"
+            ),
+            EncodeError::BadMinP => write!(
+                f,
+                "min-p must be in [0, {}]",
+                MAX_MIN_P_MILLI / 1000
+            ),
+            EncodeError::BadRepeatPenalty => write!(
+                f,
+                "repeat penalty must be in [0.001, {}]",
+                MAX_REPEAT_PENALTY_MILLI / 1000
+            ),
         }
     }
 }
@@ -67,7 +94,19 @@ fn payload_len(req: &Request<'_>, version: Version) -> usize {
             Command::LlmInferStart(p) => {
                 2 + match version {
                     Version::V0 => 0,
-                    Version::V1 => 12,
+                    Version::V1 => {
+                        12 + if p.sampling.needs_block() {
+                            V1_SAMPLING_BLOCK
+                        } else {
+                            0
+                        } + p.stop.wire_len()
+                            + if p.system.is_empty() {
+                                0
+                            } else {
+                                2 + p.system.len()
+                            }
+                            + if p.session.is_some() { 8 } else { 0 }
+                    }
                 } + p.prompt.len()
             }
             Command::LlmInferPoll { max, .. } => 4 + max.map_or(0, |_| 2),
@@ -84,13 +123,24 @@ pub(super) fn check_representable(req: &Request<'_>, version: Version) -> Result
         if p.prompt.is_empty() {
             return Err(EncodeError::EmptyPrompt);
         }
-        if p.sampling.temperature_milli > MAX_TEMPERATURE_MILLI {
-            return Err(EncodeError::BadTemperature);
+        if let Err(r) = p.sampling.check() {
+            return Err(match r {
+                BadFrameReason::BadTemperature => EncodeError::BadTemperature,
+                BadFrameReason::BadTopP => EncodeError::BadTopP,
+                BadFrameReason::BadSeed => EncodeError::BadSeed,
+                BadFrameReason::BadMinP => EncodeError::BadMinP,
+                _ => EncodeError::BadRepeatPenalty,
+            });
         }
-        if p.sampling.top_p_milli == 0 || p.sampling.top_p_milli > TOP_P_OFF_MILLI {
-            return Err(EncodeError::BadTopP);
+        if p.system.len() > MAX_SYSTEM || (!p.system.is_empty() && !p.chat) {
+            return Err(EncodeError::BadSystem);
         }
-        if version == Version::V0 && (p.sampling != Sampling::GREEDY || p.chat || p.stream) {
+        if p.session.is_some() && !p.chat {
+            return Err(EncodeError::BadSession);
+        }
+        if version == Version::V0
+            && (p.sampling != Sampling::GREEDY || p.chat || p.stream || !p.stop.is_empty())
+        {
             return Err(EncodeError::NeedsV1);
         }
     }
@@ -98,10 +148,15 @@ pub(super) fn check_representable(req: &Request<'_>, version: Version) -> Result
         return Err(EncodeError::NeedsV1);
     }
     let len = payload_len(req, version);
-    if len > version.max_payload() {
+    // A v1 prompt is at most MAX_PROMPT_V1 bytes, with or without the sampling block.
+    let max = match (version, req.command) {
+        (Version::V1, Command::LlmInferStart(p)) => len - p.prompt.len() + MAX_PROMPT_V1,
+        _ => version.max_payload(),
+    };
+    if len > max {
         return Err(EncodeError::TooLong {
             payload_len: len,
-            max: version.max_payload(),
+            max,
         });
     }
     Ok(())
@@ -121,7 +176,16 @@ pub fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
     }
     let flags = match req.command {
         Command::LlmInferStart(p) => {
-            (if p.stream { FLAG_STREAM } else { 0 }) | (if p.chat { FLAG_CHAT } else { 0 })
+            (if p.stream { FLAG_STREAM } else { 0 })
+                | (if p.chat { FLAG_CHAT } else { 0 })
+                | (if p.sampling.needs_block() {
+                    FLAG_SAMPLING
+                } else {
+                    0
+                })
+                | (if p.stop.is_empty() { 0 } else { FLAG_STOP })
+                | (if p.system.is_empty() { 0 } else { FLAG_SYSTEM })
+                | (if p.session.is_some() { FLAG_SESSION } else { 0 })
         }
         _ => 0,
     };
@@ -148,6 +212,29 @@ pub fn encode(req: &Request<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
                 w.put(&p.sampling.temperature_milli.to_le_bytes());
                 w.put(&p.sampling.top_p_milli.to_le_bytes());
                 w.put(&p.sampling.seed.to_le_bytes());
+                if p.sampling.needs_block() {
+                    w.put(&p.sampling.top_k.to_le_bytes());
+                    w.put(&p.sampling.min_p_milli.to_le_bytes());
+                    w.put(&p.sampling.repeat_penalty_milli.to_le_bytes());
+                    w.put(&p.sampling.repeat_last_n.to_le_bytes());
+                }
+                if !p.stop.is_empty() {
+                    let list = p.stop.as_slice();
+                    // Lengths were checked when the `Stops` was made (at most 4 of <= 64 bytes).
+                    w.put(&[list.len() as u8]);
+                    for s in list {
+                        w.put(&[s.len() as u8]);
+                        w.put(s.as_bytes());
+                    }
+                }
+                if !p.system.is_empty() {
+                    // At most MAX_SYSTEM (256) bytes, checked above.
+                    w.put(&(p.system.len() as u16).to_le_bytes());
+                    w.put(p.system.as_bytes());
+                }
+                if let Some(id) = p.session {
+                    w.put(&id.to_le_bytes());
+                }
             }
             w.put(p.prompt.as_bytes());
         }

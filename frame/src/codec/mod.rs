@@ -34,8 +34,22 @@ pub const MAX_PROMPT_V1: usize = 2048;
 /// Fixed part of a version-1 `LlmInferStart` payload (token, seq, max_tokens, temperature,
 /// top-p, seed) in front of the prompt.
 pub const V1_INFER_FIXED: usize = 8 + 4 + 2 + 2 + 2 + 8;
+/// The sampling block a version-1 `LlmInferStart` with [`FLAG_SAMPLING`] carries after the
+/// seed: top-k u32, min-p u16, repeat penalty u16, repeat window u32.
+pub const V1_SAMPLING_BLOCK: usize = 4 + 2 + 2 + 4;
+/// Most stop strings in a version-1 `LlmInferStart` ([`FLAG_STOP`]).
+pub const MAX_STOPS: usize = 4;
+/// Longest stop string, in bytes of UTF-8.
+pub const MAX_STOP_LEN: usize = 64;
+/// Largest stop block: a count byte, then per string a length byte and its bytes.
+pub const MAX_STOP_BLOCK: usize = 1 + MAX_STOPS * (1 + MAX_STOP_LEN);
+/// Longest system message ([`FLAG_SYSTEM`]), in bytes of UTF-8.
+pub const MAX_SYSTEM: usize = 256;
+/// Largest system block: a u16 length and the message.
+pub const MAX_SYSTEM_BLOCK: usize = 2 + MAX_SYSTEM;
 /// Largest payload a version-1 frame may carry: a maximal `LlmInferStart`.
-pub const MAX_PAYLOAD_V1: usize = V1_INFER_FIXED + MAX_PROMPT_V1;
+pub const MAX_PAYLOAD_V1: usize =
+    V1_INFER_FIXED + V1_SAMPLING_BLOCK + MAX_STOP_BLOCK + MAX_SYSTEM_BLOCK + 8 + MAX_PROMPT_V1;
 /// Fixed part of a version-0 `LlmInferStart` payload (token, max_tokens).
 pub const V0_INFER_FIXED: usize = 8 + 2;
 /// Longest prompt a version-0 frame may carry.
@@ -51,11 +65,32 @@ pub const MAX_SKIP_LEN: u32 = 64 * 1024;
 pub const FLAG_STREAM: u8 = 0x01;
 /// Version-1 flag on `LlmInferStart`: wrap the prompt in the model's chat template.
 pub const FLAG_CHAT: u8 = 0x02;
+/// Version-1 flag on `LlmInferStart`: the sampling block ([`V1_SAMPLING_BLOCK`]) follows the
+/// seed. Without it, top-k, min-p and the repeat penalty are off ([`Sampling::GREEDY`]'s).
+pub const FLAG_SAMPLING: u8 = 0x04;
+/// Version-1 flag on `LlmInferStart`: the stop block follows (after the sampling block, if
+/// any): count u8 (1..=[`MAX_STOPS`]), then per string its length u8 (1..=[`MAX_STOP_LEN`])
+/// and its UTF-8 bytes.
+pub const FLAG_STOP: u8 = 0x08;
+/// Version-1 flag on `LlmInferStart`, only with [`FLAG_CHAT`]: a system message for the chat
+/// template follows (after the stop block, if any): length u16 (1..=[`MAX_SYSTEM`]) and UTF-8.
+pub const FLAG_SYSTEM: u8 = 0x10;
+/// Version-1 flag on `LlmInferStart`, only with [`FLAG_CHAT`]: the turn belongs to a
+/// conversation whose KV cache the LLM partition keeps; a session id u64 follows (after the
+/// system block, if any): 0 opens a new conversation (its id comes back in `OK id=N
+/// session=0x...`), another value continues that one.
+pub const FLAG_SESSION: u8 = 0x20;
 
 /// Temperature is carried in thousandths; this is the largest accepted (5.0).
 pub const MAX_TEMPERATURE_MILLI: u16 = 5000;
 /// Top-p is carried in thousandths; 1000 (1.0) disables nucleus filtering.
 pub const TOP_P_OFF_MILLI: u16 = 1000;
+/// Min-p is carried in thousandths, at most 1000 (1.0); 0 disables it.
+pub const MAX_MIN_P_MILLI: u16 = 1000;
+/// The repeat penalty is carried in thousandths, `1..=MAX_REPEAT_PENALTY_MILLI`; 1000 is off.
+pub const MAX_REPEAT_PENALTY_MILLI: u16 = 10_000;
+/// Largest seed (the sampler's generator is seeded with 32 bits, as llama.cpp's).
+pub const MAX_SEED: u64 = u32::MAX as u64;
 
 /// Wire format version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,16 +156,24 @@ impl CommandCode {
     }
 }
 
-/// Sampling settings of an inference. Integers in thousandths keep the wire format exact and
-/// free of NaN.
+/// Sampling settings of an inference (llama.cpp's meaning, `docs/engine.md`). Integers in
+/// thousandths keep the wire format exact and free of NaN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Sampling {
     /// Temperature × 1000; `0` means greedy (argmax). At most [`MAX_TEMPERATURE_MILLI`].
     pub temperature_milli: u16,
-    /// Top-p × 1000, in `1..=1000`; `1000` disables nucleus filtering.
+    /// Top-p × 1000, in `0..=1000`; `1000` disables nucleus filtering.
     pub top_p_milli: u16,
-    /// Seed of the sampler's random generator (ignored when greedy).
+    /// Seed of the sampler's random generator, at most [`MAX_SEED`].
     pub seed: u64,
+    /// Keep the `top_k` most likely tokens; `0` = off.
+    pub top_k: u32,
+    /// Min-p × 1000, in `0..=1000`; `0` = off.
+    pub min_p_milli: u16,
+    /// Repeat penalty × 1000, in `1..=10000`; `1000` = off.
+    pub repeat_penalty_milli: u16,
+    /// Tokens the repeat penalty looks back over; `0` = off.
+    pub repeat_last_n: u32,
 }
 
 impl Sampling {
@@ -139,12 +182,101 @@ impl Sampling {
         temperature_milli: 0,
         top_p_milli: TOP_P_OFF_MILLI,
         seed: 0,
+        top_k: 0,
+        min_p_milli: 0,
+        repeat_penalty_milli: 1000,
+        repeat_last_n: 64,
     };
+
+    /// Whether the fields of the sampling block differ from [`Sampling::GREEDY`]'s (then a v1
+    /// frame carries the block, [`FLAG_SAMPLING`]).
+    pub fn needs_block(&self) -> bool {
+        (
+            self.top_k,
+            self.min_p_milli,
+            self.repeat_penalty_milli,
+            self.repeat_last_n,
+        ) != (
+            Self::GREEDY.top_k,
+            Self::GREEDY.min_p_milli,
+            Self::GREEDY.repeat_penalty_milli,
+            Self::GREEDY.repeat_last_n,
+        )
+    }
+
+    /// The first field out of its wire range, if any.
+    pub fn check(&self) -> Result<(), BadFrameReason> {
+        if self.temperature_milli > MAX_TEMPERATURE_MILLI {
+            return Err(BadFrameReason::BadTemperature);
+        }
+        if self.top_p_milli > TOP_P_OFF_MILLI {
+            return Err(BadFrameReason::BadTopP);
+        }
+        if self.seed > MAX_SEED {
+            return Err(BadFrameReason::BadSeed);
+        }
+        if self.min_p_milli > MAX_MIN_P_MILLI {
+            return Err(BadFrameReason::BadMinP);
+        }
+        if self.repeat_penalty_milli == 0 || self.repeat_penalty_milli > MAX_REPEAT_PENALTY_MILLI {
+            return Err(BadFrameReason::BadRepeatPenalty);
+        }
+        Ok(())
+    }
 }
 
 impl Default for Sampling {
     fn default() -> Self {
         Sampling::GREEDY
+    }
+}
+
+/// Stop strings of an inference: at most [`MAX_STOPS`], each 1..=[`MAX_STOP_LEN`] bytes.
+/// Borrowed (no allocation) and `Copy`, like the prompt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stops<'a> {
+    items: [&'a str; MAX_STOPS],
+    len: u8,
+}
+
+impl<'a> Stops<'a> {
+    /// No stop strings.
+    pub const NONE: Stops<'static> = Stops {
+        items: [""; MAX_STOPS],
+        len: 0,
+    };
+
+    /// The stop strings of `list`; `None` if there are more than [`MAX_STOPS`] or one is
+    /// empty or longer than [`MAX_STOP_LEN`].
+    pub fn new(list: &[&'a str]) -> Option<Self> {
+        if list.len() > MAX_STOPS || list.iter().any(|s| s.is_empty() || s.len() > MAX_STOP_LEN) {
+            return None;
+        }
+        let mut items = [""; MAX_STOPS];
+        items[..list.len()].copy_from_slice(list);
+        Some(Stops {
+            items,
+            len: list.len() as u8,
+        })
+    }
+
+    /// The strings.
+    pub fn as_slice(&self) -> &[&'a str] {
+        &self.items[..usize::from(self.len)]
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of the stop block on the wire (0 when empty).
+    pub fn wire_len(&self) -> usize {
+        if self.is_empty() {
+            0
+        } else {
+            1 + self.as_slice().iter().map(|s| 1 + s.len()).sum::<usize>()
+        }
     }
 }
 
@@ -161,6 +293,14 @@ pub struct InferParams<'a> {
     pub chat: bool,
     /// Stream tokens back as they are produced (v1 flag [`FLAG_STREAM`]).
     pub stream: bool,
+    /// Stop strings (v1 flag [`FLAG_STOP`]).
+    pub stop: Stops<'a>,
+    /// System message of the chat template; empty = none (v1 flag [`FLAG_SYSTEM`], needs
+    /// `chat`).
+    pub system: &'a str,
+    /// The conversation (v1 flag [`FLAG_SESSION`], needs `chat`): `Some(0)` opens one,
+    /// `Some(id)` continues it.
+    pub session: Option<u64>,
 }
 
 /// A decoded command with its arguments.
@@ -272,8 +412,21 @@ pub enum BadFrameReason {
     BadUtf8,
     /// Temperature above [`MAX_TEMPERATURE_MILLI`].
     BadTemperature,
-    /// Top-p outside `1..=1000`.
+    /// Top-p above 1000.
     BadTopP,
+    /// Seed above [`MAX_SEED`].
+    BadSeed,
+    /// Min-p above [`MAX_MIN_P_MILLI`].
+    BadMinP,
+    /// Repeat penalty outside `1..=`[`MAX_REPEAT_PENALTY_MILLI`].
+    BadRepeatPenalty,
+    /// A stop block with no or too many strings, an empty or too long one, or bad UTF-8.
+    BadStop,
+    /// A system message that is empty, longer than [`MAX_SYSTEM`], not UTF-8, or given
+    /// without [`FLAG_CHAT`].
+    BadSystem,
+    /// A session without [`FLAG_CHAT`].
+    BadSession,
 }
 
 impl FrameError {

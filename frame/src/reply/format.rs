@@ -159,6 +159,9 @@ pub struct PollInfo<'a> {
     pub id: u32,
     /// The inference has finished and these are its last tokens.
     pub done: bool,
+    /// How it ended (with the error code of a failure), written with `done=1`:
+    /// ` end=<reason>[ code=0xNN]`.
+    pub end: Option<(EndReason, Option<ErrorCode>)>,
     /// Prompt length in bytes.
     pub plen: u32,
     /// Model name.
@@ -174,7 +177,7 @@ pub struct PollWritten {
     pub items: usize,
 }
 
-/// `OK TOK id= n= done= plen= model= items=a|b|c\n` with as many leading items as fit in
+/// `OK TOK id= n= done=[ end=[ code=]] plen= model= items=a|b|c\n` with as many leading items as fit in
 /// `out`. `n` is the number of items written; `done=1` only if `info.done` and every item fit
 /// (so a host never sees `done=1` while tokens are still held back). Fails only if not even
 /// zero items fit.
@@ -188,8 +191,16 @@ where
     I::IntoIter: Clone,
 {
     let items = items.into_iter();
-    // Length without the `n` digits and without items.
-    let fixed = "OK TOK id=".len()
+    let end_len = match info.end {
+        Some((r, code)) => {
+            " end=".len() + r.as_str().len() + code.map_or(0, |_| " code=0xNN".len())
+        }
+        None => 0,
+    };
+    // Length without the `n` digits and without items (the end fields are counted, so a
+    // reply that fits with them also fits without).
+    let fixed = end_len
+        + "OK TOK id=".len()
         + digits(u64::from(info.id))
         + " n=".len()
         + " done=0 plen=".len()
@@ -220,11 +231,17 @@ where
     l.put_u64(u64::from(info.id))?;
     l.put(b" n=")?;
     l.put_u64(fit as u64)?;
-    l.put(if info.done && fit == total_items {
-        b" done=1 plen="
-    } else {
-        b" done=0 plen="
-    })?;
+    let done = info.done && fit == total_items;
+    l.put(if done { b" done=1" } else { b" done=0" })?;
+    if let (true, Some((reason, code))) = (done, info.end) {
+        l.put(b" end=")?;
+        l.put(reason.as_str().as_bytes())?;
+        if let Some(c) = code {
+            l.put(b" code=")?;
+            l.put_hex(c as u8)?;
+        }
+    }
+    l.put(b" plen=")?;
     l.put_u64(u64::from(info.plen))?;
     l.put(b" model=")?;
     l.put_escaped(info.model, false)?;
@@ -256,13 +273,16 @@ pub fn write_stream_token(
     l.finish()
 }
 
-/// `END id=<id> n=<n> reason=<r>[ code=0xNN]\n`: the last line of a streamed inference.
+/// `END id=<id> n=<n> reason=<r>[ code=0xNN][ prompt=<p> reused=<r>]\n`: the last line of a
+/// streamed inference; `prefill` = (prompt tokens, of which reused from a conversation's
+/// KV cache) for a conversation turn.
 pub fn write_end(
     out: &mut [u8],
     id: u32,
     n: u32,
     reason: EndReason,
     code: Option<ErrorCode>,
+    prefill: Option<(u32, u32)>,
 ) -> Result<usize, FormatError> {
     let mut l = Line { out, at: 0 };
     l.put(b"END id=")?;
@@ -274,6 +294,12 @@ pub fn write_end(
     if let Some(c) = code {
         l.put(b" code=")?;
         l.put_hex(c as u8)?;
+    }
+    if let Some((prompt, reused)) = prefill {
+        l.put(b" prompt=")?;
+        l.put_u64(u64::from(prompt))?;
+        l.put(b" reused=")?;
+        l.put_u64(u64::from(reused))?;
     }
     l.finish()
 }

@@ -6,9 +6,9 @@
 //! ```text
 //! OK[ key=value]*                                   success, e.g. `OK`, `OK id=3`
 //! ERR 0xNN[ key=value]*                             error, e.g. `ERR 0x07 retry_ms=1500`
-//! OK TOK id=<u32> n=<count> done=<0|1> plen=<u32> model=<esc> items=<esc>[|<esc>]*
+//! OK TOK id=<u32> n=<count> done=<0|1>[ end=<reason>[ code=0xNN]] plen=<u32> model=<esc> items=<esc>[|<esc>]*
 //! STREAM id=<u32> i=<u32> tok=<esc>                 one streamed token
-//! END id=<u32> n=<u32> reason=<eos|max|cancel|fail>[ code=0xNN]
+//! END id=<u32> n=<u32> reason=<eos|max|cancel|fail>[ code=0xNN][ prompt=<u32> reused=<u32>]
 //! ```
 //!
 //! Inline values never contain a raw space; the last field of `OK TOK` (`items=`) and of
@@ -71,11 +71,15 @@ pub enum ErrorCode {
     Busy = 0x09,
     /// `0x0A`: the request was accepted but failed inside the guest.
     Internal = 0x0A,
+    /// `0x0B`: the prompt and `max_tokens` do not fit the model's context.
+    ContextFull = 0x0B,
+    /// `0x0C`: the conversation was evicted (least recently used) to make room; open a new one.
+    SessionEvicted = 0x0C,
 }
 
 impl ErrorCode {
     /// Every defined code, in numeric order.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadFrame,
         ErrorCode::Unsupported,
         ErrorCode::NoGraph,
@@ -86,6 +90,8 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::Busy,
         ErrorCode::Internal,
+        ErrorCode::ContextFull,
+        ErrorCode::SessionEvicted,
     ];
 
     /// The code for a byte, if defined.
@@ -106,6 +112,8 @@ impl ErrorCode {
             ErrorCode::NotFound => "unknown inference id",
             ErrorCode::Busy => "busy",
             ErrorCode::Internal => "internal error",
+            ErrorCode::ContextFull => "prompt too long for the model's context",
+            ErrorCode::SessionEvicted => "session evicted (least recently used); open a new one",
         }
     }
 }

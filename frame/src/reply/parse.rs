@@ -62,6 +62,8 @@ pub enum Reply<'a> {
         reason: EndReason,
         /// Error code for `reason=fail`.
         code: Option<u8>,
+        /// For a conversation turn: (prompt tokens, of which reused from the KV cache).
+        prefill: Option<(u32, u32)>,
     },
 }
 
@@ -74,6 +76,10 @@ pub struct Poll<'a> {
     pub n: u32,
     /// The inference is finished and every token has been delivered.
     pub done: bool,
+    /// With `done`: how it ended (`end=`), if the guest said.
+    pub end: Option<EndReason>,
+    /// With `end=fail`: the error code (`code=0xNN`).
+    pub code: Option<u8>,
     /// Prompt length in bytes.
     pub plen: u32,
     /// Model name.
@@ -267,20 +273,31 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply<'_>, ParseError> {
         let (n, rest) = take_u32(rest, "n")?;
         let (reason, rest) = take_field(rest, "reason")?;
         let reason = EndReason::from_wire(reason).ok_or(ParseError::Malformed("reason"))?;
-        let code = if rest.is_empty() {
+        let (code, rest) = if rest.starts_with(b"code=") {
+            let (c, rest) = take_field(rest, "code")?;
+            (
+                Some(parse_hex_code(c).ok_or(ParseError::Malformed("code"))?),
+                rest,
+            )
+        } else {
+            (None, rest)
+        };
+        let prefill = if rest.is_empty() {
             None
         } else {
-            let (c, rest) = take_field(rest, "code")?;
+            let (prompt, rest) = take_u32(rest, "prompt")?;
+            let (reused, rest) = take_u32(rest, "reused")?;
             if !rest.is_empty() {
-                return Err(ParseError::Malformed("trailing data after code"));
+                return Err(ParseError::Malformed("trailing data after reused"));
             }
-            Some(parse_hex_code(c).ok_or(ParseError::Malformed("code"))?)
+            Some((prompt, reused))
         };
         return Ok(Reply::End {
             id,
             n,
             reason,
             code,
+            prefill,
         });
     }
     Err(ParseError::UnknownKind)
@@ -294,6 +311,25 @@ fn parse_poll(rest: &[u8]) -> Result<Poll<'_>, ParseError> {
         b"0" => false,
         b"1" => true,
         _ => return Err(ParseError::Malformed("done")),
+    };
+    let (end, rest) = if rest.starts_with(b"end=") {
+        let (r, rest) = take_field(rest, "end")?;
+        let r = EndReason::from_wire(r).ok_or(ParseError::Malformed("end"))?;
+        if !done {
+            return Err(ParseError::Malformed("end without done=1"));
+        }
+        (Some(r), rest)
+    } else {
+        (None, rest)
+    };
+    let (code, rest) = if end.is_some() && rest.starts_with(b"code=") {
+        let (c, rest) = take_field(rest, "code")?;
+        (
+            Some(parse_hex_code(c).ok_or(ParseError::Malformed("code"))?),
+            rest,
+        )
+    } else {
+        (None, rest)
     };
     let (plen, rest) = take_u32(rest, "plen")?;
     let (model, rest) = take_field(rest, "model")?;
@@ -329,6 +365,8 @@ fn parse_poll(rest: &[u8]) -> Result<Poll<'_>, ParseError> {
         id,
         n,
         done,
+        end,
+        code,
         plen,
         model,
         items: Items {

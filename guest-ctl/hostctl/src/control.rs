@@ -28,6 +28,10 @@ pub const LLM_TIMEOUT_MS: u64 = 1500;
 /// The same for `0x10` load: the LLM partition acknowledges a load once the model is parsed
 /// and mapped, which takes about a second for SmolLM2 under emulation.
 pub const LOAD_TIMEOUT_MS: u64 = 10_000;
+/// The same for `0x11` infer: the LLM partition acknowledges an inference once it has admitted
+/// it (prompt tokenized and checked against the context), which waits for the step a running
+/// job is in.
+pub const INFER_TIMEOUT_MS: u64 = 10_000;
 /// Replies of v1 requests kept for retries (sent again with the same token and `seq` because
 /// the reply was lost): entries, and the longest line kept.
 pub const REPLAY_SLOTS: usize = 16;
@@ -296,6 +300,10 @@ impl Control {
                     command: Command::LlmLoad { .. },
                     ..
                 }) => LOAD_TIMEOUT_MS,
+                Event::Request(Request {
+                    command: Command::LlmInferStart(_),
+                    ..
+                }) => INFER_TIMEOUT_MS,
                 _ => LLM_TIMEOUT_MS,
             };
             let key = match ev {

@@ -96,7 +96,8 @@ impl HostControl {
 
     /// Periodic upkeep (the timer tick): frames waiting for the LLM partition get `ERR 0x06` at
     /// their deadline, or at once when it stopped or restarted (a new generation lost the old
-    /// one's requests); once a second, jobs it abandoned are ended. `llm` is checked on every
+    /// one's requests), and then its running jobs end `fail` with code `0x06` at once; once a
+    /// second, jobs it abandoned silently are ended. `llm` is checked on every
     /// call, so a restart is noticed even while nothing waits.
     pub fn tick(&mut self, now: Now, llm: LlmState, host: &mut dyn HostOut) {
         let gone = match llm {
@@ -109,6 +110,10 @@ impl HostControl {
         };
         if self.control.pending() > 0 {
             self.control.tick(now, gone, host);
+        }
+        if gone {
+            // Its jobs are lost with it: say so now rather than after JOB_IDLE_MS of silence.
+            self.link.fail_running(&mut self.control, host);
         }
         if now.ms.saturating_sub(self.expired_ms) >= EXPIRE_EVERY_MS {
             self.expired_ms = now.ms;

@@ -24,6 +24,10 @@ struct Job {
     id: u32,
     stream: bool,
     end: Option<EndReason>,
+    /// A conversation turn.
+    session: bool,
+    /// The error code of an `end` of `fail`.
+    code: Option<ErrorCode>,
     plen: u32,
     max: u16,
     tokens: u32,
@@ -39,6 +43,8 @@ const FREE: Job = Job {
     id: 0,
     stream: false,
     end: None,
+    session: false,
+    code: None,
     plen: 0,
     max: 0,
     tokens: 0,
@@ -185,9 +191,15 @@ impl Jobs {
         Arrived::Kept
     }
 
-    /// `id` ended; returns (tokens produced, host-streamed) or `None` for an unknown job. An
-    /// end already recorded (e.g. cancel) is kept.
-    pub fn finish(&mut self, id: u32, reason: EndReason, now_ms: u64) -> Option<(u32, bool)> {
+    /// `id` ended (`code`: why, for `fail`); returns (tokens produced, host-streamed) or
+    /// `None` for an unknown job. An end already recorded (e.g. cancel) is kept.
+    pub fn finish(
+        &mut self,
+        id: u32,
+        reason: EndReason,
+        code: Option<ErrorCode>,
+        now_ms: u64,
+    ) -> Option<(u32, bool)> {
         let Some(j) = self.find(id) else {
             self.stats.unknown += 1;
             return None;
@@ -195,6 +207,7 @@ impl Jobs {
         j.last_ms = now_ms;
         if j.end.is_none() {
             j.end = Some(reason);
+            j.code = code.filter(|_| reason == EndReason::Fail);
         }
         Some((j.tokens, j.stream))
     }
@@ -213,12 +226,30 @@ impl Jobs {
         self.find(id).and_then(|j| j.end)
     }
 
+    /// Marks `id` as a conversation turn.
+    pub fn set_session(&mut self, id: u32, session: bool) {
+        if let Some(j) = self.find(id) {
+            j.session = session;
+        }
+    }
+
+    /// Whether `id` is a conversation turn.
+    pub fn has_session(&mut self, id: u32) -> bool {
+        self.find(id).is_some_and(|j| j.session)
+    }
+
+    /// The error code of a job that ended `fail`.
+    pub fn code_of(&mut self, id: u32) -> Option<ErrorCode> {
+        self.find(id).and_then(|j| j.code)
+    }
+
     /// Running jobs idle since before `cutoff_ms` (the LLM partition went away): ends them
     /// with `fail` and calls `f(id, tokens, host-streamed)` for each.
     pub fn expire(&mut self, cutoff_ms: u64, mut f: impl FnMut(u32, u32, bool)) {
         for j in self.slots.iter_mut() {
             if j.id != 0 && j.end.is_none() && j.last_ms < cutoff_ms {
                 j.end = Some(EndReason::Fail);
+                j.code = Some(ErrorCode::Unavailable);
                 f(j.id, j.tokens, j.stream);
             }
         }
@@ -241,6 +272,7 @@ impl Jobs {
         let info = PollInfo {
             id,
             done: j.end.is_some() && last == j.items,
+            end: j.end.map(|r| (r, j.code)),
             plen: j.plen,
             model: MODEL,
         };
@@ -278,14 +310,14 @@ mod tests {
             poll(&mut j, id, Some(1)),
             "OK TOK id=1 n=1 done=0 plen=14 model=llm items=Op\n"
         );
-        assert_eq!(j.finish(id, EndReason::Max, 3), Some((2, false)));
+        assert_eq!(j.finish(id, EndReason::Max, None, 3), Some((2, false)));
         assert_eq!(
             poll(&mut j, id, None),
-            "OK TOK id=1 n=1 done=1 plen=14 model=llm items= B\n"
+            "OK TOK id=1 n=1 done=1 end=max plen=14 model=llm items= B\n"
         );
         assert_eq!(
             poll(&mut j, id, None),
-            "OK TOK id=1 n=0 done=1 plen=14 model=llm items=\n"
+            "OK TOK id=1 n=0 done=1 end=max plen=14 model=llm items=\n"
         );
         let mut out = [0u8; 64];
         assert_eq!(j.poll(99, None, &mut out), Err(ErrorCode::NotFound));
@@ -297,11 +329,27 @@ mod tests {
         let id = j.start(true, 3, 4, 0).unwrap();
         assert_eq!(j.tokens(id, 2, b"ab", 1), Arrived::Stream { index: 0 });
         assert_eq!(j.tokens(id, 1, b"c", 1), Arrived::Stream { index: 2 });
-        assert_eq!(j.finish(id, EndReason::Eos, 2), Some((3, true)));
+        assert_eq!(j.finish(id, EndReason::Eos, None, 2), Some((3, true)));
         assert_eq!(
             poll(&mut j, id, None),
-            "OK TOK id=1 n=0 done=1 plen=3 model=llm items=\n"
+            "OK TOK id=1 n=0 done=1 end=eos plen=3 model=llm items=\n"
         );
+    }
+
+    #[test]
+    fn a_failed_job_polls_as_failed_with_its_code() {
+        let mut j = Jobs::new();
+        let id = j.start(false, 3, 4, 0).unwrap();
+        j.tokens(id, 1, b"a", 1);
+        j.finish(id, EndReason::Fail, Some(ErrorCode::Internal), 2);
+        assert_eq!(
+            poll(&mut j, id, None),
+            "OK TOK id=1 n=1 done=1 end=fail code=0x0a plen=3 model=llm items=a\n"
+        );
+        // A code is kept only for a failure.
+        let id = j.start(false, 3, 4, 0).unwrap();
+        j.finish(id, EndReason::Eos, Some(ErrorCode::Internal), 2);
+        assert_eq!(j.code_of(id), None);
     }
 
     #[test]
@@ -312,7 +360,7 @@ mod tests {
             .collect();
         assert_eq!(j.start(false, 1, 4, 100), None);
         j.tokens(ids[3], 1, b"x", 5);
-        j.finish(ids[3], EndReason::Eos, 5);
+        j.finish(ids[3], EndReason::Eos, None, 5);
         let new = j.start(false, 1, 4, 200).unwrap();
         assert_eq!(new, MAX_JOBS as u32 + 1);
         assert_eq!(j.stats().evicted, 1);
@@ -337,6 +385,13 @@ mod tests {
             "both chunks were produced, one kept"
         );
         assert_eq!(j.end_of(id), Some(EndReason::Fail));
+        assert_eq!(j.code_of(id), Some(ErrorCode::Unavailable));
         assert_eq!(j.running(), 0);
+        let mut out = [0u8; 128];
+        let n = j.poll(id, Some(0), &mut out).unwrap();
+        assert!(
+            std::str::from_utf8(&out[..n]).unwrap().contains("done=0"),
+            "tokens still held: not done yet"
+        );
     }
 }

@@ -3,9 +3,14 @@
 //!
 //! - `0x10` load → `Request::Load`; `Ack` → `OK`.
 //! - `0x11` infer → a job id from [`Jobs`], `Request::Infer` with the ring `STREAM` flag
-//!   always set (tokens come back as they are produced); `Ack` → `OK id=<id>`. A host-streamed
+//!   always set (tokens come back as they are produced); the LLM partition answers once it has
+//!   admitted the job: `Ack` → `OK id=<id>`, or `Error` (no model: `ERR 0x03`; prompt too long
+//!   for the context: `ERR 0x0b`; a value out of the engine's range: `ERR 0x01`). A host-streamed
 //!   inference (frame `FLAG_STREAM`) gets a `STREAM` line per chunk and an `END` line; the
 //!   others keep their tokens for poll.
+//!   With `FLAG_SESSION` the turn belongs to a conversation: id 0 opens one with an id drawn
+//!   from the entropy source ([`RingPort::entropy`]), answered `OK id=<id> session=<id>`; the
+//!   stream's `END` then says `prompt=<tokens> reused=<tokens from the KV cache>`.
 //! - `0x12` poll → answered at once from the tokens received so far (no ring round trip).
 //! - `0x13` cancel → `Request::Cancel`; `Ack` → `OK`. A finished job answers `OK` at once.
 //! - `Error` responses map to reply codes ([`reply_code`]). A request that cannot be sent (no
@@ -16,7 +21,8 @@
 //! host tool's mock answers with a stand-in LLM partition.
 
 use shared_ring::message::{
-    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, MAX_PROMPT,
+    DoneStatus, ErrorCode as RingError, InferFlags, InferRequest, Milli, Sampling, SessionRef,
+    StopList, MAX_PROMPT, MAX_STOPS,
 };
 use shared_ring::{Request as RingRequest, Response};
 use sis_frame::codec::{Command, Request};
@@ -52,12 +58,16 @@ pub trait RingPort {
     /// # Errors
     /// [`SendRefused`]: nothing was published.
     fn send(&mut self, req: &RingRequest) -> Result<u64, SendRefused>;
+
+    /// A value nobody can guess (the control guest's virtio-rng), for the id of a conversation
+    /// the host opens; `None` if there is no entropy source (then no conversation is opened).
+    fn entropy(&mut self) -> Option<u64>;
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Load,
-    Infer { id: u32 },
+    Infer { id: u32, session: Option<u64> },
     Cancel { id: u32 },
 }
 
@@ -102,13 +112,29 @@ impl Default for Link {
 
 /// The reply code for a ring error.
 pub fn reply_code(e: RingError) -> ErrorCode {
-    match e {
-        RingError::BadRequest => ErrorCode::BadFrame,
-        RingError::NoModel => ErrorCode::NoGraph,
-        RingError::UnknownId => ErrorCode::NotFound,
-        RingError::Rejected | RingError::Busy => ErrorCode::Busy,
-        RingError::Cancelled | RingError::Internal => ErrorCode::Internal,
-        RingError::Unavailable => ErrorCode::Unavailable,
+    ErrorCode::from_u8(e.host_code()).unwrap_or(ErrorCode::Internal)
+}
+
+/// The ring's stop list for a frame's (`None` if one does not fit, which the frame's own
+/// limits rule out).
+pub fn ring_stops(s: &sis_frame::codec::Stops<'_>) -> Option<StopList> {
+    s.as_slice()
+        .iter()
+        .map(|t| heapless::String::try_from(*t).ok())
+        .collect::<Option<heapless::Vec<_, MAX_STOPS>>>()
+}
+
+/// The ring's sampling controls for a frame's (the same values; the frame decoder checked
+/// the wire ranges, the LLM partition checks the engine's).
+pub fn ring_sampling(s: &sis_frame::codec::Sampling) -> Sampling {
+    Sampling {
+        temp: Milli(s.temperature_milli),
+        top_k: s.top_k,
+        top_p: Milli(s.top_p_milli),
+        min_p: Milli(s.min_p_milli),
+        repeat_penalty: Milli(s.repeat_penalty_milli),
+        repeat_last_n: s.repeat_last_n,
+        seed: s.seed,
     }
 }
 
@@ -210,10 +236,23 @@ impl Link {
                     // Valid v1 frame, but longer than a ring request carries.
                     return Forwarded::Err(ErrorCode::BadFrame);
                 };
+                let session = match p.session {
+                    None => None,
+                    // A new conversation: its id comes from the entropy source (never 0).
+                    Some(0) => match port.entropy() {
+                        Some(id) => Some(SessionRef {
+                            id: id.max(1),
+                            open: true,
+                        }),
+                        None => return Forwarded::Err(ErrorCode::Internal),
+                    },
+                    Some(id) => Some(SessionRef { id, open: false }),
+                };
                 let plen = p.prompt.len() as u32;
                 let Some(id) = self.jobs.start(p.stream, plen, p.max_tokens, now_ms) else {
                     return Forwarded::Err(ErrorCode::Busy);
                 };
+                self.jobs.set_session(id, session.is_some());
                 let mut flags = InferFlags::STREAM;
                 if p.chat {
                     flags |= InferFlags::CHAT;
@@ -221,15 +260,28 @@ impl Link {
                 if p.stream {
                     flags |= InferFlags::HOST_STREAM;
                 }
+                let (Some(stop), Ok(system)) =
+                    (ring_stops(&p.stop), heapless::String::try_from(p.system))
+                else {
+                    // Outside the ring's limits (the frame's own limits rule it out).
+                    self.jobs.remove(id);
+                    return Forwarded::Err(ErrorCode::BadFrame);
+                };
                 let ring = RingRequest::Infer(InferRequest {
                     id,
                     max_tokens: p.max_tokens,
-                    temp: Milli(p.sampling.temperature_milli),
-                    seed: p.sampling.seed,
+                    sampling: ring_sampling(&p.sampling),
                     flags: InferFlags(flags),
+                    stop,
+                    system,
+                    session,
                     prompt,
                 });
-                let r = self.send(port, &ring, Kind::Infer { id }, now_ms);
+                let kind = Kind::Infer {
+                    id,
+                    session: session.map(|s| s.id),
+                };
+                let r = self.send(port, &ring, kind, now_ms);
                 if !matches!(r, Forwarded::Wait(_)) {
                     self.jobs.remove(id);
                 }
@@ -269,11 +321,18 @@ impl Link {
             Response::Ack { req_seq } => {
                 let n = match self.take(req_seq) {
                     Some(Kind::Load) => write_ok(&mut line, &[]),
-                    Some(Kind::Infer { id }) => {
+                    Some(Kind::Infer { id, session: None }) => {
                         write_ok(&mut line, &[Field::num("id", u64::from(id))])
                     }
+                    Some(Kind::Infer {
+                        id,
+                        session: Some(s),
+                    }) => write_ok(
+                        &mut line,
+                        &[Field::num("id", u64::from(id)), Field::num("session", s)],
+                    ),
                     Some(Kind::Cancel { id }) => {
-                        let _ = self.jobs.finish(id, EndReason::Cancel, now_ms);
+                        let _ = self.jobs.finish(id, EndReason::Cancel, None, now_ms);
                         write_ok(&mut line, &[])
                     }
                     None => {
@@ -285,7 +344,7 @@ impl Link {
             }
             Response::Error { req_seq, code } => {
                 match self.take(req_seq) {
-                    Some(Kind::Infer { id }) => self.jobs.remove(id),
+                    Some(Kind::Infer { id, .. }) => self.jobs.remove(id),
                     Some(_) => {}
                     None => {
                         self.stats.unmatched += 1;
@@ -307,15 +366,20 @@ impl Link {
             }
             Response::Done(d) => {
                 let failed = d.status.0 & DoneStatus::REJECT != 0;
-                let reason = if failed {
-                    EndReason::Fail
+                let (reason, code) = if failed {
+                    (
+                        EndReason::Fail,
+                        Some(d.error.map_or(ErrorCode::Internal, reply_code)),
+                    )
                 } else {
-                    self.jobs.natural_end(d.id, d.tokens)
+                    (self.jobs.natural_end(d.id, d.tokens), None)
                 };
-                if let Some((tokens, true)) = self.jobs.finish(d.id, reason, now_ms) {
+                let conversation = self.jobs.has_session(d.id);
+                if let Some((tokens, true)) = self.jobs.finish(d.id, reason, code, now_ms) {
                     let end = self.jobs.end_of(d.id).unwrap_or(reason);
-                    let code = (end == EndReason::Fail).then_some(ErrorCode::Internal);
-                    let len = write_end(&mut line, d.id, tokens, end, code).unwrap_or(0);
+                    let code = self.jobs.code_of(d.id);
+                    let prefill = conversation.then_some((d.prompt_len, d.reused));
+                    let len = write_end(&mut line, d.id, tokens, end, code, prefill).unwrap_or(0);
                     if len == 0 || !control.send_extra(&line[..len], host) {
                         self.stats.stream_drops += 1;
                     }
@@ -326,11 +390,22 @@ impl Link {
     }
 
     /// Ends running jobs that produced nothing for [`JOB_IDLE_MS`] (the LLM partition went
-    /// away): `END ... reason=fail code=0x06` for the host-streamed ones.
+    /// away without the hypervisor saying so): `END ... reason=fail code=0x06` for the
+    /// host-streamed ones, `done=1 end=fail code=0x06` for a poll of the others.
     pub fn expire(&mut self, now_ms: u64, control: &mut Control, host: &mut dyn HostOut) {
         let Some(cutoff) = now_ms.checked_sub(JOB_IDLE_MS) else {
             return;
         };
+        self.end_running(cutoff, control, host);
+    }
+
+    /// Ends every running job the same way: the LLM partition stopped or restarted, so none
+    /// of them will produce anything more.
+    pub fn fail_running(&mut self, control: &mut Control, host: &mut dyn HostOut) {
+        self.end_running(u64::MAX, control, host);
+    }
+
+    fn end_running(&mut self, cutoff: u64, control: &mut Control, host: &mut dyn HostOut) {
         let mut drops = 0;
         self.jobs.expire(cutoff, |id, tokens, streamed| {
             if streamed {
@@ -341,6 +416,7 @@ impl Link {
                     tokens,
                     EndReason::Fail,
                     Some(ErrorCode::Unavailable),
+                    None,
                 )
                 .unwrap_or(0);
                 if n == 0 || !control.send_extra(&line[..n], host) {

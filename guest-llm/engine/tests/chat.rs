@@ -87,3 +87,40 @@ fn gemma_turns_equal_the_parsed_template_and_resist_injection() {
     // `<end_of_turn>` ends generation, as in llama.cpp.
     assert!(tok.is_stop(end));
 }
+
+#[test]
+fn a_conversation_grows_only_at_the_end_as_the_template_writes_it() {
+    use sis_engine::chat::ChatFormat;
+    for (model, format) in [
+        ("models/test/tiny-llama.gguf", ChatFormat::ChatMl),
+        ("models/test/tiny-gemma3.gguf", ChatFormat::Gemma),
+    ] {
+        let f = read(model);
+        let (_, tok) = load_gguf(&f).unwrap();
+        assert_eq!(tok.chat, format);
+        let (start, end) = format.markers();
+        let role = format.model_role();
+        // Turn 1, a reply (as plain text tokens), turn 2.
+        let mut ids = tok.encode_chat(Some("Be brief."), "Hi there").unwrap();
+        ids.extend(tok.encode("Paris."));
+        let turn = tok.encode_chat_turn("And Spain?").unwrap();
+        assert_eq!(
+            turn[0],
+            tok.token_id(end).unwrap(),
+            "closes the model's turn"
+        );
+        ids.extend(&turn);
+        let text = format!(
+            "{}Paris.{end}\n{start}user\nAnd Spain?{end}\n{start}{role}\n",
+            format.text(Some("Be brief."), "Hi there")
+        );
+        assert_eq!(ids, tok.encode_prompt(&text), "{model}");
+    }
+    let c = read("models/test/tiny-l2c-f32.bin");
+    let t = read("models/test/tiny-tokenizer.bin");
+    let (_, tok) = load_llama2c(&c, &t).unwrap();
+    assert!(matches!(
+        tok.encode_chat_turn("hi"),
+        Err(Error::Unsupported(_))
+    ));
+}

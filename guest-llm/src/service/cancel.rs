@@ -40,7 +40,9 @@ impl Service {
             extra: job.id.0,
             ..AuditEntry::default()
         });
-        job.sink.failed(job.tag, &JobError::Cancelled);
+        let (sink, tag) = (job.sink, job.tag);
+        self.release(job, false);
+        sink.failed(tag, &JobError::Cancelled);
         Ok(())
     }
 }

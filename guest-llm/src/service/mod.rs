@@ -19,11 +19,15 @@
 //! - [`status`], [`audit`]: what `llmctl status`, `llmctl audit` and `llmjson` print;
 //! - the front ends: [`ring_jobs`] (requests from the control guest) and [`shell_loop`] (the
 //!   boot core's loop: shell input and scheduler steps interleaved); [`args`] parses the shell's
-//!   inference options (pure, host tested).
+//!   inference options and [`calibration`] derives the default budget from the measured cost
+//!   per token (both pure, host tested).
 //!
 //! Design notes and the exact semantics are in `docs/llm-service.md`.
 
 pub mod args;
+pub mod calibration;
+pub mod reply_text;
+pub mod session_table;
 
 #[cfg(target_os = "none")]
 pub mod admission;
@@ -35,6 +39,8 @@ pub mod background;
 pub mod budget;
 #[cfg(target_os = "none")]
 pub mod cancel;
+#[cfg(target_os = "none")]
+pub mod conversation;
 #[cfg(target_os = "none")]
 pub mod dispatch;
 #[cfg(target_os = "none")]
@@ -64,6 +70,5 @@ pub use request::{JobError, JobKind, JobRequest, ReplySink, Report};
 pub use servers::ServerSettings;
 #[cfg(target_os = "none")]
 pub use state::{
-    now_ns, Service, DEFAULT_BUDGET_NS, DEFAULT_PERIOD_NS, DEFAULT_SERVER, INBOX_CAPACITY,
-    PREFILL_CHUNK, SERVICE,
+    now_ns, Service, DEFAULT_PERIOD_NS, DEFAULT_SERVER, INBOX_CAPACITY, PREFILL_CHUNK, SERVICE,
 };

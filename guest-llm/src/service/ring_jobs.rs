@@ -2,10 +2,13 @@
 //! (`crate::ring_endpoint`), so requests from the control guest go through the same inbox,
 //! admission and scheduler as the shell's. Protocol (see docs/llm-service.md):
 //!
-//! - `Infer` -> `Ack` once queued (or `Error{Busy}` when the inbox is full). A streamed job
-//!   (`InferFlags::STREAM`) then gets one `Tokens` per generated token; other jobs keep their
-//!   text for `Poll`. Every job ends with `Done` (status bits as the audit: ok, reject, miss);
-//!   a refused or failed job ends with `Done` carrying the reject bit.
+//! - `Infer` -> `Ack` once admitted, or `Error{code}` at once if admission refuses it (no
+//!   model: `NoModel`; prompt + `max_tokens` beyond the context: `ContextFull`; a sampling value
+//!   out of the engine's range: `BadRequest`; quota: `Rejected`) or the inbox is full (`Busy`).
+//!   A streamed job (`InferFlags::STREAM`) then gets one `Tokens` per generated token; other
+//!   jobs keep their text for `Poll`. Every admitted job ends with `Done` (status bits as the
+//!   audit: ok, reject, miss); one that fails after its `Ack` carries the reject bit and the
+//!   error's code.
 //! - `Load`, `Budget`, `Cancel` -> `Ack` or `Error{..}`; `Status` -> `Status`;
 //!   `Poll{id, max}` -> `Tokens` with up to `max` buffered tokens (0 = all) and at most
 //!   `MAX_CHUNK` bytes of text (possibly none), followed by `Done` once everything was polled
@@ -30,6 +33,20 @@ use crate::ring_endpoint::{self, RequestHandler};
 const CONTROL_QUEUE: usize = 8;
 /// Finished jobs whose text stays available to `Poll`.
 const KEPT_JOBS: usize = 16;
+/// Infer requests queued and not admitted yet (at most the inbox's capacity).
+const AWAITING: usize = super::INBOX_CAPACITY;
+
+/// Infer requests waiting for admission: (job id, the request's ring sequence number, which
+/// their `Ack` or `Error` names).
+static AWAITING_ADMISSION: IrqMutex<heapless::Vec<(u32, u64), AWAITING>> =
+    IrqMutex::new(heapless::Vec::new());
+
+/// The sequence number of `id`'s request if it still waits for admission (and forgets it).
+fn take_awaiting(id: u32) -> Option<u64> {
+    let mut w = AWAITING_ADMISSION.lock();
+    let i = w.iter().position(|&(j, _)| j == id)?;
+    Some(w.swap_remove(i).1)
+}
 
 static CONTROL: IrqMutex<heapless::Deque<(u64, Request), CONTROL_QUEUE>> =
     IrqMutex::new(heapless::Deque::new());
@@ -75,9 +92,13 @@ fn submit_infer(seq: u64, r: InferRequest) -> Result<(), ErrorCode> {
         server: heapless::String::new(),
         prompt,
         max_tokens: u32::from(r.max_tokens),
-        temp_milli: u32::from(r.temp.0),
-        seed: r.seed,
+        sampling: r.sampling,
+        stop: r.stop,
         chat: r.flags.chat(),
+        system: r.system,
+        session: r.session,
+        owner: super::session_table::Owner::Host,
+        cold: false,
         // The control guest streams every job over the ring; the audit op follows what the
         // host asked for: 4 (stream) for a streamed reply, 3 (infer) otherwise.
         kind: if r.flags.host_stream() {
@@ -86,10 +107,19 @@ fn submit_infer(seq: u64, r: InferRequest) -> Result<(), ErrorCode> {
             JobKind::Infer
         },
     };
-    SERVICE
-        .submit(req, &RING_SINK)
-        .map_err(|_| ErrorCode::Busy)?;
-    send(&Response::Ack { req_seq: seq });
+    // The same id may not wait twice (its Ack could not be told apart).
+    {
+        let mut w = AWAITING_ADMISSION.lock();
+        if w.iter().any(|&(j, _)| j == r.id) {
+            return Err(ErrorCode::BadRequest);
+        }
+        w.push((r.id, seq)).map_err(|_| ErrorCode::Busy)?;
+    }
+    if SERVICE.submit(req, &RING_SINK).is_err() {
+        take_awaiting(r.id);
+        return Err(ErrorCode::Busy);
+    }
+    // Answered when admitted (`RingSink::accepted`) or refused (`RingSink::failed`).
     Ok(())
 }
 
@@ -126,6 +156,9 @@ fn job_entry(jobs: &mut Vec<RingJob>, tag: u64) -> &mut RingJob {
 impl ReplySink for RingSink {
     fn accepted(&self, tag: u64, _job: u64, _prompt_tokens: u32) {
         job_entry(&mut JOBS.lock(), tag);
+        if let Some(req_seq) = take_awaiting(tag as u32) {
+            send(&Response::Ack { req_seq });
+        }
     }
 
     fn token(&self, tag: u64, _id: u32, text: &str) {
@@ -169,12 +202,20 @@ impl ReplySink for RingSink {
             cycles: sis_sched::ns_to_cycles(r.consumed_ns, guest_rt::timer::frequency())
                 .unwrap_or(u64::MAX),
             status: DoneStatus(status),
+            error: None,
+            reused: r.reused,
         };
         end(tag, done, &r.tail);
     }
 
     fn failed(&self, tag: u64, e: &JobError) {
-        let _ = e;
+        if let Some(req_seq) = take_awaiting(tag as u32) {
+            // Refused at admission: the request's answer, nothing ran.
+            return send(&Response::Error {
+                req_seq,
+                code: e.code(),
+            });
+        }
         let done = Done {
             id: tag as u32,
             tokens: 0,
@@ -182,6 +223,8 @@ impl ReplySink for RingSink {
             elapsed_ns: 0,
             cycles: 0,
             status: DoneStatus(DoneStatus::REJECT),
+            error: Some(e.code()),
+            reused: 0,
         };
         end(tag, done, "");
     }

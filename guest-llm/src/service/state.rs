@@ -10,9 +10,12 @@ use guest_rt::timer;
 use sis_sched::stats::SampleRing;
 use sis_sched::{cycles_to_ns, DefaultScheduler};
 
+use sis_engine::Session;
+
 use super::budget::BudgetWatch;
 use super::inbox::Inbox;
 use super::servers::Server;
+use super::session_table::SessionTable;
 use super::slack::Slack;
 use super::step::Job;
 
@@ -22,11 +25,10 @@ pub const PREFILL_CHUNK: usize = 4;
 pub const INBOX_CAPACITY: usize = 8;
 /// Name of the server `llmctl load`/`budget` and ring jobs use.
 pub const DEFAULT_SERVER: &str = "llm";
-/// Period of the default server until `llmctl budget` sets one (1 s).
+/// Period of a server created with an explicit budget and no period (`llmctl load
+/// --wcet-cycles N`, `llmctl server add`): 1 s. Without a budget, `llmctl load` derives both
+/// from the measured cost per token (`calibration`).
 pub const DEFAULT_PERIOD_NS: u64 = 1_000_000_000;
-/// Budget of the default server when `llmctl load` gets no `--wcet-cycles`: half the
-/// default period, so other servers can still be admitted under the 85% bound.
-pub const DEFAULT_BUDGET_NS: u64 = DEFAULT_PERIOD_NS / 2;
 
 /// The service: everything it keeps, in one place.
 pub struct Service {
@@ -51,6 +53,14 @@ pub(super) struct State {
     pub(super) sched: DefaultScheduler,
     /// Engine throughput and latency.
     pub(super) metrics: Metrics,
+    /// What a token cost when the model was loaded (the default budget's basis).
+    pub(super) cost: Option<super::calibration::TokenCost>,
+    /// Conversations and their KV caches (bounds set at load).
+    pub(super) sessions: SessionTable<Session<'static, 'static>>,
+    /// Context of a conversation, tokens.
+    pub(super) session_context: usize,
+    /// KV cache bytes of one conversation.
+    pub(super) session_kv_bytes: usize,
 }
 
 /// Engine figures since boot (or the last `llmctl reset`).
@@ -92,6 +102,10 @@ pub static SERVICE: Service = Service {
         jobs: Vec::new(),
         sched: DefaultScheduler::with_default_bound(),
         metrics: Metrics::new(),
+        cost: None,
+        sessions: SessionTable::new(0),
+        session_context: 0,
+        session_kv_bytes: 0,
     }),
     budget: BudgetWatch::new(),
     slack: Slack::new(),

@@ -39,6 +39,26 @@ impl Service {
                 let _ = writeln!(out, "model: none (run 'llmctl load')");
             }
         }
+        let cost = self.state.lock().cost;
+        if let Some(c) = cost {
+            let _ = writeln!(
+                out,
+                "cost per token (measured at load): prefill_us={} decode_us={}",
+                c.prefill_ns / 1000,
+                c.decode_ns / 1000
+            );
+        }
+        let s = self.session_summary();
+        let _ = writeln!(
+            out,
+            "sessions: open={} max={} context={} kv_kib={} opened={} evicted={}",
+            s.open,
+            s.max,
+            s.context,
+            s.kv_bytes / 1024,
+            s.opened,
+            s.evicted
+        );
         // Copy everything out first: the lock masks IRQs, printing must not happen under it.
         let (t, stats) = {
             let st = self.state.lock();

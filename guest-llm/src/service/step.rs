@@ -8,9 +8,11 @@ use alloc::vec::Vec;
 
 use guest_rt::timer;
 use shared_ring::audit::{AuditEntry, STATUS_DEADLINE_MISS, STATUS_OK};
-use sis_engine::{Session, StopReason, Utf8Stream};
+use sis_engine::{Session, StopReason};
 use sis_sched::{cycles_to_ns, ns_to_cycles, JobId, ServerId};
 
+use super::conversation::Turn;
+use super::reply_text::ReplyText;
 use super::request::{JobError, JobKind, ReplySink, Report};
 use super::{audit, now_ns, Service, PREFILL_CHUNK};
 use crate::model::Loaded;
@@ -26,7 +28,8 @@ pub(super) struct Job {
     pub(super) loaded: &'static Loaded,
     /// The last token fed or generated (the tokenizer decodes relative to it).
     pub(super) prev: Option<u32>,
-    pub(super) utf8: Utf8Stream,
+    /// The reply's text as the sink may see it (whole characters, stop strings held back).
+    pub(super) text: ReplyText,
     pub(super) prompt_tokens: u32,
     pub(super) max_tokens: u32,
     /// Time spent in its prefill steps, ns.
@@ -34,6 +37,15 @@ pub(super) struct Job {
     /// Forward passes of its generated tokens and their time, ns.
     pub(super) decode_passes: u32,
     pub(super) decode_ns: u64,
+    /// The conversation turn it is, if any, and the ids it generated (the reply the
+    /// conversation keeps).
+    pub(super) turn: Option<Turn>,
+    pub(super) ids: Vec<u32>,
+    /// Prompt tokens the conversation's KV cache already held.
+    pub(super) reused: u32,
+    /// When it was admitted, and when its first token came (0: not yet), ns.
+    pub(super) admitted_ns: u64,
+    pub(super) first_token_ns: u64,
 }
 
 impl Job {
@@ -44,6 +56,17 @@ impl Job {
         m.token_ns.push(ns);
         self.decode_passes += 1;
         self.decode_ns += ns;
+    }
+}
+
+/// Why a job ended, as its report says: the engine's reasons, or a stop string.
+const STOP_STRING: &str = "stop string";
+
+fn stop_label(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::StopToken => "stop token",
+        StopReason::MaxTokens => "max tokens",
+        StopReason::ContextFull => "context full",
     }
 }
 
@@ -135,10 +158,18 @@ impl Service {
                 let mut bytes = Vec::new();
                 job.loaded.tokenizer.decode(job.prev, id, &mut bytes);
                 job.prev = Some(id);
-                let text = job.utf8.push(&bytes);
+                let text = job.text.push(&bytes);
+                if job.turn.is_some() {
+                    job.ids.push(id);
+                }
+                if job.first_token_ns == 0 {
+                    job.first_token_ns = now.max(1);
+                }
                 job.sink.token(job.tag, id, &text);
-                if job.session.generated() >= job.max_tokens as usize {
-                    self.finish(job, server, StopReason::MaxTokens, now);
+                if job.text.stopped() {
+                    self.finish(job, server, STOP_STRING, now);
+                } else if job.session.generated() >= job.max_tokens as usize {
+                    self.finish(job, server, stop_label(StopReason::MaxTokens), now);
                 } else {
                     self.state.lock().jobs.push(job);
                 }
@@ -149,7 +180,7 @@ impl Service {
                     job.count_pass(&mut st.metrics, elapsed_ns);
                 }
                 drop(st);
-                self.finish(job, server, reason, now);
+                self.finish(job, server, stop_label(reason), now);
             }
             Err(e) => {
                 st.metrics.failures += 1;
@@ -162,15 +193,16 @@ impl Service {
                     extra: job.id.0,
                     ..AuditEntry::default()
                 });
-                job.sink
-                    .failed(job.tag, &JobError::Internal(format!("{e}")));
+                let (sink, tag) = (job.sink, job.tag);
+                self.release(job, false);
+                sink.failed(tag, &JobError::Internal(format!("{e}")));
             }
         }
     }
 
     /// Completes a job that ended (audited as its op, with the deadline-miss bit if it finished
     /// late) and reports it to its sink.
-    fn finish(&self, mut job: Job, server: ServerId, reason: StopReason, now: u64) {
+    fn finish(&self, mut job: Job, server: ServerId, stop: &'static str, now: u64) {
         let (done, wcet, period) = {
             let mut st = self.state.lock();
             let done = st.sched.complete(server, now);
@@ -186,8 +218,9 @@ impl Service {
             Ok(c) => c,
             Err(e) => {
                 self.failed_internally();
-                job.sink
-                    .failed(job.tag, &JobError::Internal(format!("completing: {e}")));
+                let (sink, tag) = (job.sink, job.tag);
+                self.release(job, false);
+                sink.failed(tag, &JobError::Internal(format!("completing: {e}")));
                 return;
             }
         };
@@ -209,17 +242,28 @@ impl Service {
             consumed_ns: c.consumed_ns,
             steps: c.steps,
             prefill_ns: job.prefill_ns,
+            reused: job.reused,
+            session: job.turn.as_ref().map(|t| t.id),
+            ttft_ns: job.first_token_ns.saturating_sub(job.admitted_ns),
             decode_passes: job.decode_passes,
             decode_ns: job.decode_ns,
+            due_ns: c.deadline_ns.saturating_sub(c.arrival_ns),
             missed: c.missed,
             lateness_ns: c.lateness_ns,
-            stop: match reason {
-                StopReason::StopToken => "stop token",
-                StopReason::MaxTokens => "max tokens",
-                StopReason::ContextFull => "context full",
-            },
-            tail: job.utf8.finish(),
+            stop,
+            tail: job.text.finish(),
         };
-        job.sink.finished(job.tag, &report);
+        let (sink, tag) = (job.sink, job.tag);
+        // The conversation is back in the table before anyone hears the turn is over.
+        self.release(job, true);
+        sink.finished(tag, &report);
+    }
+
+    /// A job is over: a conversation turn goes back to its conversation (`completed`: with
+    /// its reply), anything else is dropped.
+    pub(super) fn release(&self, job: Job, completed: bool) {
+        if let Some(turn) = job.turn {
+            self.end_turn(turn, job.session, &job.ids, completed);
+        }
     }
 }

@@ -220,7 +220,7 @@ mod tests {
         let g = Geometry {
             requests: Geometry::DEFAULT.requests,
             responses: RingGeometry {
-                offset: 0x2_6000,
+                offset: 0x3_6000,
                 capacity: 4,
                 slot_size: 64,
             },

@@ -7,7 +7,7 @@
 use core::fmt;
 
 /// Most words one command line may have.
-pub const MAX_ARGS: usize = 16;
+pub const MAX_ARGS: usize = 32;
 
 /// Why a line could not be split into words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

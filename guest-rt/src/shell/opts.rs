@@ -53,7 +53,7 @@ impl fmt::Display for OptError<'_> {
 }
 
 /// Most options one spec may declare (valued and switches together).
-pub const MAX_OPTS: usize = 8;
+pub const MAX_OPTS: usize = 16;
 
 /// The parsed words.
 #[derive(Debug)]

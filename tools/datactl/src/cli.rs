@@ -6,7 +6,8 @@ use crate::client::{Client, ClientConfig, ClientError};
 use crate::transport::{Endpoint, TransportError, DEFAULT_SOCKET};
 use clap::{Parser, Subcommand, ValueEnum};
 use sis_frame::codec::{
-    encode, Command, InferParams, Request, Sampling, Version, MAX_FRAME_LEN, TOP_P_OFF_MILLI,
+    encode, Command, InferParams, Request, Sampling, Stops, Version, MAX_FRAME_LEN, MAX_STOPS,
+    MAX_STOP_LEN,
 };
 use sis_frame::reply::{parse_reply, EndReason, ErrorCode, Reply};
 use std::io::Write;
@@ -102,28 +103,34 @@ pub enum Cmd {
     LlmInfer {
         /// Prompt text (v0: up to 54 bytes; v1: up to 2048).
         prompt: String,
-        /// Most tokens to generate.
-        #[arg(long, default_value_t = 32, value_name = "N",
-              value_parser = clap::value_parser!(u16).range(1..))]
-        max_tokens: u16,
-        /// Sampling temperature, 0 (greedy, default) to 5.
-        #[arg(long, value_name = "T")]
-        temp: Option<f32>,
-        /// Nucleus sampling threshold in (0, 1] (default 1 = off).
-        #[arg(long, value_name = "P")]
-        top_p: Option<f32>,
-        /// Sampler seed (repeatable output with a temperature).
-        #[arg(long, value_name = "S")]
-        seed: Option<u64>,
+        /// Generation options.
+        #[command(flatten)]
+        gen: GenOpts,
         /// Wrap the prompt in the model's chat template.
         #[arg(long)]
         chat: bool,
+        /// System message of the chat template (with --chat; at most 256 bytes).
+        #[arg(long, value_name = "TEXT", requires = "chat")]
+        system: Option<String>,
         /// Print tokens as they are produced, until the inference ends.
         #[arg(long)]
         stream: bool,
-        /// With --stream: give up when no line arrives for this long (ms).
-        #[arg(long = "idle-timeout-ms", default_value_t = 120_000, value_name = "MS")]
-        idle_timeout_ms: u64,
+    },
+    /// Chat: each MESSAGE (or, with none, each line of stdin) is one turn of a conversation
+    /// the LLM partition keeps with its KV cache, so a turn computes only what it adds.
+    /// Replies are streamed to stdout, one line per turn; per-turn prefill counts on stderr.
+    Chat {
+        /// The user's messages, one per turn (none: read turns from stdin).
+        messages: Vec<String>,
+        /// Generation options (every turn).
+        #[command(flatten)]
+        gen: GenOpts,
+        /// System message of the conversation (first turn of a new conversation).
+        #[arg(long, value_name = "TEXT")]
+        system: Option<String>,
+        /// Continue this conversation (the `session=` of an earlier chat) instead of opening one.
+        #[arg(long, value_name = "ID")]
+        session: Option<u64>,
     },
     /// Fetch produced tokens of an inference (0x12).
     LlmPoll {
@@ -147,6 +154,78 @@ pub enum Cmd {
         #[arg(long, value_name = "BYTES")]
         hex: String,
     },
+}
+
+/// Generation options shared by `llm-infer` and `chat`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GenOpts {
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 32, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_tokens: u16,
+    /// Sampling temperature, 0 (greedy, default) to 5. With a temperature, top-k,
+    /// top-p and min-p default to llama.cpp's 40, 0.95 and 0.05.
+    #[arg(long, value_name = "T")]
+    pub temp: Option<f32>,
+    /// Keep the K most likely tokens (0 = off).
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<u32>,
+    /// Nucleus sampling threshold in [0, 1] (1 = off).
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f32>,
+    /// Minimum probability relative to the most likely token, [0, 1] (0 = off).
+    #[arg(long, value_name = "P")]
+    pub min_p: Option<f32>,
+    /// Repetition penalty in [0.001, 10] (1 = off, the default).
+    #[arg(long, value_name = "R")]
+    pub repeat_penalty: Option<f32>,
+    /// Tokens the repetition penalty looks back over (default 64; 0 = off).
+    #[arg(long, value_name = "N")]
+    pub repeat_last_n: Option<u32>,
+    /// Sampler seed, 0..=4294967295 (repeatable output with a temperature).
+    #[arg(long, value_name = "S",
+          value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
+    pub seed: Option<u64>,
+    /// Stop when the text ends with TEXT (not printed); up to 4, each 1..=64 bytes.
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+    /// Streaming: give up when no line arrives for this long (ms).
+    #[arg(long = "idle-timeout-ms", default_value_t = 120_000, value_name = "MS")]
+    pub idle_timeout_ms: u64,
+}
+
+impl GenOpts {
+    /// The inference parameters for `prompt` with these options.
+    fn params<'a>(
+        &'a self,
+        prompt: &'a str,
+        chat: bool,
+        system: &'a str,
+        stream: bool,
+        session: Option<u64>,
+    ) -> Result<InferParams<'a>, String> {
+        let list: Vec<&str> = self.stop.iter().map(String::as_str).collect();
+        Ok(InferParams {
+            prompt,
+            max_tokens: self.max_tokens,
+            sampling: sampling(
+                self.temp,
+                self.top_k,
+                self.top_p,
+                self.min_p,
+                self.repeat_penalty,
+                self.repeat_last_n,
+                self.seed,
+            )?,
+            chat,
+            stream,
+            stop: Stops::new(&list).ok_or(format!(
+                "--stop: at most {MAX_STOPS} strings of 1..={MAX_STOP_LEN} bytes each"
+            ))?,
+            system,
+            session,
+        })
+    }
 }
 
 /// Parse a token: `0x`-prefixed hex or decimal.
@@ -187,19 +266,63 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn milli(v: f32, what: &str, lo_exclusive: bool, max: f32) -> Result<u16, String> {
-    let ok = v.is_finite() && v <= max && if lo_exclusive { v > 0.0 } else { v >= 0.0 };
+/// `v` in thousandths, checked against `[lo, max]` (`lo` > 0: a value rounding to 0 is refused).
+fn milli(v: f32, what: &str, lo: f32, max: f32) -> Result<u16, String> {
+    let ok = v.is_finite() && v <= max && v >= lo;
     if !ok {
-        let range = if lo_exclusive { "(0" } else { "[0" };
-        return Err(format!("{what} must be in {range}, {max}], got {v}"));
+        return Err(format!("{what} must be in [{lo}, {max}], got {v}"));
     }
     let m = (v * 1000.0).round() as u16;
-    if lo_exclusive && m == 0 {
+    if lo > 0.0 && m == 0 {
         return Err(format!(
             "{what} {v} rounds to 0 (the wire carries thousandths)"
         ));
     }
     Ok(m)
+}
+
+/// The sampling controls of `llm-infer`: greedy unless a temperature is given; with one,
+/// llama.cpp's defaults for what is not given (the shell's and `llm-run`'s rule).
+#[allow(clippy::too_many_arguments)]
+fn sampling(
+    temp: Option<f32>,
+    top_k: Option<u32>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    repeat_last_n: Option<u32>,
+    seed: Option<u64>,
+) -> Result<Sampling, String> {
+    let greedy = Sampling::GREEDY;
+    let temperature_milli = temp
+        .map(|t| milli(t, "--temp", 0.0, 5.0))
+        .transpose()?
+        .unwrap_or(0);
+    // Defaults: llama.cpp's once sampling; the greedy frame's (off) otherwise, where they
+    // change nothing and keep the request v0-compatible.
+    let (dk, dp, dmin) = if temperature_milli > 0 {
+        (40, 950, 50)
+    } else {
+        (greedy.top_k, greedy.top_p_milli, greedy.min_p_milli)
+    };
+    Ok(Sampling {
+        temperature_milli,
+        top_k: top_k.unwrap_or(dk),
+        top_p_milli: top_p
+            .map(|p| milli(p, "--top-p", 0.0, 1.0))
+            .transpose()?
+            .unwrap_or(dp),
+        min_p_milli: min_p
+            .map(|p| milli(p, "--min-p", 0.0, 1.0))
+            .transpose()?
+            .unwrap_or(dmin),
+        repeat_penalty_milli: repeat_penalty
+            .map(|r| milli(r, "--repeat-penalty", 0.001, 10.0))
+            .transpose()?
+            .unwrap_or(greedy.repeat_penalty_milli),
+        repeat_last_n: repeat_last_n.unwrap_or(greedy.repeat_last_n),
+        seed: seed.unwrap_or(0),
+    })
 }
 
 /// A sequence number for v1 requests: non-zero, different per invocation, the same on
@@ -218,7 +341,10 @@ fn usage(err: &mut dyn Write, msg: &str) -> i32 {
 }
 
 /// Build the frame for a subcommand.
-fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
+///
+/// # Errors
+/// A usage error (no token, a value out of range, a request no frame version can carry).
+pub fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
     if let Cmd::Raw { hex } = &cli.cmd {
         return parse_hex(hex);
     }
@@ -231,30 +357,18 @@ fn build_frame(cli: &Cli) -> Result<Vec<u8>, String> {
         },
         Cmd::LlmInfer {
             prompt,
-            max_tokens,
-            temp,
-            top_p,
-            seed,
+            gen,
             chat,
+            system,
             stream,
-            ..
-        } => Command::LlmInferStart(InferParams {
+        } => Command::LlmInferStart(gen.params(
             prompt,
-            max_tokens: *max_tokens,
-            sampling: Sampling {
-                temperature_milli: temp
-                    .map(|t| milli(t, "--temp", false, 5.0))
-                    .transpose()?
-                    .unwrap_or(0),
-                top_p_milli: top_p
-                    .map(|p| milli(p, "--top-p", true, 1.0))
-                    .transpose()?
-                    .unwrap_or(TOP_P_OFF_MILLI),
-                seed: seed.unwrap_or(0),
-            },
-            chat: *chat,
-            stream: *stream,
-        }),
+            *chat,
+            system.as_deref().unwrap_or(""),
+            *stream,
+            None,
+        )?),
+        Cmd::Chat { .. } => return Err("chat sends one frame per turn (run_chat)".into()),
         Cmd::LlmPoll { id, max, .. } => Command::LlmInferPoll {
             infer_id: *id,
             max: *max,
@@ -314,9 +428,21 @@ fn report(line: &[u8], poll_text: bool, out: &mut dyn Write, err: &mut dyn Write
                 }
                 let _ = out.write_all(&text);
                 let _ = writeln!(out);
+                let end = p
+                    .end
+                    .map(|r| format!(" end={}", r.as_str()))
+                    .unwrap_or_default();
+                let code = p
+                    .code
+                    .map(|c| {
+                        let name =
+                            ErrorCode::from_u8(c).map_or("unknown error code", ErrorCode::name);
+                        format!(" code=0x{c:02x} ({name})")
+                    })
+                    .unwrap_or_default();
                 let _ = writeln!(
                     err,
-                    "datactl: id={} n={} done={}",
+                    "datactl: id={} n={} done={}{end}{code}",
                     p.id,
                     p.n,
                     u8::from(p.done)
@@ -350,14 +476,15 @@ fn report(line: &[u8], poll_text: bool, out: &mut dyn Write, err: &mut dyn Write
     }
 }
 
-/// Follow a stream after `OK id=N` until `END id=N`.
+/// Follow a stream after `OK id=N` until `END id=N`: the exit code, and for a conversation
+/// turn its prefill figures (prompt tokens, reused from the KV cache).
 fn follow_stream(
     client: &mut Client,
     id: u32,
     idle: Duration,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> i32 {
+) -> (i32, Option<(u32, u32)>) {
     let mut expected = 0u32;
     let mut gaps = 0u64;
     loop {
@@ -370,9 +497,9 @@ fn follow_stream(
                     "datactl: stream {id}: nothing for {} ms after {expected} token(s); giving up",
                     idle.as_millis()
                 );
-                return exit::TIMEOUT;
+                return (exit::TIMEOUT, None);
             }
-            Err(e) => return client_error(err, &e),
+            Err(e) => return (client_error(err, &e), None),
         };
         match parse_reply(&line) {
             Ok(Reply::Stream { id: sid, i, tok }) if sid == id => {
@@ -387,7 +514,7 @@ fn follow_stream(
                     }
                     Err(e) => {
                         let _ = writeln!(err, "datactl: bad token escape {e:?}");
-                        return exit::PROTOCOL;
+                        return (exit::PROTOCOL, None);
                     }
                 }
             }
@@ -396,9 +523,16 @@ fn follow_stream(
                 n,
                 reason,
                 code,
+                prefill,
             }) if sid == id => {
                 let _ = writeln!(out);
-                let code_txt = code.map(|c| format!(" code=0x{c:02x}")).unwrap_or_default();
+                let code_txt = code
+                    .map(|c| {
+                        let name =
+                            ErrorCode::from_u8(c).map_or("unknown error code", ErrorCode::name);
+                        format!(" code=0x{c:02x} ({name})")
+                    })
+                    .unwrap_or_default();
                 let _ = writeln!(
                     err,
                     "datactl: stream {id} ended: n={n} reason={}{code_txt}",
@@ -407,15 +541,16 @@ fn follow_stream(
                 if gaps > 0 {
                     let _ = writeln!(err, "datactl: stream {id}: {gaps} token index gap(s)");
                 }
-                return match reason {
+                let code = match reason {
                     EndReason::Eos | EndReason::Max => exit::OK,
                     EndReason::Cancel | EndReason::Fail => exit::ERR_REPLY,
                 };
+                return (code, prefill);
             }
             Ok(_) => {} // another inference's stream, or a late reply
             Err(e) => {
                 let _ = writeln!(err, "datactl: {e}: {:?}", String::from_utf8_lossy(&line));
-                return exit::PROTOCOL;
+                return (exit::PROTOCOL, None);
             }
         }
     }
@@ -423,9 +558,12 @@ fn follow_stream(
 
 /// Run `cli`, writing replies to `out` and diagnostics to `err`; returns the exit code.
 pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let frame = match build_frame(cli) {
-        Ok(f) => f,
-        Err(m) => return usage(err, &m),
+    let frame = match &cli.cmd {
+        Cmd::Chat { .. } => Vec::new(),
+        _ => match build_frame(cli) {
+            Ok(f) => f,
+            Err(m) => return usage(err, &m),
+        },
     };
     let endpoint = match &cli.tcp {
         Some(a) => Endpoint::Tcp(a.clone()),
@@ -440,6 +578,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Ok(c) => c,
         Err(e) => return client_error(err, &e),
     };
+    if matches!(cli.cmd, Cmd::Chat { .. }) {
+        return run_chat(cli, &mut client, &mut std::io::stdin().lock(), out, err);
+    }
     let stream = matches!(cli.cmd, Cmd::LlmInfer { stream: true, .. });
     if !(cli.wait_ack || cli.retries > 0 || stream) {
         return match client.send(&frame) {
@@ -489,13 +630,113 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         return exit::PROTOCOL;
     };
     let _ = writeln!(err, "datactl: streaming inference {id}");
-    let idle = match cli.cmd {
-        Cmd::LlmInfer {
-            idle_timeout_ms, ..
-        } => Duration::from_millis(idle_timeout_ms.max(1)),
+    let idle = match &cli.cmd {
+        Cmd::LlmInfer { gen, .. } => Duration::from_millis(gen.idle_timeout_ms.max(1)),
         _ => unreachable!("stream is only set for llm-infer"),
     };
-    follow_stream(&mut client, id, idle, out, err)
+    follow_stream(&mut client, id, idle, out, err).0
+}
+
+/// A v1 frame for `params` (with a fresh sequence number).
+fn v1_frame(token: u64, params: InferParams<'_>) -> Result<Vec<u8>, String> {
+    let req = Request {
+        version: Version::V1,
+        token,
+        seq: fresh_seq(),
+        command: Command::LlmInferStart(params),
+    };
+    let mut buf = vec![0u8; MAX_FRAME_LEN];
+    let n = encode(&req, &mut buf).map_err(|e| e.to_string())?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// `datactl chat`: one streamed chat turn per message in one conversation.
+fn run_chat(
+    cli: &Cli,
+    client: &mut Client,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let Cmd::Chat {
+        messages,
+        gen,
+        system,
+        session,
+    } = &cli.cmd
+    else {
+        unreachable!("run_chat runs chat");
+    };
+    let Some(token) = cli.token else {
+        return usage(err, "no token: pass --token 0x... or set SIS_TOKEN");
+    };
+    let mut session = *session;
+    let mut turn = 0u32;
+    let mut args = messages.iter();
+    loop {
+        let message = if messages.is_empty() {
+            let mut l = String::new();
+            match input.read_line(&mut l) {
+                Ok(0) | Err(_) => return exit::OK,
+                Ok(_) => l.trim_end_matches(['\n', '\r']).to_string(),
+            }
+        } else {
+            match args.next() {
+                Some(m) => m.clone(),
+                None => return exit::OK,
+            }
+        };
+        if message.is_empty() {
+            continue;
+        }
+        turn += 1;
+        // A new conversation's system message goes with its first turn.
+        let sys = if session.is_none() {
+            system.as_deref().unwrap_or("")
+        } else {
+            ""
+        };
+        let frame = match gen
+            .params(&message, true, sys, true, Some(session.unwrap_or(0)))
+            .and_then(|p| v1_frame(token, p))
+        {
+            Ok(f) => f,
+            Err(m) => return usage(err, &m),
+        };
+        let line = match client.request(&frame) {
+            Ok(l) => l,
+            Err(e) => return client_error(err, &e),
+        };
+        let (id, sid) = match parse_reply(&line) {
+            Ok(Reply::Ok(f)) => (
+                f.get_u64("id").and_then(|v| u32::try_from(v).ok()),
+                f.get_u64("session"),
+            ),
+            _ => return report(&line, false, out, err),
+        };
+        let (Some(id), Some(sid)) = (id, sid.or(session)) else {
+            let _ = writeln!(
+                err,
+                "datactl: chat turn accepted without id and session: {:?}",
+                String::from_utf8_lossy(&line)
+            );
+            return exit::PROTOCOL;
+        };
+        session = Some(sid);
+        let idle = Duration::from_millis(gen.idle_timeout_ms.max(1));
+        let (code, prefill) = follow_stream(client, id, idle, out, err);
+        if let Some((prompt, reused)) = prefill {
+            let _ = writeln!(
+                err,
+                "datactl: turn {turn}: prompt {prompt} tokens, {reused} reused, {} computed (session={sid})",
+                prompt.saturating_sub(reused)
+            );
+        }
+        if code != exit::OK {
+            return code;
+        }
+    }
 }
 
 /// Exit code for a connection-level failure (for callers outside [`run`]).

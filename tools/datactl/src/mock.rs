@@ -119,6 +119,8 @@ impl RingPort for FakeLlm {
                     elapsed_ns: 0,
                     cycles: 0,
                     status: DoneStatus(DoneStatus::OK),
+                    error: None,
+                    reused: 0,
                 }));
             }
             RingRequest::Cancel { .. } => r.push_back(Response::Error {
@@ -131,6 +133,12 @@ impl RingPort for FakeLlm {
             }),
         }
         Ok(req_seq)
+    }
+
+    fn entropy(&mut self) -> Option<u64> {
+        // The mock's ids need not be secret: the tests read them back.
+        self.next_seq += 1;
+        Some(0x5e55_0000 + self.next_seq)
     }
 }
 

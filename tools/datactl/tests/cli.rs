@@ -191,6 +191,39 @@ fn stream_prints_tokens_until_end() {
 }
 
 #[test]
+fn chat_holds_one_session_across_turns() {
+    let (_d, m) = unix_mock(MockConfig::new(secrets()));
+    let ep = m.endpoint().clone();
+    datactl(&ep, &["--token", &tok(ADMIN), "--wait-ack", "llm-load"]);
+    let r = datactl(
+        &ep,
+        &[
+            "--token",
+            &tok(SUBMIT),
+            "chat",
+            "--max-tokens",
+            "2",
+            "--system",
+            "Be brief.",
+            "first",
+            "second",
+        ],
+    );
+    assert_eq!(r.code, exit::OK, "{}", r.stderr);
+    assert_eq!(r.stdout, "Op B\nOp B\n", "one reply line per turn");
+    let turns: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("datactl: turn "))
+        .collect();
+    assert_eq!(turns.len(), 2, "{}", r.stderr);
+    // The first turn opened a session; the second continued the same one.
+    let session = |l: &str| l.rsplit("session=").next().unwrap().to_string();
+    assert_eq!(session(turns[0]), session(turns[1]), "{}", r.stderr);
+    assert!(turns[1].starts_with("datactl: turn 2: prompt 0 tokens, 0 reused, 0 computed"));
+}
+
+#[test]
 fn retries_resend_after_a_dropped_frame() {
     let mut cfg = MockConfig::new(secrets());
     cfg.drop_first = 1;
@@ -297,8 +330,11 @@ fn usage_errors_exit_2_before_connecting() {
     for bad in [
         ["--temp", "9"],
         ["--temp", "NaN"],
-        ["--top-p", "0"],
+        ["--top-p", "1.001"],
         ["--top-p", "1.5"],
+        ["--min-p", "2"],
+        ["--repeat-penalty", "0"],
+        ["--repeat-penalty", "11"],
     ] {
         let r = datactl(&ep, &["--token", "1", "llm-infer", "hi", bad[0], bad[1]]);
         assert_eq!(r.code, exit::USAGE, "{bad:?}");
@@ -309,10 +345,164 @@ fn usage_errors_exit_2_before_connecting() {
         vec!["datactl", "--token", "0xzz", "llm-load"],
         vec!["datactl", "llm-infer", "x", "--max-tokens", "0"],
         vec!["datactl", "bogus"],
+        vec!["datactl", "llm-infer", "x", "--seed", "4294967296"],
+        vec!["datactl", "llm-infer", "x", "--top-k", "x"],
+        vec!["datactl", "llm-infer", "x", "--repeat-last-n", "-1"],
         vec!["datactl", "--tcp", "a:1", "--socket", "/x", "llm-load"],
     ] {
         let e = Cli::try_parse_from(&argv).unwrap_err();
         assert_eq!(e.exit_code(), exit::USAGE, "{argv:?}");
+    }
+}
+
+#[test]
+fn sampling_controls_reach_the_frame() {
+    use sis_frame::codec::{Decoder, Event, Sampling, Version};
+    let decode = |args: &[&str]| {
+        let mut argv = vec!["datactl", "--token", "1", "llm-infer", "hi"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        let bytes = datactl::cli::build_frame(&cli).unwrap();
+        let mut dec = Decoder::new();
+        match dec.feed(&bytes).1 {
+            Some(Event::Request(r)) => match r.command {
+                sis_frame::codec::Command::LlmInferStart(p) => (r.version, p.sampling),
+                c => panic!("{c:?}"),
+            },
+            e => panic!("{e:?}"),
+        }
+    };
+    // Greedy stays a v0 frame.
+    assert_eq!(decode(&[]), (Version::V0, Sampling::GREEDY));
+    // A temperature alone: llama.cpp's defaults for the rest.
+    let (v, s) = decode(&["--temp", "0.8", "--seed", "42"]);
+    assert_eq!(v, Version::V1);
+    assert_eq!(
+        s,
+        Sampling {
+            temperature_milli: 800,
+            top_k: 40,
+            top_p_milli: 950,
+            min_p_milli: 50,
+            seed: 42,
+            ..Sampling::GREEDY
+        }
+    );
+    // Every control.
+    let (_, s) = decode(&[
+        "--temp",
+        "1.5",
+        "--top-k",
+        "7",
+        "--top-p",
+        "0.5",
+        "--min-p",
+        "0.1",
+        "--repeat-penalty",
+        "1.3",
+        "--repeat-last-n",
+        "8",
+        "--seed",
+        "4294967295",
+    ]);
+    assert_eq!(
+        s,
+        Sampling {
+            temperature_milli: 1500,
+            top_p_milli: 500,
+            seed: u64::from(u32::MAX),
+            top_k: 7,
+            min_p_milli: 100,
+            repeat_penalty_milli: 1300,
+            repeat_last_n: 8,
+        }
+    );
+    // Greedy with a repeat penalty needs v1 and its sampling block.
+    let (v, s) = decode(&["--repeat-penalty", "1.3"]);
+    assert_eq!(
+        (v, s.temperature_milli, s.repeat_penalty_milli),
+        (Version::V1, 0, 1300)
+    );
+}
+
+#[test]
+fn a_system_message_needs_chat_and_reaches_the_frame() {
+    use sis_frame::codec::{Command, Decoder, Event};
+    let cli = Cli::try_parse_from([
+        "datactl",
+        "--token",
+        "1",
+        "llm-infer",
+        "hi",
+        "--chat",
+        "--system",
+        "Be brief.",
+    ])
+    .unwrap();
+    let bytes = datactl::cli::build_frame(&cli).unwrap();
+    match Decoder::new().feed(&bytes).1 {
+        Some(Event::Request(r)) => match r.command {
+            Command::LlmInferStart(p) => assert_eq!((p.chat, p.system), (true, "Be brief.")),
+            c => panic!("{c:?}"),
+        },
+        e => panic!("{e:?}"),
+    }
+    assert!(Cli::try_parse_from(["datactl", "llm-infer", "hi", "--system", "x"]).is_err());
+    let long = "s".repeat(257);
+    let cli = Cli::try_parse_from([
+        "datactl",
+        "--token",
+        "1",
+        "llm-infer",
+        "hi",
+        "--chat",
+        "--system",
+        &long,
+    ])
+    .unwrap();
+    assert!(datactl::cli::build_frame(&cli)
+        .unwrap_err()
+        .contains("system message"));
+}
+
+#[test]
+fn stop_strings_reach_the_frame() {
+    use sis_frame::codec::{Command, Decoder, Event, Version};
+    let cli = Cli::try_parse_from([
+        "datactl",
+        "--token",
+        "1",
+        "llm-infer",
+        "hi",
+        "--stop",
+        "\n\n",
+        "--stop",
+        "User:",
+    ])
+    .unwrap();
+    let bytes = datactl::cli::build_frame(&cli).unwrap();
+    match Decoder::new().feed(&bytes).1 {
+        Some(Event::Request(r)) => match r.command {
+            Command::LlmInferStart(p) => {
+                assert_eq!(r.version, Version::V1, "stop strings need v1");
+                assert_eq!(p.stop.as_slice(), ["\n\n", "User:"]);
+            }
+            c => panic!("{c:?}"),
+        },
+        e => panic!("{e:?}"),
+    }
+    for bad in [
+        vec!["--stop", ""],
+        vec![
+            "--stop", "a", "--stop", "b", "--stop", "c", "--stop", "d", "--stop", "e",
+        ],
+    ] {
+        let mut argv = vec!["datactl", "--token", "1", "llm-infer", "hi"];
+        argv.extend(bad);
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        assert!(datactl::cli::build_frame(&cli)
+            .unwrap_err()
+            .contains("--stop"));
     }
 }
 

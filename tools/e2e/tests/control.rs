@@ -278,11 +278,8 @@ fn tokens_replies_and_audit_without_a_model() {
         &submit_hex,
         &["llm-infer", "why op b slow?", "--max-tokens", "4"],
     );
-    // The job is accepted (it fails inside the LLM partition: no model).
-    assert!(
-        infer.stdout.trim().starts_with("OK id="),
-        "infer: {infer:?}"
-    );
+    // Refused at admission, at once: no model (the seed's code).
+    assert_eq!(infer.stdout.trim(), "ERR 0x03", "infer: {infer:?}");
     // A submit token may not load the model; a made-up token gets nothing.
     let wrong_right = sis
         .datactl(&["--wait-ack", "--token", &submit_hex, "llm-load"], DATACTL)

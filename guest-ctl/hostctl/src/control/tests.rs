@@ -1,6 +1,6 @@
 use super::*;
 use sis_frame::auth::{RateLimitConfig, Rights, Secrets};
-use sis_frame::codec::{encode, InferParams, Sampling, Version, MAX_FRAME_LEN};
+use sis_frame::codec::{encode, InferParams, Sampling, Stops, Version, MAX_FRAME_LEN};
 use std::vec::Vec;
 
 const SECRETS: Secrets = Secrets {
@@ -97,6 +97,9 @@ fn infer(token: u64) -> Vec<u8> {
             sampling: Sampling::GREEDY,
             chat: false,
             stream: false,
+            stop: Stops::NONE,
+            system: "",
+            session: None,
         }),
     )
 }
@@ -221,9 +224,10 @@ fn silent_llm_times_out_with_unavailable() {
     let mut c = ctl();
     let (mut h, mut a, mut llm) = (Host::default(), Audit::default(), Fwd::default());
     c.on_bytes(&infer(SECRETS.admin), at(10), &mut h, &mut a, &mut llm);
-    c.tick(at(10 + LLM_TIMEOUT_MS - 1), false, &mut h);
+    // An inference is acknowledged once admitted (after the running step).
+    c.tick(at(10 + INFER_TIMEOUT_MS - 1), false, &mut h);
     assert!(h.lines.is_empty());
-    c.tick(at(10 + LLM_TIMEOUT_MS), false, &mut h);
+    c.tick(at(10 + INFER_TIMEOUT_MS), false, &mut h);
     assert_eq!(text(&h), ["ERR 0x06\n"]);
     // A load may take longer (the model is parsed before the acknowledgement).
     c.on_bytes(&load(SECRETS.admin), at(100), &mut h, &mut a, &mut llm);

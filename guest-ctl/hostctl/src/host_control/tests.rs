@@ -6,7 +6,9 @@ use shared_ring::audit::AuditEntry;
 use shared_ring::message::{Bytes, Done, DoneStatus, ErrorCode as RingError};
 use shared_ring::Request as RingRequest;
 use sis_frame::auth::{RateLimitConfig, Secrets};
-use sis_frame::codec::{encode, Command, InferParams, Request, Sampling, Version, MAX_FRAME_LEN};
+use sis_frame::codec::{
+    encode, Command, InferParams, Request, Sampling, Stops, Version, MAX_FRAME_LEN,
+};
 use std::string::String;
 use std::vec::Vec;
 
@@ -52,6 +54,10 @@ impl RingPort for Ring {
         self.sent.push((seq, req.clone()));
         Ok(seq)
     }
+
+    fn entropy(&mut self) -> Option<u64> {
+        Some(0x5e55_1000 + self.sent.len() as u64)
+    }
 }
 
 fn zero_clock() -> u64 {
@@ -89,6 +95,9 @@ fn infer(stream: bool, max_tokens: u16) -> Vec<u8> {
             sampling: Sampling::GREEDY,
             chat: false,
             stream,
+            stop: Stops::NONE,
+            system: "",
+            session: None,
         }),
     )
 }
@@ -109,6 +118,8 @@ fn done(id: u32, tokens: u32, status: u8) -> Response {
         elapsed_ns: 0,
         cycles: 0,
         status: DoneStatus(status),
+        error: None,
+        reused: 0,
     })
 }
 
@@ -147,12 +158,65 @@ fn infer_acked_then_polled_from_the_tokens_that_came_back() {
         host.0,
         [
             "OK id=1\n",
-            "OK TOK id=1 n=2 done=1 plen=14 model=llm items=Op| B\n"
+            "OK TOK id=1 n=2 done=1 end=max plen=14 model=llm items=Op| B\n"
         ]
     );
     assert_eq!(ring.sent.len(), 1, "poll is served locally");
     let (ls, js, running) = h.link_stats();
     assert_eq!((ls.sent, ls.responses, js.started, running), (1, 4, 1, 0));
+}
+
+#[test]
+fn sampling_and_stop_strings_reach_the_ring() {
+    let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
+    let sampling = Sampling {
+        temperature_milli: 800,
+        top_p_milli: 500,
+        seed: 7,
+        top_k: 40,
+        min_p_milli: 50,
+        repeat_penalty_milli: 1300,
+        repeat_last_n: 8,
+    };
+    let f = frame(
+        Version::V1,
+        Command::LlmInferStart(InferParams {
+            prompt: "p",
+            max_tokens: 4,
+            sampling,
+            chat: true,
+            stream: true,
+            stop: Stops::new(&["\n\n", "User:"]).unwrap(),
+            system: "Be brief.",
+            session: None,
+        }),
+    );
+    send(&mut h, &mut ring, &mut host, &f, 0);
+    let RingRequest::Infer(r) = &ring.sent[0].1 else {
+        panic!("{:?}", ring.sent)
+    };
+    assert_eq!(r.sampling, crate::link::ring_sampling(&sampling));
+    assert_eq!(
+        (
+            r.sampling.temp.0,
+            r.sampling.top_k,
+            r.sampling.top_p.0,
+            r.sampling.min_p.0
+        ),
+        (800, 40, 500, 50)
+    );
+    assert_eq!(
+        (
+            r.sampling.repeat_penalty.0,
+            r.sampling.repeat_last_n,
+            r.sampling.seed
+        ),
+        (1300, 8, 7)
+    );
+    let stops: Vec<&str> = r.stop.iter().map(|s| s.as_str()).collect();
+    assert_eq!(stops, ["\n\n", "User:"]);
+    assert!(r.flags.chat() && r.flags.host_stream());
+    assert_eq!(r.system.as_str(), "Be brief.");
 }
 
 #[test]
@@ -215,6 +279,62 @@ fn ring_errors_and_refusals_become_reply_codes() {
 }
 
 #[test]
+fn a_job_failing_after_its_ack_says_why_in_poll_and_end() {
+    let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
+    let seq = send(&mut h, &mut ring, &mut host, &infer(false, 4), 0);
+    h.on_response(Response::Ack { req_seq: seq }, at(1), &mut host);
+    h.on_response(tokens(1, "Op"), at(2), &mut host);
+    let failed = |id| {
+        Response::Done(Done {
+            id,
+            tokens: 1,
+            prompt_len: 3,
+            elapsed_ns: 0,
+            cycles: 0,
+            status: DoneStatus(DoneStatus::REJECT),
+            error: Some(RingError::Internal),
+            reused: 0,
+        })
+    };
+    h.on_response(failed(1), at(3), &mut host);
+    let poll = frame(
+        Version::V0,
+        Command::LlmInferPoll {
+            infer_id: 1,
+            max: None,
+        },
+    );
+    send(&mut h, &mut ring, &mut host, &poll, 4);
+    let seq = send(&mut h, &mut ring, &mut host, &infer(true, 4), 5);
+    h.on_response(Response::Ack { req_seq: seq }, at(6), &mut host);
+    h.on_response(failed(2), at(7), &mut host);
+    assert_eq!(
+        host.0,
+        [
+            "OK id=1\n",
+            "OK TOK id=1 n=1 done=1 end=fail code=0x0a plen=14 model=llm items=Op\n",
+            "OK id=2\n",
+            "END id=2 n=0 reason=fail code=0x0a\n"
+        ]
+    );
+}
+
+#[test]
+fn prompt_too_long_for_the_context_is_err_0x0b() {
+    let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
+    let seq = send(&mut h, &mut ring, &mut host, &infer(false, 4), 0);
+    h.on_response(
+        Response::Error {
+            req_seq: seq,
+            code: RingError::ContextFull,
+        },
+        at(1),
+        &mut host,
+    );
+    assert_eq!(host.0, ["ERR 0x0b\n"]);
+}
+
+#[test]
 fn cancel_goes_over_the_ring_unless_the_job_is_over() {
     let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
     let seq = send(&mut h, &mut ring, &mut host, &infer(true, 8), 0);
@@ -252,12 +372,43 @@ fn a_restart_or_stop_of_the_llm_vm_fails_waiting_frames_at_once() {
     h.tick(at(60), LlmState::Unknown, &mut host);
     assert_eq!(host.0.len(), 2);
     h.tick(
-        at(50 + crate::control::LLM_TIMEOUT_MS),
+        at(50 + crate::control::INFER_TIMEOUT_MS),
         LlmState::Unknown,
         &mut host,
     );
     assert_eq!(host.0.len(), 3);
     assert_eq!(h.control().stats().llm_timeouts, 3);
+}
+
+#[test]
+fn jobs_end_fail_at_once_when_the_llm_vm_stops() {
+    let (mut h, mut ring, mut host) = (host_control(), Ring::default(), Host::default());
+    h.tick(at(0), LlmState::Running { generation: 1 }, &mut host);
+    let seq = send(&mut h, &mut ring, &mut host, &infer(false, 8), 1);
+    h.on_response(Response::Ack { req_seq: seq }, at(2), &mut host);
+    h.on_response(tokens(1, "Op"), at(3), &mut host);
+    let seq = send(&mut h, &mut ring, &mut host, &infer(true, 8), 4);
+    h.on_response(Response::Ack { req_seq: seq }, at(5), &mut host);
+    // Stopped: both end now, long before JOB_IDLE_MS.
+    h.tick(at(10), LlmState::Stopped, &mut host);
+    let poll = frame(
+        Version::V0,
+        Command::LlmInferPoll {
+            infer_id: 1,
+            max: None,
+        },
+    );
+    send(&mut h, &mut ring, &mut host, &poll, 11);
+    assert_eq!(
+        host.0,
+        [
+            "OK id=1\n",
+            "OK id=2\n",
+            "END id=2 n=0 reason=fail code=0x06\n",
+            "OK TOK id=1 n=1 done=1 end=fail code=0x06 plen=14 model=llm items=Op\n"
+        ]
+    );
+    assert_eq!(h.link_stats().2, 0, "nothing runs any more");
 }
 
 #[test]

@@ -270,18 +270,50 @@ impl<'a> Tokenizer<'a> {
     /// BOS) are inserted by id and the system and user texts are encoded as plain text:
     /// text that looks like a control token cannot inject one.
     pub fn encode_chat(&self, system: Option<&str>, user: &str) -> crate::Result<Vec<u32>> {
-        let (start, end) = self.chat.markers();
-        let (Some(start), Some(end)) = (self.token_id(start), self.token_id(end)) else {
-            return Err(crate::Error::Unsupported(
-                "this vocabulary has no chat turn tokens (ChatML <|im_start|>/<|im_end|> or \
-                 Gemma <start_of_turn>/<end_of_turn>)"
-                    .into(),
-            ));
-        };
+        let markers = self.chat_markers()?;
         let mut out = Vec::new();
         if let (true, Some(bos)) = (self.add_bos, self.bos) {
             out.push(bos);
         }
+        self.push_turns(markers, system, user, &mut out);
+        Ok(out)
+    }
+
+    /// The tokens that continue a conversation after the model's reply: the end of the
+    /// model's turn (its marker and newline: the stop token that ended the reply is not part
+    /// of the reply's tokens), one user turn, and the model's turn opened. A conversation is
+    /// `encode_chat(system, first)`, then per turn the reply's tokens and
+    /// `encode_chat_turn(next)`: the same sequence as a chat template over the whole
+    /// conversation, so each turn only adds tokens at the end.
+    pub fn encode_chat_turn(&self, user: &str) -> crate::Result<Vec<u32>> {
+        let (start, end) = self.chat_markers()?;
+        let mut out = alloc::vec![end];
+        out.extend(self.encode("\n"));
+        self.push_turns((start, end), None, user, &mut out);
+        Ok(out)
+    }
+
+    /// The ids of the chat format's turn start and end markers.
+    fn chat_markers(&self) -> crate::Result<(u32, u32)> {
+        let (start, end) = self.chat.markers();
+        match (self.token_id(start), self.token_id(end)) {
+            (Some(start), Some(end)) => Ok((start, end)),
+            _ => Err(crate::Error::Unsupported(
+                "this vocabulary has no chat turn tokens (ChatML <|im_start|>/<|im_end|> or \
+                 Gemma <start_of_turn>/<end_of_turn>)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Appends the closed turns of `system` and `user` and opens the model's turn.
+    fn push_turns(
+        &self,
+        (start, end): (u32, u32),
+        system: Option<&str>,
+        user: &str,
+        out: &mut Vec<u32>,
+    ) {
         let mut s = alloc::string::String::new();
         for (role, content) in self.chat.turns(system, user) {
             out.push(start);
@@ -298,7 +330,6 @@ impl<'a> Tokenizer<'a> {
         s.push_str(self.chat.model_role());
         s.push('\n');
         out.extend(self.encode(&s));
-        Ok(out)
     }
 
     /// Appends the bytes of `id` (which followed `prev`) to `out`. Control tokens add
