@@ -162,7 +162,40 @@ fn gelu(x: f32) -> f32 {
     round_f16(0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x))))
 }
 
-fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
+/// Whether the attention uses the F16C twins of [`dot_f16`] and [`axpy_f16`] (same bits).
+#[inline]
+fn f16c() -> bool {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        crate::matrix::Kernels::current() != crate::matrix::Kernels::Portable
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    {
+        false
+    }
+}
+
+/// `acc[i] += p * v[i]` with `v` binary16.
+#[inline]
+fn axpy_f16(acc: &mut [f32], p: f32, v: &[u16], simd: bool) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if simd {
+        // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
+        return unsafe { crate::quant_avx2::axpy_f16(acc, p, v) };
+    }
+    let _ = simd;
+    for (o, &vv) in acc.iter_mut().zip(v) {
+        *o += p * f16_to_f32(vv);
+    }
+}
+
+fn dot_f16(q: &[f32], k: &[u16], simd: bool) -> f32 {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if simd {
+        // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
+        return unsafe { crate::quant_avx2::dot_f16_keys(q, k) };
+    }
+    let _ = simd;
     let mut acc = [0.0f32; 8];
     let mut qc = q.chunks_exact(8);
     let mut kc = k.chunks_exact(8);
@@ -199,10 +232,11 @@ fn attend_head(
 ) {
     let hd = q.len();
     let len = npos - first;
+    let simd = f16c();
     let mut max = f32::NEG_INFINITY;
     for i in 0..len {
         let ko = cache.at(l, first + i) + kv_off;
-        let s = dot_f16(q, &cache.keys[ko..ko + hd]) * scale;
+        let s = dot_f16(q, &cache.keys[ko..ko + hd], simd) * scale;
         scores.set(sbase + i, s);
         max = max.max(s);
     }
@@ -223,9 +257,7 @@ fn attend_head(
         for i in 0..len {
             let p = scores.get(sbase + i);
             let vo = cache.at(l, first + i) + kv_off + j0;
-            for (o, &vv) in acc[..w].iter_mut().zip(&cache.values[vo..vo + w]) {
-                *o += p * f16_to_f32(vv);
-            }
+            axpy_f16(&mut acc[..w], p, &cache.values[vo..vo + w], simd);
         }
         for (j, &a) in acc[..w].iter().enumerate() {
             out.set(obase + j0 + j, a);
