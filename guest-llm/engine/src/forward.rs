@@ -146,20 +146,25 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + libm::expf(-x))
 }
 
-/// GELU with the tanh approximation as ggml computes it for GeGLU on the CPU: the input
-/// rounded to f16, the result rounded to f16 (its lookup table), and the identity / zero
-/// beyond +-10.
-fn gelu(x: f32) -> f32 {
+/// GELU with the tanh approximation of a binary16 input, rounded to f16: the entries of
+/// ggml's GELU lookup table.
+fn gelu_of_half(h: u16) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const COEF_A: f32 = 0.044_715;
+    let x = f16_to_f32(h);
+    round_f16(0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x))))
+}
+
+/// GELU as ggml computes it for GeGLU on the CPU: the input rounded to f16 and looked up
+/// in `table` ([`gelu_of_half`] of every f16), the identity / zero beyond +-10.
+fn gelu(x: f32, table: &[f32]) -> f32 {
     if x <= -10.0 {
         return 0.0;
     }
     if x >= 10.0 {
         return x;
     }
-    let x = round_f16(x);
-    round_f16(0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x))))
+    table[f32_to_f16(x) as usize]
 }
 
 /// Whether the attention uses the F16C twins of [`dot_f16`] and [`axpy_f16`] (same bits).
@@ -300,6 +305,8 @@ pub struct Workspace {
     cells: Cells,
     scores: Cells,
     logits: Vec<f32>,
+    /// [`gelu_of_half`] of every f16 (Gemma), built on first use.
+    gelu: Vec<f32>,
 }
 
 impl Workspace {
@@ -389,6 +396,10 @@ pub fn forward_in<'w>(
         Arch::Llama => None,
     };
 
+    if gemma.is_some() && ws.gelu.is_empty() {
+        ws.gelu = (0..=u16::MAX).map(gelu_of_half).collect();
+    }
+    let gelu_table = &ws.gelu;
     let x = sized(&mut ws.x, n * dim);
     for (t, &tok) in tokens.iter().enumerate() {
         model
@@ -529,7 +540,7 @@ pub fn forward_in<'w>(
         mm(&layer.w_up, par, xb, n, true, inp, cells, hb2);
         if gemma.is_some() {
             for (a, b) in hb.iter_mut().zip(&*hb2) {
-                *a = gelu(*a) * b;
+                *a = gelu(*a, gelu_table) * b;
             }
         } else {
             for (a, b) in hb.iter_mut().zip(&*hb2) {
