@@ -209,22 +209,21 @@ fn reduce4(v: &[int32x4_t; 4]) -> int32x4_t {
 pub fn dot32_neon_n<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
     let bb = format32(F).block_bytes();
     let nb = row.len() / bb;
+    let groups = nb / 8;
     // The offset correction `offset * sum(y)` as a shift (the offsets are 8 and 16).
     let shift = offset32(F).trailing_zeros() as i32;
     // SAFETY: as in `unpack`; every memory access goes through the bounds-checked
     // helpers above.
     unsafe {
         let mut acc = [[vdupq_n_f32(0.0); 2]; T];
-        // Groups of eight blocks, then one of four if that many are left (lanes 0..4).
-        let mut b0 = 0;
-        while nb - b0 >= 4 {
-            let k = if nb - b0 >= 8 { 8 } else { 4 };
-            let blks = &row[b0 * bb..(b0 + k) * bb];
+        for g in 0..groups {
+            let b0 = g * 8;
+            let blks = &row[b0 * bb..(b0 + 8) * bb];
             let mut w = [[vdupq_n_s16(0); 4]; 8];
-            for (i, w) in w.iter_mut().enumerate().take(k) {
+            for (i, w) in w.iter_mut().enumerate() {
                 *w = unpack::<F>(&blks[i * bb..(i + 1) * bb]);
             }
-            for h in 0..k / 4 {
+            for h in 0..2 {
                 let hb = &blks[4 * h * bb..];
                 let bh = b0 + 4 * h;
                 let dw = halves4(hb, bb, 0);
@@ -254,14 +253,13 @@ pub fn dot32_neon_n<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) ->
                     acc[t][h] = vaddq_f32(acc[t][h], val);
                 }
             }
-            b0 += k;
         }
         let mut out = [0.0f32; T];
         for t in 0..T {
             let mut lanes = [0.0f32; 8];
             vst1q_f32(lanes.as_mut_ptr(), acc[t][0]);
             vst1q_f32(lanes.as_mut_ptr().add(4), acc[t][1]);
-            for b in b0..nb {
+            for b in groups * 8..nb {
                 let blk = &row[b * bb..(b + 1) * bb];
                 let v = dot_block::<F>(&unpack::<F>(blk), &a[t].q16[b * QK..(b + 1) * QK]);
                 let isum = vaddvq_s32(v) - offset32(F) * a[t].qsum[b];
