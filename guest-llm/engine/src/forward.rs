@@ -146,23 +146,61 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + libm::expf(-x))
 }
 
-/// GELU with the tanh approximation as ggml computes it for GeGLU on the CPU: the input
-/// rounded to f16, the result rounded to f16 (its lookup table), and the identity / zero
-/// beyond +-10.
-fn gelu(x: f32) -> f32 {
+/// GELU with the tanh approximation of a binary16 input, rounded to f16: the entries of
+/// ggml's GELU lookup table.
+fn gelu_of_half(h: u16) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const COEF_A: f32 = 0.044_715;
+    let x = f16_to_f32(h);
+    round_f16(0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x))))
+}
+
+/// GELU as ggml computes it for GeGLU on the CPU: the input rounded to f16 and looked up
+/// in `table` ([`gelu_of_half`] of every f16), the identity / zero beyond +-10.
+fn gelu(x: f32, table: &[f32]) -> f32 {
     if x <= -10.0 {
         return 0.0;
     }
     if x >= 10.0 {
         return x;
     }
-    let x = round_f16(x);
-    round_f16(0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x))))
+    table[f32_to_f16(x) as usize]
 }
 
-fn dot_f16(q: &[f32], k: &[u16]) -> f32 {
+/// Whether the attention uses the F16C twins of [`dot_f16`] and [`axpy_f16`] (same bits).
+#[inline]
+fn f16c() -> bool {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        crate::matrix::Kernels::current() != crate::matrix::Kernels::Portable
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    {
+        false
+    }
+}
+
+/// `acc[i] += p * v[i]` with `v` binary16.
+#[inline]
+fn axpy_f16(acc: &mut [f32], p: f32, v: &[u16], simd: bool) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if simd {
+        // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
+        return unsafe { crate::quant_avx2::axpy_f16(acc, p, v) };
+    }
+    let _ = simd;
+    for (o, &vv) in acc.iter_mut().zip(v) {
+        *o += p * f16_to_f32(vv);
+    }
+}
+
+fn dot_f16(q: &[f32], k: &[u16], simd: bool) -> f32 {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if simd {
+        // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
+        return unsafe { crate::quant_avx2::dot_f16_keys(q, k) };
+    }
+    let _ = simd;
     let mut acc = [0.0f32; 8];
     let mut qc = q.chunks_exact(8);
     let mut kc = k.chunks_exact(8);
@@ -199,10 +237,11 @@ fn attend_head(
 ) {
     let hd = q.len();
     let len = npos - first;
+    let simd = f16c();
     let mut max = f32::NEG_INFINITY;
     for i in 0..len {
         let ko = cache.at(l, first + i) + kv_off;
-        let s = dot_f16(q, &cache.keys[ko..ko + hd]) * scale;
+        let s = dot_f16(q, &cache.keys[ko..ko + hd], simd) * scale;
         scores.set(sbase + i, s);
         max = max.max(s);
     }
@@ -223,9 +262,7 @@ fn attend_head(
         for i in 0..len {
             let p = scores.get(sbase + i);
             let vo = cache.at(l, first + i) + kv_off + j0;
-            for (o, &vv) in acc[..w].iter_mut().zip(&cache.values[vo..vo + w]) {
-                *o += p * f16_to_f32(vv);
-            }
+            axpy_f16(&mut acc[..w], p, &cache.values[vo..vo + w], simd);
         }
         for (j, &a) in acc[..w].iter().enumerate() {
             out.set(obase + j0 + j, a);
@@ -268,6 +305,8 @@ pub struct Workspace {
     cells: Cells,
     scores: Cells,
     logits: Vec<f32>,
+    /// [`gelu_of_half`] of every f16 (Gemma), built on first use.
+    gelu: Vec<f32>,
 }
 
 impl Workspace {
@@ -357,6 +396,10 @@ pub fn forward_in<'w>(
         Arch::Llama => None,
     };
 
+    if gemma.is_some() && ws.gelu.is_empty() {
+        ws.gelu = (0..=u16::MAX).map(gelu_of_half).collect();
+    }
+    let gelu_table = &ws.gelu;
     let x = sized(&mut ws.x, n * dim);
     for (t, &tok) in tokens.iter().enumerate() {
         model
@@ -497,7 +540,7 @@ pub fn forward_in<'w>(
         mm(&layer.w_up, par, xb, n, true, inp, cells, hb2);
         if gemma.is_some() {
             for (a, b) in hb.iter_mut().zip(&*hb2) {
-                *a = gelu(*a) * b;
+                *a = gelu(*a, gelu_table) * b;
             }
         } else {
             for (a, b) in hb.iter_mut().zip(&*hb2) {

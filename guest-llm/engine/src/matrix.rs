@@ -135,12 +135,6 @@ pub fn set_kernels(max: Kernels) {
     KERNELS_MAX.store(max as u8, Ordering::Relaxed);
 }
 
-/// Enables (the best available) or disables the SIMD kernels; see [`set_kernels`].
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-pub fn set_simd_enabled(on: bool) {
-    set_kernels(if on { Kernels::Vnni } else { Kernels::Portable });
-}
-
 /// Row `r` of the block formats against inputs `t0..t0 + tb` with the 32-value kernels
 /// of module `$k32` (see [`crate::quant::dot32_n`]) and the K kernels of module `$k`
 /// (see [`crate::kernels`]); evaluates to whether the storage was one of them.

@@ -210,6 +210,57 @@ dot32_kernel!(
     dot_bytes_vnni
 );
 
+/// Eight binary16 values from `h[..8]` as f32 (exact).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn halves_f32x8(h: &[u16]) -> __m256 {
+    let h = &h[..8];
+    // SAFETY: `h` has exactly 8 readable `u16` (16 bytes); the load is unaligned-tolerant.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(h.as_ptr().cast()) })
+}
+
+/// The attention's query-key product with F16C: lane `j` accumulates `q[i] * k[i]` for
+/// `i % 8 == j` (separate multiply and add), the lanes are summed by [`sum8`] and the
+/// tail added in order: exactly the portable `forward` arithmetic.
+#[target_feature(enable = "avx2,f16c")]
+pub fn dot_f16_keys(q: &[f32], k: &[u16]) -> f32 {
+    let n = q.len().min(k.len());
+    let n8 = n / 8 * 8;
+    let mut acc = _mm256_setzero_ps();
+    for i in (0..n8).step_by(8) {
+        acc = _mm256_add_ps(
+            acc,
+            _mm256_mul_ps(load_f32x8(&q[i..i + 8]), halves_f32x8(&k[i..i + 8])),
+        );
+    }
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` has room for eight f32 values.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    let mut tail = 0.0f32;
+    for i in n8..n {
+        tail += q[i] * crate::half::f16_to_f32(k[i]);
+    }
+    sum8(lanes) + tail
+}
+
+/// `acc[i] += p * v[i]` with `v` binary16 (F16C; separate multiply and add, as the
+/// portable attention does).
+#[target_feature(enable = "avx2,f16c")]
+pub fn axpy_f16(acc: &mut [f32], p: f32, v: &[u16]) {
+    let n = acc.len().min(v.len());
+    let n8 = n / 8 * 8;
+    let pv = _mm256_set1_ps(p);
+    for i in (0..n8).step_by(8) {
+        let a = &mut acc[i..i + 8];
+        let r = _mm256_add_ps(load_f32x8(a), _mm256_mul_ps(pv, halves_f32x8(&v[i..i + 8])));
+        // SAFETY: `a` has exactly 8 writable `f32`.
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), r) };
+    }
+    for i in n8..n {
+        acc[i] += p * crate::half::f16_to_f32(v[i]);
+    }
+}
+
 /// Whether this CPU runs [`dot32_avx2_n`] (AVX2 and F16C).
 pub fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
