@@ -190,7 +190,7 @@ impl Service {
         };
         let fail = |e: JobError, entry: AuditEntry, session, turn: Option<Turn>| {
             if let Some(t) = turn {
-                self.end_turn(t, session, &[], false);
+                self.refuse_turn(t, session);
             }
             audit::reject(entry);
             sink.failed(req.tag, &e);

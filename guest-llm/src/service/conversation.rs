@@ -32,6 +32,8 @@ pub(super) struct Turn {
     pub(super) id: u64,
     /// Its tokens before this turn (kept if the turn does not complete).
     prev: Vec<u32>,
+    /// This turn opened the conversation.
+    opened: bool,
     /// The whole sequence of this turn (conversation so far + the new turn).
     tokens: Vec<u32>,
 }
@@ -107,10 +109,13 @@ impl Service {
                 .map_err(JobError::Session)?
         };
         let put_back = |prev: Vec<u32>, engine, e: JobError| {
-            self.state
-                .lock()
-                .sessions
-                .put_back(r.id, prev, engine, false);
+            let mut st = self.state.lock();
+            if r.open {
+                // Refused before anyone learned the id: nothing to keep.
+                st.sessions.abandon(r.id);
+            } else {
+                st.sessions.put_back(r.id, prev, engine, false);
+            }
             Err(e)
         };
         // `--cold` (the benchmark's reference): a new KV cache, everything computed again.
@@ -150,11 +155,23 @@ impl Service {
                 Turn {
                     id: r.id,
                     prev,
+                    opened: r.open,
                     tokens,
                 },
                 reuse.reused,
             )),
             Err(e) => put_back(prev, engine, JobError::BadRequest(format!("{e}"))),
+        }
+    }
+
+    /// A turn refused before it was accepted (quota, queue): the conversation stays as it was,
+    /// or, if this turn was to open it, is forgotten (its opener never learned the id).
+    pub(super) fn refuse_turn(&self, turn: Turn, engine: Session<'static, 'static>) {
+        if turn.opened {
+            self.state.lock().sessions.abandon(turn.id);
+            drop(engine);
+        } else {
+            self.end_turn(turn, engine, &[], false);
         }
     }
 

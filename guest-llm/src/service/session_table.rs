@@ -221,9 +221,11 @@ impl<S> SessionTable<S> {
         Ok(())
     }
 
-    /// Forgets a conversation whose first turn failed (it never held anything).
+    /// Forgets a conversation whose first turn was refused before its opener learned its id
+    /// (it holds nothing anyone could continue). Not counted as an eviction.
     pub fn abandon(&mut self, id: u64) {
-        self.entries.retain(|e| e.id != id || e.state.is_some());
+        self.entries
+            .retain(|e| e.id != id || e.state.is_some() || e.turns > 0);
     }
 }
 
@@ -303,6 +305,9 @@ mod tests {
         t.open(9, Owner::Shell).unwrap();
         t.abandon(9);
         assert_eq!(t.take(9, Owner::Shell), Err(TableError::Unknown));
+        assert_eq!(t.entries().len(), 1);
+        // A conversation with a turn behind it, or idle, is never abandoned.
+        t.abandon(3);
         assert_eq!(t.entries().len(), 1);
     }
 }

@@ -75,10 +75,12 @@ pub struct Cli {
     /// (implies waiting for the reply).
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
     pub retries: u32,
-    /// ACK timeout per attempt, in milliseconds.
-    #[arg(long = "timeout-ms", global = true, default_value_t = 2000, value_name = "MS",
+    /// ACK timeout per attempt, in milliseconds (default: 2000; 12000 for llm-infer and chat,
+    /// which the LLM partition answers once it has admitted the job, after the step a running
+    /// job is in, and the control guest answers ERR 0x06 itself after 10 s).
+    #[arg(long = "timeout-ms", global = true, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    pub timeout_ms: u64,
+    pub timeout_ms: Option<u64>,
     /// Wait for the reply and print it.
     #[arg(long, global = true)]
     pub wait_ack: bool,
@@ -88,6 +90,23 @@ pub struct Cli {
     /// What to send.
     #[command(subcommand)]
     pub cmd: Cmd,
+}
+
+/// ACK timeout when `--timeout-ms` is not given.
+pub const DEFAULT_ACK_TIMEOUT_MS: u64 = 2000;
+/// The same for `llm-infer` and `chat`: longer than the control guest's own 10 s wait for the
+/// LLM partition's admission, so its `ERR 0x06` arrives before the host gives up (a retry
+/// would start a second inference).
+pub const INFER_ACK_TIMEOUT_MS: u64 = 12_000;
+
+impl Cli {
+    /// The ACK timeout for this command.
+    pub fn ack_timeout_ms(&self) -> u64 {
+        self.timeout_ms.unwrap_or(match self.cmd {
+            Cmd::LlmInfer { .. } | Cmd::Chat { .. } => INFER_ACK_TIMEOUT_MS,
+            _ => DEFAULT_ACK_TIMEOUT_MS,
+        })
+    }
 }
 
 /// Subcommands.
@@ -571,7 +590,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     };
     let cfg = ClientConfig {
         endpoint: endpoint.clone(),
-        ack_timeout: Duration::from_millis(cli.timeout_ms),
+        ack_timeout: Duration::from_millis(cli.ack_timeout_ms()),
         retries: cli.retries,
     };
     let mut client = match Client::connect(cfg) {

@@ -466,6 +466,18 @@ fn a_system_message_needs_chat_and_reaches_the_frame() {
 }
 
 #[test]
+fn inferences_wait_longer_for_their_admission() {
+    let parse = |a: &[&str]| Cli::try_parse_from(a).unwrap().ack_timeout_ms();
+    assert_eq!(parse(&["datactl", "llm-infer", "hi"]), 12_000);
+    assert_eq!(parse(&["datactl", "chat", "hi"]), 12_000);
+    assert_eq!(parse(&["datactl", "llm-poll", "1"]), 2_000);
+    assert_eq!(
+        parse(&["datactl", "--timeout-ms", "500", "llm-infer", "hi"]),
+        500
+    );
+}
+
+#[test]
 fn stop_strings_reach_the_frame() {
     use sis_frame::codec::{Command, Decoder, Event, Version};
     let cli = Cli::try_parse_from([

@@ -24,6 +24,12 @@ const TURNS: [&str; 3] = [
     "Which one is larger?",
 ];
 const NEW: usize = 6;
+/// The benchmark's conversation: questions with long answers, as a chat has.
+const BENCH_TURNS: [&str; 3] = [
+    "Tell me about the history of Paris.",
+    "And about the history of Madrid?",
+    "Which of the two cities is older?",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -323,7 +329,7 @@ fn conversations_keep_their_kv_cache_and_match_a_cold_run() {
 /// Time to first token of turn 3, warm (the conversation's KV cache kept) against cold (the
 /// same turn with the cache recomputed), in the same run. `SIS_BENCH_MODEL` picks the model
 /// (default: the tiny test model; the goal of 5x is for real models, where prefill
-/// dominates).
+/// dominates), `SIS_BENCH_NEW` the longest reply (default 32 tokens).
 #[test]
 #[ignore = "benchmark: cargo test -p sis-e2e --test llm_chat -- --ignored --nocapture"]
 fn bench_chat_ttft_turn3_warm_vs_cold() {
@@ -334,13 +340,18 @@ fn bench_chat_ttft_turn3_warm_vs_cold() {
     let slow = Duration::from_secs(3600);
     let out = sis.run(Source::Llm, "llmctl load", slow).unwrap();
     assert!(out.contains("llmctl load: ok"), "{out}");
+    // Replies of this many tokens (a chat's replies make most of its context).
+    let new: usize = std::env::var("SIS_BENCH_NEW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
     let turn = |session: &str, k: usize, extra: &str| {
         let out = sis
             .run(
                 Source::Llm,
                 &format!(
-                    "llminfer --chat --session {session}{extra} \"{}\" --max-tokens 6",
-                    TURNS[k]
+                    "llminfer --chat --session {session}{extra} \"{}\" --max-tokens {new}",
+                    BENCH_TURNS[k]
                 ),
                 slow,
             )

@@ -544,3 +544,37 @@ fn errors_budgets_and_sampling_as_a_user_sees_them() {
         "{r:?}"
     );
 }
+
+/// The README demo on the default model (`models/cache/SmolLM2-135M-Instruct.Q4_1.gguf`,
+/// `scripts/fetch-model.sh`): the budget derived at load lets the chat question meet its
+/// deadline. Minutes under emulation, so not in the default run.
+#[test]
+#[ignore = "needs models/cache/SmolLM2-135M-Instruct.Q4_1.gguf; minutes under emulation"]
+fn readme_demo_on_smollm2_meets_its_deadline() {
+    let model = root().join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.exists(), "fetch the default model first");
+    build_once().expect("build");
+    let sis = Sis::start(Options {
+        model: Some(model),
+        ..Options::default()
+    })
+    .expect("start QEMU");
+    sis.wait_prompt(Source::Llm, BOOT).expect("llm> prompt");
+    let slow = Duration::from_secs(1800);
+    let out = sis.run(Source::Llm, "llmctl load", slow).unwrap();
+    eprintln!("{out}");
+    assert!(out.contains("llmctl load: budget derived: "), "{out}");
+    let out = sis
+        .run(
+            Source::Llm,
+            "llminfer --chat \"What is the capital of France?\" --max-tokens 16",
+            slow,
+        )
+        .unwrap();
+    eprintln!("{out}");
+    assert!(
+        out.contains("[LLM] output: The capital of France is Paris."),
+        "{out}"
+    );
+    assert!(out.contains("deadline met (due "), "{out}");
+}
