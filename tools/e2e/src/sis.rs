@@ -17,6 +17,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+/// The least time a QMP exchange may take (QEMU answers once it has loaded every image).
+const QMP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The default option `datactl` takes for the UNIX socket path.
 pub const DATACTL_SOCKET_FLAG: &str = "--socket";
 
@@ -258,8 +261,10 @@ impl Sis {
         }
         let stream =
             connect_when_ready(&paths.qmp_socket, "QMP", child, deadline, &paths.qemu_log)?;
+        // QEMU answers QMP only once its start-up (loading the images and the model file) is
+        // done, which on a loaded host outlasts what is left of the connect deadline.
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut qmp = Qmp::from_stream(stream, left.max(Duration::from_secs(1)))?;
+        let mut qmp = Qmp::from_stream(stream, left.max(QMP_TIMEOUT))?;
         qmp.execute("cont", None)?;
         Ok((console, Some(qmp)))
     }
