@@ -130,6 +130,41 @@ fn reduce8(v: &[__m256i; 8]) -> __m256i {
     )
 }
 
+/// Lane `i` = the sum of the eight lanes of `v[i]` (exact integer sums).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn reduce4(v: &[__m256i; 4]) -> __m128i {
+    let h03 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_add_epi32(
+        _mm256_castsi256_si128(h03),
+        _mm256_extracti128_si256::<1>(h03),
+    )
+}
+
+/// The binary16 values at byte `at` of four consecutive blocks of `bb` bytes, as f32.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn halves4(blks: &[u8], bb: usize, at: usize) -> __m128 {
+    let h = |i: usize| i16::from_le_bytes([blks[i * bb + at], blks[i * bb + at + 1]]);
+    _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, h(3), h(2), h(1), h(0)))
+}
+
+/// Loads 4 `f32` values from `v[..4]`.
+#[inline(always)]
+fn load_f32x4(v: &[f32]) -> __m128 {
+    let v = &v[..4];
+    // SAFETY: `v` has exactly 4 readable `f32`; the load is unaligned-tolerant.
+    unsafe { _mm_loadu_ps(v.as_ptr()) }
+}
+
+/// Loads 4 `i32` values from `v[..4]`.
+#[inline(always)]
+fn load_i32x4(v: &[i32]) -> __m128i {
+    let v = &v[..4];
+    // SAFETY: `v` has exactly 4 readable `i32` (16 bytes); the load is unaligned-tolerant.
+    unsafe { _mm_loadu_si128(v.as_ptr().cast()) }
+}
+
 /// Generates a 32-value block kernel `$name::<F, T>` (see the module documentation)
 /// whose byte products are `$dot`, compiled for `$features`.
 macro_rules! dot32_kernel {
@@ -178,12 +213,51 @@ macro_rules! dot32_kernel {
                     acc[t] = _mm256_add_ps(acc[t], val);
                 }
             }
+            // Four more blocks (lanes 0..4: `b % 8` of blocks `8g..8g + 4`) the same way,
+            // the upper lanes adding -0.0, which leaves every value (and zero sign) as is.
+            let mut tail = groups * 8;
+            if nb - tail >= 4 {
+                let b0 = tail;
+                let blks = &row[b0 * bb..(b0 + 4) * bb];
+                let mut u = [_mm256_setzero_si256(); 4];
+                let mut s = [_mm256_setzero_si256(); 4];
+                for i in 0..4 {
+                    (u[i], s[i]) = unpack::<F>(&blks[i * bb..(i + 1) * bb]);
+                }
+                let dw = halves4(blks, bb, 0);
+                let mw = if has_min(F) {
+                    halves4(blks, bb, 2)
+                } else {
+                    _mm_setzero_ps()
+                };
+                for t in 0..T {
+                    let y = &a[t].q[b0 * QK..(b0 + 4) * QK];
+                    let mut v = [_mm256_setzero_si256(); 4];
+                    for i in 0..4 {
+                        let yi = load_i8x32(&y[i * QK..(i + 1) * QK]);
+                        v[i] = $dot(u[i], signed::<F>(yi, s[i]));
+                    }
+                    let mut isum = reduce4(&v);
+                    if offset32(F) != 0 {
+                        let ys = load_i32x4(&a[t].qsum[b0..b0 + 4]);
+                        let off = _mm_mullo_epi32(ys, _mm_set1_epi32(offset32(F)));
+                        isum = _mm_sub_epi32(isum, off);
+                    }
+                    let da = load_f32x4(&a[t].d[b0..b0 + 4]);
+                    let mut val = _mm_mul_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(isum));
+                    if has_min(F) {
+                        val = _mm_add_ps(val, _mm_mul_ps(mw, load_f32x4(&a[t].s[b0..b0 + 4])));
+                    }
+                    acc[t] = _mm256_add_ps(acc[t], _mm256_set_m128(_mm_set1_ps(-0.0), val));
+                }
+                tail += 4;
+            }
             let mut out = [0.0f32; T];
             for t in 0..T {
                 let mut lanes = [0.0f32; 8];
                 // SAFETY: `lanes` has room for eight f32 values.
                 unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[t]) };
-                for b in groups * 8..nb {
+                for b in tail..nb {
                     let blk = &row[b * bb..(b + 1) * bb];
                     let (u, s) = unpack::<F>(blk);
                     let yi = load_i8x32(&a[t].q[b * QK..(b + 1) * QK]);
@@ -486,7 +560,8 @@ mod tests {
 
     /// Every 32-value format, AVX2 and VNNI, one and eight inputs, against the portable
     /// kernel: random blocks (any bit pattern, Q8_0 weights down to -128), random
-    /// activations, row lengths with and without a partial group of eight blocks, and
+    /// activations, row lengths with and without a partial group of eight blocks (and of
+    /// four, which has its own path), and
     /// the largest products (saturation would show here).
     #[test]
     fn dot32_kernels_match_portable_bit_for_bit() {
@@ -497,7 +572,7 @@ mod tests {
         }
         let mut seed = 0x1234_5678u32;
         for round in 0..24 {
-            let cols = QK * [8, 19, 3, 48, 1, 16][round % 6];
+            let cols = QK * [8, 19, 3, 20, 1, 13, 48, 4][round % 8];
             let xs: std::vec::Vec<std::vec::Vec<f32>> = (0..8)
                 .map(|_| {
                     (0..cols)
