@@ -203,6 +203,52 @@ fn reduce4(v: &[int32x4_t; 4]) -> int32x4_t {
     unsafe { vpaddq_s32(vpaddq_s32(v[0], v[1]), vpaddq_s32(v[2], v[3])) }
 }
 
+/// Blocks `bh..bh + 4` (weights `w`, bytes from `hb`) against `T` inputs: their exact
+/// block sums as one vector, then [`crate::quant::block_value`] lane-wise into
+/// `acc[t][h]` (lanes `bh % 8..bh % 8 + 4`).
+#[inline(always)]
+fn add4<const F: u8, const T: usize>(
+    w: &[[int16x8_t; 4]; 4],
+    hb: &[u8],
+    bh: usize,
+    a: &[&Q8Acts; T],
+    acc: &mut [[float32x4_t; 2]; T],
+    h: usize,
+) {
+    let bb = format32(F).block_bytes();
+    // The offset correction `offset * sum(y)` as a shift (the offsets are 8 and 16).
+    let shift = offset32(F).trailing_zeros() as i32;
+    // SAFETY: as in `unpack`; memory goes through the bounds-checked helpers above.
+    unsafe {
+        let dw = halves4(hb, bb, 0);
+        let mw = if has_min(F) {
+            halves4(hb, bb, 2)
+        } else {
+            vdupq_n_f32(0.0)
+        };
+        for t in 0..T {
+            let y = &a[t].q16[bh * QK..(bh + 4) * QK];
+            let v = [
+                dot_block::<F>(&w[0], &y[..QK]),
+                dot_block::<F>(&w[1], &y[QK..2 * QK]),
+                dot_block::<F>(&w[2], &y[2 * QK..3 * QK]),
+                dot_block::<F>(&w[3], &y[3 * QK..4 * QK]),
+            ];
+            let mut isum = reduce4(&v);
+            if offset32(F) != 0 {
+                let ys = load_i32x4(&a[t].qsum[bh..bh + 4]);
+                isum = vsubq_s32(isum, vshlq_s32(ys, vdupq_n_s32(shift)));
+            }
+            let da = load_f32x4(&a[t].d[bh..bh + 4]);
+            let mut val = vmulq_f32(vmulq_f32(dw, da), vcvtq_f32_s32(isum));
+            if has_min(F) {
+                val = vaddq_f32(val, vmulq_f32(mw, load_f32x4(&a[t].s[bh..bh + 4])));
+            }
+            acc[t][h] = vaddq_f32(acc[t][h], val);
+        }
+    }
+}
+
 /// One row of the 32-value format `F` against `T` inputs; the same bits as
 /// [`crate::quant::dot32_n`].
 #[inline(always)]
@@ -210,8 +256,6 @@ pub fn dot32_neon_n<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) ->
     let bb = format32(F).block_bytes();
     let nb = row.len() / bb;
     let groups = nb / 8;
-    // The offset correction `offset * sum(y)` as a shift (the offsets are 8 and 16).
-    let shift = offset32(F).trailing_zeros() as i32;
     // SAFETY: as in `unpack`; every memory access goes through the bounds-checked
     // helpers above.
     unsafe {
@@ -224,42 +268,25 @@ pub fn dot32_neon_n<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) ->
                 *w = unpack::<F>(&blks[i * bb..(i + 1) * bb]);
             }
             for h in 0..2 {
-                let hb = &blks[4 * h * bb..];
-                let bh = b0 + 4 * h;
-                let dw = halves4(hb, bb, 0);
-                let mw = if has_min(F) {
-                    halves4(hb, bb, 2)
-                } else {
-                    vdupq_n_f32(0.0)
-                };
-                for t in 0..T {
-                    let y = &a[t].q16[bh * QK..(bh + 4) * QK];
-                    let v = [
-                        dot_block::<F>(&w[4 * h], &y[..QK]),
-                        dot_block::<F>(&w[4 * h + 1], &y[QK..2 * QK]),
-                        dot_block::<F>(&w[4 * h + 2], &y[2 * QK..3 * QK]),
-                        dot_block::<F>(&w[4 * h + 3], &y[3 * QK..4 * QK]),
-                    ];
-                    let mut isum = reduce4(&v);
-                    if offset32(F) != 0 {
-                        let ys = load_i32x4(&a[t].qsum[bh..bh + 4]);
-                        isum = vsubq_s32(isum, vshlq_s32(ys, vdupq_n_s32(shift)));
-                    }
-                    let da = load_f32x4(&a[t].d[bh..bh + 4]);
-                    let mut val = vmulq_f32(vmulq_f32(dw, da), vcvtq_f32_s32(isum));
-                    if has_min(F) {
-                        val = vaddq_f32(val, vmulq_f32(mw, load_f32x4(&a[t].s[bh..bh + 4])));
-                    }
-                    acc[t][h] = vaddq_f32(acc[t][h], val);
-                }
+                let w4 = [w[4 * h], w[4 * h + 1], w[4 * h + 2], w[4 * h + 3]];
+                add4::<F, T>(&w4, &blks[4 * h * bb..], b0 + 4 * h, &a, &mut acc, h);
             }
+        }
+        // Four more blocks (lanes 0..4 hold `b % 8` of blocks `8g..8g + 4`) the same way.
+        let mut tail = groups * 8;
+        if nb - tail >= 4 {
+            let blks = &row[tail * bb..(tail + 4) * bb];
+            let w4: [[int16x8_t; 4]; 4] =
+                core::array::from_fn(|i| unpack::<F>(&blks[i * bb..(i + 1) * bb]));
+            add4::<F, T>(&w4, blks, tail, &a, &mut acc, 0);
+            tail += 4;
         }
         let mut out = [0.0f32; T];
         for t in 0..T {
             let mut lanes = [0.0f32; 8];
             vst1q_f32(lanes.as_mut_ptr(), acc[t][0]);
             vst1q_f32(lanes.as_mut_ptr().add(4), acc[t][1]);
-            for b in groups * 8..nb {
+            for b in tail..nb {
                 let blk = &row[b * bb..(b + 1) * bb];
                 let v = dot_block::<F>(&unpack::<F>(blk), &a[t].q16[b * QK..(b + 1) * QK]);
                 let isum = vaddvq_s32(v) - offset32(F) * a[t].qsum[b];
