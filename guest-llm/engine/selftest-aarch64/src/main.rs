@@ -153,11 +153,18 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
     use sis_engine::quant::Q8KActs;
     use sis_engine::quant_neon as n;
     let cols = 512;
-    for _ in 0..20 {
+    for round in 0..21 {
+        // Every third round at the extremes: activations all +-127, every weight bit set,
+        // largest scales (Q6_K: -128), so a lane overflow would show.
+        let extreme = round % 3 == 2;
         let xs: alloc::vec::Vec<alloc::vec::Vec<f32>> = (0..8)
             .map(|_| {
                 (0..cols)
-                    .map(|_| (rnd() % 4001) as f32 / 100.0 - 20.0)
+                    .map(|i| match (extreme, i % 3) {
+                        (true, 0) => 1.0,
+                        (true, _) => -1.0,
+                        _ => (rnd() % 4001) as f32 / 100.0 - 20.0,
+                    })
                     .collect()
             })
             .collect();
@@ -175,6 +182,14 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
                 };
                 for &i in at {
                     blk[i] &= 0xbf;
+                }
+                if extreme {
+                    if f == Format::Q6_K {
+                        blk[..192].fill(0xff);
+                        blk[192..208].fill(0x80);
+                    } else {
+                        blk[4..].fill(0xff);
+                    }
                 }
             }
             let (a, b, c) = match f {
@@ -195,7 +210,7 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
                 ),
             };
             if a.map(f32::to_bits) != b.map(f32::to_bits) || a[5].to_bits() != c.to_bits() {
-                write(&format!("neon block kernel {f:?} differs\n"));
+                write(&format!("neon block kernel {f:?} differs (round {round})\n"));
                 return false;
             }
         }
