@@ -207,7 +207,8 @@ fn reduce4(v: &[int32x4_t; 4]) -> int32x4_t {
 
 /// Blocks `bh..bh + 4` (weights `w`, bytes from `hb`) against `T` inputs: their exact
 /// block sums as one vector, then [`crate::quant::block_value`] lane-wise into
-/// `acc[t][h]` (lanes `bh % 8..bh % 8 + 4`).
+/// `acc[t][h]` (lanes `bh % 8..bh % 8 + 4`), as each half of a group of eight in
+/// [`dot32_neon_n`] (written out there: a call per half was slower under TCG).
 #[inline(always)]
 fn add4<const F: u8, const T: usize>(
     w: &[[int16x8_t; 4]; 4],
@@ -258,6 +259,8 @@ pub fn dot32_neon_n<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) ->
     let bb = format32(F).block_bytes();
     let nb = row.len() / bb;
     let groups = nb / 8;
+    // The offset correction `offset * sum(y)` as a shift (the offsets are 8 and 16).
+    let shift = offset32(F).trailing_zeros() as i32;
     // SAFETY: as in `unpack`; every memory access goes through the bounds-checked
     // helpers above.
     unsafe {
@@ -270,8 +273,34 @@ pub fn dot32_neon_n<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) ->
                 *w = unpack::<F>(&blks[i * bb..(i + 1) * bb]);
             }
             for h in 0..2 {
-                let w4 = [w[4 * h], w[4 * h + 1], w[4 * h + 2], w[4 * h + 3]];
-                add4::<F, T>(&w4, &blks[4 * h * bb..], b0 + 4 * h, &a, &mut acc, h);
+                let hb = &blks[4 * h * bb..];
+                let bh = b0 + 4 * h;
+                let dw = halves4(hb, bb, 0);
+                let mw = if has_min(F) {
+                    halves4(hb, bb, 2)
+                } else {
+                    vdupq_n_f32(0.0)
+                };
+                for t in 0..T {
+                    let y = &a[t].q16[bh * QK..(bh + 4) * QK];
+                    let v = [
+                        dot_block::<F>(&w[4 * h], &y[..QK]),
+                        dot_block::<F>(&w[4 * h + 1], &y[QK..2 * QK]),
+                        dot_block::<F>(&w[4 * h + 2], &y[2 * QK..3 * QK]),
+                        dot_block::<F>(&w[4 * h + 3], &y[3 * QK..4 * QK]),
+                    ];
+                    let mut isum = reduce4(&v);
+                    if offset32(F) != 0 {
+                        let ys = load_i32x4(&a[t].qsum[bh..bh + 4]);
+                        isum = vsubq_s32(isum, vshlq_s32(ys, vdupq_n_s32(shift)));
+                    }
+                    let da = load_f32x4(&a[t].d[bh..bh + 4]);
+                    let mut val = vmulq_f32(vmulq_f32(dw, da), vcvtq_f32_s32(isum));
+                    if has_min(F) {
+                        val = vaddq_f32(val, vmulq_f32(mw, load_f32x4(&a[t].s[bh..bh + 4])));
+                    }
+                    acc[t][h] = vaddq_f32(acc[t][h], val);
+                }
             }
         }
         // Four more blocks (lanes 0..4 hold `b % 8` of blocks `8g..8g + 4`) the same way.
