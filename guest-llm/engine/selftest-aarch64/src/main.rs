@@ -210,7 +210,9 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
                 ),
             };
             if a.map(f32::to_bits) != b.map(f32::to_bits) || a[5].to_bits() != c.to_bits() {
-                write(&format!("neon block kernel {f:?} differs (round {round})\n"));
+                write(&format!(
+                    "neon block kernel {f:?} differs (round {round})\n"
+                ));
                 return false;
             }
         }
