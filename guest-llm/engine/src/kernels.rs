@@ -1,5 +1,8 @@
-//! Dot-product kernels of the Q4_K, Q5_K and Q6_K formats, written once and instantiated
-//! per instruction set (the 32-value formats are in [`crate::quant::dot32_n`]).
+//! Dot-product kernels of the Q4_K, Q5_K and Q6_K formats: the portable ones, written
+//! once over primitives (the 32-value formats are in [`crate::quant::dot32_n`]); the AVX2
+//! ([`crate::quant_avx2`]) and NEON ([`crate::quant_neon`]) twins form the same integers
+//! their own way (byte products; same-width 16-bit lanes) and share [`Acc`] and
+//! [`min_term`].
 //!
 //! Every kernel computes, per block, an exact integer dot product of the weights' integer
 //! values with the 8-bit activations (K formats: per sub-block, then weighted by the
@@ -9,7 +12,7 @@
 //! part differs between instruction sets, and integer sums are exact in any order, so
 //! the portable, AVX2 and NEON kernels compute the same bits.
 //!
-//! An instruction set provides, in the module that invokes [`block_kernels!`]:
+//! The primitives, in the module that invokes [`block_kernels!`] ([`portable`]):
 //! - `B`: 32 unsigned bytes, and `W`: 32 `i16` values;
 //! - `nib_lo(&[u8]) -> B` / `nib_hi(&[u8]) -> B`: the low / high nibbles of 32 bytes;
 //! - `bit_of(&[u8], n) -> B`: 16 where bit `n` of byte `i` is set;

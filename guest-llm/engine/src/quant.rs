@@ -97,6 +97,13 @@ pub struct Q8KActs {
     pub d: Vec<f32>,
     /// Quantized values (in -127..=127), widened to 16 bits.
     pub q: Vec<i16>,
+    /// The same values as bytes (the x86 kernels' signed operand of `maddubs`).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    pub q8: Vec<i8>,
+    /// `q` in [`crate::quant_neon::NEON_ORDER`] within each 32 values (the NEON kernels'
+    /// order; each 16 values stay within their half, so `bsums` hold for them too).
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    pub qn: Vec<i16>,
     /// Sum of each 16 quantized values.
     pub bsums: Vec<i16>,
 }
@@ -118,6 +125,10 @@ impl Q8KActs {
         let out = self;
         out.d.resize(nb, 0.0);
         out.q.resize(nb * QK_K, 0);
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        out.q8.resize(nb * QK_K, 0);
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        out.qn.resize(nb * QK_K, 0);
         out.bsums.resize(nb * QK_K / 16, 0);
         for (b, xb) in x.chunks_exact(QK_K).enumerate() {
             let mut amax = 0.0f32;
@@ -134,6 +145,10 @@ impl Q8KActs {
                 out.d[b] = 0.0;
                 q.fill(0);
                 out.bsums[b * 16..(b + 1) * 16].fill(0);
+                #[cfg(all(feature = "std", target_arch = "x86_64"))]
+                out.q8[b * QK_K..(b + 1) * QK_K].fill(0);
+                #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+                out.qn[b * QK_K..(b + 1) * QK_K].fill(0);
                 continue;
             }
             let iscale = -127.0 / max;
@@ -145,6 +160,19 @@ impl Q8KActs {
                 .zip(q.chunks_exact(16))
             {
                 *s = q16.iter().sum();
+            }
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            for (q8, &q) in out.q8[b * QK_K..(b + 1) * QK_K].iter_mut().zip(q.iter()) {
+                *q8 = q as i8;
+            }
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            for (c, qn) in out.qn[b * QK_K..(b + 1) * QK_K]
+                .chunks_exact_mut(QK)
+                .enumerate()
+            {
+                for (qn, &k) in qn.iter_mut().zip(crate::quant_neon::NEON_ORDER.iter()) {
+                    *qn = q[QK * c + k as usize];
+                }
             }
             out.d[b] = 1.0 / iscale;
         }

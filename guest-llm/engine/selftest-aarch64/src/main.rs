@@ -86,7 +86,7 @@ fn kernels_match() -> bool {
         seed
     };
     for round in 0..24 {
-        let cols = 32 * [7, 19, 16, 1, 48, 8][round % 6];
+        let cols = 32 * [7, 19, 16, 1, 20, 8, 13, 4][round % 8];
         let extreme = round % 4 == 3;
         let xs: alloc::vec::Vec<alloc::vec::Vec<f32>> = (0..8)
             .map(|_| {
@@ -108,7 +108,11 @@ fn kernels_match() -> bool {
             Format::Q5_1,
             Format::Q8_0,
         ] {
-            let hdr = if matches!(f, Format::Q4_1 | Format::Q5_1) { 4 } else { 2 };
+            let hdr = if matches!(f, Format::Q4_1 | Format::Q5_1) {
+                4
+            } else {
+                2
+            };
             let mut row: alloc::vec::Vec<u8> = (0..cols / 32 * f.block_bytes())
                 .map(|_| rnd() as u8)
                 .collect();
@@ -123,11 +127,7 @@ fn kernels_match() -> bool {
             }
             macro_rules! cmp {
                 ($k:ident) => {
-                    (
-                        p::$k(&row, r8),
-                        n::$k(&row, r8),
-                        n::$k(&row, [r8[5]])[0],
-                    )
+                    (p::$k(&row, r8), n::$k(&row, r8), n::$k(&row, [r8[5]])[0])
                 };
             }
             let (a, b, c) = match f {
@@ -153,21 +153,24 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
     use sis_engine::quant::Q8KActs;
     use sis_engine::quant_neon as n;
     let cols = 512;
-    for _ in 0..20 {
+    for round in 0..21 {
+        // Every third round at the extremes: activations all +-127, every weight bit set,
+        // largest scales (Q6_K: -128), so a lane overflow would show.
+        let extreme = round % 3 == 2;
         let xs: alloc::vec::Vec<alloc::vec::Vec<f32>> = (0..8)
             .map(|_| {
                 (0..cols)
-                    .map(|_| (rnd() % 4001) as f32 / 100.0 - 20.0)
+                    .map(|i| match (extreme, i % 3) {
+                        (true, 0) => 1.0,
+                        (true, _) => -1.0,
+                        _ => (rnd() % 4001) as f32 / 100.0 - 20.0,
+                    })
                     .collect()
             })
             .collect();
         let ak: alloc::vec::Vec<Q8KActs> = xs.iter().map(|x| Q8KActs::quantize(x)).collect();
         let rk: [&Q8KActs; 8] = core::array::from_fn(|t| &ak[t]);
-        for f in [
-            Format::Q4_K,
-            Format::Q5_K,
-            Format::Q6_K,
-        ] {
+        for f in [Format::Q4_K, Format::Q5_K, Format::Q6_K] {
             let mut row: alloc::vec::Vec<u8> = (0..cols / f.block_values() * f.block_bytes())
                 .map(|_| rnd() as u8)
                 .collect();
@@ -179,6 +182,14 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
                 };
                 for &i in at {
                     blk[i] &= 0xbf;
+                }
+                if extreme {
+                    if f == Format::Q6_K {
+                        blk[..192].fill(0xff);
+                        blk[192..208].fill(0x80);
+                    } else {
+                        blk[4..].fill(0xff);
+                    }
                 }
             }
             let (a, b, c) = match f {
@@ -199,7 +210,9 @@ fn block_kernels_match(rnd: &mut impl FnMut() -> u32) -> bool {
                 ),
             };
             if a.map(f32::to_bits) != b.map(f32::to_bits) || a[5].to_bits() != c.to_bits() {
-                write(&format!("neon block kernel {f:?} differs\n"));
+                write(&format!(
+                    "neon block kernel {f:?} differs (round {round})\n"
+                ));
                 return false;
             }
         }
