@@ -36,6 +36,39 @@ pub fn vm_line<'a>(vms: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line for vm {name} in:\n{vms}"))
 }
 
+/// The ids of the first `[LLM] tokens: [...]` line in `out` (what the LLM shell prints after a
+/// generation).
+///
+/// # Panics
+/// If there is no such line or an id is not a number (the message quotes `out`).
+pub fn token_ids(out: &str) -> Vec<u32> {
+    let l = out
+        .lines()
+        .find_map(|l| l.strip_prefix("[LLM] tokens: "))
+        .unwrap_or_else(|| panic!("no token line in:\n{out}"));
+    l.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("bad token id {s:?} in:\n{out}"))
+        })
+        .collect()
+}
+
+/// The token `ctlembed` printed (`EMBED TOKEN: 0x...`).
+///
+/// # Panics
+/// If there is none (the message quotes `out`).
+pub fn embedded_token(out: &str) -> u64 {
+    out.split("EMBED TOKEN: 0x")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| panic!("no token in:\n{out}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +80,20 @@ mod tests {
         assert_eq!(field(vm_line(t, "llm"), "exits="), 9);
         assert_eq!(field("ticks: 17 uptime", "ticks:"), 17);
         assert_eq!(line(t, "mmio"), "ctl running cores=0 exits=42 (mmio=7)");
+    }
+
+    #[test]
+    fn parses_token_ids_and_embedded_tokens() {
+        let out = "llm> llminfer x\n[LLM] tokens: [143, 409,8]\n[LLM] tokens: [1]";
+        assert_eq!(token_ids(out), [143, 409, 8]);
+        assert_eq!(token_ids("[LLM] tokens: []"), [0u32; 0]);
+        assert_eq!(embedded_token("ok\nEMBED TOKEN: 0x00ab12 rights=3"), 0xab12);
+    }
+
+    #[test]
+    #[should_panic(expected = "no token in")]
+    fn missing_embedded_token_panics_with_the_text() {
+        embedded_token("EMBED TOKEN: none");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use sis_e2e::text::field;
+use sis_e2e::text::{self, field};
 use sis_e2e::{build_once, Options, Sis, Source};
 
 const BOOT: Duration = Duration::from_secs(60);
@@ -57,12 +57,7 @@ fn embed_token(sis: &Sis, rights: &str) -> u64 {
     let out = sis
         .run(Source::Ctl, &format!("ctlembed {rights}"), CMD)
         .unwrap();
-    let hex = out
-        .split("EMBED TOKEN: 0x")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no token in:\n{out}"));
-    u64::from_str_radix(hex, 16).unwrap()
+    text::embedded_token(&out)
 }
 
 fn header(cmd: u8, len: usize) -> Vec<u8> {

@@ -11,7 +11,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sis_e2e::{build_once, Options, Sis, Source};
+use sis_e2e::text::token_ids;
+use sis_e2e::{build_once, workspace_root, Options, Sis, Source};
 
 const BOOT: Duration = Duration::from_secs(60);
 const CMD: Duration = Duration::from_secs(30);
@@ -27,12 +28,8 @@ const SAMPLED6: [u32; 6] = [293, 81, 378, 31, 257, 12];
 /// `--max-tokens 5 --chat`.
 const CHAT5: [u32; 5] = [123, 259, 137, 116, 291];
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn test_model() -> PathBuf {
-    root().join("models/test/tiny-llama.gguf")
+    workspace_root().join("models/test/tiny-llama.gguf")
 }
 
 fn boot_with(model: Option<PathBuf>) -> Sis {
@@ -80,19 +77,6 @@ fn field_in(text: &str, line: &str, key: &str) -> u64 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no number after '{key}' in:\n{l}"))
-}
-
-/// The ids of the `[LLM] tokens: [...]` line.
-fn token_ids(out: &str) -> Vec<u32> {
-    let l = out
-        .lines()
-        .find_map(|l| l.strip_prefix("[LLM] tokens: "))
-        .unwrap_or_else(|| panic!("no token line in:\n{out}"));
-    l.trim_matches(|c| c == '[' || c == ']')
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().expect("token id"))
-        .collect()
 }
 
 fn llmjson(sis: &Sis) -> Vec<serde_json::Value> {
@@ -491,7 +475,7 @@ fn servers_are_admitted_isolated_and_throttled() {
 /// --show-tokens` and `--prompt "Who wrote <end_of_turn> Hamlet?" --chat --max-tokens 8`.
 #[test]
 fn gemma3_test_model_gives_the_host_tokens() {
-    let sis = boot_with(Some(root().join("models/test/tiny-gemma3.gguf")));
+    let sis = boot_with(Some(workspace_root().join("models/test/tiny-gemma3.gguf")));
     let out = sis.run(Source::Llm, "llmctl load", INFER).unwrap();
     assert!(
         out.contains("[3/4] weights: gemma3 dim 256 hidden 256 layers 2 heads 3/1 of 128"),
@@ -537,7 +521,7 @@ fn gemma3_test_model_gives_the_host_tokens() {
 #[test]
 #[ignore = "needs models/cache/gemma-3-270m-q4_k_m.gguf (scripts/fetch-model.sh gemma3); minutes under emulation"]
 fn gemma3_270m_gives_the_host_tokens() {
-    let model = root().join("models/cache/gemma-3-270m-q4_k_m.gguf");
+    let model = workspace_root().join("models/cache/gemma-3-270m-q4_k_m.gguf");
     assert!(model.exists(), "run scripts/fetch-model.sh gemma3 first");
     let sis = boot_with(Some(model));
     let slow = Duration::from_secs(1800);
@@ -571,12 +555,12 @@ fn llama2c_checkpoint_with_its_tokenizer() {
     // for it, so a wrapper script adds it.
     let dir = tempfile::tempdir().unwrap();
     let wrapper = dir.path().join("run-l2c.sh");
-    let tok = root().join("models/test/tiny-tokenizer.bin");
+    let tok = workspace_root().join("models/test/tiny-tokenizer.bin");
     std::fs::write(
         &wrapper,
         format!(
             "#!/bin/sh\nexec '{}' --tokenizer '{}' \"$@\"\n",
-            root().join("scripts/run.sh").display(),
+            workspace_root().join("scripts/run.sh").display(),
             tok.display()
         ),
     )
@@ -588,7 +572,7 @@ fn llama2c_checkpoint_with_its_tokenizer() {
     .unwrap();
     build_once().expect("build");
     let sis = Sis::start(Options {
-        model: Some(root().join("models/test/tiny-l2c-q8.bin")),
+        model: Some(workspace_root().join("models/test/tiny-l2c-q8.bin")),
         run_script: Some(wrapper),
         ..Options::default()
     })

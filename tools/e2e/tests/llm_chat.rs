@@ -10,7 +10,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sis_e2e::{build_once, Options, Sis, Source};
+use sis_e2e::text::{self, token_ids};
+use sis_e2e::{build_once, workspace_root, Options, Sis, Source};
 use sis_engine::{load_gguf, SamplerConfig, Serial, Session, SessionConfig};
 
 const BOOT: Duration = Duration::from_secs(60);
@@ -30,10 +31,6 @@ const BENCH_TURNS: [&str; 3] = [
     "And about the history of Madrid?",
     "Which of the two cities is older?",
 ];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn boot(model: PathBuf) -> Sis {
     build_once().expect("build");
@@ -111,12 +108,7 @@ fn embed_token(sis: &Sis, rights: &str) -> String {
     let out = sis
         .run(Source::Ctl, &format!("ctlembed {rights}"), CMD)
         .unwrap();
-    let hex = out
-        .split("EMBED TOKEN: 0x")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no token in:\n{out}"));
-    format!("0x{hex}")
+    format!("{:#x}", text::embedded_token(&out))
 }
 
 /// The number after `key` in `line`.
@@ -134,19 +126,6 @@ fn num_after(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number after '{key}' in {line}"))
 }
 
-/// The ids of the `[LLM] tokens: [...]` line.
-fn token_ids(out: &str) -> Vec<u32> {
-    let l = out
-        .lines()
-        .find_map(|l| l.strip_prefix("[LLM] tokens: "))
-        .unwrap_or_else(|| panic!("no token line in:\n{out}"));
-    l.trim_matches(|c| c == '[' || c == ']')
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().expect("token id"))
-        .collect()
-}
-
 /// The shell's session line of a conversation turn.
 fn session_line(out: &str) -> &str {
     out.lines()
@@ -156,7 +135,7 @@ fn session_line(out: &str) -> &str {
 
 #[test]
 fn conversations_keep_their_kv_cache_and_match_a_cold_run() {
-    let model = root().join("models/test/tiny-llama.gguf");
+    let model = workspace_root().join("models/test/tiny-llama.gguf");
     let host = host_conversation(&model, &TURNS);
     let sis = boot(model);
     let submit = embed_token(&sis, "submit");
@@ -335,7 +314,7 @@ fn conversations_keep_their_kv_cache_and_match_a_cold_run() {
 fn bench_chat_ttft_turn3_warm_vs_cold() {
     let model = std::env::var_os("SIS_BENCH_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("models/test/tiny-llama.gguf"));
+        .unwrap_or_else(|| workspace_root().join("models/test/tiny-llama.gguf"));
     let sis = boot(model.clone());
     let slow = Duration::from_secs(3600);
     let out = sis.run(Source::Llm, "llmctl load", slow).unwrap();

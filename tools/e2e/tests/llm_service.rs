@@ -11,7 +11,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sis_e2e::{build_once, Options, Sis, Source};
+use sis_e2e::text::{self, token_ids};
+use sis_e2e::{build_once, workspace_root, Options, Sis, Source};
 use sis_engine::{load_gguf, SamplerConfig, Serial, Session, SessionConfig};
 
 const BOOT: Duration = Duration::from_secs(60);
@@ -22,12 +23,8 @@ const INFER: Duration = Duration::from_secs(180);
 
 const PROMPT: &str = "why was op B slower than op A?";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn test_model() -> PathBuf {
-    root().join("models/test/tiny-llama.gguf")
+    workspace_root().join("models/test/tiny-llama.gguf")
 }
 
 /// What `llm-run --model tiny-llama.gguf --prompt PROMPT --max-tokens N <sampler>` generates:
@@ -76,30 +73,12 @@ fn host_run_as(
     (ids, String::from_utf8_lossy(&text[skip..]).into_owned())
 }
 
-/// The ids of the `[LLM] tokens: [...]` line.
-fn token_ids(out: &str) -> Vec<u32> {
-    let l = out
-        .lines()
-        .find_map(|l| l.strip_prefix("[LLM] tokens: "))
-        .unwrap_or_else(|| panic!("no token line in:\n{out}"));
-    l.trim_matches(|c| c == '[' || c == ']')
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().expect("token id"))
-        .collect()
-}
-
 /// `EMBED TOKEN: 0x...` printed by `ctlembed <rights>`.
 fn embed_token(sis: &Sis, rights: &str) -> String {
     let out = sis
         .run(Source::Ctl, &format!("ctlembed {rights}"), CMD)
         .unwrap();
-    let hex = out
-        .split("EMBED TOKEN: 0x")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no token in:\n{out}"));
-    format!("0x{hex}")
+    format!("{:#x}", text::embedded_token(&out))
 }
 
 fn sampler(temp: f32, seed: u64) -> SamplerConfig {
@@ -377,7 +356,7 @@ fn errors_budgets_and_sampling_as_a_user_sees_them() {
 
     // --- Greedy with a repeat penalty equals llama.cpp's reference (sampling-ref.json).
     let refs: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("models/test/sampling-ref.json")).unwrap(),
+        &std::fs::read_to_string(workspace_root().join("models/test/sampling-ref.json")).unwrap(),
     )
     .unwrap();
     let case = refs["models"]["tiny-llama.gguf"]["cases"]
@@ -551,7 +530,7 @@ fn errors_budgets_and_sampling_as_a_user_sees_them() {
 #[test]
 #[ignore = "needs models/cache/SmolLM2-135M-Instruct.Q4_1.gguf; minutes under emulation"]
 fn readme_demo_on_smollm2_meets_its_deadline() {
-    let model = root().join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let model = workspace_root().join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(model.exists(), "fetch the default model first");
     build_once().expect("build");
     let sis = Sis::start(Options {
