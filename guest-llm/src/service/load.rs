@@ -18,19 +18,27 @@ use super::{audit, ServerSettings, Service, DEFAULT_PERIOD_NS, DEFAULT_SERVER, P
 use crate::model::{self, Loaded};
 use crate::parallel::POOL;
 
-/// Text whose first [`PREFILL_CHUNK`] tokens the measurement prefills.
-const PROBE: &str = "The cost of one token on this machine, measured at load time.";
+/// Text whose first tokens the measurement prefills (a warm-up step, then [`PREFILL_CHUNK`]).
+const PROBE: &str =
+    "The cost of one token on this machine, measured at load time, sets the budget.";
+/// Tokens of the warm-up step: any forward pass touches every weight.
+const WARM_TOKENS: usize = 2;
 
 /// Times one prefill step of [`PREFILL_CHUNK`] tokens and one decode pass of the loaded model,
 /// with the service's workers (what a job's steps cost now). A first prefill step warms up
 /// (the first touch of the weights after a load is several times slower) and is not counted.
 fn measure_cost(loaded: &Loaded) -> Result<TokenCost, String> {
     let mut prompt = loaded.tokenizer.encode_prompt(PROBE);
-    prompt.truncate(2 * PREFILL_CHUNK);
+    prompt.truncate(WARM_TOKENS + PREFILL_CHUNK);
     if prompt.len() < 2 {
         return Err("the probe text encodes to fewer than 2 tokens".into());
     }
-    let warm = prompt.len() / 2;
+    // A tokenizer that packs the probe into fewer tokens gets a shorter measured step.
+    let warm = if prompt.len() > PREFILL_CHUNK {
+        prompt.len() - PREFILL_CHUNK
+    } else {
+        prompt.len() / 2
+    };
     let measured = prompt.len() - warm;
     let cfg = SessionConfig {
         context: prompt.len() + 2,

@@ -19,8 +19,9 @@ use super::session_table::SessionTable;
 use super::slack::Slack;
 use super::step::Job;
 
-/// Prompt tokens run per prefill step (bounds the length of a step).
-pub const PREFILL_CHUNK: usize = 4;
+/// Prompt tokens run per prefill step (bounds the length of a step): the engine multiplies
+/// prompts 8 tokens per weight-block unpack, so a step of 8 uses its batch whole.
+pub const PREFILL_CHUNK: usize = 8;
 /// Requests the inbox holds before [`Service::submit`] refuses.
 pub const INBOX_CAPACITY: usize = 8;
 /// Name of the server `llmctl load`/`budget` and ring jobs use.
