@@ -20,32 +20,58 @@ use crate::kernels::{min_term, Acc};
 use crate::quant::{block_value, f32b, format32, has_min, offset32, sum8, Q8Acts, Q8KActs, QK};
 use core::arch::aarch64::*;
 
+/// The 16 bytes at `p` as one `ld1 {v.16b}`. A plain vector load from a pointer of
+/// alignment below 16 is split into byte loads on targets built with `strict-align`
+/// (`aarch64-unknown-none`, the guests'), a dozen instructions per vector; `ld1` with byte
+/// elements needs no alignment even with alignment checking on, so it is one
+/// instruction everywhere. Lanes of wider elements are the same bytes (little-endian).
+#[inline(always)]
+fn ld1(b: &[u8; 16]) -> uint8x16_t {
+    let v: uint8x16_t;
+    // SAFETY: reads exactly the 16 bytes of `b`; `ld1` of byte elements has no
+    // alignment requirement; no other state is touched.
+    unsafe {
+        core::arch::asm!(
+            "ld1 {{{v:v}.16b}}, [{p}]",
+            v = out(vreg) v,
+            p = in(reg) b.as_ptr(),
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    v
+}
+
+/// The 16 bytes at the start of `b` as a vector (see [`ld1`]).
+#[inline(always)]
+fn bytes16<T>(b: &[T]) -> uint8x16_t {
+    let n = 16 / core::mem::size_of::<T>();
+    let b = &b[..n];
+    // SAFETY: `b` has `n` elements of `size_of::<T>()` bytes, 16 readable bytes; the
+    // element types used here (`u8`, `i16`, `i32`, `f32`) have no invalid bit patterns.
+    ld1(unsafe { &*(b.as_ptr() as *const [u8; 16]) })
+}
+
 #[inline(always)]
 fn load_u8x16(b: &[u8]) -> uint8x16_t {
-    let b = &b[..16];
-    // SAFETY: `b` has exactly 16 readable bytes; NEON loads need no alignment.
-    unsafe { vld1q_u8(b.as_ptr()) }
+    bytes16(b)
 }
 
 #[inline(always)]
 fn load_i16x8(y: &[i16]) -> int16x8_t {
-    let y = &y[..8];
-    // SAFETY: `y` has exactly 8 readable `i16`; NEON loads need no alignment.
-    unsafe { vld1q_s16(y.as_ptr()) }
+    // SAFETY: NEON is part of the aarch64 target; a reinterpretation of lanes.
+    unsafe { vreinterpretq_s16_u8(bytes16(y)) }
 }
 
 #[inline(always)]
 fn load_f32x4(v: &[f32]) -> float32x4_t {
-    let v = &v[..4];
-    // SAFETY: `v` has exactly 4 readable `f32`; NEON loads need no alignment.
-    unsafe { vld1q_f32(v.as_ptr()) }
+    // SAFETY: as in `load_i16x8`.
+    unsafe { vreinterpretq_f32_u8(bytes16(v)) }
 }
 
 #[inline(always)]
 fn load_i32x4(v: &[i32]) -> int32x4_t {
-    let v = &v[..4];
-    // SAFETY: `v` has exactly 4 readable `i32`; NEON loads need no alignment.
-    unsafe { vld1q_s32(v.as_ptr()) }
+    // SAFETY: as in `load_i16x8`.
+    unsafe { vreinterpretq_s32_u8(bytes16(v)) }
 }
 
 /// The binary16 values at byte `at` of four consecutive blocks of `bb` bytes, as f32.
@@ -100,9 +126,12 @@ fn fifth_bits(qh: u32) -> [uint16x8_t; 4] {
         1 << 13,
         1 << 15,
     ];
-    // SAFETY: NEON is part of the aarch64 target; `EVEN`/`ODD` have 8 readable `u16`.
+    // SAFETY: NEON is part of the aarch64 target.
     unsafe {
-        let (even, odd) = (vld1q_u16(EVEN.as_ptr()), vld1q_u16(ODD.as_ptr()));
+        let (even, odd) = (
+            vreinterpretq_u16_u8(bytes16(&EVEN)),
+            vreinterpretq_u16_u8(bytes16(&ODD)),
+        );
         let (lo, hi) = (vdupq_n_u16(qh as u16), vdupq_n_u16((qh >> 16) as u16));
         let sixteen = vdupq_n_u16(16);
         [
@@ -207,8 +236,7 @@ fn reduce4(v: &[int32x4_t; 4]) -> int32x4_t {
 
 /// Blocks `bh..bh + 4` (weights `w`, bytes from `hb`) against `T` inputs: their exact
 /// block sums as one vector, then [`crate::quant::block_value`] lane-wise into
-/// `acc[t][h]` (lanes `bh % 8..bh % 8 + 4`), as each half of a group of eight in
-/// [`dot32_neon_n`] (written out there: a call per half was slower under TCG).
+/// `acc[t][h]` (lanes `bh % 8..bh % 8 + 4`, so `h = bh / 4 % 2`).
 #[inline(always)]
 fn add4<const F: u8, const T: usize>(
     w: &[[int16x8_t; 4]; 4],
@@ -253,70 +281,32 @@ fn add4<const F: u8, const T: usize>(
 }
 
 /// One row of the 32-value format `F` against `T` inputs; the same bits as
-/// [`crate::quant::dot32_n`].
+/// [`crate::quant::dot32_n`]. Blocks go in groups of four: unpacked once (16 vectors,
+/// which stay in registers), then multiplied with each input. Larger groups spill the
+/// unpacked weights to the stack, and under TCG every reload is a memory access.
 #[inline(always)]
 pub fn dot32_neon_n<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
     let bb = format32(F).block_bytes();
     let nb = row.len() / bb;
-    let groups = nb / 8;
-    // The offset correction `offset * sum(y)` as a shift (the offsets are 8 and 16).
-    let shift = offset32(F).trailing_zeros() as i32;
+    let groups = nb / 4;
     // SAFETY: as in `unpack`; every memory access goes through the bounds-checked
     // helpers above.
     unsafe {
         let mut acc = [[vdupq_n_f32(0.0); 2]; T];
         for g in 0..groups {
-            let b0 = g * 8;
-            let blks = &row[b0 * bb..(b0 + 8) * bb];
-            let mut w = [[vdupq_n_s16(0); 4]; 8];
-            for (i, w) in w.iter_mut().enumerate() {
-                *w = unpack::<F>(&blks[i * bb..(i + 1) * bb]);
-            }
-            for h in 0..2 {
-                let hb = &blks[4 * h * bb..];
-                let bh = b0 + 4 * h;
-                let dw = halves4(hb, bb, 0);
-                let mw = if has_min(F) {
-                    halves4(hb, bb, 2)
-                } else {
-                    vdupq_n_f32(0.0)
-                };
-                for t in 0..T {
-                    let y = &a[t].q16[bh * QK..(bh + 4) * QK];
-                    let v = [
-                        dot_block::<F>(&w[4 * h], &y[..QK]),
-                        dot_block::<F>(&w[4 * h + 1], &y[QK..2 * QK]),
-                        dot_block::<F>(&w[4 * h + 2], &y[2 * QK..3 * QK]),
-                        dot_block::<F>(&w[4 * h + 3], &y[3 * QK..4 * QK]),
-                    ];
-                    let mut isum = reduce4(&v);
-                    if offset32(F) != 0 {
-                        let ys = load_i32x4(&a[t].qsum[bh..bh + 4]);
-                        isum = vsubq_s32(isum, vshlq_s32(ys, vdupq_n_s32(shift)));
-                    }
-                    let da = load_f32x4(&a[t].d[bh..bh + 4]);
-                    let mut val = vmulq_f32(vmulq_f32(dw, da), vcvtq_f32_s32(isum));
-                    if has_min(F) {
-                        val = vaddq_f32(val, vmulq_f32(mw, load_f32x4(&a[t].s[bh..bh + 4])));
-                    }
-                    acc[t][h] = vaddq_f32(acc[t][h], val);
-                }
-            }
-        }
-        // Four more blocks (lanes 0..4 hold `b % 8` of blocks `8g..8g + 4`) the same way.
-        let mut tail = groups * 8;
-        if nb - tail >= 4 {
-            let blks = &row[tail * bb..(tail + 4) * bb];
-            let w4: [[int16x8_t; 4]; 4] =
+            let b0 = g * 4;
+            let blks = &row[b0 * bb..(b0 + 4) * bb];
+            let w: [[int16x8_t; 4]; 4] =
                 core::array::from_fn(|i| unpack::<F>(&blks[i * bb..(i + 1) * bb]));
-            add4::<F, T>(&w4, blks, tail, &a, &mut acc, 0);
-            tail += 4;
+            add4::<F, T>(&w, blks, b0, &a, &mut acc, g % 2);
         }
+        let tail = groups * 4;
         let mut out = [0.0f32; T];
         for t in 0..T {
-            let mut lanes = [0.0f32; 8];
-            vst1q_f32(lanes.as_mut_ptr(), acc[t][0]);
-            vst1q_f32(lanes.as_mut_ptr().add(4), acc[t][1]);
+            // A vector as a value of the same size (lanes in order).
+            let lanes4 = |v: float32x4_t| core::mem::transmute::<float32x4_t, [f32; 4]>(v);
+            let (lo, hi) = (lanes4(acc[t][0]), lanes4(acc[t][1]));
+            let mut lanes = [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]];
             for b in tail..nb {
                 let blk = &row[b * bb..(b + 1) * bb];
                 let v = dot_block::<F>(&unpack::<F>(blk), &a[t].q16[b * QK..(b + 1) * QK]);
