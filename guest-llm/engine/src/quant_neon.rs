@@ -392,16 +392,23 @@ fn dot_k4<const T: usize>(
             let d = f16_at(blk, 0);
             let dmin = f16_at(blk, 2);
             let (sc, mn) = k_scales(&blk[4..16]);
-            let w: [[int16x8_t; 4]; 8] =
-                core::array::from_fn(|j| unpack(blk, j).map(|v| vreinterpretq_s16_u16(v)));
-            for t in 0..T {
-                let y = &a[t].qn[b * QK_K..(b + 1) * QK_K];
-                let mut v = vdupq_n_s32(0);
-                for j in 0..8 {
-                    let s = dot32_k(&w[j], &y[32 * j..32 * j + 32]);
-                    v = vmlaq_s32(v, s, vdupq_n_s32(sc[j] as i32));
+            let mut v = [vdupq_n_s32(0); T];
+            // Four sub-blocks at a time (16 vectors, kept in registers; all eight spill).
+            for half in 0..2 {
+                let w: [[int16x8_t; 4]; 4] = core::array::from_fn(|i| {
+                    unpack(blk, 4 * half + i).map(|v| vreinterpretq_s16_u16(v))
+                });
+                for t in 0..T {
+                    let y = &a[t].qn[b * QK_K..(b + 1) * QK_K];
+                    for (i, w) in w.iter().enumerate() {
+                        let j = 4 * half + i;
+                        let s = dot32_k(w, &y[32 * j..32 * j + 32]);
+                        v[t] = vmlaq_s32(v[t], s, vdupq_n_s32(sc[j] as i32));
+                    }
                 }
-                let isum = vaddvq_s32(v);
+            }
+            for t in 0..T {
+                let isum = vaddvq_s32(v[t]);
                 let msum = min_term(&mn, &a[t].bsums[16 * b..16 * b + 16]);
                 let yd = a[t].d[b];
                 acc[t].add(b, (d * yd) * isum as f32 - (dmin * yd) * msum as f32);
@@ -454,45 +461,53 @@ pub fn dot_q6_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
     unsafe {
         for (b, blk) in row.chunks_exact(Format::Q6_K.block_bytes()).enumerate() {
             let d = f16_at(blk, 208);
-            let w: [[int16x8_t; 4]; 8] = core::array::from_fn(|k| {
-                let (lo, nib_shift, hi, h_shift) = crate::blocks::q6k_chunk(k);
-                let n = nibbles_k(&blk[lo..], nib_shift);
-                let (h0, h1) = (
-                    load_u16x8(&blk[hi..hi + 16]),
-                    load_u16x8(&blk[hi + 16..hi + 32]),
-                );
-                let (m, off) = (vdupq_n_u16(3), vdupq_n_s16(32));
-                let top = |h: uint16x8_t, n: u32| vshlq_n_u16::<4>(vandq_u16(shr_even(h, n), m));
-                let v = [
-                    vorrq_u16(n[0], top(h0, h_shift)),
-                    vorrq_u16(n[1], top(h0, h_shift + 8)),
-                    vorrq_u16(n[2], top(h1, h_shift)),
-                    vorrq_u16(n[3], top(h1, h_shift + 8)),
-                ];
-                v.map(|v| vsubq_s16(vreinterpretq_s16_u16(v), off))
-            });
             let sc: [int32x4_t; 16] =
                 core::array::from_fn(|j| vdupq_n_s32(blk[192 + j] as i8 as i32));
-            for t in 0..T {
-                let y = &a[t].qn[b * QK_K..(b + 1) * QK_K];
-                let mut v = vdupq_n_s32(0);
-                for k in 0..8 {
-                    let y = &y[32 * k..32 * k + 32];
-                    // Values 0..16 (sub-block 2k) and 16..32 (2k + 1): two products per lane.
-                    let lo = vmlaq_s16(
-                        vmulq_s16(w[k][0], load_i16x8(&y[..8])),
-                        w[k][1],
-                        load_i16x8(&y[8..16]),
+            let mut v = [vdupq_n_s32(0); T];
+            // Four chunks of 32 values at a time (16 vectors, kept in registers).
+            for half in 0..2 {
+                let w: [[int16x8_t; 4]; 4] = core::array::from_fn(|i| {
+                    let (lo, nib_shift, hi, h_shift) = crate::blocks::q6k_chunk(4 * half + i);
+                    let n = nibbles_k(&blk[lo..], nib_shift);
+                    let (h0, h1) = (
+                        load_u16x8(&blk[hi..hi + 16]),
+                        load_u16x8(&blk[hi + 16..hi + 32]),
                     );
-                    let hi = vmlaq_s16(
-                        vmulq_s16(w[k][2], load_i16x8(&y[16..24])),
-                        w[k][3],
-                        load_i16x8(&y[24..32]),
-                    );
-                    v = vmlaq_s32(v, widen_pairs(lo), sc[2 * k]);
-                    v = vmlaq_s32(v, widen_pairs(hi), sc[2 * k + 1]);
+                    let (m, off) = (vdupq_n_u16(3), vdupq_n_s16(32));
+                    let top =
+                        |h: uint16x8_t, n: u32| vshlq_n_u16::<4>(vandq_u16(shr_even(h, n), m));
+                    let v = [
+                        vorrq_u16(n[0], top(h0, h_shift)),
+                        vorrq_u16(n[1], top(h0, h_shift + 8)),
+                        vorrq_u16(n[2], top(h1, h_shift)),
+                        vorrq_u16(n[3], top(h1, h_shift + 8)),
+                    ];
+                    v.map(|v| vsubq_s16(vreinterpretq_s16_u16(v), off))
+                });
+                for t in 0..T {
+                    let y = &a[t].qn[b * QK_K..(b + 1) * QK_K];
+                    for (i, w) in w.iter().enumerate() {
+                        let k = 4 * half + i;
+                        let y = &y[32 * k..32 * k + 32];
+                        // Values 0..16 (sub-block 2k) and 16..32 (2k + 1): two products
+                        // per lane.
+                        let lo = vmlaq_s16(
+                            vmulq_s16(w[0], load_i16x8(&y[..8])),
+                            w[1],
+                            load_i16x8(&y[8..16]),
+                        );
+                        let hi = vmlaq_s16(
+                            vmulq_s16(w[2], load_i16x8(&y[16..24])),
+                            w[3],
+                            load_i16x8(&y[24..32]),
+                        );
+                        v[t] = vmlaq_s32(v[t], widen_pairs(lo), sc[2 * k]);
+                        v[t] = vmlaq_s32(v[t], widen_pairs(hi), sc[2 * k + 1]);
+                    }
                 }
-                acc[t].add(b, (d * a[t].d[b]) * vaddvq_s32(v) as f32);
+            }
+            for t in 0..T {
+                acc[t].add(b, (d * a[t].d[b]) * vaddvq_s32(v[t]) as f32);
             }
         }
     }
