@@ -51,26 +51,80 @@ fn bytes16<T>(b: &[T]) -> uint8x16_t {
     ld1(unsafe { &*(b.as_ptr() as *const [u8; 16]) })
 }
 
+/// The 32 bytes at the start of `b` as two vectors: two post-indexed `ld1` (see [`ld1`]),
+/// with no separate address arithmetic between them (each instruction counts under an
+/// emulator).
+#[inline(always)]
+fn ld1x2<T>(b: &[T]) -> [uint8x16_t; 2] {
+    let b = &b[..32 / core::mem::size_of::<T>()];
+    let (v0, v1): (uint8x16_t, uint8x16_t);
+    // SAFETY: reads exactly the 32 bytes of `b` (element types without invalid bit
+    // patterns, as in `bytes16`); `ld1` of byte elements has no alignment requirement;
+    // the pointer register is a scratch copy.
+    unsafe {
+        core::arch::asm!(
+            "ld1 {{{v0:v}.16b}}, [{p}], #16",
+            "ld1 {{{v1:v}.16b}}, [{p}]",
+            v0 = out(vreg) v0,
+            v1 = out(vreg) v1,
+            p = inout(reg) b.as_ptr() => _,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    [v0, v1]
+}
+
+/// The 64 bytes at the start of `b` as four vectors (as [`ld1x2`]).
+#[inline(always)]
+fn ld1x4<T>(b: &[T]) -> [uint8x16_t; 4] {
+    let b = &b[..64 / core::mem::size_of::<T>()];
+    let (v0, v1, v2, v3): (uint8x16_t, uint8x16_t, uint8x16_t, uint8x16_t);
+    // SAFETY: as in `ld1x2`, for 64 bytes.
+    unsafe {
+        core::arch::asm!(
+            "ld1 {{{v0:v}.16b}}, [{p}], #16",
+            "ld1 {{{v1:v}.16b}}, [{p}], #16",
+            "ld1 {{{v2:v}.16b}}, [{p}], #16",
+            "ld1 {{{v3:v}.16b}}, [{p}]",
+            v0 = out(vreg) v0,
+            v1 = out(vreg) v1,
+            v2 = out(vreg) v2,
+            v3 = out(vreg) v3,
+            p = inout(reg) b.as_ptr() => _,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    [v0, v1, v2, v3]
+}
+
+/// The 32 bytes at the start of `b` as two vectors of `u16` lanes.
+#[inline(always)]
+fn load_u16x8x2(b: &[u8]) -> [uint16x8_t; 2] {
+    // SAFETY: NEON is part of the aarch64 target; a reinterpretation of lanes.
+    ld1x2(b).map(|v| unsafe { vreinterpretq_u16_u8(v) })
+}
+
+/// The 32 activations at the start of `y` as four vectors.
+#[inline(always)]
+fn load_i16x8x4(y: &[i16]) -> [int16x8_t; 4] {
+    // SAFETY: as in `load_u16x8x2`.
+    ld1x4(y).map(|v| unsafe { vreinterpretq_s16_u8(v) })
+}
+
 #[inline(always)]
 fn load_u8x16(b: &[u8]) -> uint8x16_t {
     bytes16(b)
 }
 
 #[inline(always)]
-fn load_i16x8(y: &[i16]) -> int16x8_t {
-    // SAFETY: NEON is part of the aarch64 target; a reinterpretation of lanes.
-    unsafe { vreinterpretq_s16_u8(bytes16(y)) }
-}
-
-#[inline(always)]
 fn load_f32x4(v: &[f32]) -> float32x4_t {
-    // SAFETY: as in `load_i16x8`.
+    // SAFETY: NEON is part of the aarch64 target; a reinterpretation of lanes.
     unsafe { vreinterpretq_f32_u8(bytes16(v)) }
 }
 
 #[inline(always)]
 fn load_i32x4(v: &[i32]) -> int32x4_t {
-    // SAFETY: as in `load_i16x8`.
+    // SAFETY: NEON is part of the aarch64 target; a reinterpretation of lanes.
     unsafe { vreinterpretq_s32_u8(bytes16(v)) }
 }
 
@@ -176,8 +230,7 @@ fn unpack<const F: u8>(blk: &[u8]) -> [int16x8_t; 4] {
             f32b::Q5_0 => with_bits(nibbles(&blk[6..22]), u32_at(blk, 2)),
             f32b::Q5_1 => with_bits(nibbles(&blk[8..24]), u32_at(blk, 4)),
             _ => {
-                let a = vreinterpretq_s16_u16(load_u16x8(&blk[2..18]));
-                let b = vreinterpretq_s16_u16(load_u16x8(&blk[18..34]));
+                let [a, b] = load_u16x8x2(&blk[2..34]).map(|v| vreinterpretq_s16_u16(v));
                 return [
                     vshrq_n_s16::<8>(vshlq_n_s16::<8>(a)),
                     vshrq_n_s16::<8>(a),
@@ -208,13 +261,7 @@ fn widen_pairs(v: int16x8_t) -> int32x4_t {
 /// 4 * 31 * 127); Q8_0 (`|w| <= 128`) only two (at most 2 * 128 * 127).
 #[inline(always)]
 fn dot_block<const F: u8>(w: &[int16x8_t; 4], y: &[i16]) -> int32x4_t {
-    let y = &y[..QK];
-    let (y0, y1, y2, y3) = (
-        load_i16x8(&y[..8]),
-        load_i16x8(&y[8..16]),
-        load_i16x8(&y[16..24]),
-        load_i16x8(&y[24..32]),
-    );
+    let [y0, y1, y2, y3] = load_i16x8x4(y);
     // SAFETY: as in `unpack`.
     unsafe {
         let a = vmlaq_s16(vmulq_s16(w[0], y0), w[1], y1);
@@ -344,7 +391,7 @@ fn shr_even(v: uint16x8_t, n: u32) -> uint16x8_t {
 /// `shift` is 0, the high ones if 4.
 #[inline(always)]
 fn nibbles_k(b: &[u8], shift: u32) -> [uint16x8_t; 4] {
-    let (q0, q1) = (load_u16x8(&b[..16]), load_u16x8(&b[16..32]));
+    let [q0, q1] = load_u16x8x2(b);
     // SAFETY: as in `unpack`.
     unsafe {
         let m = vdupq_n_u16(0x0f);
@@ -361,16 +408,12 @@ fn nibbles_k(b: &[u8], shift: u32) -> [uint16x8_t; 4] {
 /// four products per 16-bit lane, at most 4 * 32 * 127), as four `i32` lanes (exact).
 #[inline(always)]
 fn dot32_k(w: &[int16x8_t; 4], y: &[i16]) -> int32x4_t {
-    let y = &y[..QK];
+    let y = load_i16x8x4(y);
     // SAFETY: as in `unpack`.
     unsafe {
-        let a = vmlaq_s16(
-            vmulq_s16(w[0], load_i16x8(&y[..8])),
-            w[1],
-            load_i16x8(&y[8..16]),
-        );
-        let a = vmlaq_s16(a, w[2], load_i16x8(&y[16..24]));
-        widen_pairs(vmlaq_s16(a, w[3], load_i16x8(&y[24..32])))
+        let a = vmlaq_s16(vmulq_s16(w[0], y[0]), w[1], y[1]);
+        let a = vmlaq_s16(a, w[2], y[2]);
+        widen_pairs(vmlaq_s16(a, w[3], y[3]))
     }
 }
 
@@ -435,7 +478,7 @@ pub fn dot_q5_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
         let n = nibbles_k(&blk[48 + 32 * (j / 2)..], 4 * (j as u32 % 2));
         // The fifth bit of value l is bit j of qh[l]: bit j (even l) or j + 8 (odd l) of
         // the 16-bit lanes.
-        let (h0, h1) = (load_u16x8(&blk[16..32]), load_u16x8(&blk[32..48]));
+        let [h0, h1] = load_u16x8x2(&blk[16..48]);
         // SAFETY: as in `unpack`.
         unsafe {
             let (ev, od) = (vdupq_n_u16(1 << j), vdupq_n_u16(1 << (j + 8)));
@@ -469,10 +512,7 @@ pub fn dot_q6_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
                 let w: [[int16x8_t; 4]; 4] = core::array::from_fn(|i| {
                     let (lo, nib_shift, hi, h_shift) = crate::blocks::q6k_chunk(4 * half + i);
                     let n = nibbles_k(&blk[lo..], nib_shift);
-                    let (h0, h1) = (
-                        load_u16x8(&blk[hi..hi + 16]),
-                        load_u16x8(&blk[hi + 16..hi + 32]),
-                    );
+                    let [h0, h1] = load_u16x8x2(&blk[hi..hi + 32]);
                     let (m, off) = (vdupq_n_u16(3), vdupq_n_s16(32));
                     let top =
                         |h: uint16x8_t, n: u32| vshlq_n_u16::<4>(vandq_u16(shr_even(h, n), m));
@@ -488,19 +528,11 @@ pub fn dot_q6_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
                     let y = &a[t].qn[b * QK_K..(b + 1) * QK_K];
                     for (i, w) in w.iter().enumerate() {
                         let k = 4 * half + i;
-                        let y = &y[32 * k..32 * k + 32];
+                        let y = load_i16x8x4(&y[32 * k..32 * k + 32]);
                         // Values 0..16 (sub-block 2k) and 16..32 (2k + 1): two products
                         // per lane.
-                        let lo = vmlaq_s16(
-                            vmulq_s16(w[0], load_i16x8(&y[..8])),
-                            w[1],
-                            load_i16x8(&y[8..16]),
-                        );
-                        let hi = vmlaq_s16(
-                            vmulq_s16(w[2], load_i16x8(&y[16..24])),
-                            w[3],
-                            load_i16x8(&y[24..32]),
-                        );
+                        let lo = vmlaq_s16(vmulq_s16(w[0], y[0]), w[1], y[1]);
+                        let hi = vmlaq_s16(vmulq_s16(w[2], y[2]), w[3], y[3]);
                         v[t] = vmlaq_s32(v[t], widen_pairs(lo), sc[2 * k]);
                         v[t] = vmlaq_s32(v[t], widen_pairs(hi), sc[2 * k + 1]);
                     }
