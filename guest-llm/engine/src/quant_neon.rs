@@ -13,8 +13,14 @@
 //! they are fast on hardware and are what QEMU's TCG (the partition's emulator) turns
 //! into host vector code; widening and pairwise instructions are per-element helpers
 //! there.
+//!
+//! Under an emulator every guest instruction counts, so the loops also avoid what costs
+//! instructions without doing arithmetic: memory is read with `ld1` (see [`ld1`]; plain
+//! vector loads become byte loads on the strict-align `aarch64-unknown-none` target),
+//! several vectors per post-indexed run, and the weights of at most four blocks (16
+//! vectors) are live at a time, so nothing is spilled to the stack and reloaded.
 
-use crate::blocks::{f16_at, k_scales, u32_at, Format, QK_K};
+use crate::blocks::{f16_at, k_scales, Format, QK_K};
 use crate::half::f16_to_f32;
 use crate::kernels::{min_term, Acc};
 use crate::quant::{block_value, f32b, format32, has_min, offset32, sum8, Q8Acts, Q8KActs, QK};
@@ -165,10 +171,12 @@ fn load_u16x8(b: &[u8]) -> uint16x8_t {
     unsafe { vreinterpretq_u16_u8(load_u8x16(b)) }
 }
 
-/// The fifth bits of a Q5 block (`qh`, bit `k` for element `k`) as 16 for the elements of
-/// [`NEON_ORDER`], else 0.
+/// The fifth bits of a Q5 block (`qh`, bit `k` for element `k`; lanes 0 and 1 of
+/// `qh16` hold its low and high 16 bits) as 16 for the elements of [`NEON_ORDER`], else 0.
+/// `qh` comes in a vector load and is spread by lane duplication: as a `u32` it would be
+/// four byte loads and three ORs on strict-align targets.
 #[inline(always)]
-fn fifth_bits(qh: u32) -> [uint16x8_t; 4] {
+fn fifth_bits(qh16: uint16x8_t) -> [uint16x8_t; 4] {
     const EVEN: [u16; 8] = [1, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14];
     const ODD: [u16; 8] = [
         1 << 1,
@@ -186,7 +194,7 @@ fn fifth_bits(qh: u32) -> [uint16x8_t; 4] {
             vreinterpretq_u16_u8(bytes16(&EVEN)),
             vreinterpretq_u16_u8(bytes16(&ODD)),
         );
-        let (lo, hi) = (vdupq_n_u16(qh as u16), vdupq_n_u16((qh >> 16) as u16));
+        let (lo, hi) = (vdupq_laneq_u16::<0>(qh16), vdupq_laneq_u16::<1>(qh16));
         let sixteen = vdupq_n_u16(16);
         [
             vandq_u16(vtstq_u16(lo, even), sixteen),
@@ -215,8 +223,9 @@ fn unpack<const F: u8>(blk: &[u8]) -> [int16x8_t; 4] {
                 vshrq_n_u16::<12>(q),
             ]
         };
-        let with_bits = |n: [uint16x8_t; 4], qh: u32| {
-            let h = fifth_bits(qh);
+        // `qh` is the 4 bytes at `at`, read as lanes 0 and 1 of 16 bytes from there.
+        let with_bits = |n: [uint16x8_t; 4], at: usize| {
+            let h = fifth_bits(load_u16x8(&blk[at..at + 16]));
             [
                 vorrq_u16(n[0], h[0]),
                 vorrq_u16(n[1], h[1]),
@@ -227,8 +236,8 @@ fn unpack<const F: u8>(blk: &[u8]) -> [int16x8_t; 4] {
         let u = match F {
             f32b::Q4_0 => nibbles(&blk[2..18]),
             f32b::Q4_1 => nibbles(&blk[4..20]),
-            f32b::Q5_0 => with_bits(nibbles(&blk[6..22]), u32_at(blk, 2)),
-            f32b::Q5_1 => with_bits(nibbles(&blk[8..24]), u32_at(blk, 4)),
+            f32b::Q5_0 => with_bits(nibbles(&blk[6..22]), 2),
+            f32b::Q5_1 => with_bits(nibbles(&blk[8..24]), 4),
             _ => {
                 let [a, b] = load_u16x8x2(&blk[2..34]).map(|v| vreinterpretq_s16_u16(v));
                 return [
