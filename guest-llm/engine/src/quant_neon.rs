@@ -50,6 +50,8 @@ fn ld1(b: &[u8; 16]) -> uint8x16_t {
 /// The 16 bytes at the start of `b` as a vector (see [`ld1`]).
 #[inline(always)]
 fn bytes16<T>(b: &[T]) -> uint8x16_t {
+    // Whole elements cover the 16 bytes (a constant, checked at compile time in effect).
+    assert!(16 % core::mem::size_of::<T>() == 0);
     let n = 16 / core::mem::size_of::<T>();
     let b = &b[..n];
     // SAFETY: `b` has `n` elements of `size_of::<T>()` bytes, 16 readable bytes; the
@@ -62,6 +64,7 @@ fn bytes16<T>(b: &[T]) -> uint8x16_t {
 /// emulator).
 #[inline(always)]
 fn ld1x2<T>(b: &[T]) -> [uint8x16_t; 2] {
+    assert!(32 % core::mem::size_of::<T>() == 0);
     let b = &b[..32 / core::mem::size_of::<T>()];
     let (v0, v1): (uint8x16_t, uint8x16_t);
     // SAFETY: reads exactly the 32 bytes of `b` (element types without invalid bit
@@ -83,6 +86,7 @@ fn ld1x2<T>(b: &[T]) -> [uint8x16_t; 2] {
 /// The 64 bytes at the start of `b` as four vectors (as [`ld1x2`]).
 #[inline(always)]
 fn ld1x4<T>(b: &[T]) -> [uint8x16_t; 4] {
+    assert!(64 % core::mem::size_of::<T>() == 0);
     let b = &b[..64 / core::mem::size_of::<T>()];
     let (v0, v1, v2, v3): (uint8x16_t, uint8x16_t, uint8x16_t, uint8x16_t);
     // SAFETY: as in `ld1x2`, for 64 bytes.
