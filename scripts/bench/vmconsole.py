@@ -105,16 +105,18 @@ def cpu_seconds(pid):
 
 def vcpu_seconds(pid, cpus):
     """User + system CPU time so far of QEMU's vCPU threads for `cpus` (cpu indexes), in
-    seconds. Needs QEMU started with `-name ...,debug-threads=on` (threads named `CPU n/TCG`)."""
+    seconds. Needs QEMU started with `-name ...,debug-threads=on` (threads named `CPU n/TCG`;
+    with -icount one thread, `ALL CPUs/TCG`, runs every vCPU in turn and counts for all)."""
     total, found = 0.0, set()
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
                 name = f.read().strip()
-            if not name.startswith("CPU ") or not name.endswith("/TCG"):
-                continue
-            n = int(name[4:-4])
-            if n not in cpus:
+            if name == "ALL CPUs/TCG":
+                covers = set(cpus)
+            elif name.startswith("CPU ") and name.endswith("/TCG") and int(name[4:-4]) in cpus:
+                covers = {int(name[4:-4])}
+            else:
                 continue
             with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
                 stat = f.read()
@@ -122,7 +124,7 @@ def vcpu_seconds(pid, cpus):
             continue
         fields = stat[stat.rfind(")") + 2:].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        found.add(n)
+        found |= covers
     if found != set(cpus):
         raise OSError("no vCPU threads %s in QEMU %d (found %s)" % (sorted(cpus), pid, sorted(found)))
     return total
