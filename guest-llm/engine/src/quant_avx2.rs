@@ -1,7 +1,10 @@
 //! x86-64 kernels (host builds with `std` only): the 32-value block formats with AVX2
 //! (`maddubs`/`madd`) and with AVX-512 VNNI (`vpdpbusd` on 256-bit vectors), and the
 //! K-format kernels with AVX2 byte products (`maddubs`, then `madd` by the sub-block
-//! scales), which form the same exact integer sums as [`crate::kernels::portable`].
+//! scales; with VNNI, `vpdpwssd` fuses that `madd` with the add), which form the same
+//! exact integer sums as [`crate::kernels::portable`]. For eight inputs (prompt
+//! batches) the K kernels put the inputs in the vector lanes after one reduction per
+//! block, so the scale terms and float formula run once for all eight.
 //!
 //! The 32-value kernels compute exactly what [`crate::quant::dot32_n`] defines: each
 //! block's exact integer dot product (formed here as unsigned weight bytes times signed
@@ -344,8 +347,40 @@ pub fn has_vnni() -> bool {
 /// The AVX-512 VNNI kernels under the names [`crate::matrix`] dispatches on (the K
 /// formats use the AVX2 ones).
 pub mod vnni {
-    use super::dot32_vnni_n;
-    pub use super::{dot_q4_k_n, dot_q5_k_n, dot_q6_k_n};
+    use super::*;
+
+    /// [`super::dot_q4_k_n`] with `vpdpwssd` for eight inputs (the same bits).
+    #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]
+    pub fn dot_q4_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
+        if T == TOKENS8 {
+            let a8 = core::array::from_fn(|t| a[t]);
+            let r = dot_k4_x8_vnni(Format::Q4_K, row, a8, |blk, j| unpack_q4_k(blk, j));
+            return core::array::from_fn(|t| r[t]);
+        }
+        super::dot_q4_k_n(row, a)
+    }
+
+    /// [`super::dot_q5_k_n`] with `vpdpwssd` for eight inputs (the same bits).
+    #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]
+    pub fn dot_q5_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
+        if T == TOKENS8 {
+            let a8 = core::array::from_fn(|t| a[t]);
+            let r = dot_k4_x8_vnni(Format::Q5_K, row, a8, |blk, j| unpack_q5_k(blk, j));
+            return core::array::from_fn(|t| r[t]);
+        }
+        super::dot_q5_k_n(row, a)
+    }
+
+    /// [`super::dot_q6_k_n`] with `vpdpwssd` for eight inputs (the same bits).
+    #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]
+    pub fn dot_q6_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
+        if T == TOKENS8 {
+            let r = dot_q6_k_x8_vnni(row, core::array::from_fn(|t| a[t]));
+            return core::array::from_fn(|t| r[t]);
+        }
+        super::dot_q6_k_n(row, a)
+    }
+
     crate::quant::named_dot32!(dot32_vnni_n, #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]);
 }
 
@@ -486,37 +521,243 @@ fn dot_k4<const T: usize>(
     core::array::from_fn(|t| acc[t].sum())
 }
 
+/// Inputs the cross-input K kernels (`dot_k4_x8_*`, `dot_q6_k_x8_*`) take at once.
+const TOKENS8: usize = 8;
+
+/// Lane `t` = `a[t].d[b]`: the activation scales of block `b` of eight inputs.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn act_scales8(a: &[&Q8KActs; TOKENS8], b: usize) -> __m256 {
+    _mm256_set_ps(
+        a[7].d[b], a[6].d[b], a[5].d[b], a[4].d[b], a[3].d[b], a[2].d[b], a[1].d[b], a[0].d[b],
+    )
+}
+
+/// Loads the sixteen `i16` sub-block sums of block `b` of `a`.
+#[inline(always)]
+fn load_bsums(a: &Q8KActs, b: usize) -> __m256i {
+    let s = &a.bsums[16 * b..16 * b + 16];
+    // SAFETY: `s` has exactly 16 readable `i16` (32 bytes); the load is unaligned-tolerant.
+    unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+}
+
+/// The binary16 values at `blk[at..at + 2]` and `blk[at + 2..at + 4]`, each broadcast
+/// to eight `f32` lanes (`vcvtph2ps` converts exactly, as [`f16_at`] does).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn half_pair(blk: &[u8], at: usize) -> (__m256, __m256) {
+    let h = _mm_cvtph_ps(_mm_cvtsi32_si128(u32_at(blk, at) as i32));
+    (
+        _mm256_broadcastss_ps(h),
+        _mm256_broadcastss_ps(_mm_movehdup_ps(h)),
+    )
+}
+
+/// The binary16 value at `blk[at..at + 2]` broadcast to eight `f32` lanes (exact).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn half_at(blk: &[u8], at: usize) -> __m256 {
+    let h = u16::from_le_bytes([blk[at], blk[at + 1]]);
+    _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+}
+
+/// Lane `t` of the four accumulators summed as [`Acc::sum`] does, stored as an array.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn acc_sum8(acc: [__m256; 4]) -> [f32; TOKENS8] {
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut out = [0.0f32; TOKENS8];
+    // SAFETY: `out` has room for eight f32 values.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
+    out
+}
+
+/// `acc + sc * (u * y)` in eight `i32` lanes with AVX2 (see [`scaled_dot`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn scaled_dot_acc_avx2(acc: __m256i, u: __m256i, y: &[i8], sc: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, scaled_dot(u, y, sc))
+}
+
+/// `acc + sc * (u * y)` with the pair products' `madd` and the add fused into one
+/// AVX-512 VNNI `vpdpwssd` (the same exact `i32` sums).
+#[inline]
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+fn scaled_dot_acc_vnni(acc: __m256i, u: __m256i, y: &[i8], sc: __m256i) -> __m256i {
+    _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(u, load_i8x32(y)), sc)
+}
+
+/// Generates the eight-input K kernels `$k4` (Q4_K / Q5_K, with the sub-block unpacker
+/// as argument) and `$q6` (Q6_K) for `$features`, with `$sdot` (`acc + sc * (u * y)`).
+///
+/// The inputs sit in the vector lanes: per block, each input's integer sums are formed
+/// in eight `i32` lanes (the Q4_K/Q5_K `min_term` by `madd` of the sub-block sums with
+/// the minimums; the Q6_K offset `32 * sum(sc[j] * bsums[j])` subtracted lane-wise), the
+/// eight inputs' vectors are reduced together by [`reduce8`] (lane `t` = input `t`, all
+/// exact in `i32`), and lane `t` then computes input `t`'s float formula and its [`Acc`]
+/// (accumulator `b % 4`, summed `(a0 + a1) + (a2 + a3)`): every lane does the portable
+/// kernel's float operations, in its order.
+macro_rules! k_kernels_x8 {
+    ($k4:ident, $q6:ident, $features:literal, $sdot:ident) => {
+        /// Q4_K / Q5_K row (sub-block `j` of a block from `unpack`) against 8 inputs.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn $k4(
+            format: Format,
+            row: &[u8],
+            a: [&Q8KActs; TOKENS8],
+            unpack: impl Fn(&[u8], usize) -> __m256i,
+        ) -> [f32; TOKENS8] {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (b, blk) in row.chunks_exact(format.block_bytes()).enumerate() {
+                let (sc, mn) = k_scales(&blk[4..16]);
+                let mut w = [_mm256_setzero_si256(); 8];
+                let mut scv = [_mm256_setzero_si256(); 8];
+                for j in 0..8 {
+                    w[j] = unpack(blk, j);
+                    scv[j] = _mm256_set1_epi16(sc[j] as i16);
+                }
+                // i16 lanes 2j and 2j + 1: mn[j], the multiplier of bsums[2j], [2j + 1].
+                let m = mn.map(|v| v as i16);
+                let mnv = _mm256_set_epi16(
+                    m[7], m[7], m[6], m[6], m[5], m[5], m[4], m[4], m[3], m[3], m[2], m[2], m[1],
+                    m[1], m[0], m[0],
+                );
+                let mut vi = [_mm256_setzero_si256(); TOKENS8];
+                let mut vm = [_mm256_setzero_si256(); TOKENS8];
+                for t in 0..TOKENS8 {
+                    let y = &a[t].q8[b * QK_K..(b + 1) * QK_K];
+                    let mut v = _mm256_setzero_si256();
+                    for j in 0..8 {
+                        v = $sdot(v, w[j], &y[32 * j..32 * j + 32], scv[j]);
+                    }
+                    vi[t] = v;
+                    vm[t] = _mm256_madd_epi16(load_bsums(a[t], b), mnv);
+                }
+                let isum = _mm256_cvtepi32_ps(reduce8(&vi));
+                let msum = _mm256_cvtepi32_ps(reduce8(&vm));
+                let yd = act_scales8(&a, b);
+                let (d, dmin) = half_pair(blk, 0);
+                let val = _mm256_sub_ps(
+                    _mm256_mul_ps(_mm256_mul_ps(d, yd), isum),
+                    _mm256_mul_ps(_mm256_mul_ps(dmin, yd), msum),
+                );
+                acc[b & 3] = _mm256_add_ps(acc[b & 3], val);
+            }
+            acc_sum8(acc)
+        }
+
+        /// Q6_K row against 8 inputs.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn $q6(row: &[u8], a: [&Q8KActs; TOKENS8]) -> [f32; TOKENS8] {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (b, blk) in row.chunks_exact(Format::Q6_K.block_bytes()).enumerate() {
+                let sc16 = _mm256_cvtepi8_epi16(load16(&blk[192..208]));
+                let mut w = [_mm256_setzero_si256(); 8];
+                let mut scv = [_mm256_setzero_si256(); 8];
+                for k in 0..8 {
+                    let (lo, nib_shift, hi, h_shift) = crate::blocks::q6k_chunk(k);
+                    let q = if nib_shift == 0 {
+                        nib_lo(&blk[lo..lo + 32])
+                    } else {
+                        nib_hi(&blk[lo..lo + 32])
+                    };
+                    w[k] = or(q, two_bits_of(&blk[hi..hi + 32], h_shift));
+                    scv[k] = _mm256_set_m128i(
+                        _mm_set1_epi16(blk[192 + 2 * k + 1] as i8 as i16),
+                        _mm_set1_epi16(blk[192 + 2 * k] as i8 as i16),
+                    );
+                }
+                let mut vi = [_mm256_setzero_si256(); TOKENS8];
+                for t in 0..TOKENS8 {
+                    let y = &a[t].q8[b * QK_K..(b + 1) * QK_K];
+                    let off = _mm256_madd_epi16(load_bsums(a[t], b), sc16);
+                    let mut v =
+                        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<5>(off));
+                    for k in 0..8 {
+                        v = $sdot(v, w[k], &y[32 * k..32 * k + 32], scv[k]);
+                    }
+                    vi[t] = v;
+                }
+                let isum = _mm256_cvtepi32_ps(reduce8(&vi));
+                let d = half_at(blk, 208);
+                let val = _mm256_mul_ps(_mm256_mul_ps(d, act_scales8(&a, b)), isum);
+                acc[b & 3] = _mm256_add_ps(acc[b & 3], val);
+            }
+            acc_sum8(acc)
+        }
+    };
+}
+
+k_kernels_x8!(
+    dot_k4_x8_avx2,
+    dot_q6_k_x8_avx2,
+    "avx2,f16c",
+    scaled_dot_acc_avx2
+);
+k_kernels_x8!(
+    dot_k4_x8_vnni,
+    dot_q6_k_x8_vnni,
+    "avx2,f16c,avx512vnni,avx512vl",
+    scaled_dot_acc_vnni
+);
+
+/// The 32 unsigned values of sub-block `j` of a Q4_K block.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn unpack_q4_k(blk: &[u8], j: usize) -> __m256i {
+    let qs = &blk[16 + 32 * (j / 2)..16 + 32 * (j / 2) + 32];
+    if j.is_multiple_of(2) {
+        nib_lo(qs)
+    } else {
+        nib_hi(qs)
+    }
+}
+
+/// The 32 unsigned values of sub-block `j` of a Q5_K block.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn unpack_q5_k(blk: &[u8], j: usize) -> __m256i {
+    let qs = &blk[48 + 32 * (j / 2)..48 + 32 * (j / 2) + 32];
+    let lo = if j.is_multiple_of(2) { nib_lo(qs) } else { nib_hi(qs) };
+    or(lo, bit_of(&blk[16..48], j as u32))
+}
+
 /// Dot products of a Q4_K row with `T` Q8_K activation vectors (the same bits as
 /// [`crate::kernels::portable::dot_q4_k_n`]).
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub fn dot_q4_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
-    dot_k4(Format::Q4_K, row, a, |blk, j| {
-        let qs = &blk[16 + 32 * (j / 2)..16 + 32 * (j / 2) + 32];
-        if j % 2 == 0 {
-            nib_lo(qs)
-        } else {
-            nib_hi(qs)
-        }
-    })
+    if T == TOKENS8 {
+        let a8 = core::array::from_fn(|t| a[t]);
+        let r = dot_k4_x8_avx2(Format::Q4_K, row, a8, |blk, j| unpack_q4_k(blk, j));
+        return core::array::from_fn(|t| r[t]);
+    }
+    dot_k4(Format::Q4_K, row, a, |blk, j| unpack_q4_k(blk, j))
 }
 
 /// Dot products of a Q5_K row with `T` Q8_K activation vectors (the same bits as
 /// [`crate::kernels::portable::dot_q5_k_n`]).
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub fn dot_q5_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
-    dot_k4(Format::Q5_K, row, a, |blk, j| {
-        let qs = &blk[48 + 32 * (j / 2)..48 + 32 * (j / 2) + 32];
-        let lo = if j % 2 == 0 { nib_lo(qs) } else { nib_hi(qs) };
-        or(lo, bit_of(&blk[16..48], j as u32))
-    })
+    if T == TOKENS8 {
+        let a8 = core::array::from_fn(|t| a[t]);
+        let r = dot_k4_x8_avx2(Format::Q5_K, row, a8, |blk, j| unpack_q5_k(blk, j));
+        return core::array::from_fn(|t| r[t]);
+    }
+    dot_k4(Format::Q5_K, row, a, |blk, j| unpack_q5_k(blk, j))
 }
 
 /// Dot products of a Q6_K row with `T` Q8_K activation vectors (the same bits as
 /// [`crate::kernels::portable::dot_q6_k_n`]): the stored values `u = q + 32` (0..64)
 /// times the activations, weighted by the sixteen scales, minus
 /// `32 * sum(sc[j] * bsums[j])`, which is exactly the portable `sum(sc[j] * s[j])`.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub fn dot_q6_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
+    if T == TOKENS8 {
+        let r = dot_q6_k_x8_avx2(row, core::array::from_fn(|t| a[t]));
+        return core::array::from_fn(|t| r[t]);
+    }
     let mut acc = [Acc::default(); T];
     for (b, blk) in row.chunks_exact(Format::Q6_K.block_bytes()).enumerate() {
         let d = f16_at(blk, 208);
@@ -653,7 +894,7 @@ mod tests {
         use crate::kernels::portable as p;
         use crate::kernels::tests::{random_row, xorshift};
         use crate::quant::Q8KActs;
-        if !std::is_x86_feature_detected!("avx2") {
+        if !has_avx2() {
             return;
         }
         let mut seed = 0xdead_beefu32;
@@ -690,7 +931,7 @@ mod tests {
                         }
                     }
                 }
-                // SAFETY: AVX2 support was checked above.
+                // SAFETY: AVX2 and F16C support was checked above.
                 let (simd, simd1, port) = unsafe {
                     match format {
                         Format::Q4_K => (
@@ -712,6 +953,22 @@ mod tests {
                 };
                 assert_eq!(bits(&simd), bits(&port), "{format:?} round {round}");
                 assert_eq!(simd1[0].to_bits(), port[3].to_bits(), "{format:?} single");
+                if has_vnni() {
+                    // SAFETY: AVX-512 VNNI and VL support was checked just above.
+                    let (v8, v1) = unsafe {
+                        match format {
+                            Format::Q4_K => {
+                                (vnni::dot_q4_k_n(&row, rk), vnni::dot_q4_k_n(&row, [rk[3]]))
+                            }
+                            Format::Q5_K => {
+                                (vnni::dot_q5_k_n(&row, rk), vnni::dot_q5_k_n(&row, [rk[3]]))
+                            }
+                            _ => (vnni::dot_q6_k_n(&row, rk), vnni::dot_q6_k_n(&row, [rk[3]])),
+                        }
+                    };
+                    assert_eq!(bits(&v8), bits(&port), "{format:?} vnni round {round}");
+                    assert_eq!(v1[0].to_bits(), port[3].to_bits(), "{format:?} vnni single");
+                }
             }
         }
     }
