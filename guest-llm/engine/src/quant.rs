@@ -44,6 +44,10 @@ pub struct Q8Acts {
     /// [`crate::quant_neon::NEON_ORDER`]).
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     pub q16: Vec<i16>,
+    /// `q` with groups of blocks transposed in 4-byte units for the x86 kernels of
+    /// eight inputs (see [`crate::quant_avx2::transpose_acts`]).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    pub qt: Vec<i8>,
 }
 
 impl Q8Acts {
@@ -86,6 +90,8 @@ impl Q8Acts {
             out.d[b] = round_f16(d);
             out.s[b] = round_f16(sum as f32 * d);
         }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        crate::quant_avx2::transpose_acts(&out.q, &mut out.qt);
     }
 }
 

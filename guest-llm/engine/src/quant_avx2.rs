@@ -168,14 +168,227 @@ fn load_i32x4(v: &[i32]) -> __m128i {
     unsafe { _mm_loadu_si128(v.as_ptr().cast()) }
 }
 
-/// Generates a 32-value block kernel `$name::<F, T>` (see the module documentation)
-/// whose byte products are `$dot`, compiled for `$features`.
-macro_rules! dot32_kernel {
+/// Writes the layout of `q` (32-value blocks of activations) that the eight-input
+/// kernels read (`qt`): each group of eight blocks as eight 32-byte vectors, vector `k`
+/// holding in its 4-byte lane `i` bytes `4k..4k + 4` of block `i` (an 8 x 8 transpose of
+/// 4-byte units, [`transpose8`] does the same to the weights); then, if four or more
+/// blocks remain, four of them as four vectors, vector `k` holding in lane `i < 4` bytes
+/// `4k..` of block `i` and in lane `4 + i` bytes `4(k + 4)..` of block `i` (what the
+/// first two steps of [`transpose8`] make of four blocks). Fewer blocks are not copied.
+pub fn transpose_acts(q: &[i8], qt: &mut std::vec::Vec<i8>) {
+    let nb = q.len() / QK;
+    let groups = nb / 8;
+    let tail4 = nb - 8 * groups >= 4;
+    qt.resize(groups * 8 * QK + if tail4 { 4 * QK } else { 0 }, 0);
+    for g in 0..groups {
+        let (src, dst) = (&q[g * 8 * QK..], &mut qt[g * 8 * QK..]);
+        for k in 0..8 {
+            for i in 0..8 {
+                let at = (k * 8 + i) * 4;
+                dst[at..at + 4].copy_from_slice(&src[i * QK + 4 * k..i * QK + 4 * k + 4]);
+            }
+        }
+    }
+    if tail4 {
+        let (src, dst) = (&q[groups * 8 * QK..], &mut qt[groups * 8 * QK..]);
+        for k in 0..4 {
+            for i in 0..4 {
+                for (lane, part) in [(i, k), (4 + i, k + 4)] {
+                    let at = (k * 8 + lane) * 4;
+                    dst[at..at + 4].copy_from_slice(&src[i * QK + 4 * part..i * QK + 4 * part + 4]);
+                }
+            }
+        }
+    }
+}
+
+/// The first two steps of an 8 x 8 transpose of 4-byte units, on four vectors: vector
+/// `k` of the result holds in lane `i < 4` unit `k` of `v[i]` and in lane `4 + i` unit
+/// `k + 4` of `v[i]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn transpose4(v: [__m256i; 4]) -> [__m256i; 4] {
+    let t0 = _mm256_unpacklo_epi32(v[0], v[1]);
+    let t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    let t2 = _mm256_unpacklo_epi32(v[2], v[3]);
+    let t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    [
+        _mm256_unpacklo_epi64(t0, t2),
+        _mm256_unpackhi_epi64(t0, t2),
+        _mm256_unpacklo_epi64(t1, t3),
+        _mm256_unpackhi_epi64(t1, t3),
+    ]
+}
+
+/// The 8 x 8 transpose of 4-byte units: vector `k` of the result holds in lane `i` unit
+/// `k` of `v[i]` (the layout of [`transpose_acts`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn transpose8(v: &[__m256i; 8]) -> [__m256i; 8] {
+    let lo = transpose4([v[0], v[1], v[2], v[3]]);
+    let hi = transpose4([v[4], v[5], v[6], v[7]]);
+    core::array::from_fn(|k| {
+        if k < 4 {
+            _mm256_permute2x128_si256::<0x20>(lo[k], hi[k])
+        } else {
+            _mm256_permute2x128_si256::<0x31>(lo[k - 4], hi[k - 4])
+        }
+    })
+}
+
+/// `acc + u * y` (sums of four byte products per `i32` lane) with AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_bytes_acc_avx2(acc: __m256i, u: __m256i, y: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, dot_bytes_avx2(u, y))
+}
+
+/// `acc + u * y` (sums of four byte products per `i32` lane) with one `vpdpbusd`.
+#[inline]
+#[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+fn dot_bytes_acc_vnni(acc: __m256i, u: __m256i, y: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(acc, u, y)
+}
+
+/// Generates `$name::<F>`, a 32-value block kernel for eight inputs (prompt batches)
+/// whose byte products are accumulated by `$dot` (`acc + u * y` per 4-byte lane),
+/// compiled for `$features`. The weights of eight blocks are transposed once
+/// ([`transpose8`]) and the inputs come transposed the same way ([`transpose_acts`]), so
+/// eight accumulating byte products leave block `i`'s exact integer sum in lane `i` with
+/// no horizontal sums; the rest is exactly the generic kernel's arithmetic.
+macro_rules! dot32_x8_kernel {
     ($name:ident, $features:literal, $dot:ident) => {
+        /// One row of the 32-value format `F` against eight inputs; the same bits as
+        /// [`crate::quant::dot32_n`].
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn $name<const F: u8>(row: &[u8], a: [&Q8Acts; 8]) -> [f32; 8] {
+            let bb = format32(F).block_bytes();
+            let nb = row.len() / bb;
+            let groups = nb / 8;
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for g in 0..groups {
+                let b0 = g * 8;
+                let blks = &row[b0 * bb..(b0 + 8) * bb];
+                let mut u = [_mm256_setzero_si256(); 8];
+                let mut s = [_mm256_setzero_si256(); 8];
+                for i in 0..8 {
+                    (u[i], s[i]) = unpack::<F>(&blks[i * bb..(i + 1) * bb]);
+                }
+                let u = transpose8(&u);
+                let s = if F == f32b::Q8_0 { transpose8(&s) } else { s };
+                let dw = halves8(blks, bb, 0);
+                let mw = if has_min(F) {
+                    halves8(blks, bb, 2)
+                } else {
+                    _mm256_setzero_ps()
+                };
+                for t in 0..8 {
+                    let y = &a[t].qt[b0 * QK..(b0 + 8) * QK];
+                    let mut v0 = _mm256_setzero_si256();
+                    let mut v1 = _mm256_setzero_si256();
+                    for k in (0..8).step_by(2) {
+                        let y0 = load_i8x32(&y[k * QK..(k + 1) * QK]);
+                        let y1 = load_i8x32(&y[(k + 1) * QK..(k + 2) * QK]);
+                        v0 = $dot(v0, u[k], signed::<F>(y0, s[k]));
+                        v1 = $dot(v1, u[k + 1], signed::<F>(y1, s[k + 1]));
+                    }
+                    let mut isum = _mm256_add_epi32(v0, v1);
+                    if offset32(F) != 0 {
+                        let ys = load_i32x8(&a[t].qsum[b0..b0 + 8]);
+                        let off = _mm256_mullo_epi32(ys, _mm256_set1_epi32(offset32(F)));
+                        isum = _mm256_sub_epi32(isum, off);
+                    }
+                    let da = load_f32x8(&a[t].d[b0..b0 + 8]);
+                    let mut val = _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum));
+                    if has_min(F) {
+                        val =
+                            _mm256_add_ps(val, _mm256_mul_ps(mw, load_f32x8(&a[t].s[b0..b0 + 8])));
+                    }
+                    acc[t] = _mm256_add_ps(acc[t], val);
+                }
+            }
+            // Four more blocks (lanes 0..4: `b % 8` of blocks `8g..8g + 4`): their
+            // units sit in lanes `i` and `4 + i` after [`transpose4`], added at the end.
+            let mut tail = groups * 8;
+            if nb - tail >= 4 {
+                let b0 = tail;
+                let blks = &row[b0 * bb..(b0 + 4) * bb];
+                let mut u = [_mm256_setzero_si256(); 4];
+                let mut s = [_mm256_setzero_si256(); 4];
+                for i in 0..4 {
+                    (u[i], s[i]) = unpack::<F>(&blks[i * bb..(i + 1) * bb]);
+                }
+                let u = transpose4(u);
+                let s = if F == f32b::Q8_0 { transpose4(s) } else { s };
+                let dw = halves4(blks, bb, 0);
+                let mw = if has_min(F) {
+                    halves4(blks, bb, 2)
+                } else {
+                    _mm_setzero_ps()
+                };
+                for t in 0..8 {
+                    let y = &a[t].qt[b0 * QK..(b0 + 4) * QK];
+                    let mut v = _mm256_setzero_si256();
+                    for k in 0..4 {
+                        let yk = load_i8x32(&y[k * QK..(k + 1) * QK]);
+                        v = $dot(v, u[k], signed::<F>(yk, s[k]));
+                    }
+                    let mut isum =
+                        _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+                    if offset32(F) != 0 {
+                        let ys = load_i32x4(&a[t].qsum[b0..b0 + 4]);
+                        let off = _mm_mullo_epi32(ys, _mm_set1_epi32(offset32(F)));
+                        isum = _mm_sub_epi32(isum, off);
+                    }
+                    let da = load_f32x4(&a[t].d[b0..b0 + 4]);
+                    let mut val = _mm_mul_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(isum));
+                    if has_min(F) {
+                        val = _mm_add_ps(val, _mm_mul_ps(mw, load_f32x4(&a[t].s[b0..b0 + 4])));
+                    }
+                    acc[t] = _mm256_add_ps(acc[t], _mm256_set_m128(_mm_set1_ps(-0.0), val));
+                }
+                tail += 4;
+            }
+            let mut out = [0.0f32; 8];
+            for t in 0..8 {
+                let mut lanes = [0.0f32; 8];
+                // SAFETY: `lanes` has room for eight f32 values.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[t]) };
+                for b in tail..nb {
+                    let blk = &row[b * bb..(b + 1) * bb];
+                    let (u, s) = unpack::<F>(blk);
+                    let yi = load_i8x32(&a[t].q[b * QK..(b + 1) * QK]);
+                    let isum = hsum_i32($dot(_mm256_setzero_si256(), u, signed::<F>(yi, s)))
+                        - offset32(F) * a[t].qsum[b];
+                    lanes[b % 8] += block_value::<F>(blk, a[t], b, isum);
+                }
+                out[t] = sum8(lanes);
+            }
+            out
+        }
+    };
+}
+
+dot32_x8_kernel!(dot32_x8_avx2, "avx2,f16c", dot_bytes_acc_avx2);
+dot32_x8_kernel!(
+    dot32_x8_vnni,
+    "avx2,f16c,avx512vnni,avx512vl",
+    dot_bytes_acc_vnni
+);
+
+/// Generates a 32-value block kernel `$name::<F, T>` (see the module documentation)
+/// whose byte products are `$dot`, compiled for `$features`, with `$x8` for eight inputs.
+macro_rules! dot32_kernel {
+    ($name:ident, $features:literal, $dot:ident, $x8:ident) => {
         /// One row of the 32-value format `F` against `T` inputs; the same bits as
         /// [`crate::quant::dot32_n`].
         #[target_feature(enable = $features)]
         pub fn $name<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
+            if T == 8 {
+                let r = $x8::<F>(row, core::array::from_fn(|t| a[t]));
+                return core::array::from_fn(|t| r[t]);
+            }
             let bb = format32(F).block_bytes();
             let nb = row.len() / bb;
             let groups = nb / 8;
@@ -274,11 +487,12 @@ macro_rules! dot32_kernel {
     };
 }
 
-dot32_kernel!(dot32_avx2_n, "avx2,f16c", dot_bytes_avx2);
+dot32_kernel!(dot32_avx2_n, "avx2,f16c", dot_bytes_avx2, dot32_x8_avx2);
 dot32_kernel!(
     dot32_vnni_n,
     "avx2,f16c,avx512vnni,avx512vl",
-    dot_bytes_vnni
+    dot_bytes_vnni,
+    dot32_x8_vnni
 );
 
 /// Eight binary16 values from `h[..8]` as f32 (exact).
@@ -720,7 +934,11 @@ fn unpack_q4_k(blk: &[u8], j: usize) -> __m256i {
 #[target_feature(enable = "avx2")]
 fn unpack_q5_k(blk: &[u8], j: usize) -> __m256i {
     let qs = &blk[48 + 32 * (j / 2)..48 + 32 * (j / 2) + 32];
-    let lo = if j.is_multiple_of(2) { nib_lo(qs) } else { nib_hi(qs) };
+    let lo = if j.is_multiple_of(2) {
+        nib_lo(qs)
+    } else {
+        nib_hi(qs)
+    };
     or(lo, bit_of(&blk[16..48], j as u32))
 }
 
