@@ -546,6 +546,99 @@ pub fn axpy_f16(acc: &mut [f32], p: f32, v: &[u16]) {
     }
 }
 
+/// Eight `f32` as binary16 bits with `vcvtps2ph` (round to nearest even), or `None` if
+/// one of them is NaN: for every other value the instruction computes exactly
+/// [`crate::half::f32_to_f16`] (IEEE conversion; a test checks it), while NaN payloads
+/// would differ, so callers convert those lanes with the portable function.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn halves_of8(x: __m256) -> Option<__m128i> {
+    if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(x, x)) != 0 {
+        return None;
+    }
+    Some(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x))
+}
+
+/// `dst[i] = f32_to_f16(src[i])` (the same bits, see [`halves_of8`]).
+#[target_feature(enable = "avx2,f16c")]
+pub fn f32_to_f16_slice(src: &[f32], dst: &mut [u16]) {
+    let n = src.len().min(dst.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        match halves_of8(load_f32x8(&src[i..i + 8])) {
+            Some(h) => {
+                let d = &mut dst[i..i + 8];
+                // SAFETY: `d` has exactly 8 writable `u16` (16 bytes).
+                unsafe { _mm_storeu_si128(d.as_mut_ptr().cast(), h) };
+            }
+            None => {
+                for j in i..i + 8 {
+                    dst[j] = crate::half::f32_to_f16(src[j]);
+                }
+            }
+        }
+        i += 8;
+    }
+    for j in i..n {
+        dst[j] = crate::half::f32_to_f16(src[j]);
+    }
+}
+
+/// `x[i] = round_f16(x[i])` (the same bits: exact conversions back, see [`halves_of8`]).
+#[target_feature(enable = "avx2,f16c")]
+pub fn round_f16_slice(x: &mut [f32]) {
+    let n8 = x.len() / 8 * 8;
+    for c in x[..n8].chunks_exact_mut(8) {
+        match halves_of8(load_f32x8(c)) {
+            // SAFETY: `c` has exactly 8 writable `f32`.
+            Some(h) => unsafe { _mm256_storeu_ps(c.as_mut_ptr(), _mm256_cvtph_ps(h)) },
+            None => c.iter_mut().for_each(|v| *v = crate::half::round_f16(*v)),
+        }
+    }
+    for v in &mut x[n8..] {
+        *v = crate::half::round_f16(*v);
+    }
+}
+
+/// The GeGLU product `a[i] = gelu(a[i]) * b[i]` of `forward` (`table` indexed by the
+/// input's binary16 bits within +-10, zero below, identity above), eight at a time: the
+/// same selections and multiply per value, the f16 bits from [`halves_of8`].
+#[target_feature(enable = "avx2,f16c")]
+pub fn geglu(a: &mut [f32], b: &[f32], table: &[f32], scalar: impl Fn(f32) -> f32) {
+    assert!(table.len() == 65536, "GELU table of every binary16");
+    let n = a.len().min(b.len());
+    let n8 = n / 8 * 8;
+    let (lo, hi) = (_mm256_set1_ps(-10.0), _mm256_set1_ps(10.0));
+    for i in (0..n8).step_by(8) {
+        let x = load_f32x8(&a[i..i + 8]);
+        let g = match halves_of8(x) {
+            Some(h) => {
+                // SAFETY: every index is a 16-bit value and `table` has 65536 entries.
+                let looked =
+                    unsafe { _mm256_i32gather_ps::<4>(table.as_ptr(), _mm256_cvtepu16_epi32(h)) };
+                let below = _mm256_cmp_ps::<_CMP_LE_OQ>(x, lo);
+                let above = _mm256_cmp_ps::<_CMP_GE_OQ>(x, hi);
+                let g = _mm256_blendv_ps(looked, x, above);
+                _mm256_andnot_ps(below, g)
+            }
+            None => {
+                let mut g = [0.0f32; 8];
+                for (j, v) in g.iter_mut().enumerate() {
+                    *v = scalar(a[i + j]);
+                }
+                load_f32x8(&g)
+            }
+        };
+        let r = _mm256_mul_ps(g, load_f32x8(&b[i..i + 8]));
+        let o = &mut a[i..i + 8];
+        // SAFETY: `o` has exactly 8 writable `f32`.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), r) };
+    }
+    for i in n8..n {
+        a[i] = scalar(a[i]) * b[i];
+    }
+}
+
 /// Whether this CPU runs [`dot32_avx2_n`] (AVX2 and F16C).
 pub fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
@@ -1103,6 +1196,43 @@ mod tests {
                     _ => check!(dot_q8_0_n),
                 }
             }
+        }
+    }
+
+    /// `vcvtps2ph` against the portable conversion over a spread of every exponent
+    /// and sign (normal, subnormal, overflow, ties), NaN lanes included.
+    #[test]
+    fn f16_conversions_match_portable_bit_for_bit() {
+        if !has_avx2() {
+            return;
+        }
+        let mut xs: std::vec::Vec<f32> = (0..=u32::MAX / 251)
+            .map(|i| f32::from_bits(i * 251))
+            .collect();
+        // Exact ties and neighbours around every binary16 value.
+        for h in 0..=u16::MAX {
+            let f = crate::half::f16_to_f32(h).to_bits();
+            for d in [0x1000u32, 0x0fff, 0x1001, 0x2000] {
+                xs.push(f32::from_bits(f.wrapping_add(d)));
+                xs.push(f32::from_bits(f.wrapping_sub(d)));
+            }
+        }
+        let mut got = std::vec![0u16; xs.len()];
+        // SAFETY: AVX2 and F16C support was checked above.
+        unsafe { f32_to_f16_slice(&xs, &mut got) };
+        for (x, g) in xs.iter().zip(&got) {
+            assert_eq!(*g, crate::half::f32_to_f16(*x), "{:#x}", x.to_bits());
+        }
+        let mut r = xs.clone();
+        // SAFETY: as above.
+        unsafe { round_f16_slice(&mut r) };
+        for (x, g) in xs.iter().zip(&r) {
+            assert_eq!(
+                g.to_bits(),
+                crate::half::round_f16(*x).to_bits(),
+                "{:#x}",
+                x.to_bits()
+            );
         }
     }
 
