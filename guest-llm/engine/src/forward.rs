@@ -104,8 +104,8 @@ fn rmsnorm(out: &mut [f32], x: &[f32], w: &Vector<'_>, eps: f32) {
         ss += v * v;
     }
     let scale = 1.0 / libm::sqrtf(ss / x.len() as f32 + eps);
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = (x[i] * scale) * w.get(i);
+    for ((o, &v), wv) in out.iter_mut().zip(x).zip(w.values()) {
+        *o = (v * scale) * wv;
     }
 }
 
