@@ -250,7 +250,7 @@ fn dot_bytes_acc_vnni(acc: __m256i, u: __m256i, y: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(acc, u, y)
 }
 
-/// Generates `$name::<F>`, a 32-value block kernel for eight inputs (prompt batches)
+/// Generates `$name::<F, N>`, a 32-value block kernel for `N` inputs (prompt batches)
 /// whose byte products are accumulated by `$dot` (`acc + u * y` per 4-byte lane),
 /// compiled for `$features`. The weights of eight blocks are transposed once
 /// ([`transpose8`]) and the inputs come transposed the same way ([`transpose_acts`]), so
@@ -258,15 +258,15 @@ fn dot_bytes_acc_vnni(acc: __m256i, u: __m256i, y: __m256i) -> __m256i {
 /// no horizontal sums; the rest is exactly the generic kernel's arithmetic.
 macro_rules! dot32_x8_kernel {
     ($name:ident, $features:literal, $dot:ident) => {
-        /// One row of the 32-value format `F` against eight inputs; the same bits as
+        /// One row of the 32-value format `F` against `N` inputs; the same bits as
         /// [`crate::quant::dot32_n`].
         #[inline]
         #[target_feature(enable = $features)]
-        fn $name<const F: u8>(row: &[u8], a: [&Q8Acts; 8]) -> [f32; 8] {
+        fn $name<const F: u8, const N: usize>(row: &[u8], a: [&Q8Acts; N]) -> [f32; N] {
             let bb = format32(F).block_bytes();
             let nb = row.len() / bb;
             let groups = nb / 8;
-            let mut acc = [_mm256_setzero_ps(); 8];
+            let mut acc = [_mm256_setzero_ps(); N];
             for g in 0..groups {
                 let b0 = g * 8;
                 let blks = &row[b0 * bb..(b0 + 8) * bb];
@@ -283,7 +283,7 @@ macro_rules! dot32_x8_kernel {
                 } else {
                     _mm256_setzero_ps()
                 };
-                for t in 0..8 {
+                for t in 0..N {
                     let y = &a[t].qt[b0 * QK..(b0 + 8) * QK];
                     let mut v0 = _mm256_setzero_si256();
                     let mut v1 = _mm256_setzero_si256();
@@ -327,7 +327,7 @@ macro_rules! dot32_x8_kernel {
                 } else {
                     _mm_setzero_ps()
                 };
-                for t in 0..8 {
+                for t in 0..N {
                     let y = &a[t].qt[b0 * QK..(b0 + 4) * QK];
                     let mut v = _mm256_setzero_si256();
                     for k in 0..4 {
@@ -350,8 +350,8 @@ macro_rules! dot32_x8_kernel {
                 }
                 tail += 4;
             }
-            let mut out = [0.0f32; 8];
-            for t in 0..8 {
+            let mut out = [0.0f32; N];
+            for t in 0..N {
                 let mut lanes = [0.0f32; 8];
                 // SAFETY: `lanes` has room for eight f32 values.
                 unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[t]) };
@@ -378,16 +378,16 @@ dot32_x8_kernel!(
 );
 
 /// Generates a 32-value block kernel `$name::<F, T>` (see the module documentation)
-/// whose byte products are `$dot`, compiled for `$features`, with `$x8` for eight inputs.
+/// whose byte products are `$dot`, compiled for `$features`, with `$x8` for four or more
+/// inputs.
 macro_rules! dot32_kernel {
     ($name:ident, $features:literal, $dot:ident, $x8:ident) => {
         /// One row of the 32-value format `F` against `T` inputs; the same bits as
         /// [`crate::quant::dot32_n`].
         #[target_feature(enable = $features)]
         pub fn $name<const F: u8, const T: usize>(row: &[u8], a: [&Q8Acts; T]) -> [f32; T] {
-            if T == 8 {
-                let r = $x8::<F>(row, core::array::from_fn(|t| a[t]));
-                return core::array::from_fn(|t| r[t]);
+            if T >= 4 {
+                return $x8::<F, T>(row, a);
             }
             let bb = format32(F).block_bytes();
             let nb = row.len() / bb;
@@ -659,10 +659,10 @@ pub mod vnni {
     /// [`super::dot_q4_k_n`] with `vpdpwssd` for eight inputs (the same bits).
     #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]
     pub fn dot_q4_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
-        if T == TOKENS8 {
-            let a8 = core::array::from_fn(|t| a[t]);
-            let r = dot_k4_x8_vnni(Format::Q4_K, row, a8, |blk, j| unpack_q4_k(blk, j));
-            return core::array::from_fn(|t| r[t]);
+        if T.is_multiple_of(TOKENS8) {
+            return in_eights(a, |a8| {
+                dot_k4_x8_vnni(Format::Q4_K, row, a8, |blk, j| unpack_q4_k(blk, j))
+            });
         }
         super::dot_q4_k_n(row, a)
     }
@@ -670,10 +670,10 @@ pub mod vnni {
     /// [`super::dot_q5_k_n`] with `vpdpwssd` for eight inputs (the same bits).
     #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]
     pub fn dot_q5_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
-        if T == TOKENS8 {
-            let a8 = core::array::from_fn(|t| a[t]);
-            let r = dot_k4_x8_vnni(Format::Q5_K, row, a8, |blk, j| unpack_q5_k(blk, j));
-            return core::array::from_fn(|t| r[t]);
+        if T.is_multiple_of(TOKENS8) {
+            return in_eights(a, |a8| {
+                dot_k4_x8_vnni(Format::Q5_K, row, a8, |blk, j| unpack_q5_k(blk, j))
+            });
         }
         super::dot_q5_k_n(row, a)
     }
@@ -681,9 +681,8 @@ pub mod vnni {
     /// [`super::dot_q6_k_n`] with `vpdpwssd` for eight inputs (the same bits).
     #[target_feature(enable = "avx2,f16c,avx512vnni,avx512vl")]
     pub fn dot_q6_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
-        if T == TOKENS8 {
-            let r = dot_q6_k_x8_vnni(row, core::array::from_fn(|t| a[t]));
-            return core::array::from_fn(|t| r[t]);
+        if T.is_multiple_of(TOKENS8) {
+            return in_eights(a, |a8| dot_q6_k_x8_vnni(row, a8));
         }
         super::dot_q6_k_n(row, a)
     }
@@ -830,6 +829,19 @@ fn dot_k4<const T: usize>(
 
 /// Inputs the cross-input K kernels (`dot_k4_x8_*`, `dot_q6_k_x8_*`) take at once.
 const TOKENS8: usize = 8;
+
+/// `T` (a multiple of eight) inputs as `kernel` of each eight in turn.
+#[inline(always)]
+fn in_eights<const T: usize>(
+    a: [&Q8KActs; T],
+    mut kernel: impl FnMut([&Q8KActs; TOKENS8]) -> [f32; TOKENS8],
+) -> [f32; T] {
+    let mut out = [0.0f32; T];
+    for (o, a) in out.chunks_exact_mut(TOKENS8).zip(a.chunks_exact(TOKENS8)) {
+        o.copy_from_slice(&kernel(core::array::from_fn(|t| a[t])));
+    }
+    out
+}
 
 /// Lane `t` = `a[t].d[b]`: the activation scales of block `b` of eight inputs.
 #[inline]
@@ -1039,10 +1051,10 @@ fn unpack_q5_k(blk: &[u8], j: usize) -> __m256i {
 /// [`crate::kernels::portable::dot_q4_k_n`]).
 #[target_feature(enable = "avx2,f16c")]
 pub fn dot_q4_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
-    if T == TOKENS8 {
-        let a8 = core::array::from_fn(|t| a[t]);
-        let r = dot_k4_x8_avx2(Format::Q4_K, row, a8, |blk, j| unpack_q4_k(blk, j));
-        return core::array::from_fn(|t| r[t]);
+    if T.is_multiple_of(TOKENS8) {
+        return in_eights(a, |a8| {
+            dot_k4_x8_avx2(Format::Q4_K, row, a8, |blk, j| unpack_q4_k(blk, j))
+        });
     }
     dot_k4(Format::Q4_K, row, a, |blk, j| unpack_q4_k(blk, j))
 }
@@ -1051,10 +1063,10 @@ pub fn dot_q4_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
 /// [`crate::kernels::portable::dot_q5_k_n`]).
 #[target_feature(enable = "avx2,f16c")]
 pub fn dot_q5_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
-    if T == TOKENS8 {
-        let a8 = core::array::from_fn(|t| a[t]);
-        let r = dot_k4_x8_avx2(Format::Q5_K, row, a8, |blk, j| unpack_q5_k(blk, j));
-        return core::array::from_fn(|t| r[t]);
+    if T.is_multiple_of(TOKENS8) {
+        return in_eights(a, |a8| {
+            dot_k4_x8_avx2(Format::Q5_K, row, a8, |blk, j| unpack_q5_k(blk, j))
+        });
     }
     dot_k4(Format::Q5_K, row, a, |blk, j| unpack_q5_k(blk, j))
 }
@@ -1065,9 +1077,8 @@ pub fn dot_q5_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
 /// `32 * sum(sc[j] * bsums[j])`, which is exactly the portable `sum(sc[j] * s[j])`.
 #[target_feature(enable = "avx2,f16c")]
 pub fn dot_q6_k_n<const T: usize>(row: &[u8], a: [&Q8KActs; T]) -> [f32; T] {
-    if T == TOKENS8 {
-        let r = dot_q6_k_x8_avx2(row, core::array::from_fn(|t| a[t]));
-        return core::array::from_fn(|t| r[t]);
+    if T.is_multiple_of(TOKENS8) {
+        return in_eights(a, |a8| dot_q6_k_x8_avx2(row, a8));
     }
     let mut acc = [Acc::default(); T];
     for (b, blk) in row.chunks_exact(Format::Q6_K.block_bytes()).enumerate() {
@@ -1125,7 +1136,7 @@ mod tests {
         let mut seed = 0x1234_5678u32;
         for round in 0..24 {
             let cols = QK * [8, 19, 3, 20, 1, 13, 48, 4][round % 8];
-            let xs: std::vec::Vec<std::vec::Vec<f32>> = (0..8)
+            let xs: std::vec::Vec<std::vec::Vec<f32>> = (0..16)
                 .map(|_| {
                     (0..cols)
                         .map(|i| match round % 4 {
@@ -1144,6 +1155,7 @@ mod tests {
                 .collect();
             let acts: std::vec::Vec<Q8Acts> = xs.iter().map(|x| Q8Acts::quantize(x)).collect();
             let r8: [&Q8Acts; 8] = core::array::from_fn(|t| &acts[t]);
+            let r16: [&Q8Acts; 16] = core::array::from_fn(|t| &acts[t]);
             for format in [
                 Format::Q4_0,
                 Format::Q4_1,
@@ -1176,7 +1188,14 @@ mod tests {
                             port[5].to_bits(),
                             "{format:?} avx2 single"
                         );
+                        let port16 = crate::quant::$f(&row, r16);
+                        // SAFETY: AVX2 and F16C support was checked above.
+                        let simd16 = unsafe { $f(&row, r16) };
+                        assert_eq!(bits(&simd16), bits(&port16), "{format:?} avx2 16 inputs");
                         if has_vnni() {
+                            // SAFETY: AVX-512 VNNI and VL support was checked just above.
+                            let v16 = unsafe { vnni::$f(&row, r16) };
+                            assert_eq!(bits(&v16), bits(&port16), "{format:?} vnni 16 inputs");
                             // SAFETY: AVX-512 VNNI and VL support was checked just above.
                             let (v8, v1) = unsafe { (vnni::$f(&row, r8), vnni::$f(&row, [r8[5]])) };
                             assert_eq!(bits(&v8), bits(&port), "{format:?} vnni round {round}");
@@ -1251,7 +1270,7 @@ mod tests {
             // Every third round at the extremes: activations all +-127, every weight bit
             // set, largest scales (Q6_K: -128), so saturation or overflow would show.
             let extreme = round % 3 == 2;
-            let xs: std::vec::Vec<std::vec::Vec<f32>> = (0..8)
+            let xs: std::vec::Vec<std::vec::Vec<f32>> = (0..16)
                 .map(|_| {
                     (0..cols)
                         .map(|i| {
@@ -1266,6 +1285,7 @@ mod tests {
                 .collect();
             let ak: std::vec::Vec<Q8KActs> = xs.iter().map(|x| Q8KActs::quantize(x)).collect();
             let rk: [&Q8KActs; 8] = core::array::from_fn(|t| &ak[t]);
+            let r16: [&Q8KActs; 16] = core::array::from_fn(|t| &ak[t]);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
             for format in [Format::Q4_K, Format::Q5_K, Format::Q6_K] {
                 let mut row = random_row(format, cols, &mut seed);
@@ -1301,6 +1321,26 @@ mod tests {
                 };
                 assert_eq!(bits(&simd), bits(&port), "{format:?} round {round}");
                 assert_eq!(simd1[0].to_bits(), port[3].to_bits(), "{format:?} single");
+                // SAFETY: AVX2 and F16C support was checked above.
+                let (s16, p16) = unsafe {
+                    match format {
+                        Format::Q4_K => (dot_q4_k_n(&row, r16), p::dot_q4_k_n(&row, r16)),
+                        Format::Q5_K => (dot_q5_k_n(&row, r16), p::dot_q5_k_n(&row, r16)),
+                        _ => (dot_q6_k_n(&row, r16), p::dot_q6_k_n(&row, r16)),
+                    }
+                };
+                assert_eq!(bits(&s16), bits(&p16), "{format:?} 16 inputs");
+                if has_vnni() {
+                    // SAFETY: AVX-512 VNNI and VL support was checked just above.
+                    let v16 = unsafe {
+                        match format {
+                            Format::Q4_K => vnni::dot_q4_k_n(&row, r16),
+                            Format::Q5_K => vnni::dot_q5_k_n(&row, r16),
+                            _ => vnni::dot_q6_k_n(&row, r16),
+                        }
+                    };
+                    assert_eq!(bits(&v16), bits(&p16), "{format:?} vnni 16 inputs");
+                }
                 if has_vnni() {
                     // SAFETY: AVX-512 VNNI and VL support was checked just above.
                     let (v8, v1) = unsafe {
