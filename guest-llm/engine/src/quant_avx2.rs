@@ -236,6 +236,16 @@ fn transpose8(v: &[__m256i; 8]) -> [__m256i; 8] {
     })
 }
 
+/// Lane `i` = [`sum8`] of the lanes of `v[i]`, in its order: two rounds of pairwise
+/// `hadd` give `(x0 + x1) + (x2 + x3)` and `(x4 + x5) + (x6 + x7)` in the low and high
+/// halves, which the final add combines.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn sum8_x4(v: [__m256; 4]) -> __m128 {
+    let h = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
+}
+
 /// `acc + u * y` (sums of four byte products per `i32` lane) with AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -351,6 +361,14 @@ macro_rules! dot32_x8_kernel {
                 tail += 4;
             }
             let mut out = [0.0f32; N];
+            if tail == nb && N.is_multiple_of(4) {
+                for (o, acc) in out.chunks_exact_mut(4).zip(acc.chunks_exact(4)) {
+                    let s = sum8_x4([acc[0], acc[1], acc[2], acc[3]]);
+                    // SAFETY: `o` has exactly 4 writable `f32`.
+                    unsafe { _mm_storeu_ps(o.as_mut_ptr(), s) };
+                }
+                return out;
+            }
             for t in 0..N {
                 let mut lanes = [0.0f32; 8];
                 // SAFETY: `lanes` has room for eight f32 values.
