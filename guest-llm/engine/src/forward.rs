@@ -219,17 +219,26 @@ fn geglu(a: &mut [f32], b: &[f32], table: &[f32], simd: bool) {
     }
 }
 
-/// `acc[i] += p * v[i]` with `v` binary16.
+/// `acc[j] += p * v[j]` for each `(p, v) = row(i)`, `i` in `0..len` in order, with `v`
+/// binary16.
 #[inline]
-fn axpy_f16(acc: &mut [f32], p: f32, v: &[u16], simd: bool) {
+fn weighted_rows_f16<'v>(
+    acc: &mut [f32],
+    len: usize,
+    row: impl Fn(usize) -> (f32, &'v [u16]),
+    simd: bool,
+) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if simd {
         // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
-        return unsafe { crate::quant_avx2::axpy_f16(acc, p, v) };
+        return unsafe { crate::quant_avx2::weighted_rows_f16(acc, len, row) };
     }
     let _ = simd;
-    for (o, &vv) in acc.iter_mut().zip(v) {
-        *o += p * f16_to_f32(vv);
+    for i in 0..len {
+        let (p, v) = row(i);
+        for (o, &vv) in acc.iter_mut().zip(v) {
+            *o += p * f16_to_f32(vv);
+        }
     }
 }
 
@@ -298,11 +307,11 @@ fn attend_head(
     while j0 < hd {
         let w = ATT_CHUNK.min(hd - j0);
         let mut acc = [0.0f32; ATT_CHUNK];
-        for i in 0..len {
-            let p = scores.get(sbase + i);
+        let row = |i: usize| {
             let vo = cache.at(l, first + i) + kv_off + j0;
-            axpy_f16(&mut acc[..w], p, &cache.values[vo..vo + w], simd);
-        }
+            (scores.get(sbase + i), &cache.values[vo..vo + w])
+        };
+        weighted_rows_f16(&mut acc[..w], len, row, simd);
         for (j, &a) in acc[..w].iter().enumerate() {
             out.set(obase + j0 + j, a);
         }

@@ -546,6 +546,38 @@ pub fn dot_f16_keys(q: &[f32], k: &[u16]) -> f32 {
     sum8(lanes) + tail
 }
 
+/// Values held in registers by [`weighted_rows_f16`].
+const WEIGHTED_WIDTH: usize = 64;
+
+/// `acc[j] += p * v[j]` for each `(p, v) = row(i)`, `i` in `0..len` in order (F16C;
+/// separate multiply and add per value, as the portable attention does); a 64-wide
+/// `acc` stays in eight registers over all rows.
+#[target_feature(enable = "avx2,f16c")]
+pub fn weighted_rows_f16<'v>(acc: &mut [f32], len: usize, row: impl Fn(usize) -> (f32, &'v [u16])) {
+    if acc.len() != WEIGHTED_WIDTH {
+        for i in 0..len {
+            let (p, v) = row(i);
+            axpy_f16(acc, p, v);
+        }
+        return;
+    }
+    let mut r: [__m256; 8] = core::array::from_fn(|k| load_f32x8(&acc[8 * k..8 * k + 8]));
+    for i in 0..len {
+        let (p, v) = row(i);
+        let v = &v[..WEIGHTED_WIDTH];
+        let pv = _mm256_set1_ps(p);
+        for k in 0..8 {
+            let x = halves_f32x8(&v[8 * k..8 * k + 8]);
+            r[k] = _mm256_add_ps(r[k], _mm256_mul_ps(pv, x));
+        }
+    }
+    for (k, rk) in r.iter().enumerate() {
+        let o = &mut acc[8 * k..8 * k + 8];
+        // SAFETY: `o` has exactly 8 writable `f32`.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *rk) };
+    }
+}
+
 /// `acc[i] += p * v[i]` with `v` binary16 (F16C; separate multiply and add, as the
 /// portable attention does).
 #[target_feature(enable = "avx2,f16c")]
