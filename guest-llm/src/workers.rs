@@ -28,6 +28,8 @@ static SLEEPING: AtomicU64 = AtomicU64::new(0);
 static WAKES: AtomicU64 = AtomicU64::new(0);
 /// How long an idle worker polls its mailbox before it sleeps, in microseconds.
 const POLL_US: u64 = 2_000;
+/// Mailbox checks between two reads of the counter while polling.
+const POLL_CHECK: u32 = 64;
 
 /// Why a job was not posted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +96,22 @@ pub fn wakes() -> u64 {
 fn next_job(core: usize) -> &'static Job {
     let start = guest_rt::timer::counter();
     let poll = guest_rt::timer::frequency() * POLL_US / 1_000_000;
+    let mut spins = 0u32;
     loop {
-        if let Some(job) = MAILBOX[core].take() {
-            return job;
+        // A plain load while the mailbox is empty: the swap in `take` is an exclusive pair,
+        // which QEMU's TCG runs as a locked compare-and-exchange helper.
+        if MAILBOX[core].get().is_some() {
+            if let Some(job) = MAILBOX[core].take() {
+                return job;
+            }
         }
-        if guest_rt::timer::counter().wrapping_sub(start) < poll {
+        spins = spins.wrapping_add(1);
+        // The counter only every POLL_CHECK spins: under TCG each read of CNTVCT_EL0 is a
+        // helper call into the host clock, which polling cores would otherwise make back to
+        // back while the working core needs the host CPU.
+        if !spins.is_multiple_of(POLL_CHECK)
+            || guest_rt::timer::counter().wrapping_sub(start) < poll
+        {
             guest_rt::sync::spin_yield();
             continue;
         }
