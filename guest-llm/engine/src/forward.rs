@@ -104,8 +104,8 @@ fn rmsnorm(out: &mut [f32], x: &[f32], w: &Vector<'_>, eps: f32) {
         ss += v * v;
     }
     let scale = 1.0 / libm::sqrtf(ss / x.len() as f32 + eps);
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = (x[i] * scale) * w.get(i);
+    for ((o, &v), wv) in out.iter_mut().zip(x).zip(w.values()) {
+        *o = (v * scale) * wv;
     }
 }
 
@@ -180,17 +180,65 @@ fn f16c() -> bool {
     }
 }
 
-/// `acc[i] += p * v[i]` with `v` binary16.
-#[inline]
-fn axpy_f16(acc: &mut [f32], p: f32, v: &[u16], simd: bool) {
+/// `dst[i] = f32_to_f16(src[i])`.
+fn to_halves(src: &[f32], dst: &mut [u16], simd: bool) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if simd {
         // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
-        return unsafe { crate::quant_avx2::axpy_f16(acc, p, v) };
+        return unsafe { crate::quant_avx2::f32_to_f16_slice(src, dst) };
     }
     let _ = simd;
-    for (o, &vv) in acc.iter_mut().zip(v) {
-        *o += p * f16_to_f32(vv);
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f32_to_f16(s);
+    }
+}
+
+/// `x[i] = round_f16(x[i])`.
+fn round_halves(x: &mut [f32], simd: bool) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if simd {
+        // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
+        return unsafe { crate::quant_avx2::round_f16_slice(x) };
+    }
+    let _ = simd;
+    for v in x.iter_mut() {
+        *v = round_f16(*v);
+    }
+}
+
+/// The GeGLU product `a[i] = gelu(a[i]) * b[i]`.
+fn geglu(a: &mut [f32], b: &[f32], table: &[f32], simd: bool) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if simd {
+        // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
+        return unsafe { crate::quant_avx2::geglu(a, b, table, |x| gelu(x, table)) };
+    }
+    let _ = simd;
+    for (a, b) in a.iter_mut().zip(b) {
+        *a = gelu(*a, table) * b;
+    }
+}
+
+/// `acc[j] += p * v[j]` for each `(p, v) = row(i)`, `i` in `0..len` in order, with `v`
+/// binary16.
+#[inline]
+fn weighted_rows_f16<'v>(
+    acc: &mut [f32],
+    len: usize,
+    row: impl Fn(usize) -> (f32, &'v [u16]),
+    simd: bool,
+) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if simd {
+        // SAFETY: `simd` comes from `f16c()`, true only when the CPU has AVX2 and F16C.
+        return unsafe { crate::quant_avx2::weighted_rows_f16(acc, len, row) };
+    }
+    let _ = simd;
+    for i in 0..len {
+        let (p, v) = row(i);
+        for (o, &vv) in acc.iter_mut().zip(v) {
+            *o += p * f16_to_f32(vv);
+        }
     }
 }
 
@@ -259,11 +307,11 @@ fn attend_head(
     while j0 < hd {
         let w = ATT_CHUNK.min(hd - j0);
         let mut acc = [0.0f32; ATT_CHUNK];
-        for i in 0..len {
-            let p = scores.get(sbase + i);
+        let row = |i: usize| {
             let vo = cache.at(l, first + i) + kv_off + j0;
-            axpy_f16(&mut acc[..w], p, &cache.values[vo..vo + w], simd);
-        }
+            (scores.get(sbase + i), &cache.values[vo..vo + w])
+        };
+        weighted_rows_f16(&mut acc[..w], len, row, simd);
         for (j, &a) in acc[..w].iter().enumerate() {
             out.set(obase + j0 + j, a);
         }
@@ -439,6 +487,7 @@ pub fn forward_in<'w>(
     let normed = sized(&mut ws.normed, hd);
     let (inp, cells, scores) = (&mut ws.inp, &mut ws.cells, &mut ws.scores);
     let groups = n.min(ATT_GROUPS);
+    let simd = f16c();
     scores.ensure(c.n_heads * groups * cache.capacity);
     // Llama scales the scores; Gemma 3 scales the queries instead (before their f16
     // rounding, as llama.cpp does) and the scores by 1.
@@ -481,19 +530,16 @@ pub fn forward_in<'w>(
                 }
             }
             let at = cache.at(l, pos0 + t);
-            for i in 0..kv_dim {
-                cache.keys[at + i] = f32_to_f16(k[t * kv_dim + i]);
-                cache.values[at + i] = f32_to_f16(v[t * kv_dim + i]);
-            }
+            let r = t * kv_dim..(t + 1) * kv_dim;
+            to_halves(&k[r.clone()], &mut cache.keys[at..at + kv_dim], simd);
+            to_halves(&v[r], &mut cache.values[at..at + kv_dim], simd);
         }
         let window = match gemma {
             Some(g) if local => g.sliding_window,
             _ => 0,
         };
         // The queries go through f16 before the dot products with the f16 keys.
-        for x in q.iter_mut() {
-            *x = round_f16(*x);
-        }
+        round_halves(q, simd);
         {
             let cache_ref: &KvCache = cache;
             cells.ensure(n * q_dim);
@@ -539,9 +585,7 @@ pub fn forward_in<'w>(
         mm(&layer.w_gate, par, xb, n, false, inp, cells, hb);
         mm(&layer.w_up, par, xb, n, true, inp, cells, hb2);
         if gemma.is_some() {
-            for (a, b) in hb.iter_mut().zip(&*hb2) {
-                *a = gelu(*a, gelu_table) * b;
-            }
+            geglu(hb, hb2, gelu_table, simd);
         } else {
             for (a, b) in hb.iter_mut().zip(&*hb2) {
                 *a = silu(*a) * b;

@@ -179,7 +179,14 @@ macro_rules! block_rows {
 
 /// Rows handed to one work item of a parallel product.
 pub const ROWS_PER_CHUNK: usize = 16;
+/// Inputs multiplied together against each weight block during batched prefill: 16 on
+/// x86-64, whose kernels unpack (and transpose) a weight block once for all of them, 8
+/// elsewhere (the NEON kernels' registers). Every input's arithmetic is the same for
+/// any count, so this changes no result.
+#[cfg(target_arch = "x86_64")]
+pub const TOKEN_BLOCK: usize = 16;
 /// Inputs multiplied together against each weight block during batched prefill.
+#[cfg(not(target_arch = "x86_64"))]
 pub const TOKEN_BLOCK: usize = 8;
 
 /// A borrowed view of converted inputs, as the kernels take them.
@@ -629,8 +636,12 @@ impl<'a> Matrix<'a> {
                     1
                 };
                 self.rows_dispatch(r0, r1, acts, t0, tb, &mut buf);
-                for (i, r) in (r0..r1).enumerate() {
-                    for k in 0..tb {
+                // Input by input, so each input's outputs (one cache line for a full
+                // chunk) are written at once: the inputs' rows are `rows * 4` bytes apart,
+                // often a multiple of 4 KiB, where a row-by-row order thrashes one cache
+                // set.
+                for k in 0..tb {
+                    for (i, r) in (r0..r1).enumerate() {
                         cells.set((t0 + k) * rows + r, buf[i * TOKEN_BLOCK + k]);
                     }
                 }

@@ -159,6 +159,13 @@ impl<'a> Vector<'a> {
     pub fn get(&self, i: usize) -> f32 {
         f32_at(self.bytes, i)
     }
+    /// The elements in order.
+    #[inline]
+    pub fn values(&self) -> impl Iterator<Item = f32> + 'a {
+        self.bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.bytes.len() / 4

@@ -29,6 +29,24 @@ fn round_even(x: f32) -> f32 {
     (x + M) - M
 }
 
+/// The largest magnitude in `x` (0 if empty; NaN values are ignored, as `f32::max`
+/// does), in eight lanes so it vectorizes: the maximum does not depend on the order.
+#[inline]
+fn abs_max(x: &[f32]) -> f32 {
+    let mut m = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            m[j] = m[j].max(libm::fabsf(c[j]));
+        }
+    }
+    let mut amax = m.iter().fold(0.0f32, |a, &v| a.max(v));
+    for &v in chunks.remainder() {
+        amax = amax.max(libm::fabsf(v));
+    }
+    amax
+}
+
 /// Activations quantized to 8 bits per 32-value block (shared by Q8_0 and Q8_1 use).
 #[derive(Debug, Clone, Default)]
 pub struct Q8Acts {
@@ -44,6 +62,10 @@ pub struct Q8Acts {
     /// [`crate::quant_neon::NEON_ORDER`]).
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     pub q16: Vec<i16>,
+    /// `q` with groups of blocks transposed in 4-byte units for the x86 kernels of
+    /// eight inputs (see [`crate::quant_avx2::transpose_acts`]).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    pub qt: Vec<i8>,
 }
 
 impl Q8Acts {
@@ -65,10 +87,7 @@ impl Q8Acts {
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         out.q16.resize(nb * QK, 0);
         for (b, xb) in x.chunks_exact(QK).enumerate() {
-            let mut amax = 0.0f32;
-            for &v in xb {
-                amax = amax.max(libm::fabsf(v));
-            }
+            let amax = abs_max(xb);
             // As ggml's x86/ARM SIMD quantizers: scale by 127 / amax, round half to even.
             let d = amax / 127.0;
             let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
@@ -86,6 +105,8 @@ impl Q8Acts {
             out.d[b] = round_f16(d);
             out.s[b] = round_f16(sum as f32 * d);
         }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        crate::quant_avx2::transpose_acts(&out.q, &mut out.qt);
     }
 }
 
@@ -131,15 +152,13 @@ impl Q8KActs {
         out.qn.resize(nb * QK_K, 0);
         out.bsums.resize(nb * QK_K / 16, 0);
         for (b, xb) in x.chunks_exact(QK_K).enumerate() {
-            let mut amax = 0.0f32;
-            let mut max = 0.0f32;
-            for &v in xb {
-                let a = libm::fabsf(v);
-                if a > amax {
-                    amax = a;
-                    max = v;
-                }
-            }
+            let amax = abs_max(xb);
+            // The first value of that magnitude (none if `amax` is 0: NaN is skipped).
+            let max = xb
+                .iter()
+                .copied()
+                .find(|&v| libm::fabsf(v) == amax)
+                .unwrap_or(0.0);
             let q = &mut out.q[b * QK_K..(b + 1) * QK_K];
             if amax == 0.0 {
                 out.d[b] = 0.0;

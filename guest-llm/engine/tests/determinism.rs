@@ -29,6 +29,11 @@ fn run(model: &Model<'_>, par: &dyn Parallel, toks: &[u32], chunk: usize) -> Vec
     bits(&out)
 }
 
+/// A prompt long enough for the batched kernels (x86-64 multiplies 16 tokens per weight
+/// block, other targets 8): two full blocks and a partial one.
+const LONG: &str = "Once upon a time, the little robot counted 12345 waves on the shore, \
+then it walked home along the quiet beach and told its friends about every single wave.";
+
 fn check(model: &Model<'_>, toks: &[u32]) {
     let base = run(model, &Serial, toks, toks.len());
     for chunk in [1, 3, 8] {
@@ -54,6 +59,9 @@ fn gguf_logits_independent_of_batching_threads_and_simd() {
     let toks = tok.encode("Once upon a time, the little robot counted 12345 waves.");
     assert!(toks.len() > 10);
     check(&model, &toks);
+    let long = tok.encode(LONG);
+    assert!(long.len() > 2 * 16, "{} tokens", long.len());
+    check(&model, &long);
 }
 
 #[test]
@@ -64,6 +72,9 @@ fn gemma3_logits_independent_of_batching_threads_and_simd() {
     let toks = tok.encode_prompt("Once upon a time, the little robot counted 12345 waves.");
     assert!(toks.len() > 10);
     check(&model, &toks);
+    let long = tok.encode_prompt(LONG);
+    assert!(long.len() > 2 * 16, "{} tokens", long.len());
+    check(&model, &long);
 }
 
 #[test]
@@ -91,6 +102,7 @@ fn gemma3_270m_logits_independent_of_batching_threads_and_simd() {
         &model,
         &tok.encode_prompt("The capital of France is Paris, and the capital of Italy is"),
     );
+    check(&model, &tok.encode_prompt(LONG));
 }
 
 #[test]
@@ -102,6 +114,7 @@ fn smollm2_logits_independent_of_batching_threads_and_simd() {
         &model,
         &tok.encode_prompt("The capital of France is Paris, and the capital of Italy is"),
     );
+    check(&model, &tok.encode_prompt(LONG));
 }
 
 /// `models/test/digests.txt` was produced on aarch64 (NEON kernels, run under
