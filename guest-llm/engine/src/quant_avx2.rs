@@ -152,6 +152,59 @@ fn halves4(blks: &[u8], bb: usize, at: usize) -> __m128 {
     _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, h(3), h(2), h(1), h(0)))
 }
 
+/// [`crate::quant::block_value`] of blocks `b0..b0 + 8` against input `a`, lane `i` for
+/// block `b0 + i`: the exact sums `isum` less the format's offset times the input sums, times
+/// the weight scales `dw` and the input scales, plus `mw` times the input sums for the
+/// formats with a minimum; the portable formula, operation for operation.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn block_values8<const F: u8>(
+    isum: __m256i,
+    dw: __m256,
+    mw: __m256,
+    a: &Q8Acts,
+    b0: usize,
+) -> __m256 {
+    let mut isum = isum;
+    if offset32(F) != 0 {
+        let ys = load_i32x8(&a.qsum[b0..b0 + 8]);
+        let off = _mm256_mullo_epi32(ys, _mm256_set1_epi32(offset32(F)));
+        isum = _mm256_sub_epi32(isum, off);
+    }
+    let da = load_f32x8(&a.d[b0..b0 + 8]);
+    let val = _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum));
+    if has_min(F) {
+        _mm256_add_ps(val, _mm256_mul_ps(mw, load_f32x8(&a.s[b0..b0 + 8])))
+    } else {
+        val
+    }
+}
+
+/// [`block_values8`] for the four blocks `b0..b0 + 4`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn block_values4<const F: u8>(
+    isum: __m128i,
+    dw: __m128,
+    mw: __m128,
+    a: &Q8Acts,
+    b0: usize,
+) -> __m128 {
+    let mut isum = isum;
+    if offset32(F) != 0 {
+        let ys = load_i32x4(&a.qsum[b0..b0 + 4]);
+        let off = _mm_mullo_epi32(ys, _mm_set1_epi32(offset32(F)));
+        isum = _mm_sub_epi32(isum, off);
+    }
+    let da = load_f32x4(&a.d[b0..b0 + 4]);
+    let val = _mm_mul_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(isum));
+    if has_min(F) {
+        _mm_add_ps(val, _mm_mul_ps(mw, load_f32x4(&a.s[b0..b0 + 4])))
+    } else {
+        val
+    }
+}
+
 /// Loads 4 `f32` values from `v[..4]`.
 #[inline(always)]
 fn load_f32x4(v: &[f32]) -> __m128 {
@@ -303,18 +356,8 @@ macro_rules! dot32_x8_kernel {
                         v0 = $dot(v0, u[k], signed::<F>(y0, s[k]));
                         v1 = $dot(v1, u[k + 1], signed::<F>(y1, s[k + 1]));
                     }
-                    let mut isum = _mm256_add_epi32(v0, v1);
-                    if offset32(F) != 0 {
-                        let ys = load_i32x8(&a[t].qsum[b0..b0 + 8]);
-                        let off = _mm256_mullo_epi32(ys, _mm256_set1_epi32(offset32(F)));
-                        isum = _mm256_sub_epi32(isum, off);
-                    }
-                    let da = load_f32x8(&a[t].d[b0..b0 + 8]);
-                    let mut val = _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum));
-                    if has_min(F) {
-                        val =
-                            _mm256_add_ps(val, _mm256_mul_ps(mw, load_f32x8(&a[t].s[b0..b0 + 8])));
-                    }
+                    let isum = _mm256_add_epi32(v0, v1);
+                    let val = block_values8::<F>(isum, dw, mw, a[t], b0);
                     acc[t] = _mm256_add_ps(acc[t], val);
                 }
             }
@@ -344,18 +387,9 @@ macro_rules! dot32_x8_kernel {
                         let yk = load_i8x32(&y[k * QK..(k + 1) * QK]);
                         v = $dot(v, u[k], signed::<F>(yk, s[k]));
                     }
-                    let mut isum =
+                    let isum =
                         _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-                    if offset32(F) != 0 {
-                        let ys = load_i32x4(&a[t].qsum[b0..b0 + 4]);
-                        let off = _mm_mullo_epi32(ys, _mm_set1_epi32(offset32(F)));
-                        isum = _mm_sub_epi32(isum, off);
-                    }
-                    let da = load_f32x4(&a[t].d[b0..b0 + 4]);
-                    let mut val = _mm_mul_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(isum));
-                    if has_min(F) {
-                        val = _mm_add_ps(val, _mm_mul_ps(mw, load_f32x4(&a[t].s[b0..b0 + 4])));
-                    }
+                    let val = block_values4::<F>(isum, dw, mw, a[t], b0);
                     acc[t] = _mm256_add_ps(acc[t], _mm256_set_m128(_mm_set1_ps(-0.0), val));
                 }
                 tail += 4;
@@ -432,18 +466,7 @@ macro_rules! dot32_kernel {
                         let yi = load_i8x32(&y[i * QK..(i + 1) * QK]);
                         v[i] = $dot(u[i], signed::<F>(yi, s[i]));
                     }
-                    let mut isum = reduce8(&v);
-                    if offset32(F) != 0 {
-                        let ys = load_i32x8(&a[t].qsum[b0..b0 + 8]);
-                        let off = _mm256_mullo_epi32(ys, _mm256_set1_epi32(offset32(F)));
-                        isum = _mm256_sub_epi32(isum, off);
-                    }
-                    let da = load_f32x8(&a[t].d[b0..b0 + 8]);
-                    let mut val = _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum));
-                    if has_min(F) {
-                        val =
-                            _mm256_add_ps(val, _mm256_mul_ps(mw, load_f32x8(&a[t].s[b0..b0 + 8])));
-                    }
+                    let val = block_values8::<F>(reduce8(&v), dw, mw, a[t], b0);
                     acc[t] = _mm256_add_ps(acc[t], val);
                 }
             }
@@ -471,17 +494,7 @@ macro_rules! dot32_kernel {
                         let yi = load_i8x32(&y[i * QK..(i + 1) * QK]);
                         v[i] = $dot(u[i], signed::<F>(yi, s[i]));
                     }
-                    let mut isum = reduce4(&v);
-                    if offset32(F) != 0 {
-                        let ys = load_i32x4(&a[t].qsum[b0..b0 + 4]);
-                        let off = _mm_mullo_epi32(ys, _mm_set1_epi32(offset32(F)));
-                        isum = _mm_sub_epi32(isum, off);
-                    }
-                    let da = load_f32x4(&a[t].d[b0..b0 + 4]);
-                    let mut val = _mm_mul_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(isum));
-                    if has_min(F) {
-                        val = _mm_add_ps(val, _mm_mul_ps(mw, load_f32x4(&a[t].s[b0..b0 + 4])));
-                    }
+                    let val = block_values4::<F>(reduce4(&v), dw, mw, a[t], b0);
                     acc[t] = _mm256_add_ps(acc[t], _mm256_set_m128(_mm_set1_ps(-0.0), val));
                 }
                 tail += 4;
